@@ -1,0 +1,68 @@
+import type { DType, TypedArray } from "../dtype.js";
+import type { Shape } from "../shape.js";
+
+/** Opaque storage owned by a backend (a typed array on the CPU, a texture or GPU buffer elsewhere). */
+export type Buffer = unknown;
+
+/** What a kernel is told about one operand: its storage, shape and dtype (always dense row-major). */
+export interface TensorInfo {
+  buf: Buffer;
+  shape: Shape;
+  dtype: DType;
+}
+
+export type UnaryOp =
+  | "neg" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "abs" | "sin" | "cos" | "tanh" | "sigmoid"
+  | "relu" | "gelu" | "silu" | "sign" | "square" | "reciprocal" | "step" | "floor" | "isfinite";
+
+export type BinaryOp =
+  | "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum"
+  | "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+
+export type ReduceOp = "sum" | "max" | "min";
+
+/**
+ * The narrow kernel interface every backend implements. Gradient rules never call a backend; ops call
+ * kernels. Every kernel returns a fresh buffer of the documented output shape (dense row-major).
+ */
+export interface Backend {
+  readonly name: string;
+  /** Uploads host data (the array may be kept by reference; callers must not mutate it afterwards). */
+  fromArray(data: TypedArray, dtype: DType): Buffer;
+  /** Zero-filled buffer. */
+  zeros(dtype: DType, size: number): Buffer;
+  /** Synchronous read-back to a host typed array (may be the backing array itself on the CPU). */
+  read(x: TensorInfo): TypedArray;
+  /** Releases device memory (no-op where memory is garbage collected). */
+  dispose(buf: Buffer): void;
+
+  cast(x: TensorInfo, to: DType): Buffer;
+  fill(dtype: DType, size: number, value: number): Buffer;
+  unary(op: UnaryOp, x: TensorInfo, outDType: DType): Buffer;
+  /** Elementwise with NumPy broadcasting to `outShape`. */
+  binary(op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: Shape, outDType: DType): Buffer;
+  /** `cond ? a : b` with broadcasting. */
+  where(cond: TensorInfo, a: TensorInfo, b: TensorInfo, outShape: Shape): Buffer;
+  /** Reduces over sorted `axes` (output laid out with the reduced axes removed). */
+  reduce(op: ReduceOp, x: TensorInfo, axes: readonly number[]): Buffer;
+  /** Batched matrix product over the last two axes; batch axes already broadcast-compatible. */
+  matmul(a: TensorInfo, b: TensorInfo, transA: boolean, transB: boolean, outShape: Shape): Buffer;
+  transpose(x: TensorInfo, perm: readonly number[]): Buffer;
+  broadcastTo(x: TensorInfo, shape: Shape): Buffer;
+  /** Strided slice: out[i] = x[begin + i*step] per axis, `size` elements per axis. */
+  slice(x: TensorInfo, begin: readonly number[], size: readonly number[], step: readonly number[]): Buffer;
+  /** Writes x into a zero tensor of `outShape` at `begin` with `step` (the adjoint of slice). */
+  pad(x: TensorInfo, outShape: Shape, begin: readonly number[], step: readonly number[]): Buffer;
+  concat(xs: TensorInfo[], axis: number, outShape: Shape): Buffer;
+  /** out = x indexed along `axis` by int32 `indices` (any shape): out.shape = x.shape[:axis] + idx.shape + x.shape[axis+1:]. */
+  gather(x: TensorInfo, indices: TensorInfo, axis: number): Buffer;
+  /** Adjoint of gather: zeros of `outShape`, then adds `updates` at `indices` along `axis`. */
+  scatterAdd(updates: TensorInfo, indices: TensorInfo, axis: number, outShape: Shape): Buffer;
+  /** Softmax / log-softmax over the last axis. */
+  softmax(x: TensorInfo, log: boolean): Buffer;
+  /** Per-row NLL and log-sum-exp of logits [N, C] with int32 targets [N]; ignored rows give 0. */
+  crossEntropy(logits: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer };
+  /** dLogits = g[:,None] * (softmax(logits) - onehot(targets)), zero rows for ignored targets. */
+  crossEntropyBackward(logits: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number): Buffer;
+  /** Random bits are produced on the host; backends only receive the values through fromArray. */
+}

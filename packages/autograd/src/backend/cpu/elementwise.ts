@@ -1,0 +1,201 @@
+import type { BinaryOp, UnaryOp } from "../backend.js";
+import type { TypedArray } from "../../dtype.js";
+import type { Shape } from "../../shape.js";
+import { sizeOf, stridesOf } from "../../shape.js";
+
+/** Scalar expressions of the elementwise kernels; loops are generated once per op and cached. */
+const UNARY_EXPR: Record<UnaryOp, string> = {
+  neg: "-x",
+  exp: "Math.exp(x)",
+  log: "Math.log(x)",
+  log1p: "Math.log1p(x)",
+  sqrt: "Math.sqrt(x)",
+  rsqrt: "1 / Math.sqrt(x)",
+  abs: "Math.abs(x)",
+  sin: "Math.sin(x)",
+  cos: "Math.cos(x)",
+  tanh: "Math.tanh(x)",
+  sigmoid: "1 / (1 + Math.exp(-x))",
+  relu: "(x > 0 ? x : 0)",
+  gelu: "0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
+  silu: "x / (1 + Math.exp(-x))",
+  sign: "(x > 0 ? 1 : x < 0 ? -1 : 0)",
+  square: "x * x",
+  reciprocal: "1 / x",
+  step: "(x > 0 ? 1 : 0)",
+  floor: "Math.floor(x)",
+  isfinite: "(Number.isFinite(x) ? 1 : 0)",
+};
+
+const BINARY_EXPR: Record<BinaryOp, string> = {
+  add: "x + y",
+  sub: "x - y",
+  mul: "x * y",
+  div: "x / y",
+  pow: "Math.pow(x, y)",
+  maximum: "Math.max(x, y)",
+  minimum: "Math.min(x, y)",
+  eq: "(x === y ? 1 : 0)",
+  ne: "(x !== y ? 1 : 0)",
+  lt: "(x < y ? 1 : 0)",
+  le: "(x <= y ? 1 : 0)",
+  gt: "(x > y ? 1 : 0)",
+  ge: "(x >= y ? 1 : 0)",
+};
+
+type UnaryLoop = (x: TypedArray, out: TypedArray, n: number) => void;
+type BroadcastLoop = (
+  a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray,
+  shape: number[], sa: number[], sb: number[], sc: number[],
+) => void;
+
+const unaryCache = new Map<string, UnaryLoop>();
+const binaryCache = new Map<string, BroadcastLoop>();
+
+function unaryLoop(op: UnaryOp): UnaryLoop {
+  let f = unaryCache.get(op);
+  if (!f) {
+    f = new Function("X", "O", "n", `for (let i = 0; i < n; i++) { const x = X[i]; O[i] = ${UNARY_EXPR[op]}; }`) as UnaryLoop;
+    unaryCache.set(op, f);
+  }
+  return f;
+}
+
+/** Generates a broadcasting loop for `expr` over operands x, y (and z for ternary). */
+function broadcastLoop(key: string, expr: string): BroadcastLoop {
+  let f = binaryCache.get(key);
+  if (!f) {
+    const body = `
+      const rank = shape.length;
+      const n = O.length;
+      if (rank === 0) { const x = A[0], y = B[0], z = C ? C[0] : 0; O[0] = ${expr}; return; }
+      const last = shape[rank - 1];
+      const la = sa[rank - 1], lb = sb[rank - 1], lc = sc[rank - 1];
+      const idx = new Int32Array(rank);
+      let ia = 0, ib = 0, ic = 0;
+      for (let o = 0; o < n; o += last) {
+        let pa = ia, pb = ib, pc = ic;
+        for (let j = 0; j < last; j++) {
+          const x = A[pa], y = B[pb], z = C ? C[pc] : 0;
+          O[o + j] = ${expr};
+          pa += la; pb += lb; pc += lc;
+        }
+        for (let d = rank - 2; d >= 0; d--) {
+          idx[d]++; ia += sa[d]; ib += sb[d]; ic += sc[d];
+          if (idx[d] < shape[d]) break;
+          ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d]; ic -= sc[d] * shape[d];
+          idx[d] = 0;
+        }
+      }`;
+    f = new Function("A", "B", "C", "O", "shape", "sa", "sb", "sc", body) as BroadcastLoop;
+    binaryCache.set(key, f);
+  }
+  return f;
+}
+
+const flatCache = new Map<string, (a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void>();
+function flatBinary(op: BinaryOp) {
+  let f = flatCache.get(op);
+  if (!f) {
+    f = new Function("A", "B", "O", "n", `for (let i = 0; i < n; i++) { const x = A[i], y = B[i]; O[i] = ${BINARY_EXPR[op]}; }`) as (
+      a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void;
+    flatCache.set(op, f);
+  }
+  return f;
+}
+const scalarCache = new Map<string, (a: TypedArray, y: number, out: TypedArray, n: number) => void>();
+function scalarRight(op: BinaryOp) {
+  let f = scalarCache.get(op);
+  if (!f) {
+    f = new Function("A", "y", "O", "n", `for (let i = 0; i < n; i++) { const x = A[i]; O[i] = ${BINARY_EXPR[op]}; }`) as (
+      a: TypedArray, y: number, out: TypedArray, n: number) => void;
+    scalarCache.set(op, f);
+  }
+  return f;
+}
+
+/** Broadcast strides of `shape` against `outShape` (0 on broadcast axes). */
+export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const st = stridesOf(shape);
+  const out = new Array<number>(outShape.length).fill(0);
+  const off = outShape.length - shape.length;
+  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
+  return out;
+}
+
+/** out = op(x) elementwise. */
+export function unaryKernel(op: UnaryOp, x: TypedArray, out: TypedArray): void {
+  unaryLoop(op)(x, out, out.length);
+}
+
+/** out = op(a, b) with broadcasting. */
+export function binaryKernel(op: BinaryOp, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
+  const n = out.length;
+  if (a.length === n && b.length === n) return flatBinary(op)(a, b, out, n);
+  if (a.length === n && b.length === 1) return scalarRight(op)(a, b[0], out, n);
+  const f = broadcastLoop("b:" + op, BINARY_EXPR[op]);
+  f(a, b, null, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), new Array(outShape.length).fill(0));
+}
+
+/** out = cond ? a : b with broadcasting. */
+export function whereKernel(cond: TypedArray, cShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
+  // operand order in the generated loop is (A=a, B=b, C=cond)
+  const f = broadcastLoop("where", "(z !== 0 ? x : y)");
+  f(a, b, cond, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), broadcastStrides(cShape, outShape));
+}
+
+/** Copies `src` read with arbitrary (possibly zero) strides and offset into dense `out` of `outShape`. */
+export function stridedCopy(src: TypedArray, offset: number, strides: readonly number[], out: TypedArray, outShape: Shape): void {
+  const rank = outShape.length;
+  const n = sizeOf(outShape);
+  if (n === 0) return;
+  if (rank === 0) {
+    out[0] = src[offset];
+    return;
+  }
+  const last = outShape[rank - 1];
+  const ls = strides[rank - 1];
+  const idx = new Int32Array(rank);
+  let base = offset;
+  for (let o = 0; o < n; o += last) {
+    let p = base;
+    if (ls === 1) {
+      for (let j = 0; j < last; j++) out[o + j] = src[p + j];
+    } else {
+      for (let j = 0; j < last; j++, p += ls) out[o + j] = src[p];
+    }
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      base += strides[d];
+      if (idx[d] < outShape[d]) break;
+      base -= strides[d] * outShape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/** Writes dense `src` of `srcShape` into `out` at `offset` with the given strides (the adjoint of stridedCopy). */
+export function stridedWrite(src: TypedArray, srcShape: Shape, out: TypedArray, offset: number, strides: readonly number[]): void {
+  const rank = srcShape.length;
+  const n = sizeOf(srcShape);
+  if (n === 0) return;
+  if (rank === 0) {
+    out[offset] = src[0];
+    return;
+  }
+  const last = srcShape[rank - 1];
+  const ls = strides[rank - 1];
+  const idx = new Int32Array(rank);
+  let base = offset;
+  for (let o = 0; o < n; o += last) {
+    let p = base;
+    for (let j = 0; j < last; j++, p += ls) out[p] = src[o + j];
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      base += strides[d];
+      if (idx[d] < srcShape[d]) break;
+      base -= strides[d] * srcShape[d];
+      idx[d] = 0;
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * @qkvflow/autograd — tensors, reverse- and forward-mode automatic differentiation, CPU backend.
+ */
+import "./methods.js";
+
+export { Tensor, type TensorLike, type NestedArray, type ArrayData, type GradNode } from "./tensor.js";
+export type { DType, TypedArray } from "./dtype.js";
+export { broadcastShapes, sizeOf, stridesOf, type Shape } from "./shape.js";
+export type { Backend, TensorInfo, UnaryOp, BinaryOp, ReduceOp } from "./backend/backend.js";
+export { setBackend, getBackend, registerBackend, listBackends } from "./backend/registry.js";
+export { CpuBackend } from "./backend/cpu/cpu-backend.js";
+
+export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspace, eye, type CreateOptions } from "./ops/creation.js";
+export {
+  add, sub, mul, div, neg, pow, exp, log, log1p, sqrt, rsqrt, abs, sin, cos, tanh, sigmoid, relu, gelu, silu,
+  square, reciprocal, sign, step, floor, isFinite, maximum, minimum, clamp, where, eq, ne, lt, le, gt, ge,
+} from "./ops/elementwise.js";
+export { sum, mean, max, min, variance, variance as var_, logsumexp, type ReduceOptions } from "./ops/reduce.js";
+export {
+  reshape, transpose, permute, mT, expandDims, squeeze, broadcastTo, sumToShape, slice, concat, stack, split,
+  take, gather, scatterAdd, cast, stopGradient,
+} from "./ops/shape-ops.js";
+export { matmul, matmulT, dot } from "./ops/matmul.js";
+export {
+  softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, layerNorm, dropout, oneHot, causalMask,
+  type CrossEntropyOptions,
+} from "./ops/nn.js";
+export { vjp, jvp, grad, valueAndGrad, jacobian, checkpoint, noGrad, type GradOptions, type JacobianOptions } from "./autodiff/transforms.js";
+export { treeFlatten, treeMap, treeZip, treeLeaves, type Tree } from "./tree.js";
+export * as random from "./random.js";
+export { Key } from "./random.js";
+export { fromNdarray, toNdarray } from "./ndarray-interop.js";
+export { DIFFERENTIABLE_OPS } from "./op-registry.js";
