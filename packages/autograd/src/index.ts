@@ -31,3 +31,10 @@ export * as random from "./random.js";
 export { Key } from "./random.js";
 export { fromNdarray, toNdarray } from "./ndarray-interop.js";
 export { DIFFERENTIABLE_OPS } from "./op-registry.js";
+export * as linalg from "./linalg-ops.js";
+export { qrRaw, qrPositive, eigvalsRaw, eigvalsBatchedRaw, symEigRaw } from "./linalg/index.js";
+export {
+  encodeSafetensors, decodeSafetensors, f16ToF32, bf16ToF32, f32ToF16, f32ToBf16,
+  type RawTensor, type SafeDType, type SafetensorsContents,
+} from "./io/safetensors.js";
+export { saveSafetensors, loadSafetensors, tensorsToRaw, rawToTensor } from "./io/tensors.js";
