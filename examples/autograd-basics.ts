@@ -7,7 +7,7 @@ import * as ag from "@qkvflow/autograd";
 // Gradients of a scalar function (float64 for exact comparison with the closed form).
 const x = ag.tensor([0.5, 1.0, 2.0], { dtype: "float64" });
 const f = (x: ag.Tensor) => ag.sum(ag.mul(ag.sin(x), x));
-const g = ag.grad(f)(x);
+const g: ag.Tensor = ag.grad(f)(x);
 console.log("d/dx Σ x·sin x      =", Array.from(g.data()).map((v) => v.toFixed(6)).join(", "));
 console.log("closed form sin+x·cos =", [0.5, 1, 2].map((v) => (Math.sin(v) + v * Math.cos(v)).toFixed(6)).join(", "));
 
