@@ -1,0 +1,16 @@
+/**
+ * @qkvflow/ode — pluggable, differentiable ODE solvers on @qkvflow/autograd tensors: odeint (fixed-step and
+ * adaptive Runge–Kutta methods with dense output), odeintAdjoint (continuous adjoint gradients), Butcher
+ * tableaux as data, and a registry for custom solvers.
+ */
+export type { FlatField, Solver, StepResult, Tolerance, OdeStats, OdeintOptions, OdeSolution } from "./types.js";
+export { odeint, odeintWithStats } from "./odeint.js";
+export {
+  odeintAdjoint, odeintAdjointVjp, type AdjointOptions, type AdjointSolveOptions, type AdjointSolution, type ParamField,
+} from "./adjoint.js";
+export { customVjp } from "./custom-vjp.js";
+export { explicitRK } from "./explicit-rk.js";
+export { validateTableau, polyMul, polyAdd, polyEval, interpFromPolys, type ButcherTableau, type NormalizedTableau, type Poly } from "./tableau.js";
+export { EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5, BUILTIN_TABLEAUS } from "./tableaus.js";
+export { registerSolver, unregisterSolver, listSolvers, getSolver, type RegisterOptions } from "./registry.js";
+export { combine, increment, hermite } from "./state.js";
