@@ -25,7 +25,7 @@ export {
   softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, layerNorm, dropout, oneHot, causalMask,
   type CrossEntropyOptions,
 } from "./ops/nn.js";
-export { vjp, jvp, grad, valueAndGrad, jacobian, checkpoint, noGrad, type GradOptions, type JacobianOptions } from "./autodiff/transforms.js";
+export { vjp, jvp, grad, valueAndGrad, jacobian, checkpoint, customVjp, noGrad, type GradOptions, type JacobianOptions } from "./autodiff/transforms.js";
 export { treeFlatten, treeMap, treeZip, treeLeaves, type Tree } from "./tree.js";
 export * as random from "./random.js";
 export { Key } from "./random.js";

@@ -9,15 +9,18 @@ export interface GradNode {
   readonly parents: readonly Tensor[];
   /** Cotangents for each parent (null when a parent gets none), computed with differentiable ops. */
   readonly vjp: (g: Tensor) => (Tensor | null)[];
-  /** Set on the outputs of `checkpoint`: recomputes the forward with recording on. */
-  readonly group?: CheckpointGroup;
+  /** Set on the outputs of `checkpoint` / `customVjp`: one rule for all outputs of the call. */
+  readonly group?: OutputGroup;
 }
 
-/** Shared by the outputs of one `checkpoint` call. */
-export interface CheckpointGroup {
+/**
+ * Shared by the outputs of one `checkpoint` or `customVjp` call. When the backward walk reaches the group it
+ * gathers the cotangents of all members (missing ones are undefined) and `run` says which tensors receive
+ * which cotangents next.
+ */
+export interface OutputGroup {
   members: Tensor[];
-  recompute: () => Tensor[];
-  done: boolean;
+  run: (cts: (Tensor | undefined)[]) => { tensor: Tensor; ct: Tensor }[];
 }
 
 /** An n-dimensional array on a backend, with optional autodiff bookkeeping. */

@@ -221,3 +221,22 @@ test("matmul follows NumPy's 1-D and broadcasting rules", () => {
   assert.deepEqual(r.shape, [2, 2, 2]);
   assert.deepEqual(r.toArray(), [[[4, 3], [13, 9]], [[22, 15], [31, 21]]]);
 });
+
+test("customVjp uses the hand-written backward once for all outputs", () => {
+  let calls = 0;
+  const f = ag.customVjp(
+    (x: Tensor, y: Tensor) => [ag.mul(x, y), ag.add(x, y)] as Tensor[],
+    (ct: Tensor[], [x, y]: [Tensor, Tensor]) => {
+      calls++;
+      return [ag.add(ag.mul(ct[0], y), ct[1]), ag.add(ag.mul(ct[0], x), ct[1])];
+    },
+  );
+  const x = f64([1, 2]), y = f64([3, -1]);
+  const loss = (x: Tensor, y: Tensor) => { const [p, s] = f(x, y); return ag.sum(ag.add(ag.mul(p, 2), ag.mul(s, s))); };
+  const [gx, gy] = ag.grad(loss, { argnums: [0, 1] })(x, y);
+  assert.equal(calls, 1);
+  // d/dx [2xy + (x+y)²] = 2y + 2(x+y)
+  assertClose(arr(gx), [2 * 3 + 2 * 4, 2 * -1 + 2 * 1]);
+  assertClose(arr(gy), [2 * 1 + 2 * 4, 2 * 2 + 2 * 1]);
+  assert.throws(() => ag.jvp((x: Tensor) => f(x, y)[0], [x], [x]), /forward-mode differentiation \(jvp\) is not supported/);
+});

@@ -1,4 +1,4 @@
-import { Tensor, type CheckpointGroup, type GradNode } from "../tensor.js";
+import { Tensor, type GradNode, type OutputGroup } from "../tensor.js";
 
 /**
  * The autodiff engine.
@@ -120,6 +120,13 @@ export function popForward(level: number): void {
   if (top !== level) throw new Error("autodiff: forward levels closed out of order");
 }
 
+/** Internal: whether `x` carries a tangent of an open forward level. */
+export function hasActiveTangent(x: Tensor): boolean {
+  if (!x._tangents) return false;
+  for (const l of forwardLevels) if (x._tangents.has(l)) return true;
+  return false;
+}
+
 /** Internal: marks `leaf` as a tracked leaf of the current reverse level whose cotangent flows to `source`. */
 export function makeLeaf(leaf: Tensor, source: Tensor): void {
   leaf._node = {
@@ -130,12 +137,25 @@ export function makeLeaf(leaf: Tensor, source: Tensor): void {
   };
 }
 
+/** Internal: attaches one group node per output; the group's rule runs once for all outputs. */
+export function makeGroupNodes(name: string, outputs: Tensor[], run: OutputGroup["run"]): void {
+  const group: OutputGroup = { members: outputs, run };
+  for (const o of outputs) {
+    o._node = { id: nextNodeId++, name, parents: [], vjp: () => [], group };
+  }
+}
+
 /** Internal: attaches checkpoint nodes to outputs computed without recording. */
 export function makeCheckpointNodes(outputs: Tensor[], recompute: () => Tensor[]): void {
-  const group: CheckpointGroup = { members: outputs, recompute, done: false };
-  for (const o of outputs) {
-    o._node = { id: nextNodeId++, name: "checkpoint", parents: [], vjp: () => [], group };
-  }
+  makeGroupNodes("checkpoint", outputs, (cts) => {
+    const fresh = withRecording(recompute);
+    const out: { tensor: Tensor; ct: Tensor }[] = [];
+    fresh.forEach((f, i) => {
+      const c = cts[i];
+      if (c) out.push({ tensor: f, ct: c });
+    });
+    return out;
+  });
 }
 
 /** Internal: runs `fn` with a probe telling whether any tracked tensor was used. */
@@ -220,26 +240,23 @@ export function backward(
       push(node.id);
     }
   };
+  const handled = new Set<number>();
   for (const r of roots) accumulate(r.tensor, r.ct);
   while (heap.length > 0) {
     const id = pop();
+    if (handled.has(id)) continue;
     const node = nodes.get(id)!;
     const g = grads.get(id)!;
     if (node.group) {
+      // All members were created together after every consumer's inputs, so their cotangents are complete now.
       const group = node.group;
-      if (group.done) continue;
-      group.done = true;
-      const cts: { tensor: Tensor; ct: Tensor }[] = [];
+      const cts = group.members.map((m) => (m._node ? grads.get(m._node.id) : undefined));
       for (const m of group.members) {
-        const mg = m._node ? grads.get(m._node.id) : undefined;
-        cts.push({ tensor: m, ct: mg as Tensor });
+        if (!m._node) continue;
+        if (m._node.id !== id) handled.add(m._node.id);
+        if (!keep.has(m._node.id)) grads.delete(m._node.id);
       }
-      const fresh = withRecording(group.recompute);
-      group.done = false; // the same checkpoint may be differentiated again later
-      for (let i = 0; i < fresh.length; i++) if (cts[i].ct) accumulate(fresh[i], cts[i].ct);
-      for (const m of group.members) if (m._node && !keep.has(m._node.id)) grads.delete(m._node.id);
-      // mark the siblings as handled in this walk
-      for (const m of group.members) if (m._node) nodes.set(m._node.id, { ...m._node, group: { ...group, done: true } });
+      for (const { tensor, ct } of group.run(cts)) accumulate(tensor, ct);
       continue;
     }
     const pg = node.vjp(g);

@@ -1,5 +1,5 @@
 import {
-  backward, detached, isRecording, makeCheckpointNodes, makeLeaf, noGrad, peekNodeId, popForward, popReverse,
+  backward, detached, hasActiveTangent, isRecording, makeCheckpointNodes, makeGroupNodes, makeLeaf, noGrad, peekNodeId, popForward, popReverse,
   probeTracked, pushForward, pushReverse, record, setTangent, tangentOf,
 } from "./engine.js";
 import { isFloat } from "../dtype.js";
@@ -216,6 +216,58 @@ export function checkpoint<A extends unknown[], R>(fn: (...args: A) => R): (...a
     });
     makeCheckpointNodes(outs, () => treeFlatten(fn(...args)).leaves);
     return flat.unflatten(outs);
+  };
+}
+
+/**
+ * Wraps `fn` so that reverse mode uses a hand-written backward `bwd(cotangent, args, out)`, returning one
+ * cotangent tree per argument (shaped like the arguments; non-float leaves are ignored), instead of
+ * differentiating through `fn`. `fn` runs without recording, so its intermediates are not kept. Gradients flow
+ * to the arguments only (not to tensors `fn` closes over). The backward runs with ordinary ops, so it is itself
+ * differentiable when `bwd` is. Forward mode through a customVjp function is refused with an error.
+ */
+export function customVjp<A extends unknown[], R>(
+  fn: (...args: A) => R,
+  bwd: (cotangent: R, args: A, out: R) => A,
+  name = "customVjp",
+): (...args: A) => R {
+  return (...args: A): R => {
+    const argFlats = args.map((a) => treeFlatten(a));
+    const inputs = argFlats.flatMap((f) => f.leaves);
+    for (const x of inputs) {
+      if (hasActiveTangent(x)) {
+        throw new Error(`${name}: forward-mode differentiation (jvp) is not supported through this function (an argument ${x} carries a tangent); expected reverse mode (grad / vjp) only`);
+      }
+    }
+    if (!isRecording() || !inputs.some((x) => x._node && isFloat(x.dtype))) return fn(...args);
+    const out = noGrad(() => fn(...args));
+    const outFlat = treeFlatten(out);
+    const outs = outFlat.leaves.map((o) => detached(o));
+    const members = outs.filter((o) => isFloat(o.dtype));
+    makeGroupNodes(name, members, (cts) => {
+      let k = 0;
+      const ctTree = outFlat.unflatten(outs.map((o) => (isFloat(o.dtype) ? (cts[k++] ?? zerosOf(o)) : zerosOf(o))));
+      const grads = bwd(ctTree, args, out);
+      if (!Array.isArray(grads) || grads.length !== args.length) {
+        throw new Error(`${name}: the backward function returned ${Array.isArray(grads) ? grads.length : typeof grads} cotangents; expected ${args.length}, one per argument`);
+      }
+      const pairs: { tensor: Tensor; ct: Tensor }[] = [];
+      grads.forEach((g, ai) => {
+        const leaves = treeFlatten(g).leaves;
+        const want = argFlats[ai].leaves;
+        if (leaves.length !== want.length) throw new Error(`${name}: the cotangent of argument ${ai} has ${leaves.length} tensors; expected ${want.length} like the argument`);
+        leaves.forEach((c, li) => {
+          const x = want[li];
+          if (!isFloat(x.dtype)) return;
+          if (c.dtype !== x.dtype || !shapesEqual(c.shape, x.shape)) {
+            throw new Error(`${name}: the cotangent of argument ${ai}, leaf ${li} is ${c.dtype} ${fmt(c.shape)}; expected ${x.dtype} ${fmt(x.shape)} like the argument`);
+          }
+          pairs.push({ tensor: x, ct: c });
+        });
+      });
+      return pairs;
+    });
+    return outFlat.unflatten(outs);
   };
 }
 

@@ -1,0 +1,595 @@
+/**
+ * Code generator for the float32 row kernels (WebAssembly SIMD).
+ *
+ * Every kernel walks rows of a row-major [rows, cols] matrix; within a row, columns are processed four
+ * at a time with f32x4 and the last cols % 4 columns with the same code on one lane (load32_zero /
+ * store32_lane, sums masked to lane 0), so odd widths need no separate scalar path.
+ *
+ * Numerics:
+ *  - exp: Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-5 polynomial fitted to
+ *    exp on that interval (max relative error 1.4e-7 with float32 coefficients; about 3e-7 after
+ *    float32 rounding of the steps), and 2^n added into the exponent bits. Arguments below -86
+ *    are clamped (exp gives 4e-38 instead of underflowing to 0); NaN stays NaN. Callers only pass
+ *    arguments ≤ ~0. Row maxima use f32x4.pmax (one instruction) and so skip NaNs, but a NaN
+ *    element still turns its row's sum, and hence the row's outputs, into NaN.
+ *  - row sums are accumulated in float32 lanes over blocks of 256 columns and then in float64, so
+ *    their relative error stays near 1e-7 for rows of any width.
+ *  - log (for log-sum-exp) is evaluated in float64 (atanh series, error < 1e-15).
+ *
+ * Exports (addresses in bytes; all counts are i32):
+ *   softmax_f32(x, out, rows, cols)          logsoftmax_f32(x, out, rows, cols)
+ *   ce_fwd_f32(x, targets, rows, cols, ignore, loss, lse)
+ *   ce_bwd_f32(x, targets, lse, g, out, rows, cols, ignore)
+ *   ln_fwd_f32(x, gamma, beta, out, mean, rstd, rows, cols, eps:f32)
+ *   ln_bwd_f32(x, gamma, mean, rstd, dy, dx, dgamma64, dbeta64, rows, cols)
+ *   gelu_f32(x, out, n)                      gelu_bwd_f32(x, dy, dx, n)
+ */
+import type { FunctionBuilder, Local, ModuleBuilder } from "./wasm-emitter.js";
+
+/** Degree-5 polynomial for exp(r) on [-ln2/2, ln2/2] (coefficients of r^0..r^5). */
+export const EXP_POLY = [
+  1.0000001192092896, 0.9999997019767761, 0.49998894333839417, 0.16667574644088745, 0.04191536456346512,
+  0.008297638036310673,
+] as const;
+const LN2_HI = 0.693359375;
+const LN2_LO = -2.12194440e-4;
+const EXP_LO = -86; // keeps n ≥ -125 so 2^n·p(r) stays a normal float
+const MAGIC = 12582912; // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
+/** Columns per float32 partial sum before it is added into a float64 total. */
+const SUM_BLOCK = 256;
+const GELU_K0 = Math.sqrt(2 / Math.PI);
+const GELU_K1 = 0.044715;
+
+interface ExpConsts {
+  log2e: Local;
+  magic: Local;
+  c1: Local;
+  c2: Local;
+  p: Local[];
+  lo: Local;
+}
+
+function splatConst(f: FunctionBuilder, v: number): Local {
+  const l = f.local("v128");
+  f.f32x4Const(v, v, v, v).set(l);
+  return l;
+}
+
+function expConsts(f: FunctionBuilder): ExpConsts {
+  return {
+    log2e: splatConst(f, Math.LOG2E),
+    magic: splatConst(f, MAGIC),
+    c1: splatConst(f, LN2_HI),
+    c2: splatConst(f, LN2_LO),
+    p: EXP_POLY.map((c) => splatConst(f, c)),
+    lo: splatConst(f, EXP_LO),
+  };
+}
+
+/**
+ * Emit `out = exp(x)` for a v128 local (x ≤ ~88). Arguments below EXP_LO are clamped to it, so they
+ * give exp(EXP_LO) ≈ 4e-38 rather than 0; NaN stays NaN. 19 vector instructions on x64.
+ */
+function emitExp(f: FunctionBuilder, K: ExpConsts, x: Local, out: Local): void {
+  const t = f.local("v128");
+  const n = f.local("v128");
+  const r = f.local("v128");
+  // pmax is one maxps; f32x4.max's NaN rules cost eight instructions on x64. pmax(x, lo) keeps a NaN x.
+  f.get(x).get(K.lo).f32x4PMax().set(r);
+  // t = r·log2e + 1.5·2^23 rounds n = round(r·log2e) into the low mantissa bits of t
+  f.get(r).get(K.log2e).f32x4Mul().get(K.magic).f32x4Add().set(t);
+  f.get(t).get(K.magic).f32x4Sub().set(n);
+  // r = x - n·ln2 in two steps (n·LN2_HI is exact)
+  f.get(r).get(n).get(K.c1).f32x4Mul().f32x4Sub().get(n).get(K.c2).f32x4Mul().f32x4Sub().set(r);
+  f.get(K.p[5]!);
+  for (let i = 4; i >= 0; i--) f.get(r).f32x4Mul().get(K.p[i]!).f32x4Add();
+  // p(r) ∈ [0.7, 1.42]: multiply by 2^n by adding n to the exponent field (t << 23 == n << 23 mod 2^32)
+  f.get(t).i32Const(23).i32x4Shl().i32x4Add().set(out);
+}
+
+/** How a row body accesses memory: four lanes at a time, or one lane for the tail columns. */
+interface Mode {
+  tail: boolean;
+  /** push v128 loaded from base + j (j = byte offset of the current column) */
+  load(base: Local): void;
+  /** store the v128 produced by `val` at base + j */
+  store(base: Local, val: () => void): void;
+  /** acc += val (only lane 0 in tail mode) */
+  acc(a: Local, val: () => void): void;
+}
+
+class RowIter {
+  readonly j: Local;
+  private readonly vend: Local;
+  private readonly bend: Local;
+  private readonly lane0: Local;
+
+  constructor(private readonly f: FunctionBuilder) {
+    this.j = f.local("i32");
+    this.vend = f.local("i32");
+    this.bend = f.local("i32");
+    this.lane0 = f.local("v128");
+    f.i32x4Const(-1, 0, 0, 0).set(this.lane0);
+  }
+
+  private mode(tail: boolean): Mode {
+    const { f, j, lane0 } = this;
+    return {
+      tail,
+      load: (base) => {
+        f.get(base).get(j).i32Add();
+        if (tail) f.v128Load32Zero();
+        else f.v128Load();
+      },
+      store: (base, val) => {
+        f.get(base).get(j).i32Add();
+        val();
+        if (tail) f.v128Store32Lane(0);
+        else f.v128Store();
+      },
+      acc: (a, val) => {
+        f.get(a);
+        val();
+        if (tail) f.get(lane0).v128And();
+        f.f32x4Add().set(a);
+      },
+    };
+  }
+
+  /**
+   * Iterate the columns of one row of width `cols`. With `flush`, the body's accumulators are
+   * drained every SUM_BLOCK columns and once at the end.
+   */
+  run(cols: Local, body: (m: Mode) => void, flush?: () => void): void {
+    const { f, j, vend, bend } = this;
+    f.get(cols).i32Const(-4).i32And().i32Const(4).i32Mul().set(vend);
+    f.i32Const(0).set(j);
+    f.block((exit) => {
+      f.loop((outer) => {
+        f.get(j).get(vend).i32GeS().brIf(exit);
+        if (flush) {
+          f.get(j).i32Const(SUM_BLOCK * 4).i32Add().set(bend);
+          f.get(bend).get(vend).get(bend).get(vend).i32LtS().select().set(bend);
+        } else {
+          f.get(vend).set(bend);
+        }
+        f.loop((inner) => {
+          body(this.mode(false));
+          f.get(j).i32Const(16).i32Add().tee(j).get(bend).i32LtS().brIf(inner);
+        });
+        if (flush) flush();
+        f.br(outer);
+      });
+    });
+    f.block((exit) => {
+      f.loop((top) => {
+        f.get(j).get(cols).i32Const(4).i32Mul().i32GeS().brIf(exit);
+        body(this.mode(true));
+        f.get(j).i32Const(4).i32Add().set(j);
+        f.br(top);
+      });
+    });
+    if (flush) flush();
+  }
+}
+
+/** sum += f64(lane0 + lane1 + lane2 + lane3) of a v128 accumulator, then zero it. */
+function flushInto(f: FunctionBuilder, acc: Local, sum: Local): void {
+  f.get(sum);
+  for (let l = 0; l < 4; l++) {
+    f.get(acc).f32x4ExtractLane(l).f64PromoteF32();
+    if (l > 0) f.f64Add();
+  }
+  f.f64Add().set(sum);
+  f.f32x4Const(0, 0, 0, 0).set(acc);
+}
+
+/** Emit the row kernels into a module. */
+export function emitRows(mb: ModuleBuilder): void {
+  // natural log in float64 of a positive finite number
+  const log64 = mb.func(null, ["f64"], ["f64"], (f, s) => {
+    const bits = f.local("i64");
+    const e = f.local("i32");
+    const m = f.local("f64");
+    const z = f.local("f64");
+    const z2 = f.local("f64");
+    f.get(s!).i64ReinterpretF64().set(bits);
+    f.get(bits).i64Const(52n).i64ShrU().i32WrapI64().i32Const(0x7ff).i32And().i32Const(1023).i32Sub().set(e);
+    f.get(bits).i64Const(0xfffffffffffffn).i64And().i64Const(0x3ff0000000000000n).i64Or().f64ReinterpretI64().set(m);
+    f.get(m).f64Const(Math.SQRT2).f64Gt().if(() => {
+      f.get(m).f64Const(0.5).f64Mul().set(m);
+      f.get(e).i32Const(1).i32Add().set(e);
+    });
+    f.get(m).f64Const(1).f64Sub().get(m).f64Const(1).f64Add().f64Div().set(z);
+    f.get(z).get(z).f64Mul().set(z2);
+    // log m = 2 atanh z = 2 (z + z^3/3 + ... + z^17/17)
+    f.f64Const(2 / 17);
+    for (let k = 15; k >= 1; k -= 2) f.get(z2).f64Mul().f64Const(2 / k).f64Add();
+    f.get(z).f64Mul();
+    f.get(e).f64ConvertI32S().f64Const(Math.LN2).f64Mul().f64Add();
+  });
+
+  /** Emit: m = max over the row (f32 local). */
+  const rowMax = (f: FunctionBuilder, it: RowIter, xr: Local, cols: Local, m: Local): void => {
+    const mv = f.local("v128");
+    const ninf = -Infinity;
+    f.f32x4Const(ninf, ninf, ninf, ninf).set(mv);
+    it.run(cols, (md) => {
+      f.get(mv);
+      md.load(xr);
+      if (md.tail) {
+        // lanes 1..3 of a tail load are 0; keep only lane 0 by replicating it
+        f.f32x4ExtractLane(0).f32x4Splat();
+      }
+      f.f32x4PMax().set(mv);
+    });
+    f.get(mv).f32x4ExtractLane(0).get(mv).f32x4ExtractLane(1).f32Max();
+    f.get(mv).f32x4ExtractLane(2).get(mv).f32x4ExtractLane(3).f32Max().f32Max().set(m);
+  };
+
+  /** Emit: sum (f64 local) = Σ exp(x - shift); optionally store the exps to outr. */
+  const expSum = (
+    f: FunctionBuilder, K: ExpConsts, it: RowIter, xr: Local, outr: Local | null, cols: Local, shift: Local, sum: Local,
+  ): void => {
+    const acc = f.local("v128");
+    const xv = f.local("v128");
+    const ev = f.local("v128");
+    f.f64Const(0).set(sum);
+    f.f32x4Const(0, 0, 0, 0).set(acc);
+    it.run(
+      cols,
+      (md) => {
+        md.load(xr);
+        f.get(shift).f32x4Sub().set(xv);
+        emitExp(f, K, xv, ev);
+        if (outr) md.store(outr, () => f.get(ev));
+        md.acc(acc, () => f.get(ev));
+      },
+      () => flushInto(f, acc, sum),
+    );
+  };
+
+  const rowsLoop = (f: FunctionBuilder, rows: Local, r: Local, body: () => void): void => {
+    f.forRange(r, () => f.i32Const(0), () => f.get(rows), 1, body);
+  };
+
+  // softmax_f32(x, out, rows, cols)
+  mb.func("softmax_f32", ["i32", "i32", "i32", "i32"], [], (f, x, out, rows, cols) => {
+    const K = expConsts(f);
+    const it = new RowIter(f);
+    const r = f.local("i32");
+    const xr = f.local("i32");
+    const orow = f.local("i32");
+    const m = f.local("f32");
+    const sh = f.local("v128");
+    const sum = f.local("f64");
+    const inv = f.local("v128");
+    rowsLoop(f, rows!, r, () => {
+      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowMax(f, it, xr, cols!, m);
+      f.get(m).f32x4Splat().set(sh);
+      expSum(f, K, it, xr, orow, cols!, sh, sum);
+      f.f64Const(1).get(sum).f64Div().f32DemoteF64().f32x4Splat().set(inv);
+      it.run(cols!, (md) => md.store(orow, () => {
+        md.load(orow);
+        f.get(inv).f32x4Mul();
+      }));
+    });
+  });
+
+  // logsoftmax_f32(x, out, rows, cols): out = (x - max) - log(sum exp(x - max))
+  mb.func("logsoftmax_f32", ["i32", "i32", "i32", "i32"], [], (f, x, out, rows, cols) => {
+    const K = expConsts(f);
+    const it = new RowIter(f);
+    const r = f.local("i32");
+    const xr = f.local("i32");
+    const orow = f.local("i32");
+    const m = f.local("f32");
+    const sh = f.local("v128");
+    const sum = f.local("f64");
+    const ls = f.local("v128");
+    rowsLoop(f, rows!, r, () => {
+      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowMax(f, it, xr, cols!, m);
+      f.get(m).f32x4Splat().set(sh);
+      expSum(f, K, it, xr, null, cols!, sh, sum);
+      f.get(sum).call(log64).f32DemoteF64().f32x4Splat().set(ls);
+      it.run(cols!, (md) => md.store(orow, () => {
+        md.load(xr);
+        f.get(sh).f32x4Sub().get(ls).f32x4Sub();
+      }));
+    });
+  });
+
+  // ce_fwd_f32(x, targets, rows, cols, ignore, loss, lse)
+  mb.func(
+    "ce_fwd_f32",
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    [],
+    (f, x, targets, rows, cols, ignore, loss, lse) => {
+      const K = expConsts(f);
+      const it = new RowIter(f);
+      const r = f.local("i32");
+      const xr = f.local("i32");
+      const m = f.local("f32");
+      const sh = f.local("v128");
+      const sum = f.local("f64");
+      const lg = f.local("f64");
+      const t = f.local("i32");
+      rowsLoop(f, rows!, r, () => {
+        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+        rowMax(f, it, xr, cols!, m);
+        f.get(m).f32x4Splat().set(sh);
+        expSum(f, K, it, xr, null, cols!, sh, sum);
+        f.get(sum).call(log64).set(lg);
+        f.get(lse!).get(r).i32Const(4).i32Mul().i32Add();
+        f.get(m).f64PromoteF32().get(lg).f64Add().f32DemoteF64().f32Store();
+        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
+        f.get(loss!).get(r).i32Const(4).i32Mul().i32Add();
+        f.get(t).get(ignore!).i32Eq().if(
+          () => f.f32Const(0),
+          () => {
+            f.get(m).f64PromoteF32();
+            f.get(xr).get(t).i32Const(4).i32Mul().i32Add().f32Load().f64PromoteF32().f64Sub();
+            f.get(lg).f64Add().f32DemoteF64();
+          },
+          "f32",
+        );
+        f.f32Store();
+      });
+    },
+  );
+
+  // ce_bwd_f32(x, targets, lse, g, out, rows, cols, ignore): out = g (softmax - onehot)
+  mb.func(
+    "ce_bwd_f32",
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    [],
+    (f, x, targets, lse, g, out, rows, cols, ignore) => {
+      const K = expConsts(f);
+      const it = new RowIter(f);
+      const r = f.local("i32");
+      const xr = f.local("i32");
+      const orow = f.local("i32");
+      const t = f.local("i32");
+      const gs = f.local("f32");
+      const gv = f.local("v128");
+      const sh = f.local("v128");
+      const xv = f.local("v128");
+      const ev = f.local("v128");
+      const tp = f.local("i32");
+      rowsLoop(f, rows!, r, () => {
+        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
+        f.get(t).get(ignore!).i32Eq().if(
+          () => {
+            f.get(orow).i32Const(0).get(cols!).i32Const(4).i32Mul().memoryFill();
+          },
+          () => {
+            f.get(g!).get(r).i32Const(4).i32Mul().i32Add().f32Load().tee(gs).f32x4Splat().set(gv);
+            f.get(lse!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(sh);
+            it.run(cols!, (md) => {
+              md.load(xr);
+              f.get(sh).f32x4Sub().set(xv);
+              emitExp(f, K, xv, ev);
+              md.store(orow, () => f.get(ev).get(gv).f32x4Mul());
+            });
+            f.get(orow).get(t).i32Const(4).i32Mul().i32Add().set(tp);
+            f.get(tp).get(tp).f32Load().get(gs).f32Sub().f32Store();
+          },
+        );
+      });
+    },
+  );
+
+  // ln_fwd_f32(x, gamma, beta, out, mean, rstd, rows, cols, eps)
+  mb.func(
+    "ln_fwd_f32",
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "f32"],
+    [],
+    (f, x, gamma, beta, out, mean, rstd, rows, cols, eps) => {
+      const it = new RowIter(f);
+      const r = f.local("i32");
+      const xr = f.local("i32");
+      const orow = f.local("i32");
+      const acc = f.local("v128");
+      const sum = f.local("f64");
+      const mf = f.local("f32");
+      const rs = f.local("f32");
+      const mv = f.local("v128");
+      const rv = f.local("v128");
+      const d = f.local("v128");
+      rowsLoop(f, rows!, r, () => {
+        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+        // mean
+        f.f64Const(0).set(sum);
+        f.f32x4Const(0, 0, 0, 0).set(acc);
+        it.run(cols!, (md) => md.acc(acc, () => md.load(xr)), () => flushInto(f, acc, sum));
+        f.get(sum).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().tee(mf).f32x4Splat().set(mv);
+        // variance of (x - mean)
+        f.f64Const(0).set(sum);
+        it.run(
+          cols!,
+          (md) => {
+            md.load(xr);
+            f.get(mv).f32x4Sub().set(d);
+            md.acc(acc, () => f.get(d).get(d).f32x4Mul());
+          },
+          () => flushInto(f, acc, sum),
+        );
+        f.f64Const(1);
+        f.get(sum).get(cols!).f64ConvertI32S().f64Div().get(eps!).f64PromoteF32().f64Add().f64Sqrt();
+        f.f64Div().f32DemoteF64().tee(rs).f32x4Splat().set(rv);
+        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().get(mf).f32Store();
+        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().get(rs).f32Store();
+        it.run(cols!, (md) => md.store(orow, () => {
+          md.load(xr);
+          f.get(mv).f32x4Sub().get(rv).f32x4Mul();
+          md.load(gamma!);
+          f.f32x4Mul();
+          md.load(beta!);
+          f.f32x4Add();
+        }));
+      });
+    },
+  );
+
+  // ln_bwd_f32(x, gamma, mean, rstd, dy, dx, dgamma64, dbeta64, rows, cols)
+  mb.func(
+    "ln_bwd_f32",
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    [],
+    (f, x, gamma, mean, rstd, dy, dx, dg, db, rows, cols) => {
+      const it = new RowIter(f);
+      const r = f.local("i32");
+      const off = f.local("i32");
+      const xr = f.local("i32");
+      const dyr = f.local("i32");
+      const dxr = f.local("i32");
+      const mv = f.local("v128");
+      const rv = f.local("v128");
+      const xh = f.local("v128");
+      const dyv = f.local("v128");
+      const gy = f.local("v128");
+      const accA = f.local("v128");
+      const accB = f.local("v128");
+      const sumA = f.local("f64");
+      const sumB = f.local("f64");
+      const ma = f.local("v128");
+      const mbv = f.local("v128");
+      const q = f.local("v128");
+      const p64 = f.local("i32");
+      /** f64 array at base (+2j bytes) += promoted lanes of q (lane 0 only in tail mode) */
+      const addF64 = (tail: boolean, base: Local): void => {
+        f.get(base).get(it.j).i32Const(2).i32Mul().i32Add().set(p64);
+        if (tail) {
+          f.get(p64).get(p64).f64Load().get(q).f32x4ExtractLane(0).f64PromoteF32().f64Add().f64Store();
+        } else {
+          f.get(p64).get(p64).v128Load().get(q).f64x2PromoteLowF32x4().f64x2Add().v128Store();
+          f.get(p64).get(p64).v128Load({ offset: 16 }).get(q).get(q).f32x4Shuffle(2, 3, 2, 3);
+          f.f64x2PromoteLowF32x4().f64x2Add().v128Store({ offset: 16 });
+        }
+      };
+      rowsLoop(f, rows!, r, () => {
+        f.get(r).get(cols!).i32Mul().i32Const(4).i32Mul().set(off);
+        f.get(x!).get(off).i32Add().set(xr);
+        f.get(dy!).get(off).i32Add().set(dyr);
+        f.get(dx!).get(off).i32Add().set(dxr);
+        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(mv);
+        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(rv);
+        f.f64Const(0).set(sumA);
+        f.f64Const(0).set(sumB);
+        f.f32x4Const(0, 0, 0, 0).set(accA);
+        f.f32x4Const(0, 0, 0, 0).set(accB);
+        it.run(
+          cols!,
+          (md) => {
+            md.load(xr);
+            f.get(mv).f32x4Sub().get(rv).f32x4Mul().set(xh);
+            md.load(dyr);
+            f.set(dyv);
+            f.get(dyv);
+            md.load(gamma!);
+            f.f32x4Mul().set(gy);
+            md.acc(accA, () => f.get(gy));
+            md.acc(accB, () => f.get(gy).get(xh).f32x4Mul());
+            f.get(dyv).get(xh).f32x4Mul().set(q);
+            addF64(md.tail, dg!);
+            f.get(dyv).set(q);
+            addF64(md.tail, db!);
+          },
+          () => {
+            flushInto(f, accA, sumA);
+            flushInto(f, accB, sumB);
+          },
+        );
+        f.get(sumA).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().f32x4Splat().set(ma);
+        f.get(sumB).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().f32x4Splat().set(mbv);
+        it.run(cols!, (md) => md.store(dxr, () => {
+          md.load(xr);
+          f.get(mv).f32x4Sub().get(rv).f32x4Mul().set(xh);
+          md.load(dyr);
+          md.load(gamma!);
+          f.f32x4Mul().get(ma).f32x4Sub().get(xh).get(mbv).f32x4Mul().f32x4Sub().get(rv).f32x4Mul();
+        }));
+      });
+    },
+  );
+
+  /**
+   * GELU (tanh form) pieces for a v128 x: u = k0 (x + k1 x^3), t = exp(-2|u|) ∈ (0, 1],
+   * sigmoid(2u) = (u ≥ 0 ? 1 : t) / (1 + t)  — stable for every sign and magnitude.
+   */
+  const geluParts = (
+    f: FunctionBuilder, K: ExpConsts, c: { k0: Local; k1: Local; one: Local; mtwo: Local }, xv: Local,
+    u: Local, t: Local, sig: Local, tmp: Local,
+  ): void => {
+    f.get(xv).get(xv).f32x4Mul().get(xv).f32x4Mul().get(c.k1).f32x4Mul().get(xv).f32x4Add().get(c.k0).f32x4Mul().set(u);
+    f.get(u).f32x4Abs().get(c.mtwo).f32x4Mul().set(tmp);
+    emitExp(f, K, tmp, t);
+    // sig = bitselect(one, t, u >= 0) / (1 + t)
+    f.get(c.one).get(t).get(u).f32x4Const(0, 0, 0, 0).f32x4Ge().v128Bitselect();
+    f.get(t).get(c.one).f32x4Add().f32x4Div().set(sig);
+  };
+
+  const geluConsts = (f: FunctionBuilder): { k0: Local; k1: Local; one: Local; mtwo: Local; k3: Local } => ({
+    k0: splatConst(f, GELU_K0),
+    k1: splatConst(f, GELU_K1),
+    one: splatConst(f, 1),
+    mtwo: splatConst(f, -2),
+    k3: splatConst(f, 3 * GELU_K1),
+  });
+
+  /** Elementwise loop over n floats: vector body then one-lane tail. */
+  const elemLoop = (f: FunctionBuilder, n: Local, body: (m: Mode) => void): void => {
+    const it = new RowIter(f);
+    it.run(n, body);
+  };
+
+  // gelu_f32(x, out, n)
+  mb.func("gelu_f32", ["i32", "i32", "i32"], [], (f, x, out, n) => {
+    const K = expConsts(f);
+    const c = geluConsts(f);
+    const xv = f.local("v128");
+    const u = f.local("v128");
+    const t = f.local("v128");
+    const sig = f.local("v128");
+    const tmp = f.local("v128");
+    elemLoop(f, n!, (md) => {
+      md.load(x!);
+      f.set(xv);
+      geluParts(f, K, c, xv, u, t, sig, tmp);
+      md.store(out!, () => f.get(xv).get(sig).f32x4Mul());
+    });
+  });
+
+  // gelu_bwd_f32(x, dy, dx, n): dx = dy (sig + 2 x u' t / (1 + t)^2),  u' = k0 (1 + 3 k1 x^2)
+  mb.func("gelu_bwd_f32", ["i32", "i32", "i32", "i32"], [], (f, x, dy, dx, n) => {
+    const K = expConsts(f);
+    const c = geluConsts(f);
+    const xv = f.local("v128");
+    const u = f.local("v128");
+    const t = f.local("v128");
+    const sig = f.local("v128");
+    const tmp = f.local("v128");
+    const den = f.local("v128");
+    elemLoop(f, n!, (md) => {
+      md.load(x!);
+      f.set(xv);
+      geluParts(f, K, c, xv, u, t, sig, tmp);
+      f.get(t).get(c.one).f32x4Add().set(den);
+      md.store(dx!, () => {
+        // 2 x u' t / den^2
+        f.get(xv).get(xv).f32x4Mul().get(c.k3).f32x4Mul().get(c.one).f32x4Add().get(c.k0).f32x4Mul();
+        f.get(xv).f32x4Mul().get(t).f32x4Mul().get(den).get(den).f32x4Mul().f32x4Div();
+        f.get(c.mtwo).f32x4Neg().f32x4Mul().get(sig).f32x4Add();
+        md.load(dy!);
+        f.f32x4Mul();
+      });
+    });
+  });
+}
