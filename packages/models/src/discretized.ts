@@ -1,0 +1,118 @@
+/**
+ * A plain M-layer parallel-block transformer with Euler-scaled residuals,
+ * x ← x + dt·(attn(ln_a(x)) + mlp(ln_m(x))), and `discretize(model, M)`, which turns a DiffEqFormer into one:
+ * layer i gets the generated weights of t_i = (i+1)/M (LayerNorms through their own h_ln(t)) and dt = 1/M.
+ */
+import { add, checkpoint, mul, noGrad, random, tensor, type Key, type Tensor } from "@qkvflow/autograd";
+import type { DiscretizedConfig } from "./config.js";
+import type { DiffEqFormer } from "./diffeqformer.js";
+import { Attention, Mlp } from "./gpt2.js";
+import { LayerNorm } from "./layers.js";
+import { TransformerLM, type ForwardOptions } from "./language-model.js";
+import { Initializer, Module, ModuleList } from "./module.js";
+import { parallelField } from "./parallel-block.js";
+import { eulerGrid } from "./time-embedding.js";
+
+/** One layer: ln_a, attn (c_attn, c_proj), ln_m, mlp (c_fc, c_proj), all ordinary (time-independent). */
+export class DiscretizedBlock extends Module {
+  readonly ln_a: LayerNorm;
+  readonly attn: Attention;
+  readonly ln_m: LayerNorm;
+  readonly mlp: Mlp;
+  constructor(init: Initializer, path: string, c: DiscretizedConfig) {
+    super();
+    this.ln_a = this.registerModule("ln_a", new LayerNorm(init, `${path}.ln_a`, c.nEmbd, c.layerNormEps));
+    this.attn = this.registerModule("attn", new Attention(init, `${path}.attn`, c.nEmbd, c.nHead, c.initStd, c.initStd));
+    this.ln_m = this.registerModule("ln_m", new LayerNorm(init, `${path}.ln_m`, c.nEmbd, c.layerNormEps));
+    this.mlp = this.registerModule("mlp", new Mlp(init, `${path}.mlp`, c.nEmbd, c.initStd, c.initStd));
+  }
+
+  /** The block's vector field drop(attn(ln_a(x))) + drop(mlp(ln_m(x))). */
+  field(x: Tensor, nHead: number, rate: number, key: Key | null, training: boolean): Tensor {
+    return parallelField(x, {
+      lnA: (v) => this.ln_a.forward(v),
+      lnM: (v) => this.ln_m.forward(v),
+      qkv: (v) => this.attn.c_attn.forward(v),
+      attnProj: (v) => this.attn.c_proj.forward(v),
+      fc: (v) => this.mlp.c_fc.forward(v),
+      mlpProj: (v) => this.mlp.c_proj.forward(v),
+    }, nHead, rate, key, training);
+  }
+}
+
+/** The discretised (or directly trained) parallel-block model; parameter names `h.{i}.ln_a.weight`, … */
+export class DiscretizedModel extends TransformerLM {
+  readonly blocks: DiscretizedBlock[] = [];
+
+  /** Builds the model; parameters are random from `key` (N(0, initStd²) weights), or zeros when `key` is null. */
+  constructor(config: DiscretizedConfig, key: Key | null) {
+    super(config);
+    const init = new Initializer(key, config.dtype);
+    this.initEmbeddings(init);
+    const h = this.registerModule("h", new ModuleList<DiscretizedBlock>());
+    for (let i = 0; i < config.nLayer; i++) this.blocks.push(h.append(new DiscretizedBlock(init, `h.${i}`, config)));
+    this.initFinalNorm(init);
+  }
+
+  override get config(): DiscretizedConfig {
+    return this._config as DiscretizedConfig;
+  }
+
+  /** Runs x ← x + dt·f_i(x) through the layers. */
+  hidden(x0: Tensor, opts?: ForwardOptions): Tensor {
+    const s = this.state(opts);
+    const c = this.config;
+    let x = x0;
+    this.blocks.forEach((b, i) => {
+      const k = s.key ? random.foldIn(s.key, i) : null;
+      const step = (v: Tensor) => add(v, mul(b.field(v, c.nHead, c.residPdrop, k, s.training), c.dt));
+      x = c.gradientCheckpointing ? checkpoint(step)(x) : step(x);
+    });
+    return x;
+  }
+}
+
+function copyOf(x: Tensor): Tensor {
+  const d = x.data();
+  const a = x.dtype === "float64" ? Float64Array.from(d) : Float32Array.from(d);
+  return tensor(a, { shape: [...x.shape], dtype: x.dtype });
+}
+
+/**
+ * The M-layer discretisation of a DiffEqFormer: layer i has the weights generated at t_i = (i+1)/M (one batched
+ * generation) and the Euler factor dt = 1/M. The result is independent of the source (copied tensors, no
+ * hypernetworks, no LoRA) and can be trained, saved or given LoRA adapters. With M = L its output equals the
+ * source's Euler forward pass.
+ */
+export function discretize(model: DiffEqFormer, M: number): DiscretizedModel {
+  if (!Number.isInteger(M) || M <= 0) throw new Error(`discretize: M = ${M}; expected a positive integer number of layers`);
+  const c = model.config;
+  const config: DiscretizedConfig = {
+    kind: "discretized", vocabSize: c.vocabSize, blockSize: c.blockSize, nEmbd: c.nEmbd, nHead: c.nHead, nLayer: M,
+    embdPdrop: c.embdPdrop, residPdrop: c.residPdrop, layerNormEps: c.layerNormEps, initStd: c.initStd, dtype: c.dtype,
+    gradientCheckpointing: c.gradientCheckpointing, dt: 1 / M,
+  };
+  const out = new DiscretizedModel(config, null);
+  const sd: Record<string, Tensor> = {};
+  const src = model.parameters();
+  for (const n of ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]) sd[n] = copyOf(src[n]);
+  const ws = noGrad(() => model.weightsAt(eulerGrid(M)));
+  ws.forEach((w, i) => {
+    const p = `h.${i}`;
+    sd[`${p}.ln_a.weight`] = copyOf(w.lnA.scale);
+    sd[`${p}.ln_a.bias`] = copyOf(w.lnA.shift);
+    sd[`${p}.attn.c_attn.weight`] = copyOf(w.cAttn.W);
+    sd[`${p}.attn.c_attn.bias`] = copyOf(w.cAttn.b);
+    sd[`${p}.attn.c_proj.weight`] = copyOf(w.attnProj.W);
+    sd[`${p}.attn.c_proj.bias`] = copyOf(w.attnProj.b);
+    sd[`${p}.ln_m.weight`] = copyOf(w.lnM.scale);
+    sd[`${p}.ln_m.bias`] = copyOf(w.lnM.shift);
+    sd[`${p}.mlp.c_fc.weight`] = copyOf(w.cFc.W);
+    sd[`${p}.mlp.c_fc.bias`] = copyOf(w.cFc.b);
+    sd[`${p}.mlp.c_proj.weight`] = copyOf(w.mlpProj.W);
+    sd[`${p}.mlp.c_proj.bias`] = copyOf(w.mlpProj.b);
+  });
+  out.loadStateDict(sd);
+  out.train(model.training);
+  return out;
+}

@@ -1,0 +1,25 @@
+/**
+ * @qkvflow/models — module tree, layers, the GPT-2 baseline, DiffEqFormer (neural-ODE transformer), its
+ * discretisation, LoRA, presets and parameter counts, safetensors save / load.
+ */
+export {
+  validateConfig, validateLoRAConfig, presets, preset, LORA_DEFAULTS,
+  type ModelKind, type ModelDType, type SolverConfig, type LoRAConfig, type BaseModelConfig, type Gpt2Config,
+  type DiffEqFormerConfig, type DiscretizedConfig, type ModelConfig, type ModelConfigInput,
+} from "./config.js";
+export { Module, ModuleList, Initializer, hashName, globToRegExp, matchesAny, type InitSpec, type LoadReport } from "./module.js";
+export { Linear, Embedding, LayerNorm, linear, causalSelfAttention, mlpForward, maybeDropout } from "./layers.js";
+export { TransformerLM, type LanguageModel, type ForwardOptions, type ForwardState } from "./language-model.js";
+export { Gpt2Model, Gpt2Block, Attention, Mlp } from "./gpt2.js";
+export { timeEmbedding, eulerGrid, TIME_SCALE, MAX_PERIOD } from "./time-embedding.js";
+export { TemporalLinear, TemporalLayerNorm, ParamGroup } from "./temporal.js";
+export { parallelField, fnsFromWeights, type LayerWeights, type ParallelBlockFns } from "./parallel-block.js";
+export { DiffEqFormer, DiffEqFormerBlock, TemporalAttention, TemporalMlp } from "./diffeqformer.js";
+export { DiscretizedModel, DiscretizedBlock, discretize } from "./discretized.js";
+export { applyLoRA, mergeLoRA, unmergeLoRA, linearLayers, type LoRAOptions } from "./lora.js";
+export { parameterShapes, countParameters } from "./param-count.js";
+export { createModel, createEmptyModel, type AnyModel } from "./factory.js";
+export {
+  saveModel, saveModelSync, loadModel, loadModelSync, modelToSafetensors, modelFromSafetensors, gpt2FromHuggingFace,
+  loadGpt2FromHuggingFace, CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, FORMAT_TAG, type HfGpt2Options,
+} from "./io.js";
