@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { decodeSafetensors, type Tensor } from "@qkvflow/autograd";
-import { createEmptyModel, modelFromSafetensors, rawToTensor, validateConfig } from "@qkvflow/models";
+import { createEmptyModel, modelFromSafetensors, rawToParameter, validateConfig } from "@qkvflow/models";
 import { analyzeModel, splitSentences, type AnalysisResult, type TextCodec } from "./analyze.js";
 import type { AnalyzableModel } from "./dynamics.js";
 import { writeAnalysis } from "./report.js";
@@ -156,7 +156,7 @@ export function loadAnalyzableModel(p: string): AnalyzableModel {
   const config = validateConfig(JSON.parse(json));
   const model = createEmptyModel(config);
   const sd: Record<string, Tensor> = {};
-  for (const [n, r] of Object.entries(contents.tensors)) sd[n] = rawToTensor(n, r, config.dtype);
+  for (const [n, r] of Object.entries(contents.tensors)) sd[n] = rawToParameter(n, r, config.dtype);
   model.loadStateDict(sd);
   return model;
 }

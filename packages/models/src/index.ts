@@ -21,5 +21,5 @@ export { parameterShapes, countParameters } from "./param-count.js";
 export { createModel, createEmptyModel, type AnyModel } from "./factory.js";
 export {
   saveModel, saveModelSync, loadModel, loadModelSync, modelToSafetensors, modelFromSafetensors, gpt2FromHuggingFace,
-  loadGpt2FromHuggingFace, CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, FORMAT_TAG, type HfGpt2Options,
+  loadGpt2FromHuggingFace, rawToParameter, tensorToRaw, CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, FORMAT_TAG, type HfGpt2Options,
 } from "./io.js";

@@ -34,14 +34,14 @@ export function tensorToRaw(t: Tensor): RawTensor {
 }
 
 /** A safetensors entry as a tensor; F16 / BF16 / F32 / F64 become `dtype` (default: F64 → float64, else float32). */
-export function rawToTensor(name: string, r: RawTensor, dtype?: ModelDType): Tensor {
+export function rawToParameter(name: string, r: RawTensor, dtype?: ModelDType): Tensor {
   let data: Float32Array | Float64Array;
   switch (r.dtype) {
     case "F32": data = r.data as Float32Array; break;
     case "F64": data = r.data as Float64Array; break;
     case "F16": data = f16ToF32(r.data as Uint16Array); break;
     case "BF16": data = bf16ToF32(r.data as Uint16Array); break;
-    default: throw new Error(`rawToTensor: tensor '${name}' has dtype ${r.dtype}; expected a float dtype (F16, BF16, F32, F64)`);
+    default: throw new Error(`rawToParameter: tensor '${name}' has dtype ${r.dtype}; expected a float dtype (F16, BF16, F32, F64)`);
   }
   const target = dtype ?? (r.dtype === "F64" ? "float64" : "float32");
   return tensor(data, { shape: r.shape, dtype: target });
@@ -68,7 +68,7 @@ function fromContents(fn: string, c: SafetensorsContents): AnyModel {
   const config = validateConfig(cfg);
   const model = createEmptyModel(config);
   const sd: Record<string, Tensor> = {};
-  for (const [n, r] of Object.entries(c.tensors)) sd[n] = rawToTensor(n, r, config.dtype);
+  for (const [n, r] of Object.entries(c.tensors)) sd[n] = rawToParameter(n, r, config.dtype);
   model.loadStateDict(sd); // a merged LoRA model is rebuilt with its adapters flagged as merged
   return model;
 }
@@ -157,9 +157,9 @@ export function gpt2FromHuggingFace(source: Uint8Array | SafetensorsContents, op
   });
   const model = createEmptyModel(config) as Gpt2Model;
   const sd: Record<string, Tensor> = {};
-  for (const [n, r] of Object.entries(raw)) sd[n] = rawToTensor(n, r, config.dtype);
+  for (const [n, r] of Object.entries(raw)) sd[n] = rawToParameter(n, r, config.dtype);
   if (lmHead) {
-    const a = rawToTensor("lm_head.weight", lmHead, config.dtype).data();
+    const a = rawToParameter("lm_head.weight", lmHead, config.dtype).data();
     const b = sd["wte.weight"].data();
     if (a.length !== b.length || a.some((v, i) => v !== b[i])) {
       throw new Error(`${fn}: 'lm_head.weight' differs from 'wte.weight'; expected a tied unembedding as in GPT-2`);
