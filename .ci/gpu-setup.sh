@@ -3,6 +3,7 @@
 # qkvflow gpu backend can run in `headlessgl` mode, and checks that a WebGL context opens under Xvfb.
 # Usage: .ci/gpu-setup.sh            (run from anywhere; needs root or sudo for apt-get)
 # Env:   QKVFLOW_SKIP_APT=1          skip the apt-get step (packages already present)
+#        QKVFLOW_WITH_CHROMIUM=1     also apt-get install chromium (for test/browser-*.test.ts)
 # Exit status is non-zero, with a loud message, when any step fails.
 set -uo pipefail
 
@@ -33,6 +34,10 @@ if [ "${QKVFLOW_SKIP_APT:-0}" != "1" ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     build-essential python3 pkg-config libxi-dev libglu1-mesa-dev libglew-dev libx11-dev libxext-dev \
     xvfb xauth || fail "apt-get install"
+  if [ "${QKVFLOW_WITH_CHROMIUM:-0}" = "1" ]; then
+    step "apt-get install chromium"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium || fail "apt-get install chromium"
+  fi
 fi
 
 step "npm install (lockfile, optional dependencies included, install scripts skipped)"

@@ -228,7 +228,7 @@ test("customVjp uses the hand-written backward once for all outputs", () => {
     (x: Tensor, y: Tensor) => [ag.mul(x, y), ag.add(x, y)] as Tensor[],
     (ct: Tensor[], [x, y]: [Tensor, Tensor]) => {
       calls++;
-      return [ag.add(ag.mul(ct[0], y), ct[1]), ag.add(ag.mul(ct[0], x), ct[1])];
+      return [ag.add(ag.mul(ct[0], y), ct[1]), ag.add(ag.mul(ct[0], x), ct[1])] as [Tensor, Tensor];
     },
   );
   const x = f64([1, 2]), y = f64([3, -1]);

@@ -4,7 +4,7 @@
  */
 import {
   add, causalMask, dropout, gelu, layerNorm, matmul, mul, noGrad, reshape, slice, softmax, sub, take, transpose, where,
-  matmulT, type Key, type Tensor,
+  matmulT, getBackend, keep, type Backend, type Key, type Tensor,
 } from "@qkvflow/autograd";
 import { Initializer, Module } from "./module.js";
 
@@ -136,14 +136,21 @@ export function maybeDropout(x: Tensor, rate: number, key: Key | null, training:
   return dropout(x, rate, key, true);
 }
 
-const maskCache = new Map<number, Tensor>();
+// Cached per backend (a mask made on one backend cannot feed another) and kept out of `tidy` scopes.
+const maskCache = new WeakMap<Backend, Map<number, Tensor>>();
 const MASKED = -1e30;
 
 function mask(T: number): Tensor {
-  let m = maskCache.get(T);
+  const be = getBackend();
+  let byT = maskCache.get(be);
+  if (!byT) {
+    byT = new Map();
+    maskCache.set(be, byT);
+  }
+  let m = byT.get(T);
   if (!m) {
-    m = causalMask(T);
-    maskCache.set(T, m);
+    m = keep(causalMask(T));
+    byT.set(T, m);
   }
   return m;
 }

@@ -229,6 +229,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     B = asTensor(b, A);
   } else [A, B] = operands(a, b);
   sameDType("where", A, B);
+  if (cond._backend !== A._backend) throw new Error(`where: the mask lives on backend ${cond._backend.name} and the values on ${A._backend.name}; expected one backend`);
   const shape = broadcastShapes("where", cond.shape, A.shape, B.shape);
   const y = wrap(A._backend.where(cond.info, A.info, B.info, shape), shape, A.dtype, A);
   return record(y, [A, B], {

@@ -5,7 +5,7 @@
  * and webasm modes; results stay where the kernel wrote them and are read back only by `read` (which caches
  * the host copy: buffers are immutable). Every value is stored as a single-precision float: int32 and bool
  * tensors are carried as floats (integers exact below 2^24); float64 is refused. Kernels are generated as
- * source with shapes baked in, compiled once and cached by their source.
+ * source whose sizes and strides are arguments, compiled once per op structure and cached.
  */
 import type { IGPUSettings, IKernelRunShortcut, Texture } from "gpu.js";
 import { GPU } from "gpu.js";
