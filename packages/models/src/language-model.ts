@@ -2,7 +2,7 @@
  * The contract between models and the trainer, and the parts shared by every language model here: token and
  * position embeddings, the final LayerNorm, the tied unembedding and the loss.
  */
-import { add, crossEntropy, matmul, random, reshape, slice, transpose, type Key, type Tensor } from "@qkvflow/autograd";
+import { add, crossEntropy, matmulT, random, reshape, slice, type Key, type Tensor } from "@qkvflow/autograd";
 import type { ModelConfig } from "./config.js";
 import { Embedding, LayerNorm, maybeDropout } from "./layers.js";
 import { Initializer, Module, matchesAny, type LoadReport } from "./module.js";
@@ -102,13 +102,13 @@ export abstract class TransformerLM extends Module implements LanguageModel {
   abstract hidden(x0: Tensor, opts?: ForwardOptions): Tensor;
 
   /**
-   * ln_f then the tied unembedding: hidden [B, T, E] → logits [B·T, V]. (wteᵀ is materialised first: a
-   * contiguous [E, V] operand is much faster for the CPU GEMM than a transposed [V, E] one.)
+   * ln_f then the tied unembedding: hidden [B, T, E] → logits [B·T, V] = x·wteᵀ, with the transpose done by the
+   * GEMM (packing) rather than materialised.
    */
   protected headFlat(h: Tensor): Tensor {
     const E = this._config.nEmbd;
     const x = reshape(this.lnF.forward(h), [-1, E]);
-    return matmul(x, transpose(this.wte.param("weight")));
+    return matmulT(x, this.wte.param("weight"), false, true);
   }
 
   private run(inputs: Tensor, opts?: ForwardOptions): Tensor {

@@ -89,10 +89,10 @@ function stream(fn, a0) {
   for (;;) {
     const c = Atomics.add(i32, S + ${S_NEXT}, 1);
     if (c >= chunks) return status;
-    for (;;) {
+    for (let spins = 0; ; spins++) {
       const ready = Atomics.load(i32, S + ${S_READY});
       if (ready > c) break;
-      Atomics.wait(i32, S + ${S_READY}, ready, 100);
+      if (spins > SPIN) Atomics.wait(i32, S + ${S_READY}, ready, 100);
     }
     const r0 = c * per;
     for (let k = 0; k < na; k++) args[k] = f64[a0 + 5 + k] + r0 * f64[a0 + 5 + na + k];
@@ -335,23 +335,41 @@ export function runStreamed(spec: StreamSpec): void {
   for (let w = 1; w < threads; w++) post(p, w, id, 1, streamArgs);
   let out = 0;
   const drain = (): void => {
-    while (out < chunks && Atomics.load(ctrl, S + S_FLAGS + out) === 1) spec.copyOut?.(...rows(out++));
+    while (out < chunks && Atomics.load(ctrl, S + S_FLAGS + out) === 1) {
+      const [r0, nr] = rows(out);
+      out++;
+      if (spec.copyOut) spec.copyOut(r0, nr);
+    }
+  };
+  // Keep the copied inputs `lead` chunks ahead of the claims, but no further, so that a chunk is still
+  // in the shared cache when a thread computes it; between top-ups, claim and compute a chunk here.
+  const lead = 4 * threads;
+  let copied = 0;
+  const copyUpTo = (end: number): void => {
+    while (copied < end) {
+      spec.copyIn?.(...rows(copied));
+      copied++;
+      Atomics.store(ctrl, S + S_READY, copied);
+      Atomics.notify(ctrl, S + S_READY);
+    }
   };
   let mainError: unknown = null;
   try {
-    for (let c = 0; c < chunks; c++) {
-      spec.copyIn?.(...rows(c));
-      Atomics.store(ctrl, S + S_READY, c + 1);
-      Atomics.notify(ctrl, S + S_READY);
-      drain();
-    }
     for (;;) {
+      drain();
+      const frontier = Math.min(chunks, Atomics.load(ctrl, S + S_NEXT) + lead);
+      if (copied < frontier) {
+        copyUpTo(frontier);
+        continue;
+      }
       const c = Atomics.add(ctrl, S + S_NEXT, 1);
       if (c >= chunks) break;
+      copyUpTo(c + 1);
       runChunk(c);
       Atomics.store(ctrl, S + S_FLAGS + c, 1);
-      drain();
     }
+    // every chunk is claimed; the workers' chunks still need their inputs
+    copyUpTo(chunks);
   } catch (e) {
     mainError = e;
     // release workers waiting for inputs and mark what is left as done

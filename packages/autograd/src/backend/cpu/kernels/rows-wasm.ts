@@ -6,11 +6,11 @@
  * store32_lane, sums masked to lane 0), so odd widths need no separate scalar path.
  *
  * Numerics:
- *  - exp: Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-5 polynomial fitted to
- *    exp on that interval (max relative error 1.4e-7 with float32 coefficients; about 3e-7 after
- *    float32 rounding of the steps), and 2^n added into the exponent bits. Arguments below -86
- *    are clamped (exp gives 4e-38 instead of underflowing to 0); NaN stays NaN. Callers only pass
- *    arguments ≤ ~0. Row maxima use f32x4.pmax (one instruction) and so skip NaNs, but a NaN
+ *  - exp(x) = 2^(x·log2 e) = 2^n·2^f with |f| ≤ 1/2: a degree-5 polynomial fitted to 2^f (2.4e-7
+ *    relative in float32) and 2^n added into the exponent bits; the float32 rounding of x·log2 e
+ *    adds up to |x|·5e-8 relative (≤ 1e-6 for |x| ≤ 20, where softmax mass lives; ≤ 4.3e-6 at the
+ *    clamp). Arguments below -86 are clamped (exp gives 4e-38 instead of underflowing to 0); NaN
+ *    stays NaN. Callers only pass arguments ≤ ~0. Row maxima use f32x4.pmax (one instruction) and so skip NaNs, but a NaN
  *    element still turns its row's sum, and hence the row's outputs, into NaN.
  *  - row sums are accumulated in float32 lanes over blocks of 256 columns and then in float64, so
  *    their relative error stays near 1e-7 for rows of any width.
@@ -26,14 +26,12 @@
  */
 import type { FunctionBuilder, Local, ModuleBuilder } from "./wasm-emitter.js";
 
-/** Degree-5 polynomial for exp(r) on [-ln2/2, ln2/2] (coefficients of r^0..r^5). */
-export const EXP_POLY = [
-  1.0000001192092896, 0.9999997019767761, 0.49998894333839417, 0.16667574644088745, 0.04191536456346512,
-  0.008297638036310673,
+/** Degree-5 polynomial for 2^f on [-1/2, 1/2] (coefficients of f^0..f^5), fitted for relative error. */
+export const EXP2_POLY = [
+  1.0000001192092896, 0.6931469440460205, 0.24022120237350464, 0.05550713464617729, 0.009675540030002594,
+  0.0013276454992592335,
 ] as const;
-const LN2_HI = 0.693359375;
-const LN2_LO = -2.12194440e-4;
-const EXP_LO = -86; // keeps n ≥ -125 so 2^n·p(r) stays a normal float
+const EXP_LO = -86; // keeps n ≥ -125 so 2^n·p(f) stays a normal float
 const MAGIC = 12582912; // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
 /** Columns per float32 partial sum before it is added into a float64 total. */
 const SUM_BLOCK = 256;
@@ -43,8 +41,6 @@ const GELU_K1 = 0.044715;
 interface ExpConsts {
   log2e: Local;
   magic: Local;
-  c1: Local;
-  c2: Local;
   p: Local[];
   lo: Local;
 }
@@ -59,31 +55,30 @@ function expConsts(f: FunctionBuilder): ExpConsts {
   return {
     log2e: splatConst(f, Math.LOG2E),
     magic: splatConst(f, MAGIC),
-    c1: splatConst(f, LN2_HI),
-    c2: splatConst(f, LN2_LO),
-    p: EXP_POLY.map((c) => splatConst(f, c)),
+    p: EXP2_POLY.map((c) => splatConst(f, c)),
     lo: splatConst(f, EXP_LO),
   };
 }
 
 /**
- * Emit `out = exp(x)` for a v128 local (x ≤ ~88). Arguments below EXP_LO are clamped to it, so they
- * give exp(EXP_LO) ≈ 4e-38 rather than 0; NaN stays NaN. 19 vector instructions on x64.
+ * Emit `out = exp(x)` for a v128 local (x ≤ ~88) as 2^y, y = x·log2(e) = n + f with n an integer and
+ * |f| ≤ 1/2: 2^f from a degree-5 polynomial, 2^n added into the exponent bits. 17 vector
+ * instructions on x64. Arguments below EXP_LO are clamped to it (exp gives 4e-38 rather than 0); NaN
+ * stays NaN. Error: the polynomial in float32 contributes ≤ 2.4e-7 relative, the rounding of
+ * x·log2(e) another ≤ |x|·5e-8 (1e-6 at |x| = 20, 4.3e-6 at the clamp).
  */
 function emitExp(f: FunctionBuilder, K: ExpConsts, x: Local, out: Local): void {
+  const y = f.local("v128");
   const t = f.local("v128");
-  const n = f.local("v128");
   const r = f.local("v128");
-  // pmax is one maxps; f32x4.max's NaN rules cost eight instructions on x64. pmax(x, lo) keeps a NaN x.
-  f.get(x).get(K.lo).f32x4PMax().set(r);
-  // t = r·log2e + 1.5·2^23 rounds n = round(r·log2e) into the low mantissa bits of t
-  f.get(r).get(K.log2e).f32x4Mul().get(K.magic).f32x4Add().set(t);
-  f.get(t).get(K.magic).f32x4Sub().set(n);
-  // r = x - n·ln2 in two steps (n·LN2_HI is exact)
-  f.get(r).get(n).get(K.c1).f32x4Mul().f32x4Sub().get(n).get(K.c2).f32x4Mul().f32x4Sub().set(r);
+  // pmax is one maxps (f32x4.max's NaN rules cost eight instructions on x64); pmax(x, lo) keeps a NaN x
+  f.get(x).get(K.lo).f32x4PMax().get(K.log2e).f32x4Mul().set(y);
+  // t = y + 1.5·2^23 holds n = round(y) in its low mantissa bits; f = y - n exactly
+  f.get(y).get(K.magic).f32x4Add().set(t);
+  f.get(y).get(t).get(K.magic).f32x4Sub().f32x4Sub().set(r);
   f.get(K.p[5]!);
   for (let i = 4; i >= 0; i--) f.get(r).f32x4Mul().get(K.p[i]!).f32x4Add();
-  // p(r) ∈ [0.7, 1.42]: multiply by 2^n by adding n to the exponent field (t << 23 == n << 23 mod 2^32)
+  // p(f) ∈ [0.7, 1.42]: multiply by 2^n by adding n to the exponent field (t << 23 == n << 23 mod 2^32)
   f.get(t).i32Const(23).i32x4Shl().i32x4Add().set(out);
 }
 
@@ -209,22 +204,47 @@ export function emitRows(mb: ModuleBuilder): void {
     f.get(e).f64ConvertI32S().f64Const(Math.LN2).f64Mul().f64Add();
   });
 
-  /** Emit: m = max over the row (f32 local). */
-  const rowMax = (f: FunctionBuilder, it: RowIter, xr: Local, cols: Local, m: Local): void => {
-    const mv = f.local("v128");
+  /**
+   * Emit: m = max over the row (f32 local). Four independent pmax chains over 16 columns per step
+   * (one chain would wait on pmax latency), then single vectors, then scalar tail columns.
+   */
+  const rowMax = (f: FunctionBuilder, xr: Local, cols: Local, m: Local): void => {
+    const mv = f.locals("v128", 4);
+    const j = f.local("i32");
+    const end = f.local("i32");
     const ninf = -Infinity;
-    f.f32x4Const(ninf, ninf, ninf, ninf).set(mv);
-    it.run(cols, (md) => {
-      f.get(mv);
-      md.load(xr);
-      if (md.tail) {
-        // lanes 1..3 of a tail load are 0; keep only lane 0 by replicating it
-        f.f32x4ExtractLane(0).f32x4Splat();
-      }
-      f.f32x4PMax().set(mv);
+    for (const v of mv) f.f32x4Const(ninf, ninf, ninf, ninf).set(v);
+    f.i32Const(0).set(j);
+    f.get(cols).i32Const(-16).i32And().i32Const(4).i32Mul().set(end);
+    f.block((exit) => {
+      f.loop((top) => {
+        f.get(j).get(end).i32GeS().brIf(exit);
+        for (let q = 0; q < 4; q++) f.get(mv[q]!).get(xr).get(j).i32Add().v128Load({ offset: 16 * q }).f32x4PMax().set(mv[q]!);
+        f.get(j).i32Const(64).i32Add().set(j);
+        f.br(top);
+      });
     });
-    f.get(mv).f32x4ExtractLane(0).get(mv).f32x4ExtractLane(1).f32Max();
-    f.get(mv).f32x4ExtractLane(2).get(mv).f32x4ExtractLane(3).f32Max().f32Max().set(m);
+    f.get(cols).i32Const(-4).i32And().i32Const(4).i32Mul().set(end);
+    f.block((exit) => {
+      f.loop((top) => {
+        f.get(j).get(end).i32GeS().brIf(exit);
+        f.get(mv[0]!).get(xr).get(j).i32Add().v128Load().f32x4PMax().set(mv[0]!);
+        f.get(j).i32Const(16).i32Add().set(j);
+        f.br(top);
+      });
+    });
+    f.get(mv[0]!).get(mv[1]!).f32x4PMax().get(mv[2]!).get(mv[3]!).f32x4PMax().f32x4PMax().set(mv[0]!);
+    f.get(mv[0]!).f32x4ExtractLane(0).get(mv[0]!).f32x4ExtractLane(1).f32Max();
+    f.get(mv[0]!).f32x4ExtractLane(2).get(mv[0]!).f32x4ExtractLane(3).f32Max().f32Max().set(m);
+    f.get(cols).i32Const(4).i32Mul().set(end);
+    f.block((exit) => {
+      f.loop((top) => {
+        f.get(j).get(end).i32GeS().brIf(exit);
+        f.get(m).get(xr).get(j).i32Add().f32Load().f32Max().set(m);
+        f.get(j).i32Const(4).i32Add().set(j);
+        f.br(top);
+      });
+    });
   };
 
   /** Emit: sum (f64 local) = Σ exp(x - shift); optionally store the exps to outr. */
@@ -267,7 +287,7 @@ export function emitRows(mb: ModuleBuilder): void {
     rowsLoop(f, rows!, r, () => {
       f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
       f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
-      rowMax(f, it, xr, cols!, m);
+      rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, orow, cols!, sh, sum);
       f.f64Const(1).get(sum).f64Div().f32DemoteF64().f32x4Splat().set(inv);
@@ -292,7 +312,7 @@ export function emitRows(mb: ModuleBuilder): void {
     rowsLoop(f, rows!, r, () => {
       f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
       f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
-      rowMax(f, it, xr, cols!, m);
+      rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, null, cols!, sh, sum);
       f.get(sum).call(log64).f32DemoteF64().f32x4Splat().set(ls);
@@ -320,7 +340,7 @@ export function emitRows(mb: ModuleBuilder): void {
       const t = f.local("i32");
       rowsLoop(f, rows!, r, () => {
         f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-        rowMax(f, it, xr, cols!, m);
+        rowMax(f, xr, cols!, m);
         f.get(m).f32x4Splat().set(sh);
         expSum(f, K, it, xr, null, cols!, sh, sum);
         f.get(sum).call(log64).set(lg);

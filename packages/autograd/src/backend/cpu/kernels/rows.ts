@@ -81,10 +81,15 @@ function threadsFor(work: number, units: number): number {
   return Math.max(1, Math.min(poolThreads(), units, Math.floor(work / MIN_ELEMS_PER_THREAD)));
 }
 
-/** Rows per streamed chunk: about CHUNK_ELEMS elements (one chunk for small inputs). */
+/**
+ * Rows per streamed chunk: at most about CHUNK_ELEMS elements and at least 4 chunks per thread for
+ * load balance; a single chunk for small inputs. With cols = 1 (elementwise) a multiple of 4.
+ */
 function chunkRows(rows: number, cols: number): number {
   if (rows * cols <= 2 * MIN_ELEMS_PER_THREAD) return Math.max(1, rows);
-  const per = Math.max(1, Math.floor(CHUNK_ELEMS / Math.max(1, cols)), Math.ceil(rows / MAX_STREAM_CHUNKS));
+  let per = Math.max(1, Math.min(Math.floor(CHUNK_ELEMS / Math.max(1, cols)), Math.ceil(rows / (4 * poolThreads()))));
+  per = Math.max(per, Math.ceil(rows / MAX_STREAM_CHUNKS));
+  if (cols === 1) per = Math.ceil(per / 4) * 4;
   return Math.min(per, rows);
 }
 
