@@ -1,0 +1,56 @@
+/**
+ * @qkvflow/train — data pipeline, AdamW with warmup + cosine schedule, the trainer with exact resume,
+ * atomic checkpoints, evaluation, sampling, adaptive-depth fine-tuning and the `qkvflow` CLI's building blocks.
+ */
+export * from './data/index.js';
+export {
+  CONFIG_SCHEMA,
+  applyOverrides,
+  configKeysMarkdown,
+  defaultConfig,
+  parseOverride,
+  parseOverrideValue,
+  validateTrainConfig,
+  type DataConfig,
+  type FieldSpec,
+  type FinetuneConfig,
+  type JsonValue,
+  type OptimizerConfig,
+  type SectionName,
+  type TrainConfig,
+  type TrainLoopConfig,
+} from './config.js';
+export { configSearchPath, listConfigs, loadConfig, type ConfigFile } from './config-files.js';
+export { SCHEDULE_KINDS, makeSchedule, warmupSteps, type Schedule, type ScheduleKind, type ScheduleOptions } from './optim/schedule.js';
+export {
+  AdamW,
+  clipByGlobalNorm,
+  clipScale,
+  compileDecayPatterns,
+  decayedNames,
+  globalNorm,
+  type AdamWHyper,
+  type AdamWOptions,
+  type AdamWStepInfo,
+} from './optim/adamw.js';
+export {
+  checkpointDirName,
+  decodeModelFile,
+  encodeModelFile,
+  listCheckpoints,
+  loadCheckpoint,
+  resolveCheckpointDir,
+  saveCheckpoint,
+  writeFileAtomicSync,
+  type CheckpointContents,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
+export { MetricsLog, Progress, formatSeconds, readMetrics, type MetricRecord, type ProgressMode, type ProgressValues } from './metrics.js';
+export { evaluatePerplexity, type EvalOptions, type EvalResult } from './evaluate.js';
+export { IGNORE_INDEX, type ForwardOptions, type TrainableModel } from './model-types.js';
+export { NonFiniteLossError, Trainer, type StepInfo, type TrainResult, type TrainerOptions } from './trainer.js';
+export { defaultDecayPatterns, qkvflowModels, resolveModelSection, type LoRASettings, type ModelBackend, type ModelConfigLike } from './model-backend.js';
+export { loadRunData, type RunData } from './run-data.js';
+export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type RunOptions, type RunResult } from './run.js';
+export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from './generate.js';
+export { fromRawTensor, toRawTensor } from './safetensors.js';
