@@ -290,12 +290,26 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
         y();
         f.i32LtS().select();
       };
+      // Balanced block sizes: split each dimension into as few blocks as the limits allow, of equal
+      // size (rounded up to the micro-tile), so no block is a thin remainder (e.g. m = 128 runs as
+      // one 130-row block instead of 120 + 8).
+      const [ncS, kcS, mcS, nb] = f.locals("i32", 4) as [Local, Local, Local, Local];
+      const balanced = (dim: Local, limit: number, unit: number, out: Local): void => {
+        // nb = max(1, ceil(dim / limit)); out = ceil(ceil(dim / nb) / unit) * unit
+        f.get(dim).i32Const(limit - 1).i32Add().i32Const(limit).i32DivS().set(nb);
+        f.get(nb).i32Const(1).get(nb).i32Const(1).i32GtS().select().set(nb);
+        f.get(dim).get(nb).i32Add().i32Const(1).i32Sub().get(nb).i32DivS();
+        f.i32Const(unit - 1).i32Add().i32Const(unit).i32DivS().i32Const(unit).i32Mul().set(out);
+      };
+      balanced(n, NC, NR, ncS);
+      balanced(k, KC, 1, kcS);
+      balanced(m, MC, MR, mcS);
       f.forRange(bi, () => f.i32Const(0), () => f.get(batch), 1, () => {
-        f.forRange(jc, () => f.i32Const(0), () => f.get(n), NC, () => {
-          min(() => f.i32Const(NC), () => f.get(n).get(jc).i32Sub());
+        f.forRange(jc, () => f.i32Const(0), () => f.get(n), ncS, () => {
+          min(() => f.get(ncS), () => f.get(n).get(jc).i32Sub());
           f.set(nc);
-          f.forRange(pc, () => f.i32Const(0), () => f.get(k), KC, () => {
-            min(() => f.i32Const(KC), () => f.get(k).get(pc).i32Sub());
+          f.forRange(pc, () => f.i32Const(0), () => f.get(k), kcS, () => {
+            min(() => f.get(kcS), () => f.get(k).get(pc).i32Sub());
             f.set(kc);
             // source of the B block: trans ? b + (jc*ldb + pc)*4 : b + (pc*ldb + jc)*4
             f.get(b);
@@ -307,8 +321,8 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
             f.i32Const(4).i32Mul().i32Add().set(src);
             f.get(transB).get(src).get(ldb).get(kc).get(nc).get(pB).call(packB);
             f.get(beta).get(pc).i32Const(0).i32GtS().i32Or().set(be);
-            f.forRange(ic, () => f.i32Const(0), () => f.get(m), MC, () => {
-              min(() => f.i32Const(MC), () => f.get(m).get(ic).i32Sub());
+            f.forRange(ic, () => f.i32Const(0), () => f.get(m), mcS, () => {
+              min(() => f.get(mcS), () => f.get(m).get(ic).i32Sub());
               f.set(mc);
               f.get(a);
               f.get(transA).if(

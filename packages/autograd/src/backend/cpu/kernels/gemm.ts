@@ -22,6 +22,7 @@ import {
   type KernelRuntime,
 } from "./runtime.js";
 
+/** One GEMM: C = op(A)·op(B) (or C += ... with `accumulate`), all matrices row-major and contiguous. */
 export interface GemmArgs<T extends Float32Array | Float64Array> {
   transA: boolean;
   transB: boolean;
@@ -49,8 +50,8 @@ export interface GemmBatch {
   strideC: number;
 }
 
-/** Below this many flops per thread a GEMM stays on one thread (dispatch costs ~10–50 µs). */
-const MIN_FLOPS_PER_THREAD = 1 << 22;
+/** Below this many flops per thread a GEMM stays on one thread (waking a worker costs ~2–40 µs). */
+const MIN_FLOPS_PER_THREAD = 1 << 21;
 
 interface Plan {
   transA: boolean;

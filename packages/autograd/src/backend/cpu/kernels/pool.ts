@@ -52,9 +52,17 @@ const CMD = 2;
 const NARGS = 3;
 const STATUS = 4;
 const MODE = 5; // 0: call once, 1: stream
+const ALIVE = 6; // set by the worker once it waits for commands
 const ARGS_F64 = 4; // f64 index within the slot (byte 32)
 const MAX_ARGS = SLOT_INTS / 2 - ARGS_F64;
-const SPIN = 2000;
+/**
+ * Spin-wait budgets (ms) before sleeping in Atomics.wait. A sleeping thread that is woken tends to be
+ * placed on the waker's core (Linux wake-affine) and only migrates to the idle core a few ms later,
+ * which serialises sub-millisecond parallel calls; so workers keep spinning for a while after a task
+ * (back-to-back kernel calls find them running) and the calling thread spins while joining.
+ */
+const WORKER_SPIN_MS = 2;
+const JOIN_SPIN_MS = 2;
 /** Maximum number of chunks of one streamed call. */
 export const MAX_STREAM_CHUNKS = 1024;
 // stream area (after the slots): ready count, claim counter, then one done flag per chunk
@@ -66,11 +74,17 @@ const STATUS_OK = 0;
 const STATUS_ERROR = 1;
 const STATUS_UNAVAILABLE = 2;
 
+/** A worker that has not come up after this long is given up on (its tasks run on the caller). */
+const STARTUP_TIMEOUT_MS = 20000;
+
+// Plain JavaScript, valid both as a CommonJS and as an ES module script (an eval worker inherits
+// --input-type from the parent unless execArgv is reset, which it is below).
 const WORKER_SOURCE = `
 "use strict";
-const { workerData } = require("node:worker_threads");
+const wt = typeof require === "function" ? require("node:worker_threads") : process.getBuiltinModule("node:worker_threads");
+const workerData = wt.workerData;
 const SLOT_INTS = ${SLOT_INTS}, SEQ = ${SEQ}, DONE = ${DONE}, CMD = ${CMD}, NARGS = ${NARGS}, STATUS = ${STATUS};
-const MODE = ${MODE}, ARGS_F64 = ${ARGS_F64}, SPIN = ${SPIN};
+const MODE = ${MODE}, ARGS_F64 = ${ARGS_F64}, SPIN_MS = ${WORKER_SPIN_MS};
 const i32 = new Int32Array(workerData.ctrl);
 const f64 = new Float64Array(workerData.ctrl);
 const base = workerData.slot * SLOT_INTS;
@@ -89,10 +103,14 @@ function stream(fn, a0) {
   for (;;) {
     const c = Atomics.add(i32, S + ${S_NEXT}, 1);
     if (c >= chunks) return status;
-    for (let spins = 0; ; spins++) {
+    for (let spins = 0, until = 0; ; spins++) {
       const ready = Atomics.load(i32, S + ${S_READY});
       if (ready > c) break;
-      if (spins > SPIN) Atomics.wait(i32, S + ${S_READY}, ready, 100);
+      if ((spins & 255) === 0) {
+        const now = performance.now();
+        if (spins === 0) until = now + SPIN_MS;
+        else if (now > until) Atomics.wait(i32, S + ${S_READY}, ready, 100);
+      }
     }
     const r0 = c * per;
     for (let k = 0; k < na; k++) args[k] = f64[a0 + 5 + k] + r0 * f64[a0 + 5 + na + k];
@@ -106,11 +124,17 @@ function stream(fn, a0) {
     Atomics.notify(i32, S + ${S_FLAGS} + c);
   }
 }
+// come alive unless the caller has already given up on this worker (ALIVE = -1)
+if (Atomics.compareExchange(i32, base + ${ALIVE}, 0, 1) === 0) serve();
+function serve() {
 let seen = 0;
 for (;;) {
-  let spins = 0;
-  while (Atomics.load(i32, base + SEQ) === seen) {
-    if (++spins > SPIN) Atomics.wait(i32, base + SEQ, seen);
+  for (let spins = 0, until = 0; Atomics.load(i32, base + SEQ) === seen; spins++) {
+    if ((spins & 255) === 0) {
+      const now = performance.now();
+      if (spins === 0) until = now + SPIN_MS;
+      else if (now > until) Atomics.wait(i32, base + SEQ, seen);
+    }
   }
   seen = Atomics.load(i32, base + SEQ);
   const cmd = i32[base + CMD];
@@ -134,6 +158,7 @@ for (;;) {
   i32[base + STATUS] = status;
   Atomics.store(i32, base + DONE, seen);
   Atomics.notify(i32, base + DONE);
+}
 }
 `;
 
@@ -194,6 +219,8 @@ function ensureWorkers(rt: KernelRuntime, count: number): Pool | null {
     try {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
+        execArgv: [], // plain Node: no loaders or --input-type inherited from the parent
+
         workerData: {
           module: rt.module,
           memory: rt.memory,
@@ -239,15 +266,36 @@ function post(p: Pool, w: number, cmd: number, mode: number, args: readonly numb
   Atomics.notify(p.ctrl, base + SEQ);
 }
 
-/** Wait for worker w's current command; returns its status. */
+/** Spin (up to JOIN_SPIN_MS, then sleep in slices) while ctrl[index] === value, until `deadline` (ms). */
+function waitWhile(ctrl: Int32Array, index: number, value: number, deadline = Infinity): void {
+  for (let spins = 0, until = 0; Atomics.load(ctrl, index) === value; spins++) {
+    if ((spins & 255) === 0) {
+      const now = performance.now();
+      if (now >= deadline) return;
+      if (spins === 0) until = now + JOIN_SPIN_MS;
+      else if (now > until) Atomics.wait(ctrl, index, value, Math.min(1000, Math.max(1, deadline - now)));
+    }
+  }
+}
+
+/**
+ * Wait for worker w's current command; returns its status. A worker that never came up (its startup
+ * failed before it could report, or it was killed) is retired after STARTUP_TIMEOUT_MS: its command
+ * is withdrawn and STATUS_UNAVAILABLE returned so that the caller runs the task itself.
+ */
 function join(p: Pool, w: number): number {
   const base = (w - 1) * SLOT_INTS;
   const want = p.seq[w - 1]!;
-  let spins = 0;
+  const start = performance.now();
   for (;;) {
     const done = Atomics.load(p.ctrl, base + DONE);
     if (done === want) break;
-    if (++spins > SPIN) Atomics.wait(p.ctrl, base + DONE, done, 1000);
+    waitWhile(p.ctrl, base + DONE, done, start + STARTUP_TIMEOUT_MS);
+    // retire a worker that never came alive; should it start after all, it sees ALIVE = -1 and exits
+    if (performance.now() - start >= STARTUP_TIMEOUT_MS && Atomics.compareExchange(p.ctrl, base + ALIVE, 0, -1) === 0) {
+      poolBroken = true;
+      return STATUS_UNAVAILABLE;
+    }
   }
   return p.ctrl[base + STATUS]!;
 }
@@ -261,6 +309,9 @@ export function runParallel(tasks: readonly ParallelTask[]): void {
   if (!rt) throw new Error("runParallel: WebAssembly SIMD kernels are not available in this environment");
   const ids = tasks.map((t) => fnIndex(rt, t.fn, t.args.length, "runParallel"));
   if (tasks.length === 0) return;
+  if (tasks.length > rt.maxThreads) {
+    throw new Error(`runParallel: ${tasks.length} tasks but at most ${rt.maxThreads} threads (one task per thread)`);
+  }
   const p = tasks.length > 1 ? ensureWorkers(rt, tasks.length - 1) : null;
   if (!p) {
     for (const t of tasks) rt.exports[t.fn]!(...t.args);
@@ -372,7 +423,8 @@ export function runStreamed(spec: StreamSpec): void {
     copyUpTo(chunks);
   } catch (e) {
     mainError = e;
-    // release workers waiting for inputs and mark what is left as done
+    // release workers waiting for inputs: they finish the chunks they claim (on whatever the
+    // inputs hold) and report back, then the error is rethrown below
     Atomics.store(ctrl, S + S_READY, chunks);
     Atomics.notify(ctrl, S + S_READY);
   }
@@ -381,7 +433,7 @@ export function runStreamed(spec: StreamSpec): void {
   if (mainError === null) {
     while (out < chunks) {
       if (Atomics.load(ctrl, S + S_FLAGS + out) === 1) drain();
-      else Atomics.wait(ctrl, S + S_FLAGS + out, 0, 1000);
+      else waitWhile(ctrl, S + S_FLAGS + out, 0);
     }
   }
   let workerFailed = false;

@@ -551,6 +551,8 @@ export function emitRows(mb: ModuleBuilder): void {
     f.get(xv).get(xv).f32x4Mul().get(xv).f32x4Mul().get(c.k1).f32x4Mul().get(xv).f32x4Add().get(c.k0).f32x4Mul().set(u);
     f.get(u).f32x4Abs().get(c.mtwo).f32x4Mul().set(tmp);
     emitExp(f, K, tmp, t);
+    // below the exp clamp gelu(x) < 1e-36: let t underflow to exactly 0 instead of exp(EXP_LO)
+    f.get(t).get(tmp).get(K.lo).f32x4Lt().v128AndNot().set(t);
     // sig = bitselect(one, t, u >= 0) / (1 + t)
     f.get(c.one).get(t).get(u).f32x4Const(0, 0, 0, 0).f32x4Ge().v128Bitselect();
     f.get(t).get(c.one).f32x4Add().f32x4Div().set(sig);

@@ -597,9 +597,10 @@ export class FunctionBuilder {
 
   /**
    * Counted loop: `for (i = start; i < end; i += step) body()` where start/end are emitted by callbacks
-   * (pushing one i32) and step is a constant. The loop test is at the top, so zero iterations are fine.
+   * (pushing one i32) and step is a constant or an i32 local. The loop test is at the top, so zero
+   * iterations are fine.
    */
-  forRange(i: Local, start: () => void, end: () => void, step: number, body: () => void): this {
+  forRange(i: Local, start: () => void, end: () => void, step: number | Local, body: () => void): this {
     start();
     this.set(i);
     this.block((exit) => {
@@ -609,7 +610,10 @@ export class FunctionBuilder {
         this.i32GeS();
         this.brIf(exit);
         body();
-        this.get(i).i32Const(step).i32Add().set(i);
+        this.get(i);
+        if (typeof step === "number") this.i32Const(step);
+        else this.get(step);
+        this.i32Add().set(i);
         this.br(top);
       });
     });
