@@ -80,10 +80,19 @@ function runSuite(suite: Benchmark.Suite): Promise<void> {
 /** Runs the GEMM benchmarks whose names contain `filter` (case-insensitive); prints a markdown table. */
 export async function run(filter?: string): Promise<void> {
   const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
-  await tf.setBackend("wasm");
-  await tf.ready();
   const hw = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
   const threadCounts = [...new Set([1, Math.min(2, hw)])];
+  const caseNames = (s: Shape): string[] => [
+    ...threadCounts.map((t) => `gemm: ${s.name} qkvflow ${t} thread${t > 1 ? "s" : ""}`),
+    `gemm: ${s.name} tfjs-wasm`,
+    ...(s.plainJs ? [`gemm: ${s.name} plain JS`] : []),
+  ];
+  if (!SHAPES.some((s) => caseNames(s).some(want))) {
+    console.log(`gemm: no benchmark matches '${filter}'`);
+    return;
+  }
+  await tf.setBackend("wasm");
+  await tf.ready();
   const savedThreads = getNumThreads();
   const info = kernelInfo();
   console.log(
@@ -97,11 +106,7 @@ export async function run(filter?: string): Promise<void> {
   const opts: Benchmark.Options = { minSamples: 3, maxTime: 2, initCount: 1 };
   try {
     for (const s of SHAPES) {
-      const cases = [
-        ...threadCounts.map((t) => `gemm: ${s.name} qkvflow ${t} thread${t > 1 ? "s" : ""}`),
-        `gemm: ${s.name} tfjs-wasm`,
-        ...(s.plainJs ? [`gemm: ${s.name} plain JS`] : []),
-      ].filter(want);
+      const cases = caseNames(s).filter(want);
       if (cases.length === 0) continue;
       const a = fill(s.m * s.k, 1);
       const b = fill(s.k * s.n, 2);

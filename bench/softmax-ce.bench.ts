@@ -69,6 +69,18 @@ export async function run(filter?: string): Promise<void> {
   const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
   const hw = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
   const threadCounts = [...new Set([Math.min(2, hw), 1])];
+  const caseNames = [
+    ...threadCounts.flatMap((t) =>
+      ["forward+backward", "forward only", "backward only"].map((w) => `softmax-ce: qkvflow ${t} thread${t > 1 ? "s" : ""} ${w}`),
+    ),
+    "softmax-ce: memcpy reference",
+    "softmax-ce: plain JS forward+backward",
+    "softmax-ce: tfjs-wasm forward+backward",
+  ];
+  if (!caseNames.some(want)) {
+    console.log(`softmax-ce: no benchmark matches '${filter}'`);
+    return;
+  }
   const savedThreads = getNumThreads();
   console.log(
     `machine: ${os.cpus()[0]?.model ?? "?"}, ${hw} hardware threads, Node ${process.version}; qkvflow simd=${kernelInfo().simd}; ` +

@@ -369,6 +369,37 @@ for (const mode of MODES) {
   });
 }
 
+for (const mode of MODES) {
+  test(`softmax / cross-entropy: a NaN logit poisons only its row; -Infinity logits get ~0 probability (${mode.name})`, (t) => {
+    const skip = skipMode(mode);
+    if (skip) return t.skip(skip);
+    run(mode, () => {
+      const rows = 3;
+      const cols = 13;
+      const x = arr(mode, rand(rows * cols, 5, -2, 2));
+      x[4] = NaN; // row 0
+      x[cols + 2] = -Infinity; // row 1
+      x[cols + 11] = -Infinity;
+      const out = arr(mode, rows * cols);
+      softmaxRows(x, out, rows, cols);
+      for (let j = 0; j < cols; j++) assert.ok(Number.isNaN(out[j]!), "row 0 is NaN");
+      const clean = Float64Array.from(x.subarray(cols));
+      clean[2] = -Infinity;
+      const ref = refSoftmax(clean.map((v) => (v === -Infinity ? -1e300 : v)), rows - 1, cols);
+      for (let i = 0; i < ref.length; i++) {
+        const g = out[cols + i]!;
+        if (i === 2 || i === 11) assert.ok(g >= 0 && g < 1e-36, `masked entry ${i} = ${g}`);
+        else assertNear([g], [ref[i]!], mode.f64 ? 1e-12 : 1e-5, 0, `row ${1 + Math.floor(i / cols)} entry ${i % cols}`);
+      }
+      const loss = arr(mode, rows);
+      const lse = arr(mode, rows);
+      crossEntropyRows(x, Int32Array.from([0, 0, 1]), rows, cols, -1, loss, lse);
+      assert.ok(Number.isNaN(loss[0]!) && Number.isNaN(lse[0]!), "row 0 loss is NaN");
+      assert.ok(Number.isFinite(loss[1]!) && Number.isFinite(loss[2]!), "other rows are finite");
+    });
+  });
+}
+
 test("row kernels: property test (float32 kernels vs float64 reference)", (t) => {
   const modes = MODES.filter((m) => skipMode(m) === null && !m.f64);
   if (modes.length === 0) return t.skip("no float32 kernels");

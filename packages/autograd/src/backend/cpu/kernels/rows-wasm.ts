@@ -9,9 +9,10 @@
  *  - exp(x) = 2^(x·log2 e) = 2^n·2^f with |f| ≤ 1/2: a degree-5 polynomial fitted to 2^f (2.4e-7
  *    relative in float32) and 2^n added into the exponent bits; the float32 rounding of x·log2 e
  *    adds up to |x|·5e-8 relative (≤ 1e-6 for |x| ≤ 20, where softmax mass lives; ≤ 4.3e-6 at the
- *    clamp). Arguments below -86 are clamped (exp gives 4e-38 instead of underflowing to 0); NaN
- *    stays NaN. Callers only pass arguments ≤ ~0. Row maxima use f32x4.pmax (one instruction) and so skip NaNs, but a NaN
- *    element still turns its row's sum, and hence the row's outputs, into NaN.
+ *    clamp). Arguments below -86 are clamped, so exp gives 4e-38 instead of underflowing to 0 (a
+ *    -Infinity logit gets probability ~4e-38/Σ, not exactly 0); NaN stays NaN. Callers only pass
+ *    arguments ≤ ~0. Row maxima use f32x4.pmax (one instruction) and so skip NaNs, but a NaN element
+ *    still turns its row's sum, and hence the row's outputs, into NaN.
  *  - row sums are accumulated in float32 lanes over blocks of 256 columns and then in float64, so
  *    their relative error stays near 1e-7 for rows of any width.
  *  - log (for log-sum-exp) is evaluated in float64 (atanh series, error < 1e-15).
@@ -181,7 +182,7 @@ function flushInto(f: FunctionBuilder, acc: Local, sum: Local): void {
 
 /** Emit the row kernels into a module. */
 export function emitRows(mb: ModuleBuilder): void {
-  // natural log in float64 of a positive finite number
+  // natural log in float64 (positive finite input; 0 gives -Infinity, NaN or negative give NaN)
   const log64 = mb.func(null, ["f64"], ["f64"], (f, s) => {
     const bits = f.local("i64");
     const e = f.local("i32");
@@ -202,6 +203,9 @@ export function emitRows(mb: ModuleBuilder): void {
     for (let k = 15; k >= 1; k -= 2) f.get(z2).f64Mul().f64Const(2 / k).f64Add();
     f.get(z).f64Mul();
     f.get(e).f64ConvertI32S().f64Const(Math.LN2).f64Mul().f64Add();
+    // s > 0 ? log : (s == 0 ? -Infinity : NaN) — a NaN sum (a NaN logit) must stay NaN
+    f.f64Const(-Infinity).f64Const(NaN).get(s!).f64Const(0).f64Eq().select();
+    f.get(s!).f64Const(0).f64Gt().select();
   });
 
   /**
