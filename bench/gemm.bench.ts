@@ -16,6 +16,7 @@ import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
+import { hardwareThreads, nameFilter, runSuite } from "./common.js";
 
 interface Shape {
   name: string;
@@ -70,17 +71,10 @@ interface Row {
   rme: number;
 }
 
-function runSuite(suite: Benchmark.Suite): Promise<void> {
-  return new Promise((resolve) => {
-    suite.on("complete", () => resolve());
-    suite.run({ async: false });
-  });
-}
-
 /** Runs the GEMM benchmarks whose names contain `filter` (case-insensitive); prints a markdown table. */
 export async function run(filter?: string): Promise<void> {
-  const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
-  const hw = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  const want = nameFilter(filter);
+  const hw = hardwareThreads();
   const threadCounts = [...new Set([1, Math.min(2, hw)])];
   const caseNames = (s: Shape): string[] => [
     ...threadCounts.map((t) => `gemm: ${s.name} qkvflow ${t} thread${t > 1 ? "s" : ""}`),

@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { crossEntropyBackwardRows, crossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
+import { hardwareThreads, nameFilter, runSuite } from "./common.js";
 
 const ROWS = 2048;
 const COLS = 50257;
@@ -57,17 +58,10 @@ interface Row {
   rme: number;
 }
 
-function runSuite(suite: Benchmark.Suite): Promise<void> {
-  return new Promise((resolve) => {
-    suite.on("complete", () => resolve());
-    suite.run({ async: false });
-  });
-}
-
 /** Runs the softmax / cross-entropy benchmarks whose names contain `filter`; prints a markdown table. */
 export async function run(filter?: string): Promise<void> {
-  const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
-  const hw = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  const want = nameFilter(filter);
+  const hw = hardwareThreads();
   const threadCounts = [...new Set([Math.min(2, hw), 1])];
   const caseNames = [
     ...threadCounts.flatMap((t) =>
