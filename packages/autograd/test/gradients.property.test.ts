@@ -204,8 +204,31 @@ spec("crossEntropy", fc.record({ b: dim, t: dim, c: fc.integer({ min: 2, max: 5 
     const targets = ag.tensor(Array.from({ length: b * t }, (_, i) => (i === 0 ? 0 : r() > 0.7 ? -1 : Math.floor(((r() + 1) / 2) * c) % c)), { dtype: "int32", shape: [b, t] });
     return { f: (x: Tensor) => ag.crossEntropy(x, targets, { ignoreIndex: -1, reduction: red }), inputs: [T([b, t, c], seed)], diff: [0], seed };
   }));
-spec("layerNorm", fc.record({ lead: shapeArb(0, 2), e: fc.integer({ min: 2, max: 5 }), seed: seedArb }).map(({ lead, e, seed }) => ({
-  f: (x: Tensor, g: Tensor, b: Tensor) => ag.layerNorm(x, g, b, 1e-5), inputs: [T([...lead, e], seed), T([e], seed + 1), T([e], seed + 2)], diff: [0, 1, 2], seed,
+/** gamma/beta layouts: [E] (fused), [1, E] (fused after a reshape), none, and a full-shape gamma (affine as ordinary ops). */
+const lnCase = fc.record({ lead: shapeArb(0, 2), e: fc.integer({ min: 2, max: 5 }), seed: seedArb, layout: fc.constantFrom("E", "1E", "none", "full") });
+function lnParams({ lead, e, seed, layout }: { lead: number[]; e: number; seed: number; layout: string }): { x: Tensor; params: Tensor[] } {
+  const x = T([...lead, e], seed);
+  if (layout === "none") return { x, params: [] };
+  const gShape = layout === "E" ? [e] : layout === "1E" ? [1, e] : [...lead, e];
+  return { x, params: [T(gShape, seed + 1), T(layout === "full" ? [e] : gShape, seed + 2)] };
+}
+const lnApply = (x: Tensor, ...p: Tensor[]) => ag.layerNorm(x, p[0] ?? null, p[1] ?? null, 1e-5);
+spec("layerNorm", lnCase.map((c) => {
+  const { x, params } = lnParams(c);
+  return { f: lnApply, inputs: [x, ...params], diff: [0, ...params.map((_, i) => i + 1)], seed: c.seed };
+}));
+// The fused backward kernels are primitives with their own rules: check those rules (second derivatives)
+// by differentiating the first-order gradient once more.
+spec("layerNorm (second order)", lnCase.map((c) => {
+  const { x, params } = lnParams(c);
+  const k = 1 + params.length;
+  const f = (...xs: Tensor[]) => ag.vjp((...ys: Tensor[]) => lnApply(ys[0], ...ys.slice(1)), ...xs.slice(0, k))[1](xs[k]);
+  const ct = T(ag.layerNorm(x, params[0] ?? null, params[1] ?? null).shape as number[], c.seed + 3);
+  return { f, inputs: [x, ...params, ct], diff: Array.from({ length: k + 1 }, (_, i) => i), seed: c.seed };
+}));
+spec("gelu (second order)", fc.record({ shape: shapeArb(0, 3), seed: seedArb }).map(({ shape, seed }) => ({
+  f: (x: Tensor, g: Tensor) => ag.vjp(ag.gelu, x)[1](g)[0],
+  inputs: [T(shape, seed, "any"), T(shape, seed + 1)], diff: [0, 1], seed,
 })));
 spec("dropout", fc.record({ shape: shapeArb(1, 3), seed: seedArb }).map(({ shape, seed }) => {
   const key = ag.random.key(seed);
@@ -215,7 +238,7 @@ spec("dropout", fc.record({ shape: shapeArb(1, 3), seed: seedArb }).map(({ shape
 test("every exported differentiable op has a gradient property test", () => {
   const missing = DIFFERENTIABLE_OPS.filter((n) => !covered.has(n));
   const exported = DIFFERENTIABLE_OPS.filter((n) => typeof (ag as Record<string, unknown>)[n] !== "function");
-  console.log(`gradient property tests cover ${covered.size} of ${DIFFERENTIABLE_OPS.length} differentiable ops`);
+  console.log(`gradient property tests cover ${DIFFERENTIABLE_OPS.filter((n) => covered.has(n)).length} of ${DIFFERENTIABLE_OPS.length} differentiable ops`);
   assert.deepEqual(exported, [], "names listed in DIFFERENTIABLE_OPS that are not exported functions");
   assert.deepEqual(missing, [], "differentiable ops without a property test");
 });

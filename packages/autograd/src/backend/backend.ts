@@ -64,5 +64,20 @@ export interface Backend {
   crossEntropy(logits: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer };
   /** dLogits = g[:,None] * (softmax(logits) - onehot(targets)), zero rows for ignored targets. */
   crossEntropyBackward(logits: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number): Buffer;
+  /**
+   * Layer norm over the last axis of x [..., C]: y = (x − mean)·rstd·gamma + beta with rstd = 1/√(var + eps)
+   * (biased variance); gamma and beta are [C] or null (1 and 0). Also returns the per-row mean and rstd
+   * ([rows], rows = size / C) for the backward.
+   */
+  layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer };
+  /**
+   * Backward of layerNorm from the saved mean and rstd: dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·gamma
+   * and x̂ = (x − mean)·rstd; with `withParams`, also dgamma = Σ_rows dy·x̂ and dbeta = Σ_rows dy ([C]).
+   */
+  layerNormBackward(
+    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+  ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null };
+  /** dx = dy · gelu′(x) for the tanh GELU of unary "gelu" (x and dy of one shape). */
+  geluBackward(x: TensorInfo, dy: TensorInfo): Buffer;
   /** Random bits are produced on the host; backends only receive the values through fromArray. */
 }

@@ -1,12 +1,13 @@
 import { record } from "../autodiff/engine.js";
+import { jvp, vjp } from "../autodiff/transforms.js";
 import { bernoulli, type Key } from "../random.js";
 import { fmt, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { arange } from "./creation.js";
 import { add, div, eq, exp, ge, mul, ne, rsqrt, sub, where } from "./elementwise.js";
 import { mean, sum, variance } from "./reduce.js";
-import { cast, expandDims, reshape, transpose } from "./shape-ops.js";
-import { requireFloat, tracked, wrap } from "./util.js";
+import { broadcastTo, cast, expandDims, reshape, sumToShape, transpose } from "./shape-ops.js";
+import { requireFloat, sameDType, tracked, wrap } from "./util.js";
 
 function lastAxisOp(x: Tensor, axis: number, f: (v: Tensor) => Tensor): Tensor {
   const a = normAxis("softmax", axis, x.rank);
@@ -140,19 +141,148 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   return div(total, Math.max(count, 1));
 }
 
-/** Layer normalisation over the last axis: (x − μ)/√(σ² + eps) · gamma + beta. */
+/** Per-row statistics saved by the layer-norm forward ([rows], not differentiable: rules re-derive them). */
+interface LnSaved {
+  mean: Tensor;
+  rstd: Tensor;
+  eps: number;
+}
+
+/** Sums a [..., C] tensor over every axis but the last. */
+function sumRows(t: Tensor): Tensor {
+  return sumToShape(t, [t.shape[t.rank - 1]]);
+}
+
+/**
+ * Layer normalisation over the last axis: (x − μ)/√(σ² + eps) · gamma + beta, with the biased variance.
+ * gamma and beta (each optional) broadcast against x; when their shape is [C] (leading 1s allowed) the scale
+ * and shift are fused into the normalisation kernel, forward and backward.
+ */
 export function layerNorm(x: Tensor, gamma: Tensor | null = null, beta: Tensor | null = null, eps = 1e-5): Tensor {
   requireFloat("layerNorm", x);
+  if (x.rank === 0) throw new Error("layerNorm: got a scalar; expected x of rank >= 1 (normalised over the last axis)");
+  if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`layerNorm: eps is ${eps}; expected a finite number >= 0`);
   const E = x.shape[x.rank - 1];
   for (const [name, p] of [["gamma", gamma], ["beta", beta]] as const) {
-    if (p && (p.shape[p.rank - 1] !== E)) throw new Error(`layerNorm: ${name} has shape ${fmt(p.shape)}; expected a last axis of ${E} to match x ${fmt(x.shape)}`);
+    if (!p) continue;
+    if (p.rank === 0 || p.shape[p.rank - 1] !== E) {
+      throw new Error(`layerNorm: ${name} has shape ${fmt(p.shape)}; expected a last axis of ${E} to match x ${fmt(x.shape)}`);
+    }
+    sameDType("layerNorm", x, p);
   }
-  const mu = mean(x, -1, { keepdims: true });
-  const v = variance(x, -1, { keepdims: true });
-  let y = mul(sub(x, mu), rsqrt(add(v, eps)));
+  const fusable = (p: Tensor | null) => !p || p.shape.slice(0, -1).every((d) => d === 1);
+  if (fusable(gamma) && fusable(beta)) {
+    const g = gamma && gamma.rank > 1 ? reshape(gamma, [E]) : gamma;
+    const b = beta && beta.rank > 1 ? reshape(beta, [E]) : beta;
+    const y = layerNormPrim(x, g, b, eps);
+    // a gamma/beta with leading 1s can broadcast x up to a higher rank
+    const outShape = [gamma, beta].reduce((s, p) => (p && p.rank > s.length ? [...p.shape.slice(0, p.rank - s.length), ...s] : s), x.shape as number[]);
+    return outShape.length > x.rank ? reshape(y, outShape) : y;
+  }
+  let y = layerNormPrim(x, null, null, eps);
   if (gamma) y = mul(y, gamma);
   if (beta) y = add(y, beta);
   return y;
+}
+
+/** The fused layer-norm primitive: gamma and beta are [C] or null. */
+function layerNormPrim(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
+  const r = x._backend.layerNorm(x.info, gamma?.info ?? null, beta?.info ?? null, eps);
+  const C = x.shape[x.rank - 1];
+  const rows = C === 0 ? 0 : x.size / C;
+  const y = wrap(r.y, x.shape, x.dtype, x);
+  const saved: LnSaved = { mean: wrap(r.mean, [rows], x.dtype, x), rstd: wrap(r.rstd, [rows], x.dtype, x), eps };
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return record(y, inputs, {
+    name: "layerNorm",
+    vjp: (g) => {
+      const params = (gamma !== null && tracked(gamma)) || (beta !== null && tracked(beta));
+      const p = layerNormGrad(x, gamma, g, saved, params);
+      return [p.dx, ...(gamma ? [p.dgamma] : []), ...(beta ? [p.dbeta] : [])];
+    },
+    jvp: (ts) => {
+      const tx = ts[0];
+      const tg = gamma ? ts[1] : null;
+      const tb = beta ? ts[gamma ? 2 : 1] : null;
+      // the Jacobian of the normalisation is symmetric, so its JVP is the backward kernel applied to tx
+      let out: Tensor | null = null;
+      if (tx) {
+        const n = layerNormGrad(x, null, tx, saved, false).dx;
+        out = gamma ? mul(n, gamma) : n;
+      }
+      if (tg) {
+        const t = mul(tg, layerNormPrim(x, null, null, eps));
+        out = out ? add(out, t) : t;
+      }
+      if (tb) out = out ? add(out, tb) : broadcastTo(tb, x.shape);
+      return out;
+    },
+  });
+}
+
+/**
+ * Backward of the fused layer norm from the saved statistics: dx = M(x)(gamma ⊙ g) with the symmetric
+ * per-row operator M = rstd·(I − 11ᵀ/C − x̂x̂ᵀ/C), and with `params` dgamma = Σ_rows g ⊙ x̂, dbeta = Σ_rows g.
+ * Each result is itself differentiable (second-order rules below).
+ */
+function layerNormGrad(
+  x: Tensor, gamma: Tensor | null, g: Tensor, s: LnSaved, params: boolean,
+): { dx: Tensor; dgamma: Tensor | null; dbeta: Tensor | null } {
+  const r = x._backend.layerNormBackward(x.info, gamma?.info ?? null, s.mean.info, s.rstd.info, g.info, params);
+  const C = x.shape[x.rank - 1];
+  const dx = wrap(r.dx, x.shape, x.dtype, x);
+  const M = (v: Tensor) => layerNormGrad(x, null, v, s, false).dx;
+  const xhat = () => layerNormPrim(x, null, null, s.eps);
+  record(dx, gamma ? [x, gamma, g] : [x, g], {
+    name: "layerNormGrad",
+    vjp: (u) => {
+      const cx = tracked(x) ? vjp((xx: Tensor) => layerNormGradComposite(xx, gamma, g, s.eps), x)[1](u)[0] : null;
+      const needMu = tracked(g) || (gamma !== null && tracked(gamma));
+      const mu = needMu ? M(u) : null;
+      const cg = tracked(g) && mu ? (gamma ? mul(mu, gamma) : mu) : null;
+      if (!gamma) return [cx, cg];
+      return [cx, tracked(gamma) && mu ? sumRows(mul(g, mu)) : null, cg];
+    },
+    jvp: (ts) => {
+      const tx = ts[0];
+      const tgam = gamma ? ts[1] : null;
+      const tg = ts[gamma ? 2 : 1];
+      const terms: Tensor[] = [];
+      if (tx) terms.push(jvp((xx: Tensor) => layerNormGradComposite(xx, gamma, g, s.eps), [x], [tx])[1]);
+      if (tg) terms.push(layerNormGrad(x, gamma, tg, s, false).dx);
+      if (tgam) terms.push(M(mul(tgam, g)));
+      return terms.length === 0 ? null : terms.reduce((a, b) => add(a, b));
+    },
+  });
+  if (!params) return { dx, dgamma: null, dbeta: null };
+  const dgamma = wrap(r.dgamma, [C], x.dtype, x);
+  record(dgamma, [x, g], {
+    name: "layerNormGradGamma",
+    vjp: (u) => [tracked(x) ? M(mul(g, u)) : null, tracked(g) ? mul(u, xhat()) : null],
+    jvp: ([tx, tg]) => {
+      const a = tg ? sumRows(mul(tg, xhat())) : null;
+      const b = tx ? sumRows(mul(g, M(tx))) : null;
+      return a && b ? add(a, b) : (a ?? b);
+    },
+  });
+  const dbeta = wrap(r.dbeta, [C], x.dtype, x);
+  record(dbeta, [g], {
+    name: "layerNormGradBeta",
+    vjp: (u) => [broadcastTo(u, g.shape)],
+    jvp: ([tg]) => (tg ? sumRows(tg) : null),
+  });
+  return { dx, dgamma, dbeta };
+}
+
+/** The layer-norm backward dx written with ordinary ops (differentiated for the x-dependence of dx). */
+function layerNormGradComposite(x: Tensor, gamma: Tensor | null, g: Tensor, eps: number): Tensor {
+  const mu = mean(x, -1, { keepdims: true });
+  const rs = rsqrt(add(variance(x, -1, { keepdims: true }), eps));
+  const xh = mul(sub(x, mu), rs);
+  const gy = gamma ? mul(g, gamma) : g;
+  const a = mean(gy, -1, { keepdims: true });
+  const b = mean(mul(gy, xh), -1, { keepdims: true });
+  return mul(rs, sub(sub(gy, a), mul(xh, b)));
 }
 
 /** Inverted dropout with an explicit RNG key: zeroes elements with probability `rate`, scales the rest by 1/(1−rate). */

@@ -297,6 +297,60 @@ export function refCrossEntropyBackward(x: ArrayLike<number>, rows: number, cols
   return out;
 }
 
+/** Layer norm over the last axis in float64 (biased variance, two passes), with per-row mean and rstd. */
+export function refLayerNorm(
+  x: ArrayLike<number>, rows: number, cols: number, gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null, eps: number,
+): { y: Float64Array; mean: Float64Array; rstd: Float64Array } {
+  const y = new Float64Array(rows * cols), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += x[r * cols + c];
+    const mu = s / cols;
+    let v = 0;
+    for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mu) ** 2;
+    const rs = 1 / Math.sqrt(v / cols + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    for (let c = 0; c < cols; c++) {
+      y[r * cols + c] = (x[r * cols + c] - mu) * rs * (gamma ? gamma[c] : 1) + (beta ? beta[c] : 0);
+    }
+  }
+  return { y, mean, rstd };
+}
+
+/**
+ * Layer-norm backward in float64 by the chain rule through mean and variance, written independently of the
+ * kernels' closed form: dx_j = Σ_k dy_k γ_k ∂x̂_k/∂x_j with ∂x̂_k/∂x_j = rstd(δ_kj − 1/C) − x̂_k x̂_j rstd / C.
+ */
+export function refLayerNormBackward(
+  x: ArrayLike<number>, rows: number, cols: number, gamma: ArrayLike<number> | null, dy: ArrayLike<number>, eps: number,
+): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  const { y: xh, rstd } = refLayerNorm(x, rows, cols, null, null, eps);
+  const dx = new Float64Array(rows * cols), dgamma = new Float64Array(cols), dbeta = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols, rs = rstd[r];
+    for (let j = 0; j < cols; j++) {
+      let acc = 0;
+      for (let k = 0; k < cols; k++) {
+        const jac = rs * ((k === j ? 1 : 0) - 1 / cols) - (xh[o + k] * xh[o + j] * rs) / cols;
+        acc += dy[o + k] * (gamma ? gamma[k] : 1) * jac;
+      }
+      dx[o + j] = acc;
+      dgamma[j] += dy[o + j] * xh[o + j];
+      dbeta[j] += dy[o + j];
+    }
+  }
+  return { dx, dgamma, dbeta };
+}
+
+/** dy · gelu′(x) for the tanh GELU, in float64 from the tanh form. */
+export function refGeluBackward(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v, i) => {
+    const th = Math.tanh(GELU_C * (v + 0.044715 * v ** 3));
+    return dy[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * v * v));
+  });
+}
+
 /** A seeded PRNG (mulberry32) for reproducible test data. */
 export function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -15,7 +15,7 @@ import {
 } from "../../src/index.js";
 import {
   BINARY_REF, broadcastShape, ints, numel, refBinary, refBroadcastTo, refConcat, refCrossEntropy, refCrossEntropyBackward,
-  refGather, refMatmul, refPad, refReduce, refScatterAdd, refSlice, refSoftmax, refTranspose, refWhere, rng, UNARY_REF,
+  refGather, refGeluBackward, refLayerNorm, refLayerNormBackward, refMatmul, refPad, refReduce, refScatterAdd, refSlice, refSoftmax, refTranspose, refWhere, rng, UNARY_REF,
   uniform, type Shape,
 } from "./reference.js";
 
@@ -478,6 +478,53 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       assert.equal(rd(ig.loss, [2], "float32")[0], 0, "an ignored row gives 0");
     });
 
+    it("layerNorm and its backward: with and without gamma/beta, long rows, a large common offset", () => {
+      const r = rng(25);
+      const tol = tolOf("layerNorm");
+      const eps = 1e-5;
+      for (const shape of [[1, 1], [3, 7], [2, 3, 5], [4, 768], [5, 2]] as Shape[]) {
+        const cols = shape[shape.length - 1], rows = numel(shape) / cols;
+        const x = uniform(r, numel(shape), -3, 3);
+        if (cols === 768) for (let i = 0; i < cols; i++) x[i] += 1000; // row 0: mean ≫ spread
+        const gamma = uniform(r, cols, 0.5, 1.5), beta = uniform(r, cols, -1, 1), dy = uniform(r, numel(shape), -1, 1);
+        for (const affine of [true, false]) {
+          const G = affine ? up(gamma, [cols]) : null, B = affine ? up(beta, [cols]) : null;
+          const got = be.layerNorm(up(x, shape), G, B, eps);
+          const ref = refLayerNorm(fround(x), rows, cols, affine ? fround(gamma) : null, affine ? fround(beta) : null, eps);
+          const label = `layerNorm ${JSON.stringify(shape)}${affine ? " with gamma/beta" : ""}`;
+          // y = (x − mean)·rstd·γ with x and mean in float32: rounding the mean costs |mean|·2⁻²⁴·rstd·|γ|
+          const meanUlp = Math.max(...Array.from(ref.mean, (m, i) => Math.abs(m) * ref.rstd[i])) * 2 ** -23 * 1.5;
+          assertClose(rd(got.y, shape, "float32"), ref.y, { ...tol, atol: tol.atol + meanUlp }, label);
+          // the mean of values of either sign: relative to the row's mean |x|
+          const absMean = Float64Array.from({ length: rows }, (_, i) => x.subarray(i * cols, (i + 1) * cols).reduce((a, v) => a + Math.abs(v), 0) / cols);
+          assertClose(rd(got.mean, [rows], "float32"), ref.mean, tol, `${label}: mean`, absMean);
+          assertClose(rd(got.rstd, [rows], "float32"), ref.rstd, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: rstd`);
+          const bw = be.layerNormBackward(up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), true);
+          const refB = refLayerNormBackward(fround(x), rows, cols, affine ? fround(gamma) : null, fround(dy), eps);
+          // dx is a difference of O(rstd·|dy|) terms: scale the tolerance by that size
+          const scaleX = new Float64Array(numel(shape)).fill(Math.max(...Array.from(ref.rstd)) * 1.5);
+          assertClose(rd(bw.dx, shape, "float32"), refB.dx, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: dx`, scaleX);
+          assertClose(rd(bw.dgamma, [cols], "float32"), refB.dgamma, { ...tol, atol: tol.atol + rows * meanUlp }, `${label}: dgamma`, new Float64Array(cols).fill(rows));
+          assertClose(rd(bw.dbeta, [cols], "float32"), refB.dbeta, tol, `${label}: dbeta`, new Float64Array(cols).fill(rows));
+          const noParams = be.layerNormBackward(up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), false);
+          assert.equal(noParams.dgamma, null, "no dgamma without withParams");
+          assertClose(rd(noParams.dx, shape, "float32"), rd(bw.dx, shape, "float32"), { rtol: 0, atol: 0 }, `${label}: dx without params`);
+        }
+      }
+    });
+
+    it("geluBackward, including large |x|", () => {
+      const r = rng(26);
+      const tol = tolOf("geluBackward");
+      for (const n of [1, 7, 1000, 4099]) {
+        const x = uniform(r, n, -6, 6), dy = uniform(r, n, -2, 2);
+        assertClose(rd(be.geluBackward(up(x, [n]), up(dy, [n])), [n], "float32"), refGeluBackward(fround(x), fround(dy)), tol, `geluBackward n=${n}`);
+      }
+      const edge = new Float32Array([-100, -30, -10, 0, 10, 30, 100]);
+      const ones = new Float32Array(edge.length).fill(1);
+      assertClose(rd(be.geluBackward(up(edge, [7]), up(ones, [7])), [7], "float32"), refGeluBackward(edge, ones), tol, "geluBackward at edge values");
+    });
+
     it("crossEntropyBackward", () => {
       const r = rng(24);
       const tol = tolOf("crossEntropyBackward");
@@ -523,6 +570,13 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         assertClose(rd(be.softmax(X, true), [3, 5], "float64"), sm, tight, "float64 logSoftmax");
         const s = refReduce("sum", x, [3, 5], [1]);
         assertClose(rd(be.reduce("sum", X, [1]), [3], "float64"), s.out, tight, "float64 sum", s.scale);
+        const ln = be.layerNorm(X, null, null, 1e-5);
+        const refLn = refLayerNorm(x, 3, 5, null, null, 1e-5);
+        assertClose(rd(ln.y, [3, 5], "float64"), refLn.y, tight, "float64 layerNorm");
+        const dyLn = Float64Array.from(x, (v, i) => Math.sin(v + i));
+        const lnb = be.layerNormBackward(X, null, { buf: ln.mean, shape: [3], dtype: "float64" }, { buf: ln.rstd, shape: [3], dtype: "float64" }, up(dyLn, [3, 5], "float64"), true);
+        assertClose(rd(lnb.dx, [3, 5], "float64"), refLayerNormBackward(x, 3, 5, null, dyLn, 1e-5).dx, tight, "float64 layerNorm backward", new Float64Array(15).fill(3));
+        assertClose(rd(be.geluBackward(X, up(dyLn, [3, 5], "float64")), [3, 5], "float64"), refGeluBackward(x, dyLn), tight, "float64 geluBackward");
       });
     }
 

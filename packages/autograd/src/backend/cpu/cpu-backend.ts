@@ -3,9 +3,12 @@ import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemm } from "./gemm-dispatch.js";
-import { crossEntropyBackwardRowsK, crossEntropyRowsK, softmaxRowsK } from "./rows-dispatch.js";
+import {
+  crossEntropyBackwardRowsK, crossEntropyRowsK, geluBackwardK, geluK, layerNormBackwardRowsK, layerNormRowsK, softmaxRowsK,
+} from "./rows-dispatch.js";
 
 const arr = (x: TensorInfo) => x.buf as TypedArray;
+type F = Float32Array | Float64Array;
 
 /** The CPU backend: dense row-major typed arrays, kernels in TypeScript / WebAssembly. */
 export class CpuBackend implements Backend {
@@ -39,6 +42,10 @@ export class CpuBackend implements Backend {
 
   unary(op: UnaryOp, x: TensorInfo, outDType: DType): Buffer {
     const out = allocArray(outDType, sizeOf(x.shape));
+    if (op === "gelu" && outDType === x.dtype && (x.dtype === "float32" || x.dtype === "float64")) {
+      geluK(arr(x) as Float32Array | Float64Array, out as Float32Array | Float64Array, out.length);
+      return out;
+    }
     unaryKernel(op, arr(x), out);
     return out;
   }
@@ -225,6 +232,35 @@ export class CpuBackend implements Backend {
       arr(logits) as Float32Array | Float64Array, arr(targets) as Int32Array, arr(lse) as Float32Array | Float64Array,
       arr(g) as Float32Array | Float64Array, out, rows, cols, ignoreIndex);
     return out;
+  }
+
+  layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer } {
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
+    const y = allocArray(x.dtype, sizeOf(x.shape)) as F;
+    const mean = allocArray(x.dtype, rows) as F;
+    const rstd = allocArray(x.dtype, rows) as F;
+    layerNormRowsK(arr(x) as F, gamma ? (arr(gamma) as F) : null, beta ? (arr(beta) as F) : null, y, mean, rstd, rows, cols, eps);
+    return { y, mean, rstd };
+  }
+
+  layerNormBackward(
+    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+  ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null } {
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
+    const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
+    const dgamma = withParams ? (allocArray(x.dtype, cols) as F) : null;
+    const dbeta = withParams ? (allocArray(x.dtype, cols) as F) : null;
+    layerNormBackwardRowsK(
+      arr(x) as F, gamma ? (arr(gamma) as F) : null, arr(mean) as F, arr(rstd) as F, arr(dy) as F, dx, dgamma, dbeta, rows, cols);
+    return { dx, dgamma, dbeta };
+  }
+
+  geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
+    const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
+    geluBackwardK(arr(x) as F, arr(dy) as F, dx, dx.length);
+    return dx;
   }
 }
 

@@ -695,7 +695,97 @@ export class GpuBackend implements Backend {
         `if (t != ignore) {\nlet p = Math.exp(x[i] - l[${r}]);\nif (${c} == t) { p = p - 1.0; }\nres = g[${r}] * p;\n}\nreturn res;\n`);
     }, [X, T, L, G], [cols, ignoreIndex]);
   }
+
+  // ---------------------------------------------------------------- layer norm, gelu backward
+
+  /** Per-row mean of a [rows, cols] matrix. */
+  private rowMean(x: GpuBuffer, rows: number, cols: number, dtype: DType): GpuBuffer {
+    return this.run("rowmean", "", rows, dtype, () =>
+      kernelSource(["x", "cols"],
+        // shifted by the row's first value: a large common offset does not swamp the float32 sum
+        "let base = i * cols;\nlet x0 = x[base];\nlet s = 0.0;\n" +
+        "for (let t = 0; t < cols; t++) { s += x[base + t] - x0; }\nreturn x0 + s / cols;\n"), [x], [cols]);
+  }
+
+  layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer } {
+    const X = this.buf("layerNorm", x);
+    this.checkDType("layerNorm", x.dtype);
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const n = X.size;
+    const rows = cols === 0 ? 0 : n / cols;
+    const M = this.rowMean(X, rows, cols, x.dtype);
+    // two-pass variance: no cancellation for rows with a large mean
+    const R = this.run("lnrstd", "", rows, x.dtype, () =>
+      kernelSource(["x", "m", "cols", "eps"],
+        "let base = i * cols;\nlet mu = m[i];\nlet s = 0.0;\n" +
+        "for (let t = 0; t < cols; t++) { let d = x[base + t] - mu; s += d * d; }\nreturn 1.0 / Math.sqrt(s / cols + eps);\n"),
+    [X, M], [cols, eps]);
+    const G = gamma ? this.buf("layerNorm", gamma) : null;
+    const B = beta ? this.buf("layerNorm", beta) : null;
+    const args = ["x", "m", "rs", ...(G ? ["g"] : []), ...(B ? ["b"] : []), "cols"];
+    const y = this.run("ln", `${!!G}:${!!B}`, n, x.dtype, () => {
+      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+      const [r, c] = coords;
+      return kernelSource(args, code + `let v = (x[i] - m[${r}]) * rs[${r}];\n` +
+        (G ? `v = v * g[${c}];\n` : "") + (B ? `v = v + b[${c}];\n` : "") + "return v;\n");
+    }, [X, M, R, ...(G ? [G] : []), ...(B ? [B] : [])], [cols]);
+    return { y, mean: M, rstd: R };
+  }
+
+  layerNormBackward(
+    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+  ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null } {
+    const X = this.buf("layerNormBackward", x), D = this.buf("layerNormBackward", dy);
+    const M = this.buf("layerNormBackward", mean), R = this.buf("layerNormBackward", rstd);
+    const G = gamma ? this.buf("layerNormBackward", gamma) : null;
+    this.checkDType("layerNormBackward", x.dtype);
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const n = X.size;
+    const rows = cols === 0 ? 0 : n / cols;
+    const gy = G ? "d[base + t] * g[t]" : "d[base + t]";
+    const rowArgs = ["x", "d", "m", "rs", ...(G ? ["g"] : []), "cols"];
+    const rowIn = [X, D, M, R, ...(G ? [G] : [])];
+    // per row: mean(ĝ) and mean(ĝ·x̂)
+    const A = this.run("lnbA", `${!!G}`, rows, x.dtype, () =>
+      kernelSource(rowArgs, "let base = i * cols;\nlet s = 0.0;\n" +
+        `for (let t = 0; t < cols; t++) { s += ${gy}; }\nreturn s / cols;\n`), rowIn, [cols]);
+    const Bm = this.run("lnbB", `${!!G}`, rows, x.dtype, () =>
+      kernelSource(rowArgs, "let base = i * cols;\nlet mu = m[i];\nlet r = rs[i];\nlet s = 0.0;\n" +
+        `for (let t = 0; t < cols; t++) { s += ${gy} * (x[base + t] - mu) * r; }\nreturn s / cols;\n`), rowIn, [cols]);
+    const dx = this.run("lnbdx", `${!!G}`, n, x.dtype, () => {
+      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+      const [r, c] = coords;
+      return kernelSource(["x", "d", "m", "rs", ...(G ? ["g"] : []), "a", "bm", "cols"], code +
+        `let xh = (x[i] - m[${r}]) * rs[${r}];\nlet gv = d[i]${G ? ` * g[${c}]` : ""};\n` +
+        `return rs[${r}] * (gv - a[${r}] - xh * bm[${r}]);\n`);
+    }, [...rowIn, A, Bm], [cols]);
+    this.dispose(A);
+    this.dispose(Bm);
+    if (!withParams) return { dx, dgamma: null, dbeta: null };
+    // column sums over rows
+    const dgamma = this.run("lnbdg", "", cols, x.dtype, () =>
+      kernelSource(["x", "d", "m", "rs", "rows", "cols"], "let s = 0.0;\n" +
+        "for (let r = 0; r < rows; r++) { let k = r * cols + i; s += d[k] * (x[k] - m[r]) * rs[r]; }\nreturn s;\n"),
+    [X, D, M, R], [rows, cols]);
+    const dbeta = this.run("lnbdb", "", cols, x.dtype, () =>
+      kernelSource(["d", "rows", "cols"], "let s = 0.0;\n" +
+        "for (let r = 0; r < rows; r++) { s += d[r * cols + i]; }\nreturn s;\n"), [D], [rows, cols]);
+    return { dx, dgamma, dbeta };
+  }
+
+  geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
+    const X = this.buf("geluBackward", x), D = this.buf("geluBackward", dy);
+    // gelu(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³); with t = e^(−2|u|) both signs avoid overflow
+    return this.run("gelub", "", X.size, x.dtype, () =>
+      kernelSource(["x", "d"],
+        "let v = x[i];\nlet u = 0.7978845608028654 * (v + 0.044715 * v * v * v);\n" +
+        "let t = Math.exp(-2.0 * Math.abs(u));\nlet den = 1.0 + t;\n" +
+        "let sg = 1.0 / den;\nif (u < 0.0) { sg = t / den; }\n" +
+        "let du = 0.7978845608028654 * (1.0 + 0.134145 * v * v);\n" +
+        "return d[i] * (sg + 2.0 * v * du * t / (den * den));\n"), [X, D]);
+  }
 }
+
 
 function checkIndex(op: string, i: number, n: number, shape: Shape, axis: number): void {
   if (!(i >= 0 && i < n)) {
