@@ -174,6 +174,38 @@ test("layerNorm normalises the last axis", () => {
   assertClose(y, [...norm([1, 2, 3, 4]), ...norm([2, 2, 2, 6])], 1e-12);
 });
 
+test("layerNorm: gamma/beta layouts give the hand-computed affine result and shape; bad input is refused", () => {
+  const x = f64([[1, 2, 3, 4], [2, 2, 2, 6]]);
+  const norm = (r: number[]) => { const m = r.reduce((a, b) => a + b) / r.length; const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length; return r.map((e) => (e - m) / Math.sqrt(v + 1e-5)); };
+  const xh = [...norm([1, 2, 3, 4]), ...norm([2, 2, 2, 6])];
+  const g = [0.5, 1, 1.5, 2], b = [0, 1, 0, -1];
+  const want = xh.map((v, i) => v * g[i % 4] + b[i % 4]);
+  // [E] (fused), [1, 1, E] (fused, broadcasting the result up to rank 3), full-shape gamma (ordinary ops)
+  assertClose(arr(ag.layerNorm(x, f64(g), f64(b))), want, 1e-12, "[E]");
+  const y3 = ag.layerNorm(x, f64(g, [1, 1, 4]), f64(b, [1, 4]));
+  assert.deepEqual(y3.shape, [1, 2, 4]);
+  assertClose(arr(y3), want, 1e-12, "[1,1,E]");
+  assertClose(arr(ag.layerNorm(x, f64([...g, ...g], [2, 4]), f64(b))), want, 1e-12, "full gamma");
+  // float32 (WebAssembly kernels) agrees with float64 to float32 accuracy
+  const y32 = ag.layerNorm(ag.cast(x, "float32"), ag.tensor(g), ag.tensor(b)).data();
+  assertClose(Array.from(y32), want, 1e-6, "float32");
+  assert.throws(() => ag.layerNorm(x, f64([1, 2, 3])), /layerNorm: gamma has shape \[3\]; expected a last axis of 4/);
+  assert.throws(() => ag.layerNorm(x, null, null, -1), /layerNorm: eps is -1; expected a finite number >= 0/);
+  assert.throws(() => ag.layerNorm(f64([1]).reshape([]) as Tensor), /layerNorm: got a scalar/);
+  assert.throws(() => ag.layerNorm(x, ag.tensor(g)), /layerNorm: dtype mismatch/);
+});
+
+test("gelu and its gradient in float32 match the float64 values, and large |x| stays finite", () => {
+  const xs = [-100, -12, -3, -0.5, 0, 0.5, 3, 12, 100];
+  const ref = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+  const dref = (v: number) => (ref(v + 1e-6) - ref(v - 1e-6)) / 2e-6;
+  const x32 = ag.tensor(xs);
+  const [y, gx] = ag.valueAndGrad((x: Tensor) => ag.sum(ag.gelu(x)))(x32);
+  assertClose([y.item()], [xs.reduce((a, v) => a + ref(v), 0)], 1e-6);
+  assertClose(Array.from(gx.data()), xs.map(dref), 1e-5, "gelu′");
+  assert.ok(Array.from(gx.data()).every(Number.isFinite));
+});
+
 test("dropout is deterministic per key, scales kept values and keeps the expected fraction", () => {
   const x = ag.ones([10000]);
   const k = ag.random.key(3);
