@@ -52,17 +52,38 @@ type BroadcastLoop = (
 const unaryCache = new Map<string, UnaryLoop>();
 const binaryCache = new Map<string, BroadcastLoop>();
 
-function unaryLoop(op: UnaryOp): UnaryLoop {
-  let f = unaryCache.get(op);
+/**
+ * Loops are cached per op *and* per combination of array types: one generated function serving Float32Array,
+ * Float64Array and Int32Array operands alike turns V8's element accesses megamorphic (measured 2–4× slower).
+ */
+function kindOf(...arrs: (TypedArray | null)[]): string {
+  let k = "";
+  for (const a of arrs) k += a === null ? "-" : a.constructor.name[0] + a.BYTES_PER_ELEMENT;
+  return k;
+}
+
+/**
+ * A loop over i in [0, n) with `body(i)` unrolled 8 times (plus a remainder loop). V8 runs a typed-array loop over
+ * arrays passed as arguments about 2× faster unrolled (measured: a float32 multiply 1.85 → 0.94 ns per element).
+ */
+function unrolled(body: (i: string) => string): string {
+  const blocks = Array.from({ length: 8 }, (_, k) => `{ ${body(`i + ${k}`)} }`).join(" ");
+  return `let i = 0; for (; i + 7 < n; i += 8) { ${blocks} } for (; i < n; i++) { ${body("i")} }`;
+}
+
+function unaryLoop(op: UnaryOp, x: TypedArray, out: TypedArray): UnaryLoop {
+  const key = op + kindOf(x, out);
+  let f = unaryCache.get(key);
   if (!f) {
-    f = new Function("X", "O", "n", `for (let i = 0; i < n; i++) { const x = X[i]; O[i] = ${UNARY_EXPR[op]}; }`) as UnaryLoop;
-    unaryCache.set(op, f);
+    f = new Function("X", "O", "n", unrolled((i) => `const x = X[${i}]; O[${i}] = ${UNARY_EXPR[op]};`)) as UnaryLoop;
+    unaryCache.set(key, f);
   }
   return f;
 }
 
 /** Generates a broadcasting loop for `expr` over operands x, y (and z for ternary). */
-function broadcastLoop(key: string, expr: string): BroadcastLoop {
+function broadcastLoop(op: string, expr: string, a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray): BroadcastLoop {
+  const key = op + kindOf(a, b, c, out);
   let f = binaryCache.get(key);
   if (!f) {
     const body = `
@@ -94,24 +115,63 @@ function broadcastLoop(key: string, expr: string): BroadcastLoop {
 }
 
 const flatCache = new Map<string, (a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void>();
-function flatBinary(op: BinaryOp) {
-  let f = flatCache.get(op);
+function flatBinary(op: BinaryOp, a: TypedArray, b: TypedArray, out: TypedArray) {
+  const key = op + kindOf(a, b, out);
+  let f = flatCache.get(key);
   if (!f) {
-    f = new Function("A", "B", "O", "n", `for (let i = 0; i < n; i++) { const x = A[i], y = B[i]; O[i] = ${BINARY_EXPR[op]}; }`) as (
+    f = new Function("A", "B", "O", "n", unrolled((i) => `const x = A[${i}], y = B[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
       a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void;
-    flatCache.set(op, f);
+    flatCache.set(key, f);
   }
   return f;
 }
 const scalarCache = new Map<string, (a: TypedArray, y: number, out: TypedArray, n: number) => void>();
-function scalarRight(op: BinaryOp) {
-  let f = scalarCache.get(op);
+function scalarRight(op: BinaryOp, a: TypedArray, out: TypedArray) {
+  const key = op + kindOf(a, out);
+  let f = scalarCache.get(key);
   if (!f) {
-    f = new Function("A", "y", "O", "n", `for (let i = 0; i < n; i++) { const x = A[i]; O[i] = ${BINARY_EXPR[op]}; }`) as (
+    f = new Function("A", "y", "O", "n", unrolled((i) => `const x = A[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
       a: TypedArray, y: number, out: TypedArray, n: number) => void;
-    scalarCache.set(op, f);
+    scalarCache.set(key, f);
   }
   return f;
+}
+function scalarLeft(op: BinaryOp, b: TypedArray, out: TypedArray) {
+  const key = "L" + op + kindOf(b, out);
+  let f = scalarCache.get(key);
+  if (!f) {
+    f = new Function("B", "x", "O", "n", unrolled((i) => `const y = B[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
+      b: TypedArray, x: number, out: TypedArray, n: number) => void;
+    scalarCache.set(key, f);
+  }
+  return f;
+}
+
+type PeriodicLoop = (full: TypedArray, per: TypedArray, out: TypedArray, n: number, p: number) => void;
+const periodicCache = new Map<string, PeriodicLoop>();
+/** out[o + j] = op(full[o + j], per[j]) (or with the operands swapped) for rows of length p. */
+function periodicBinary(op: BinaryOp, fullIsA: boolean, full: TypedArray, per: TypedArray, out: TypedArray): PeriodicLoop {
+  const key = op + (fullIsA ? "A" : "B") + kindOf(full, per, out);
+  let f = periodicCache.get(key);
+  if (!f) {
+    const vars = fullIsA ? "const x = F[o + j], y = P[j];" : "const x = P[j], y = F[o + j];";
+    f = new Function("F", "P", "O", "n", "p",
+      `for (let o = 0; o < n; o += p) { let j = 0; for (; j + 3 < p; j += 4) { ` +
+      [0, 1, 2, 3].map((k) => `{ const jj = j + ${k}; ${vars.replace(/\bj\b/g, "jj")} O[o + jj] = ${BINARY_EXPR[op]}; }`).join(" ") +
+      ` } for (; j < p; j++) { ${vars} O[o + j] = ${BINARY_EXPR[op]}; } }`) as PeriodicLoop;
+    periodicCache.set(key, f);
+  }
+  return f;
+}
+
+/** Whether `shape` broadcast to `outShape` repeats one contiguous block: its shape, leading 1s dropped, is a suffix of outShape. */
+function isSuffixOf(shape: Shape, outShape: Shape): boolean {
+  let k = 0;
+  while (k < shape.length && shape[k] === 1) k++;
+  const tail = shape.length - k;
+  if (tail > outShape.length) return false;
+  for (let i = 0; i < tail; i++) if (shape[k + i] !== outShape[outShape.length - tail + i]) return false;
+  return true;
 }
 
 /** Broadcast strides of `shape` against `outShape` (0 on broadcast axes). */
@@ -125,22 +185,25 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 
 /** out = op(x) elementwise. */
 export function unaryKernel(op: UnaryOp, x: TypedArray, out: TypedArray): void {
-  unaryLoop(op)(x, out, out.length);
+  unaryLoop(op, x, out)(x, out, out.length);
 }
 
 /** out = op(a, b) with broadcasting. */
 export function binaryKernel(op: BinaryOp, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
   const n = out.length;
-  if (a.length === n && b.length === n) return flatBinary(op)(a, b, out, n);
-  if (a.length === n && b.length === 1) return scalarRight(op)(a, b[0], out, n);
-  const f = broadcastLoop("b:" + op, BINARY_EXPR[op]);
+  if (a.length === n && b.length === n) return flatBinary(op, a, b, out)(a, b, out, n);
+  if (a.length === n && b.length === 1) return scalarRight(op, a, out)(a, b[0], out, n);
+  if (b.length === n && a.length === 1) return scalarLeft(op, b, out)(b, a[0], out, n);
+  if (n > 0 && a.length === n && b.length > 0 && isSuffixOf(bShape, outShape)) return periodicBinary(op, true, a, b, out)(a, b, out, n, b.length);
+  if (n > 0 && b.length === n && a.length > 0 && isSuffixOf(aShape, outShape)) return periodicBinary(op, false, b, a, out)(b, a, out, n, a.length);
+  const f = broadcastLoop("b:" + op, BINARY_EXPR[op], a, b, null, out);
   f(a, b, null, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), new Array(outShape.length).fill(0));
 }
 
 /** out = cond ? a : b with broadcasting. */
 export function whereKernel(cond: TypedArray, cShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
   // operand order in the generated loop is (A=a, B=b, C=cond)
-  const f = broadcastLoop("where", "(z !== 0 ? x : y)");
+  const f = broadcastLoop("where", "(z !== 0 ? x : y)", a, b, cond, out);
   f(a, b, cond, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), broadcastStrides(cShape, outShape));
 }
 
