@@ -202,9 +202,37 @@ export function binaryKernel(op: BinaryOp, a: TypedArray, aShape: Shape, b: Type
 
 /** out = cond ? a : b with broadcasting. */
 export function whereKernel(cond: TypedArray, cShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
+  // masked fill and friends: every operand full-size, a scalar, or one block repeated with a common period
+  const n = out.length;
+  const kinds = [[a, aShape], [b, bShape], [cond, cShape]].map(([arr, sh]) => {
+    const len = (arr as TypedArray).length;
+    return len === n ? "f" : len === 1 ? "s" : len > 0 && isSuffixOf(sh as Shape, outShape) ? "p" : null;
+  });
+  const periods = new Set([a, b, cond].filter((_, i) => kinds[i] === "p").map((t) => t.length));
+  if (n > 0 && kinds.every((k) => k !== null) && periods.size <= 1) {
+    const p = periods.size === 1 ? [...periods][0] : n;
+    return whereLoop(kinds.join(""), a, b, cond, out)(a, b, cond, out, n, p);
+  }
   // operand order in the generated loop is (A=a, B=b, C=cond)
   const f = broadcastLoop("where", "(z !== 0 ? x : y)", a, b, cond, out);
   f(a, b, cond, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), broadcastStrides(cShape, outShape));
+}
+
+type WhereLoop = (a: TypedArray, b: TypedArray, c: TypedArray, out: TypedArray, n: number, p: number) => void;
+const whereCache = new Map<string, WhereLoop>();
+/** where over rows of length p with operand kinds f (full), s (scalar), p (periodic: one row repeated). */
+function whereLoop(kinds: string, a: TypedArray, b: TypedArray, c: TypedArray, out: TypedArray): WhereLoop {
+  const key = kinds + kindOf(a, b, c, out);
+  let f = whereCache.get(key);
+  if (!f) {
+    const ix = (k: string, name: string) => (k === "f" ? `${name}[o + j]` : k === "s" ? `${name}0` : `${name}[j]`);
+    f = new Function("A", "B", "C", "O", "n", "p",
+      "const A0 = A[0], B0 = B[0], C0 = C[0];\n" +
+      `for (let o = 0; o < n; o += p) { for (let j = 0; j < p; j++) { O[o + j] = ${ix(kinds[2], "C")} !== 0 ? ${ix(kinds[0], "A")} : ${ix(kinds[1], "B")}; } }`,
+    ) as WhereLoop;
+    whereCache.set(key, f);
+  }
+  return f;
 }
 
 /** Copies `src` read with arbitrary (possibly zero) strides and offset into dense `out` of `outShape`. */
