@@ -36,6 +36,7 @@ import {
   add, gelu, layerNorm, mean, mul, rsqrt, sub, sum, tanh, tensor, valueAndGrad, variance, type Tensor,
 } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
+import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
 import { hardwareThreads, nameFilter, runSuite } from "./common.js";
 
 const ROWS = 2048;
@@ -255,7 +256,10 @@ export async function run(filter?: string): Promise<void> {
   const hw = hardwareThreads();
   const threadCounts = [...new Set([1, Math.min(2, hw)])];
   const threadLabel = (t: number) => `${t} thread${t > 1 ? "s" : ""}`;
-  const implNames = [...threadCounts.map((t) => `qkvflow fused ${threadLabel(t)}`), "qkvflow composite", "tfjs-wasm", "plain JS"];
+  const implNames = [
+    ...threadCounts.map((t) => `qkvflow fused ${threadLabel(t)}`), ...threadCounts.map((t) => `qkvflow kernels only ${threadLabel(t)}`),
+    "qkvflow composite", "tfjs-wasm", "plain JS",
+  ];
   const caseName = (op: OpName, impl: string) => `norm-gelu: ${op} ${impl}`;
   const ops: OpName[] = ["layerNorm", "gelu"];
   if (!ops.some((op) => implNames.some((impl) => want(caseName(op, impl))))) {
@@ -317,6 +321,28 @@ export async function run(filter?: string): Promise<void> {
     return { loss: loss.data()[0]!, grads: [dx.data()] };
   };
 
+  // --- the fused row kernels alone (no autodiff, no ops around them; the loss Σ y·w as a JS loop)
+  const kY = new Float32Array(ROWS * D_MODEL), kMean = new Float32Array(ROWS), kRstd = new Float32Array(ROWS);
+  const kDx = new Float32Array(ROWS * D_MODEL), kDg = new Float32Array(D_MODEL), kDb = new Float32Array(D_MODEL);
+  const kGy = new Float32Array(ROWS * D_HIDDEN), kGdx = new Float32Array(ROWS * D_HIDDEN);
+  const dot = (a: Float32Array, b: Float32Array) => {
+    let acc = 0;
+    for (let i = 0; i < a.length; i++) acc += a[i]! * b[i]!;
+    return acc;
+  };
+  const kernLn = (): Result => {
+    layerNormRows(lnX, lnGamma, lnBeta, kY, kMean, kRstd, ROWS, D_MODEL, EPS);
+    kDg.fill(0);
+    kDb.fill(0);
+    layerNormBackwardRows(lnX, lnGamma, kMean, kRstd, lnW, kDx, kDg, kDb, ROWS, D_MODEL);
+    return { loss: dot(kY, lnW), grads: [kDx, kDg, kDb] };
+  };
+  const kernGe = (): Result => {
+    geluTanh(geX, kGy, geX.length);
+    geluTanhBackward(geX, geW, kGdx, geX.length);
+    return { loss: dot(kGy, geW), grads: [kGdx] };
+  };
+
   // --- tfjs
   let tfState: tf.Tensor[] = [];
   const tfRun = (f: () => { value: tf.Scalar; grads: tf.Tensor[] }) => (): Result => {
@@ -352,6 +378,9 @@ export async function run(filter?: string): Promise<void> {
     const isLn = op === "layerNorm";
     for (const t of threadCounts) {
       cases.push({ op, impl: `qkvflow fused ${threadLabel(t)}`, fusedThreads: t, name: "", fn: withThreads(t, isLn ? qLn(lnFused) : qGe(geFused)) });
+    }
+    for (const t of threadCounts) {
+      cases.push({ op, impl: `qkvflow kernels only ${threadLabel(t)}`, name: "", fn: withThreads(t, isLn ? kernLn : kernGe) });
     }
     cases.push({ op, impl: "qkvflow composite", name: "", fn: withThreads(compositeThreads, isLn ? qLn(lnComp) : qGe(geComp)) });
     const tfFn = isLn ? tfLn : tfGe;
