@@ -23,7 +23,7 @@ export {
 } from "./ops/shape-ops.js";
 export { matmul, matmulT, dot } from "./ops/matmul.js";
 export {
-  softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, layerNorm, dropout, oneHot, causalMask,
+  softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, linearCrossEntropy, layerNorm, dropout, oneHot, causalMask,
   type CrossEntropyOptions,
 } from "./ops/nn.js";
 export { vjp, jvp, grad, valueAndGrad, jacobian, checkpoint, customVjp, noGrad, type GradOptions, type JacobianOptions } from "./autodiff/transforms.js";

@@ -9,5 +9,5 @@ export const DIFFERENTIABLE_OPS = [
   "matmul", "matmulT", "dot",
   "reshape", "transpose", "permute", "mT", "expandDims", "squeeze", "broadcastTo", "sumToShape", "slice", "concat",
   "stack", "split", "take", "gather", "scatterAdd", "cast",
-  "softmax", "logSoftmax", "softmaxCrossEntropy", "crossEntropy", "layerNorm", "dropout",
+  "softmax", "logSoftmax", "softmaxCrossEntropy", "crossEntropy", "linearCrossEntropy", "layerNorm", "dropout",
 ] as const;

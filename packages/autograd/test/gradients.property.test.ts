@@ -204,6 +204,22 @@ spec("crossEntropy", fc.record({ b: dim, t: dim, c: fc.integer({ min: 2, max: 5 
     const targets = ag.tensor(Array.from({ length: b * t }, (_, i) => (i === 0 ? 0 : r() > 0.7 ? -1 : Math.floor(((r() + 1) / 2) * c) % c)), { dtype: "int32", shape: [b, t] });
     return { f: (x: Tensor) => ag.crossEntropy(x, targets, { ignoreIndex: -1, reduction: red }), inputs: [T([b, t, c], seed)], diff: [0], seed };
   }));
+const linCeCase = fc.record({ lead: shapeArb(1, 2), e: fc.integer({ min: 1, max: 4 }), v: fc.integer({ min: 2, max: 6 }), seed: seedArb,
+  red: fc.constantFrom("mean", "sum", "none") as fc.Arbitrary<"mean" | "sum" | "none"> })
+  .map(({ lead, e, v, seed, red }) => {
+    const r = lcg(seed + 5);
+    const n = lead.reduce((a, b) => a * b, 1);
+    const targets = ag.tensor(Array.from({ length: n }, (_, i) => (i === 0 ? 0 : r() > 0.7 ? -1 : Math.floor(((r() + 1) / 2) * v) % v)), { dtype: "int32", shape: lead });
+    return { x: T([...lead, e], seed), w: T([v, e], seed + 1), targets, red, seed };
+  });
+spec("linearCrossEntropy", linCeCase.map(({ x, w, targets, red, seed }) => ({
+  f: (a: Tensor, b: Tensor) => ag.linearCrossEntropy(a, b, targets, { ignoreIndex: -1, reduction: red }), inputs: [x, w], diff: [0, 1], seed,
+})));
+spec("linearCrossEntropy (second order)", linCeCase.map(({ x, w, targets, seed }) => {
+  const f = (a: Tensor, b: Tensor, g: Tensor) =>
+    ag.vjp((p: Tensor, q: Tensor) => ag.linearCrossEntropy(p, q, targets, { ignoreIndex: -1, reduction: "none" }), a, b)[1](g);
+  return { f, inputs: [x, w, T(targets.shape as number[], seed + 2)], diff: [0, 1, 2], seed };
+}));
 /** gamma/beta layouts: [E] (fused), [1, E] (fused after a reshape), none, and a full-shape gamma (affine as ordinary ops). */
 const lnCase = fc.record({ lead: shapeArb(0, 2), e: fc.integer({ min: 2, max: 5 }), seed: seedArb, layout: fc.constantFrom("E", "1E", "none", "full") });
 function lnParams({ lead, e, seed, layout }: { lead: number[]; e: number; seed: number; layout: string }): { x: Tensor; params: Tensor[] } {

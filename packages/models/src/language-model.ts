@@ -2,7 +2,7 @@
  * The contract between models and the trainer, and the parts shared by every language model here: token and
  * position embeddings, the final LayerNorm, the tied unembedding and the loss.
  */
-import { add, crossEntropy, matmulT, random, reshape, slice, type Key, type Tensor } from "@qkvflow/autograd";
+import { add, linearCrossEntropy, matmulT, random, reshape, slice, type Key, type Tensor } from "@qkvflow/autograd";
 import type { ModelConfig } from "./config.js";
 import { Embedding, LayerNorm, maybeDropout } from "./layers.js";
 import { Initializer, Module, matchesAny, type LoadReport } from "./module.js";
@@ -106,16 +106,23 @@ export abstract class TransformerLM extends Module implements LanguageModel {
    * GEMM (packing) rather than materialised.
    */
   protected headFlat(h: Tensor): Tensor {
-    const E = this._config.nEmbd;
-    const x = reshape(this.lnF.forward(h), [-1, E]);
-    return matmulT(x, this.wte.param("weight"), false, true);
+    return matmulT(this.finalFlat(h), this.wte.param("weight"), false, true);
+  }
+
+  /** ln_f of the hidden state, flattened to [B·T, E]. */
+  private finalFlat(h: Tensor): Tensor {
+    return reshape(this.lnF.forward(h), [-1, this._config.nEmbd]);
+  }
+
+  /** The final hidden state [B, T, E] for int32 inputs [B, T] (before ln_f). */
+  private body(inputs: Tensor, opts?: ForwardOptions): Tensor {
+    const s = this.state(opts);
+    const x0 = this.embed(inputs, opts);
+    return this.hidden(x0, { key: s.key ? random.foldIn(s.key, 1) : undefined, training: s.training });
   }
 
   private run(inputs: Tensor, opts?: ForwardOptions): Tensor {
-    const s = this.state(opts);
-    const x0 = this.embed(inputs, opts);
-    const h = this.hidden(x0, { key: s.key ? random.foldIn(s.key, 1) : undefined, training: s.training });
-    return this.headFlat(h);
+    return this.headFlat(this.body(inputs, opts));
   }
 
   /** Next-token logits [B, T, V] for int32 inputs [B, T]. */
@@ -124,13 +131,16 @@ export abstract class TransformerLM extends Module implements LanguageModel {
     return reshape(this.run(inputs, opts), [B, T, this._config.vocabSize]);
   }
 
-  /** Mean cross-entropy of int32 targets [B, T] (entries equal to −100 are ignored). */
+  /**
+   * Mean cross-entropy of int32 targets [B, T] (entries equal to −100 are ignored). The tied unembedding and the
+   * cross-entropy run as one fused op (`linearCrossEntropy`), so the [B·T, V] logits are never materialised.
+   */
   loss(inputs: Tensor, targets: Tensor, opts?: ForwardOptions): Tensor {
     if (targets.dtype !== "int32" || targets.rank !== 2 || targets.shape[0] !== inputs.shape[0] || targets.shape[1] !== inputs.shape[1]) {
       throw new Error(`loss: targets are ${targets.dtype} ${fmt(targets.shape)}; expected int32 ${fmt(inputs.shape)} like the inputs`);
     }
-    const logits = this.run(inputs, opts);
-    return crossEntropy(logits, reshape(targets, [-1]));
+    const x = this.finalFlat(this.body(inputs, opts));
+    return linearCrossEntropy(x, this.wte.param("weight"), reshape(targets, [-1]));
   }
 
   /** Names the trainer should update: every parameter, or only the LoRA adapters (plus `lora.trainable`). */

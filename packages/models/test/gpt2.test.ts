@@ -113,3 +113,24 @@ test("inputs are checked: dtype, rank, length and token range", () => {
   assert.throws(() => m.logits(long), /sequence length 17 is outside 1\.\.16/);
   assert.throws(() => m.loss(tensor([[1, 2]], { dtype: "int32" }), tensor([[1]], { dtype: "int32" })), /targets are int32 \[1, 1\]; expected int32 \[1, 2\]/);
 });
+
+test("loss (fused projection + cross-entropy) equals crossEntropy of logits in float32, with ignored targets, value and gradients", async () => {
+  const { crossEntropy, valueAndGrad } = await import("@qkvflow/autograd");
+  const m = createModel({ ...presets["gpt2-micro"], vocabSize: 211 }, random.key(9));
+  const x = tensor([[5, 17, 3, 99, 0, 42], [7, 7, 150, 2, 9, 1]], { dtype: "int32" });
+  const y = tensor([[17, 3, 99, -100, 42, 8], [7, 150, 2, 9, 1, -100]], { dtype: "int32" });
+  const params = m.parameters();
+  const f = (fused: boolean) => (p: typeof params) => {
+    m.setParameters(p);
+    return fused ? m.loss(x, y) : crossEntropy(m.logits(x), y);
+  };
+  const [l1, g1] = valueAndGrad(f(true))(params);
+  const [l2, g2] = valueAndGrad(f(false))(params);
+  assert.ok(Math.abs(l1.item() - l2.item()) < 1e-5 * Math.abs(l2.item()), `loss ${l1.item()} vs ${l2.item()}`);
+  for (const k of Object.keys(params)) {
+    const a = (g1 as Record<string, typeof l1>)[k].data(), b = (g2 as Record<string, typeof l1>)[k].data();
+    let scale = 0;
+    for (const v of b) scale = Math.max(scale, Math.abs(v));
+    assert.ok(maxAbsDiff(a, b) <= 1e-5 * Math.max(scale, 1e-3), `gradient of ${k}: max difference ${maxAbsDiff(a, b)} (scale ${scale})`);
+  }
+});

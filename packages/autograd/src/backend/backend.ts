@@ -79,5 +79,14 @@ export interface Backend {
   ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null };
   /** dx = dy · gelu′(x) for the tanh GELU of unary "gelu" (x and dy of one shape). */
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer;
+  /**
+   * Fused projection + cross-entropy: per-row NLL and log-sum-exp of logits = x·wᵀ (x [N, E], w [V, E], int32
+   * targets [N]; ignored rows give 0) without materialising the [N, V] logits.
+   */
+  linearCrossEntropy(x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer };
+  /** Its backward: dx = dl·w [N, E] and dw = dlᵀ·x [V, E] with dl = g[:,None]·(softmax(x·wᵀ) − onehot(targets)). */
+  linearCrossEntropyBackward(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
+  ): { dx: Buffer; dw: Buffer };
   /** Random bits are produced on the host; backends only receive the values through fromArray. */
 }

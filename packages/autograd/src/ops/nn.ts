@@ -3,7 +3,8 @@ import { jvp, vjp } from "../autodiff/transforms.js";
 import { bernoulli, type Key } from "../random.js";
 import { fmt, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { arange } from "./creation.js";
+import { arange, zerosLike } from "./creation.js";
+import { matmulT } from "./matmul.js";
 import { add, div, eq, exp, ge, mul, ne, rsqrt, sub, where } from "./elementwise.js";
 import { mean, sum, variance } from "./reduce.js";
 import { broadcastTo, cast, expandDims, reshape, sumToShape, transpose } from "./shape-ops.js";
@@ -131,14 +132,77 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   const ignore = opts.ignoreIndex ?? -100;
   const per = softmaxCrossEntropy(reshape(logits, [-1, C]), reshape(targets, [-1]), ignore);
-  const reduction = opts.reduction ?? "mean";
+  return reduceLosses("crossEntropy", per, targets, ignore, opts.reduction ?? "mean");
+}
+
+/** Per-position losses [N] → 'none' (targets' shape), 'sum', or 'mean' over non-ignored targets. */
+function reduceLosses(op: string, per: Tensor, targets: Tensor, ignore: number, reduction: string): Tensor {
   if (reduction === "none") return reshape(per, targets.shape);
   const total = sum(per);
   if (reduction === "sum") return total;
+  if (reduction !== "mean") throw new Error(`${op}: reduction '${reduction}' is not one of 'mean', 'sum', 'none'`);
   const tv = targets.data();
   let count = 0;
   for (let i = 0; i < tv.length; i++) if (tv[i] !== ignore) count++;
   return div(total, Math.max(count, 1));
+}
+
+/**
+ * Cross-entropy of the logits x·wᵀ (x [..., E], w [V, E]: a tied or untied output projection) against int32
+ * targets [...], fused: the backend computes the logits in chunks of rows and never materialises the [N, V]
+ * matrix or its gradient (on the CPU backend the backward recomputes each chunk's logits). Same value and
+ * options as `crossEntropy(matmulT(x, w, false, true), targets, opts)`.
+ */
+export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  requireFloat("linearCrossEntropy", x);
+  sameDType("linearCrossEntropy", x, w);
+  const E = x.shape[x.rank - 1];
+  if (x.rank < 1 || w.rank !== 2 || w.shape[1] !== E) {
+    throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and w ${fmt(w.shape)}; expected x [..., E] and w [V, E] with the same E`);
+  }
+  if (targets.dtype !== "int32") throw new Error(`linearCrossEntropy: targets have dtype ${targets.dtype}; expected int32 class indices`);
+  if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`);
+  }
+  const ignore = opts.ignoreIndex ?? -100;
+  const per = linearCrossEntropyRows(reshape(x, [-1, E]), w, reshape(targets, [-1]), ignore);
+  return reduceLosses("linearCrossEntropy", per, targets, ignore, opts.reduction ?? "mean");
+}
+
+/** The same per-row loss written with ordinary ops (for the rules that differentiate it again). */
+function linearCeComposite(targets: Tensor, ignore: number): (x: Tensor, w: Tensor) => Tensor {
+  return (x, w) => softmaxCrossEntropy(matmulT(x, w, false, true), targets, ignore);
+}
+
+/** Records `out = f(...inputs)` with rules obtained by differentiating `f` (ordinary ops) with nested transforms. */
+function recordByComposite(out: Tensor, inputs: Tensor[], name: string, f: (...xs: Tensor[]) => Tensor): Tensor {
+  return record(out, inputs, {
+    name,
+    vjp: (u) => vjp((...xs: Tensor[]) => f(...xs), ...inputs)[1](u),
+    jvp: (ts) => jvp((...xs: Tensor[]) => f(...xs), inputs, inputs.map((x, i) => ts[i] ?? zerosLike(x)))[1],
+  });
+}
+
+function linearCrossEntropyRows(x: Tensor, w: Tensor, targets: Tensor, ignore: number): Tensor {
+  const r = x._backend.linearCrossEntropy(x.info, w.info, targets.info, ignore);
+  const N = x.shape[0];
+  const y = wrap(r.loss, [N], x.dtype, x);
+  const lse = wrap(r.lse, [N], x.dtype, x);
+  const composite = linearCeComposite(targets, ignore);
+  return record(y, [x, w], {
+    name: "linearCrossEntropy",
+    vjp: (g) => {
+      const b = x._backend.linearCrossEntropyBackward(x.info, w.info, targets.info, lse.info, g.info, ignore);
+      const dx = wrap(b.dx, x.shape, x.dtype, x);
+      const dw = wrap(b.dw, w.shape, x.dtype, x);
+      // second order: the same gradient from ordinary ops, differentiated again
+      const gradOf = (xx: Tensor, ww: Tensor, gg: Tensor) => vjp(composite, xx, ww)[1](gg);
+      recordByComposite(dx, [x, w, g], "linearCrossEntropyGradX", (a, b2, c) => gradOf(a, b2, c)[0]);
+      recordByComposite(dw, [x, w, g], "linearCrossEntropyGradW", (a, b2, c) => gradOf(a, b2, c)[1]);
+      return [dx, dw];
+    },
+    jvp: ([tx, tw]) => jvp(composite, [x, w], [tx ?? zerosLike(x), tw ?? zerosLike(w)])[1],
+  });
 }
 
 /** Per-row statistics saved by the layer-norm forward ([rows], not differentiable: rules re-derive them). */

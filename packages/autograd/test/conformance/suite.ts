@@ -31,7 +31,8 @@ export interface ConformanceOptions {
   tol?: Partial<Tol>;
   /**
    * Per-op tolerance overrides (documenting where a backend's accuracy differs): keys `unary:<op>`,
-   * `binary:<op>`, `reduce`, `matmul`, `softmax`, `crossEntropy`, `crossEntropyBackward`, `grad`.
+   * `binary:<op>`, `reduce`, `matmul`, `softmax`, `crossEntropy`, `crossEntropyBackward`, `layerNorm`, `geluBackward`,
+   * `linearCrossEntropy`, `grad`.
    */
   opTol?: Record<string, Partial<Tol>>;
   /** Also check float64 kernels (only for backends that support float64). */
@@ -525,6 +526,29 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const edge = new Float32Array([-100, -30, -10, 0, 10, 30, 100]);
       const ones = new Float32Array(edge.length).fill(1);
       assertClose(rd(be.geluBackward(up(edge, [7]), up(ones, [7])), [7], "float32"), refGeluBackward(edge, ones), tol, "geluBackward at edge values");
+    });
+
+    it("linearCrossEntropy and its backward equal matmul + crossEntropy", () => {
+      const r = rng(27);
+      const tol = tolOf("linearCrossEntropy");
+      for (const [n, e, v] of [[5, 3, 7], [1, 1, 2], [9, 16, 130]]) {
+        const x = uniform(r, n * e, -1.5, 1.5), w = uniform(r, v * e, -1.5, 1.5), g = uniform(r, n, -2, 2);
+        const t = ints(r, n, 0, v - 1);
+        if (n > 2) t[1] = -100;
+        const logits = refMatmul(x, [n, e], w, [v, e], false, true).out;
+        const ref = refCrossEntropy(logits, n, v, t, -100);
+        const X = up(x, [n, e]), W = up(w, [v, e]), Tg = up(t, [n], "int32");
+        const { loss, lse } = be.linearCrossEntropy(X, W, Tg, -100);
+        const label = `linearCrossEntropy ${n}x${e}·(${v}x${e})ᵀ`;
+        assertClose(rd(loss, [n], "float32"), ref.loss, tol, `${label}: loss`);
+        assertClose(rd(lse, [n], "float32"), ref.lse, tol, `${label}: lse`);
+        const dl = refCrossEntropyBackward(logits, n, v, t, g, -100);
+        const b = be.linearCrossEntropyBackward(X, W, Tg, { buf: lse, shape: [n], dtype: "float32" }, up(g, [n]), -100);
+        const dx = refMatmul(dl, [n, v], w, [v, e], false, false), dw = refMatmul(dl, [n, v], x, [n, e], true, false);
+        assertClose(rd(b.dx, [n, e], "float32"), dx.out, tol, `${label}: dx`, dx.scale);
+        assertClose(rd(b.dw, [v, e], "float32"), dw.out, tol, `${label}: dw`, dw.scale);
+      }
+      assert.throws(() => be.linearCrossEntropy(up([1, 2], [1, 2]), up([1, 2, 3, 4], [2, 2]), up([2], [1], "int32"), -100), /out of range/);
     });
 
     it("crossEntropyBackward", () => {

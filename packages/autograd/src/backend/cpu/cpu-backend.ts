@@ -3,6 +3,7 @@ import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemm } from "./gemm-dispatch.js";
+import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "./kernels/linear-ce.js";
 import {
   crossEntropyBackwardRowsK, crossEntropyRowsK, geluBackwardK, geluK, layerNormBackwardRowsK, layerNormRowsK, softmaxRowsK,
 } from "./rows-dispatch.js";
@@ -255,6 +256,27 @@ export class CpuBackend implements Backend {
     layerNormBackwardRowsK(
       arr(x) as F, gamma ? (arr(gamma) as F) : null, arr(mean) as F, arr(rstd) as F, arr(dy) as F, dx, dgamma, dbeta, rows, cols);
     return { dx, dgamma, dbeta };
+  }
+
+  linearCrossEntropy(x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer } {
+    const [n, e] = x.shape;
+    const v = w.shape[0];
+    const loss = allocArray(x.dtype, n) as F;
+    const lse = allocArray(x.dtype, n) as F;
+    linearCrossEntropyRows(arr(x) as F, arr(w) as F, arr(targets) as Int32Array, n, e, v, ignoreIndex, loss, lse);
+    return { loss, lse };
+  }
+
+  linearCrossEntropyBackward(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
+  ): { dx: Buffer; dw: Buffer } {
+    const [n, e] = x.shape;
+    const v = w.shape[0];
+    const dx = allocArray(x.dtype, n * e) as F;
+    const dw = allocArray(x.dtype, v * e) as F;
+    linearCrossEntropyBackwardRows(
+      arr(x) as F, arr(w) as F, arr(targets) as Int32Array, arr(lse) as F, arr(g) as F, dx, dw, n, e, v, ignoreIndex);
+    return { dx, dw };
   }
 
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {

@@ -773,6 +773,33 @@ export class GpuBackend implements Backend {
     return { dx, dgamma, dbeta };
   }
 
+  // ---------------------------------------------------------------- projection + cross-entropy (composed)
+
+  linearCrossEntropy(x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer } {
+    const n = x.shape[0], v = w.shape[0];
+    const logits: TensorInfo = { buf: this.matmul(x, w, false, true, [n, v]), shape: [n, v], dtype: x.dtype };
+    try {
+      return this.crossEntropy(logits, targets, ignoreIndex);
+    } finally {
+      this.dispose(logits.buf);
+    }
+  }
+
+  linearCrossEntropyBackward(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
+  ): { dx: Buffer; dw: Buffer } {
+    const [n, e] = x.shape;
+    const v = w.shape[0];
+    const logits: TensorInfo = { buf: this.matmul(x, w, false, true, [n, v]), shape: [n, v], dtype: x.dtype };
+    const dl: TensorInfo = { buf: this.crossEntropyBackward(logits, targets, lse, g, ignoreIndex), shape: [n, v], dtype: x.dtype };
+    this.dispose(logits.buf);
+    try {
+      return { dx: this.matmul(dl, w, false, false, [n, e]), dw: this.matmul(dl, x, true, false, [v, e]) };
+    } finally {
+      this.dispose(dl.buf);
+    }
+  }
+
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
     const X = this.buf("geluBackward", x), D = this.buf("geluBackward", dy);
     // gelu(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³); with t = e^(−2|u|) both signs avoid overflow

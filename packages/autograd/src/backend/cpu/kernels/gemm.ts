@@ -244,6 +244,24 @@ function planTasks(rt: KernelRuntime, p: Plan, aPtr: number, bPtr: number, cPtr:
   return tasks;
 }
 
+/**
+ * Internal: float32 C = op(A)·op(B) (or C += ...) on matrices already in kernel memory at byte addresses
+ * aPtr, bPtr, cPtr (row-major, contiguous), split over the worker threads like sgemm. For kernels that keep
+ * their operands in kernel memory between GEMMs (the fused projection + cross-entropy).
+ */
+export function gemmInMemory(
+  rt: KernelRuntime, transA: boolean, transB: boolean, m: number, n: number, k: number,
+  aPtr: number, bPtr: number, cPtr: number, accumulate: boolean,
+): void {
+  if (m === 0 || n === 0) return;
+  if (k === 0) {
+    if (!accumulate) f32View(rt).fill(0, cPtr >> 2, (cPtr >> 2) + m * n);
+    return;
+  }
+  const p: Plan = { transA, transB, m, n, k, aOff: 0, bOff: 0, cOff: 0, accumulate, batch: 1, sA: 0, sB: 0, sC: 0 };
+  runParallel(planTasks(rt, p, aPtr, bPtr, cPtr));
+}
+
 function wasmGemm(rt: KernelRuntime, p: Plan, a: Float32Array, b: Float32Array, c: Float32Array): void {
   const { m, n, k, batch } = p;
   const aSize = m * k;
