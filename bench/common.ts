@@ -19,3 +19,14 @@ export function nameFilter(filter?: string): (name: string) => boolean {
 export function hardwareThreads(): number {
   return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 }
+
+/** Reproducible uniform values in [lo, hi) (a 32-bit LCG), for benchmark inputs. */
+export function randomArray(n: number, seed: number, lo: number, hi: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = lo + (s / 4294967296) * (hi - lo);
+  }
+  return a;
+}

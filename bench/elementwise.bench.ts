@@ -36,7 +36,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { add, exp, getBackend, mul, sub, sum, tensor, where, type Tensor, type TypedArray } from "../packages/autograd/src/index.js";
 import { CpuBackend } from "../packages/autograd/src/backend/cpu/cpu-backend.js";
 import { binaryKernel, unaryKernel, whereKernel } from "../packages/autograd/src/backend/cpu/elementwise.js";
-import { hardwareThreads, nameFilter, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
 
 const ROWS = 2048;
 const D_MODEL = 128;
@@ -75,16 +75,6 @@ interface Row {
 
 // ---------------------------------------------------------------------------------------------
 // data
-
-function randomArray(n: number, seed: number, lo: number, hi: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = lo + (s / 4294967296) * (hi - lo);
-  }
-  return a;
-}
 
 /** A causal mask [SEQ, SEQ]: 1 where key ≤ query. */
 function causalMask(): Uint8Array {

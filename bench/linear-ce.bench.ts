@@ -20,22 +20,12 @@ import { crossEntropy, linearCrossEntropy, matmulT, tensor, valueAndGrad, type T
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/linear-ce.js";
 import { crossEntropyBackwardRows, crossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
-import { hardwareThreads, nameFilter, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
 
 const N = 2048;
 const E = 128;
 const V = 50257;
 const IGNORE = -100;
-
-function randomArray(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return out;
-}
 
 interface Row {
   impl: string;
@@ -69,8 +59,8 @@ export async function run(filter?: string): Promise<void> {
     `machine: ${os.cpus()[0]?.model ?? "?"}, ${hw} hardware threads, Node ${process.version}; qkvflow simd=${kernelInfo().simd}, ${threads} threads; ` +
       `x ${N}×${E}, w ${V}×${E}, float32 (logits would be ${((N * V * 4) / 2 ** 20).toFixed(0)} MiB)`,
   );
-  const x = randomArray(N * E, 1, 1);
-  const w = randomArray(V * E, 2, 0.1);
+  const x = randomArray(N * E, 1, -1, 1);
+  const w = randomArray(V * E, 2, -0.1, 0.1);
   const targets = Int32Array.from({ length: N }, (_, r) => (r % 64 === 63 ? IGNORE : (r * 7919) % V));
   const valid = targets.reduce((a, t) => a + (t === IGNORE ? 0 : 1), 0);
   const g = new Float32Array(N).fill(1 / valid);

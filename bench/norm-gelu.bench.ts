@@ -37,7 +37,7 @@ import {
 } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
-import { hardwareThreads, nameFilter, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
 
 const ROWS = 2048;
 const D_MODEL = 128;
@@ -54,16 +54,6 @@ type Result = { loss: number; grads: ArrayLike<number>[] };
 
 // ---------------------------------------------------------------------------------------------
 // data
-
-function randomArray(n: number, seed: number, lo: number, hi: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = lo + (s / 4294967296) * (hi - lo);
-  }
-  return a;
-}
 
 /** Rows with different offsets and scales, so the normalisation does something. */
 function lnInput(): Float32Array {
