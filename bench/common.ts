@@ -1,5 +1,6 @@
 /** Helpers shared by the benchmark suites. */
 import * as os from "node:os";
+import { pathToFileURL } from "node:url";
 import type Benchmark from "benchmark";
 
 /** Runs a benchmark.js suite synchronously and resolves when it completes. */
@@ -29,4 +30,13 @@ export function randomArray(n: number, seed: number, lo: number, hi: number): Fl
     a[i] = lo + (s / 4294967296) * (hi - lo);
   }
   return a;
+}
+
+/** Runs `run(argv[2])` when the suite file at `moduleUrl` is the script being executed (`npx tsx bench/x.bench.ts [filter]`). */
+export function runIfMain(moduleUrl: string, run: (filter?: string) => Promise<void>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  run(process.argv[2]).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

@@ -30,13 +30,12 @@
  */
 import Benchmark from "benchmark";
 import os from "node:os";
-import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { add, exp, getBackend, mul, sub, sum, tensor, where, type Tensor, type TypedArray } from "../packages/autograd/src/index.js";
 import { CpuBackend } from "../packages/autograd/src/backend/cpu/cpu-backend.js";
 import { binaryKernel, unaryKernel, whereKernel } from "../packages/autograd/src/backend/cpu/elementwise.js";
-import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
 
 const ROWS = 2048;
 const D_MODEL = 128;
@@ -411,9 +410,4 @@ export async function run(filter?: string): Promise<void> {
   );
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run(process.argv[2]).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

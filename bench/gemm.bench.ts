@@ -12,11 +12,10 @@
  */
 import Benchmark from "benchmark";
 import os from "node:os";
-import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
-import { hardwareThreads, nameFilter, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, runIfMain, runSuite } from "./common.js";
 
 interface Shape {
   name: string;
@@ -170,9 +169,4 @@ export async function run(filter?: string): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run(process.argv[2]).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

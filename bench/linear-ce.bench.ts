@@ -15,12 +15,11 @@
  */
 import Benchmark from "benchmark";
 import os from "node:os";
-import { pathToFileURL } from "node:url";
 import { crossEntropy, linearCrossEntropy, matmulT, tensor, valueAndGrad, type Tensor } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/linear-ce.js";
 import { crossEntropyBackwardRows, crossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
-import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
 
 const N = 2048;
 const E = 128;
@@ -131,9 +130,4 @@ export async function run(filter?: string): Promise<void> {
   console.log("\nvs fused kernels = this row's mean / the fused kernels' mean (> 1: the fused kernels are faster).");
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  run(process.argv[2]).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

@@ -29,7 +29,6 @@
 import Benchmark from "benchmark";
 import { createRequire } from "node:module";
 import os from "node:os";
-import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import {
@@ -37,7 +36,7 @@ import {
 } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
-import { hardwareThreads, nameFilter, randomArray, runSuite } from "./common.js";
+import { hardwareThreads, nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
 
 const ROWS = 2048;
 const D_MODEL = 128;
@@ -454,9 +453,4 @@ export async function run(filter?: string): Promise<void> {
   );
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run(process.argv[2]).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

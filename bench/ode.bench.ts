@@ -8,9 +8,9 @@
  */
 import Benchmark from "benchmark";
 import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
 import { add, matmul, mul, neg, pow, random, square, sub, div, tanh, tensor, type Tensor } from "@qkvflow/autograd";
 import { odeintWithStats, type OdeStats } from "@qkvflow/ode";
+import { runIfMain } from "./common.js";
 
 interface OdexResult { y: number[]; nStep: number; nAccept: number; nReject: number; nEval: number }
 interface OdexSolver {
@@ -189,9 +189,4 @@ export async function run(filter?: string): Promise<void> {
   for (const r of rows) console.log(fmtRow(r));
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run(process.argv[2]).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);
