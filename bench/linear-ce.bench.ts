@@ -3,7 +3,8 @@
  * w [50257, 128], int32 targets (every 64th ignored), float32. Measured in the same run:
  *
  * - qkvflow fused: `linearCrossEntropy` kernels (logits in chunks inside kernel memory, recomputed in the
- *   backward; nothing [2048, 50257] is allocated);
+ *   backward; nothing [2048, 50257] is allocated), and the one-pass kernel that the op uses for a mean / sum
+ *   loss under reverse mode (forward and gradients together: three GEMMs per chunk instead of four);
  * - qkvflow unfused: the same kernels the unfused ops call — sgemm logits, cross-entropy forward and backward
  *   rows, sgemm dX = dL·w and dW = dLᵀ·x — with fresh outputs each iteration, as autodiff allocates them;
  * - op level, both ways: valueAndGrad of `linearCrossEntropy(x, w, t)` against
@@ -17,7 +18,9 @@ import Benchmark from "benchmark";
 import os from "node:os";
 import { crossEntropy, linearCrossEntropy, matmulT, tensor, valueAndGrad, type Tensor } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
-import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/linear-ce.js";
+import {
+  linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows,
+} from "../packages/autograd/src/backend/cpu/kernels/linear-ce.js";
 import { crossEntropyBackwardRows, crossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
 import { hardwareThreads, nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
 
@@ -46,7 +49,7 @@ export async function run(filter?: string): Promise<void> {
   const want = nameFilter(filter);
   const hw = hardwareThreads();
   const threads = Math.min(2, hw);
-  const impls = ["fused kernels", "unfused kernels", "fused op (valueAndGrad)", "unfused ops (valueAndGrad)"];
+  const impls = ["fused kernels", "fused kernels, one pass", "unfused kernels", "fused op (valueAndGrad)", "unfused ops (valueAndGrad)"];
   const name = (impl: string) => `linear-ce: ${impl}`;
   if (!impls.some((i) => want(name(i)))) {
     console.log(`linear-ce: no benchmark matches '${filter}'`);
@@ -71,6 +74,15 @@ export async function run(filter?: string): Promise<void> {
     linearCrossEntropyBackwardRows(x, w, targets, lse, g, dx, dw, N, E, V, IGNORE);
     return { loss, dx, dw };
   };
+  // forward and backward in one pass (what the op does for a mean / sum loss under reverse mode): unit row
+  // weights, then the scale 1/valid applied to dx and dw as the op's backward does
+  const onePass = () => {
+    const loss = new Float32Array(N), lse = new Float32Array(N), dx = new Float32Array(N * E), dw = new Float32Array(V * E);
+    linearCrossEntropyWithGradRows(x, w, targets, N, E, V, IGNORE, loss, lse, dx, dw);
+    for (let i = 0; i < dx.length; i++) dx[i] = dx[i]! / valid;
+    for (let i = 0; i < dw.length; i++) dw[i] = dw[i]! / valid;
+    return { loss, dx, dw };
+  };
   const unfused = () => {
     const logits = new Float32Array(N * V);
     sgemm({ transA: false, transB: true, m: N, n: V, k: E, a: x, b: w, c: logits });
@@ -88,10 +100,13 @@ export async function run(filter?: string): Promise<void> {
   const opUnfused = valueAndGrad((a: Tensor, b: Tensor) => crossEntropy(matmulT(a, b, false, true), T), { argnums: [0, 1] });
 
   // correctness once (and warm-up): fused against unfused
-  const a = fused(), b = unfused();
-  const errs = [maxRel(a.loss, b.loss), maxRel(a.dx, b.dx), maxRel(a.dw, b.dw)];
-  console.log(`fused vs unfused kernels (max relative error): loss ${errs[0]!.toExponential(1)}, dx ${errs[1]!.toExponential(1)}, dw ${errs[2]!.toExponential(1)}`);
-  if (errs.some((e) => !(e < 1e-4))) throw new Error(`linear-ce: fused and unfused results differ (${errs.join(", ")})`);
+  const b = unfused();
+  for (const [label, f] of [["fused", fused], ["fused one pass", onePass]] as const) {
+    const a = f();
+    const errs = [maxRel(a.loss, b.loss), maxRel(a.dx, b.dx), maxRel(a.dw, b.dw)];
+    console.log(`${label} vs unfused kernels (max relative error): loss ${errs[0]!.toExponential(1)}, dx ${errs[1]!.toExponential(1)}, dw ${errs[2]!.toExponential(1)}`);
+    if (errs.some((e) => !(e < 1e-4))) throw new Error(`linear-ce: ${label} and unfused results differ (${errs.join(", ")})`);
+  }
 
   const rows: Row[] = [];
   const savedDecompilation = Benchmark.support.decompilation;
@@ -113,6 +128,7 @@ export async function run(filter?: string): Promise<void> {
     });
   };
   add("fused kernels", fused);
+  add("fused kernels, one pass", onePass);
   add("unfused kernels", unfused);
   add("fused op (valueAndGrad)", () => opFused(X, W));
   add("unfused ops (valueAndGrad)", () => opUnfused(X, W));

@@ -220,6 +220,13 @@ spec("linearCrossEntropy (second order)", linCeCase.map(({ x, w, targets, seed }
     ag.vjp((p: Tensor, q: Tensor) => ag.linearCrossEntropy(p, q, targets, { ignoreIndex: -1, reduction: "none" }), a, b)[1](g);
   return { f, inputs: [x, w, T(targets.shape as number[], seed + 2)], diff: [0, 1, 2], seed };
 }));
+// under reverse mode a summed / averaged loss takes its gradients from the forward pass (another primitive)
+spec("linearCrossEntropy (second order, mean / sum)", linCeCase.map(({ x, w, targets, red, seed }) => {
+  const reduction = red === "none" ? "mean" : red;
+  const f = (a: Tensor, b: Tensor, g: Tensor) =>
+    ag.vjp((p: Tensor, q: Tensor) => ag.linearCrossEntropy(p, q, targets, { ignoreIndex: -1, reduction }), a, b)[1](g);
+  return { f, inputs: [x, w, T([], seed + 2)], diff: [0, 1, 2], seed };
+}));
 /** gamma/beta layouts: [E] (fused), [1, E] (fused after a reshape), none, and a full-shape gamma (affine as ordinary ops). */
 const lnCase = fc.record({ lead: shapeArb(0, 2), e: fc.integer({ min: 2, max: 5 }), seed: seedArb, layout: fc.constantFrom("E", "1E", "none", "full") });
 function lnParams({ lead, e, seed, layout }: { lead: number[]; e: number; seed: number; layout: string }): { x: Tensor; params: Tensor[] } {

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import os from "node:os";
 import { forcePortableKernels, setNumThreads, simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
-import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "../src/backend/cpu/kernels/linear-ce.js";
+import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "../src/backend/cpu/kernels/linear-ce.js";
 
 const HW = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 
@@ -88,6 +88,13 @@ for (const mode of modes) {
         linearCrossEntropyBackwardRows(x, w, tg, lse, g, dx, dw, n, e, v, -100, chunk);
         assertNear(dx, ref.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx`);
         assertNear(dw, ref.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw`);
+        // forward and backward in one pass (unit weight per row)
+        const ref1 = reference(x, w, tg, new Float64Array(n).fill(1), n, e, v, -100);
+        const l1 = new F(n), e1 = new F(n), dx1 = new F(n * e).fill(NaN), dw1 = new F(v * e).fill(NaN);
+        linearCrossEntropyWithGradRows(x, w, tg, n, e, v, -100, l1, e1, dx1, dw1, chunk);
+        assertNear(l1, ref1.loss, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} loss (with grad)`);
+        assertNear(dx1, ref1.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx (with grad)`);
+        assertNear(dw1, ref1.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw (with grad)`);
       }
     } finally {
       forcePortableKernels(false);

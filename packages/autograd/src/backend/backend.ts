@@ -88,5 +88,12 @@ export interface Backend {
   linearCrossEntropyBackward(
     x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
   ): { dx: Buffer; dw: Buffer };
+  /**
+   * Forward and backward in one pass for a summed loss: per-row loss and lse as linearCrossEntropy, and dx, dw =
+   * the gradients of Σ_rows loss (weight 1 on every non-ignored row).
+   */
+  linearCrossEntropyWithGrad(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
+  ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer };
   /** Random bits are produced on the host; backends only receive the values through fromArray. */
 }

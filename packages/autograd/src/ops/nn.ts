@@ -1,9 +1,9 @@
-import { record } from "../autodiff/engine.js";
+import { isRecording, record } from "../autodiff/engine.js";
 import { jvp, vjp } from "../autodiff/transforms.js";
 import { bernoulli, type Key } from "../random.js";
 import { fmt, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { arange, zerosLike } from "./creation.js";
+import { arange, onesLike, zerosLike } from "./creation.js";
 import { matmulT } from "./matmul.js";
 import { add, div, eq, exp, ge, mul, ne, rsqrt, sub, where } from "./elementwise.js";
 import { mean, sum, variance } from "./reduce.js";
@@ -141,10 +141,15 @@ function reduceLosses(op: string, per: Tensor, targets: Tensor, ignore: number, 
   const total = sum(per);
   if (reduction === "sum") return total;
   if (reduction !== "mean") throw new Error(`${op}: reduction '${reduction}' is not one of 'mean', 'sum', 'none'`);
+  return div(total, validCount(targets, ignore));
+}
+
+/** Number of targets that are not `ignore` (at least 1, the divisor of a mean). */
+function validCount(targets: Tensor, ignore: number): number {
   const tv = targets.data();
   let count = 0;
   for (let i = 0; i < tv.length; i++) if (tv[i] !== ignore) count++;
-  return div(total, Math.max(count, 1));
+  return Math.max(count, 1);
 }
 
 /**
@@ -165,8 +170,43 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
     throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`);
   }
   const ignore = opts.ignoreIndex ?? -100;
-  const per = linearCrossEntropyRows(reshape(x, [-1, E]), w, reshape(targets, [-1]), ignore);
-  return reduceLosses("linearCrossEntropy", per, targets, ignore, opts.reduction ?? "mean");
+  const reduction = opts.reduction ?? "mean";
+  if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
+    throw new Error(`linearCrossEntropy: reduction '${String(reduction)}' is not one of 'mean', 'sum', 'none'`);
+  }
+  const x2 = reshape(x, [-1, E]);
+  const t2 = reshape(targets, [-1]);
+  if (reduction !== "none" && isRecording() && (tracked(x2) || tracked(w))) {
+    // a summed loss under reverse mode: the gradients come out of the forward pass (no recomputed logits)
+    const total = linearCrossEntropySum(x2, w, t2, ignore);
+    return reduction === "sum" ? total : div(total, validCount(targets, ignore));
+  }
+  const per = linearCrossEntropyRows(x2, w, t2, ignore);
+  return reduceLosses("linearCrossEntropy", per, targets, ignore, reduction);
+}
+
+/**
+ * Σ_rows of the per-row loss, with dx and dw computed in the same pass (weight 1 per non-ignored row); the
+ * backward scales them by the incoming cotangent. dx and dw are differentiable again (rules from ordinary ops).
+ */
+function linearCrossEntropySum(x: Tensor, w: Tensor, targets: Tensor, ignore: number): Tensor {
+  const r = x._backend.linearCrossEntropyWithGrad(x.info, w.info, targets.info, ignore);
+  const total = sum(wrap(r.loss, [x.shape[0]], x.dtype, x));
+  const dx = wrap(r.dx, x.shape, x.dtype, x);
+  const dw = wrap(r.dw, w.shape, x.dtype, x);
+  const composite = linearCeComposite(targets, ignore);
+  const gradOf = (a: Tensor, b: Tensor) => vjp((p: Tensor, q: Tensor) => sum(composite(p, q)), a, b)[1](onesLike(total));
+  recordByComposite(dx, [x, w], "linearCrossEntropySumGradX", (a, b) => gradOf(a, b)[0]);
+  recordByComposite(dw, [x, w], "linearCrossEntropySumGradW", (a, b) => gradOf(a, b)[1]);
+  return record(total, [x, w], {
+    name: "linearCrossEntropySum",
+    vjp: (g) => [mul(dx, g), mul(dw, g)],
+    jvp: ([tx, tw]) => {
+      const a = tx ? sum(mul(dx, tx)) : null;
+      const b = tw ? sum(mul(dw, tw)) : null;
+      return a && b ? add(a, b) : (a ?? b);
+    },
+  });
 }
 
 /** The same per-row loss written with ordinary ops (for the rules that differentiate it again). */

@@ -547,6 +547,13 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const dx = refMatmul(dl, [n, v], w, [v, e], false, false), dw = refMatmul(dl, [n, v], x, [n, e], true, false);
         assertClose(rd(b.dx, [n, e], "float32"), dx.out, tol, `${label}: dx`, dx.scale);
         assertClose(rd(b.dw, [v, e], "float32"), dw.out, tol, `${label}: dw`, dw.scale);
+        const ones = new Float64Array(n).fill(1);
+        const dl1 = refCrossEntropyBackward(logits, n, v, t, ones, -100);
+        const dx1 = refMatmul(dl1, [n, v], w, [v, e], false, false), dw1 = refMatmul(dl1, [n, v], x, [n, e], true, false);
+        const wg = be.linearCrossEntropyWithGrad(X, W, Tg, -100);
+        assertClose(rd(wg.loss, [n], "float32"), ref.loss, tol, `${label}: loss (with grad)`);
+        assertClose(rd(wg.dx, [n, e], "float32"), dx1.out, tol, `${label}: dx (with grad)`, dx1.scale);
+        assertClose(rd(wg.dw, [v, e], "float32"), dw1.out, tol, `${label}: dw (with grad)`, dw1.scale);
       }
       assert.throws(() => be.linearCrossEntropy(up([1, 2], [1, 2]), up([1, 2, 3, 4], [2, 2]), up([2], [1], "int32"), -100), /out of range/);
     });

@@ -3,7 +3,7 @@ import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemm } from "./gemm-dispatch.js";
-import { linearCrossEntropyBackwardRows, linearCrossEntropyRows } from "./kernels/linear-ce.js";
+import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
 import {
   crossEntropyBackwardRowsK, crossEntropyRowsK, geluBackwardK, geluK, layerNormBackwardRowsK, layerNormRowsK, softmaxRowsK,
 } from "./rows-dispatch.js";
@@ -277,6 +277,17 @@ export class CpuBackend implements Backend {
     linearCrossEntropyBackwardRows(
       arr(x) as F, arr(w) as F, arr(targets) as Int32Array, arr(lse) as F, arr(g) as F, dx, dw, n, e, v, ignoreIndex);
     return { dx, dw };
+  }
+
+  linearCrossEntropyWithGrad(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
+  ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer } {
+    const [n, e] = x.shape;
+    const v = w.shape[0];
+    const loss = allocArray(x.dtype, n) as F, lse = allocArray(x.dtype, n) as F;
+    const dx = allocArray(x.dtype, n * e) as F, dw = allocArray(x.dtype, v * e) as F;
+    linearCrossEntropyWithGradRows(arr(x) as F, arr(w) as F, arr(targets) as Int32Array, n, e, v, ignoreIndex, loss, lse, dx, dw);
+    return { loss, lse, dx, dw };
   }
 
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {

@@ -800,6 +800,21 @@ export class GpuBackend implements Backend {
     }
   }
 
+  linearCrossEntropyWithGrad(
+    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
+  ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer } {
+    const n = x.shape[0];
+    const { loss, lse } = this.linearCrossEntropy(x, w, targets, ignoreIndex);
+    const ones = this.fill(x.dtype, n, 1);
+    try {
+      const { dx, dw } = this.linearCrossEntropyBackward(
+        x, w, targets, { buf: lse, shape: [n], dtype: x.dtype }, { buf: ones, shape: [n], dtype: x.dtype }, ignoreIndex);
+      return { loss, lse, dx, dw };
+    } finally {
+      this.dispose(ones);
+    }
+  }
+
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
     const X = this.buf("geluBackward", x), D = this.buf("geluBackward", dy);
     // gelu(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³); with t = e^(−2|u|) both signs avoid overflow
