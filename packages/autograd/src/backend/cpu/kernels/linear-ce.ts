@@ -69,6 +69,87 @@ function f32Runtime(x: FloatArray): KernelRuntime | null {
 }
 
 /**
+ * One chunked pass over the rows. Per chunk: the logits l = x_chunk·wᵀ; with `forward`, loss and lse of the
+ * rows (into `loss` / `lse`); with `backward`, dl = g·(softmax − onehot) in place from `lse` (given, or just
+ * computed) and g (`null`: 1 for every row), then dx_chunk = dl·w and dw (+)= dlᵀ·x_chunk.
+ */
+interface ChunkedJob<T extends FloatArray> {
+  x: T;
+  w: T;
+  targets: Int32Array;
+  n: number;
+  e: number;
+  v: number;
+  ignore: number;
+  rows: number;
+  forward: { loss: T } | null;
+  lse: T;
+  backward: { g: T | null; dx: T; dw: T } | null;
+}
+
+function runChunked<T extends FloatArray>(job: ChunkedJob<T>): void {
+  const { x, w, targets, n, e, v, ignore, rows: R, forward, lse, backward } = job;
+  const rt = f32Runtime(x);
+  if (rt) {
+    const ws = new Workspace(rt);
+    const px = ws.alloc(n * e * 4), pw = ws.alloc(v * e * 4), pt = ws.alloc(n * 4), pl = ws.alloc(n * 4), pe = ws.alloc(n * 4);
+    const pg = ws.alloc(n * 4), pdx = ws.alloc(n * e * 4), pdw = ws.alloc(v * e * 4), pc = ws.alloc(R * v * 4);
+    const view = f32View(rt);
+    view.set((x as Float32Array).subarray(0, n * e), px >> 2);
+    view.set((w as Float32Array).subarray(0, v * e), pw >> 2);
+    i32View(rt).set(targets.subarray(0, n), pt >> 2);
+    if (!forward) view.set((lse as Float32Array).subarray(0, n), pe >> 2);
+    if (backward?.g) view.set((backward.g as Float32Array).subarray(0, n), pg >> 2);
+    else if (backward) view.fill(1, pg >> 2, (pg >> 2) + n);
+    for (let r0 = 0; r0 < n; r0 += R) {
+      const nr = Math.min(R, n - r0);
+      const xc = px + r0 * e * 4;
+      gemmInMemory(rt, false, true, nr, v, e, xc, pw, pc, false);
+      if (forward) {
+        runParallel(rowTasks(nr, v, (a, k) => {
+          const c = pc + a * v * 4, r = (r0 + a) * 4;
+          return { fn: "ce_fwd_f32", args: [c, pt + r, k, v, ignore, pl + r, pe + r] };
+        }));
+      }
+      if (backward) {
+        runParallel(rowTasks(nr, v, (a, k) => {
+          const c = pc + a * v * 4, r = (r0 + a) * 4;
+          return { fn: "ce_bwd_f32", args: [c, pt + r, pe + r, pg + r, c, k, v, ignore] };
+        }));
+        gemmInMemory(rt, false, false, nr, e, v, pc, pw, pdx + r0 * e * 4, false);
+        gemmInMemory(rt, true, false, v, e, nr, pc, xc, pdw, r0 > 0);
+      }
+    }
+    const out = f32View(rt);
+    const copyOut = (dst: T, addr: number, count: number) => (dst as Float32Array).set(out.subarray(addr >> 2, (addr >> 2) + count));
+    if (forward) {
+      copyOut(forward.loss, pl, n);
+      copyOut(lse, pe, n);
+    }
+    if (backward) {
+      copyOut(backward.dx, pdx, n * e);
+      copyOut(backward.dw, pdw, v * e);
+    }
+    return;
+  }
+  const chunk = new (x.constructor as new (len: number) => T)(R * v);
+  const ones = backward && !backward.g ? (new (x.constructor as new (len: number) => T)(n).fill(1) as T) : null;
+  const one = { batch: 1, strideA: 0, strideB: 0, strideC: 0 };
+  for (let r0 = 0; r0 < n; r0 += R) {
+    const nr = Math.min(R, n - r0);
+    const part = (a: T) => a.subarray(r0, r0 + nr) as T;
+    const t = targets.subarray(r0, r0 + nr);
+    gemmBatched({ transA: false, transB: true, m: nr, n: v, k: e, a: x, aOffset: r0 * e, b: w, c: chunk, ...one });
+    if (forward) crossEntropyRows(chunk, t, nr, v, ignore, part(forward.loss), part(lse));
+    if (backward) {
+      crossEntropyBackwardRows(chunk, t, part(lse), part((backward.g ?? ones)!), chunk, nr, v, ignore);
+      gemmBatched({ transA: false, transB: false, m: nr, n: e, k: v, a: chunk, b: w, c: backward.dx, cOffset: r0 * e, ...one });
+      gemmBatched({ transA: true, transB: false, m: v, n: e, k: nr, a: chunk, b: x, bOffset: r0 * e, c: backward.dw, accumulate: r0 > 0, ...one });
+    }
+  }
+}
+
+/**
  * Per-row loss[r] = logsumexp(l[r,:]) − l[r, targets[r]] (0 for ignored rows) and lse[r] of l = x·wᵀ.
  * `maxChunkRows` overrides the chunk size (tests).
  */
@@ -80,34 +161,7 @@ export function linearCrossEntropyRows<T extends FloatArray>(
   validate(fn, x, w, targets, n, e, v, ignoreIndex, [["loss", loss], ["lse", lse]]);
   if (loss.length < n || lse.length < n) throw new Error(`${fn}: loss and lse need ${n} elements each`);
   if (n === 0) return;
-  const R = chunkRows(n, v, maxChunkRows);
-  const rt = f32Runtime(x);
-  if (rt) {
-    const ws = new Workspace(rt);
-    const px = ws.alloc(n * e * 4), pw = ws.alloc(v * e * 4), pt = ws.alloc(n * 4);
-    const pl = ws.alloc(n * 4), pe = ws.alloc(n * 4), pc = ws.alloc(R * v * 4);
-    const view = f32View(rt);
-    view.set((x as Float32Array).subarray(0, n * e), px >> 2);
-    view.set((w as Float32Array).subarray(0, v * e), pw >> 2);
-    i32View(rt).set(targets.subarray(0, n), pt >> 2);
-    for (let r0 = 0; r0 < n; r0 += R) {
-      const nr = Math.min(R, n - r0);
-      gemmInMemory(rt, false, true, nr, v, e, px + r0 * e * 4, pw, pc, false);
-      runParallel(rowTasks(nr, v, (a, k) => ({
-        fn: "ce_fwd_f32", args: [pc + a * v * 4, pt + (r0 + a) * 4, k, v, ignoreIndex, pl + (r0 + a) * 4, pe + (r0 + a) * 4],
-      })));
-    }
-    const out = f32View(rt);
-    (loss as Float32Array).set(out.subarray(pl >> 2, (pl >> 2) + n));
-    (lse as Float32Array).set(out.subarray(pe >> 2, (pe >> 2) + n));
-    return;
-  }
-  const chunk = new (x.constructor as new (len: number) => T)(R * v);
-  for (let r0 = 0; r0 < n; r0 += R) {
-    const nr = Math.min(R, n - r0);
-    gemmBatched({ transA: false, transB: true, m: nr, n: v, k: e, a: x, aOffset: r0 * e, b: w, c: chunk, batch: 1, strideA: 0, strideB: 0, strideC: 0 });
-    crossEntropyRows(chunk, targets.subarray(r0, r0 + nr), nr, v, ignoreIndex, loss.subarray(r0, r0 + nr) as T, lse.subarray(r0, r0 + nr) as T);
-  }
+  runChunked({ x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: { loss }, lse, backward: null });
 }
 
 /**
@@ -126,43 +180,7 @@ export function linearCrossEntropyBackwardRows<T extends FloatArray>(
     dw.fill(0, 0, v * e);
     return;
   }
-  const R = chunkRows(n, v, maxChunkRows);
-  const rt = f32Runtime(x);
-  if (rt) {
-    const ws = new Workspace(rt);
-    const px = ws.alloc(n * e * 4), pw = ws.alloc(v * e * 4), pt = ws.alloc(n * 4), pe = ws.alloc(n * 4), pg = ws.alloc(n * 4);
-    const pdx = ws.alloc(n * e * 4), pdw = ws.alloc(v * e * 4), pc = ws.alloc(R * v * 4);
-    const view = f32View(rt);
-    view.set((x as Float32Array).subarray(0, n * e), px >> 2);
-    view.set((w as Float32Array).subarray(0, v * e), pw >> 2);
-    view.set((lse as Float32Array).subarray(0, n), pe >> 2);
-    view.set((g as Float32Array).subarray(0, n), pg >> 2);
-    i32View(rt).set(targets.subarray(0, n), pt >> 2);
-    for (let r0 = 0; r0 < n; r0 += R) {
-      const nr = Math.min(R, n - r0);
-      const xc = px + r0 * e * 4;
-      gemmInMemory(rt, false, true, nr, v, e, xc, pw, pc, false);
-      runParallel(rowTasks(nr, v, (a, k) => {
-        const c = pc + a * v * 4, r = (r0 + a) * 4;
-        return { fn: "ce_bwd_f32", args: [c, pt + r, pe + r, pg + r, c, k, v, ignoreIndex] };
-      }));
-      gemmInMemory(rt, false, false, nr, e, v, pc, pw, pdx + r0 * e * 4, false);
-      gemmInMemory(rt, true, false, v, e, nr, pc, xc, pdw, r0 > 0);
-    }
-    const out = f32View(rt);
-    (dx as Float32Array).set(out.subarray(pdx >> 2, (pdx >> 2) + n * e));
-    (dw as Float32Array).set(out.subarray(pdw >> 2, (pdw >> 2) + v * e));
-    return;
-  }
-  const chunk = new (x.constructor as new (len: number) => T)(R * v);
-  const one = { batch: 1, strideA: 0, strideB: 0, strideC: 0 };
-  for (let r0 = 0; r0 < n; r0 += R) {
-    const nr = Math.min(R, n - r0);
-    gemmBatched({ transA: false, transB: true, m: nr, n: v, k: e, a: x, aOffset: r0 * e, b: w, c: chunk, ...one });
-    crossEntropyBackwardRows(chunk, targets.subarray(r0, r0 + nr), lse.subarray(r0, r0 + nr) as T, g.subarray(r0, r0 + nr) as T, chunk, nr, v, ignoreIndex);
-    gemmBatched({ transA: false, transB: false, m: nr, n: e, k: v, a: chunk, b: w, c: dx, cOffset: r0 * e, ...one });
-    gemmBatched({ transA: true, transB: false, m: v, n: e, k: nr, a: chunk, b: x, bOffset: r0 * e, c: dw, accumulate: r0 > 0, ...one });
-  }
+  runChunked({ x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: null, lse, backward: { g, dx, dw } });
 }
 
 /**
@@ -180,39 +198,7 @@ export function linearCrossEntropyWithGradRows<T extends FloatArray>(
   if (dx.length < n * e || dw.length < v * e) throw new Error(`${fn}: dx needs ${n * e} and dw ${v * e} elements`);
   dw.fill(0, 0, v * e);
   if (n === 0) return;
-  const R = chunkRows(n, v, maxChunkRows);
-  const rt = f32Runtime(x);
-  if (rt) {
-    const ws = new Workspace(rt);
-    const px = ws.alloc(n * e * 4), pw = ws.alloc(v * e * 4), pt = ws.alloc(n * 4), pl = ws.alloc(n * 4), pe = ws.alloc(n * 4);
-    const pg = ws.alloc(n * 4), pdx = ws.alloc(n * e * 4), pdw = ws.alloc(v * e * 4), pc = ws.alloc(R * v * 4);
-    const view = f32View(rt);
-    view.set((x as Float32Array).subarray(0, n * e), px >> 2);
-    view.set((w as Float32Array).subarray(0, v * e), pw >> 2);
-    view.fill(1, pg >> 2, (pg >> 2) + n);
-    i32View(rt).set(targets.subarray(0, n), pt >> 2);
-    for (let r0 = 0; r0 < n; r0 += R) {
-      const nr = Math.min(R, n - r0);
-      const xc = px + r0 * e * 4;
-      gemmInMemory(rt, false, true, nr, v, e, xc, pw, pc, false);
-      runParallel(rowTasks(nr, v, (a, k) => ({
-        fn: "ce_fwd_f32", args: [pc + a * v * 4, pt + (r0 + a) * 4, k, v, ignoreIndex, pl + (r0 + a) * 4, pe + (r0 + a) * 4],
-      })));
-      runParallel(rowTasks(nr, v, (a, k) => {
-        const c = pc + a * v * 4, r = (r0 + a) * 4;
-        return { fn: "ce_bwd_f32", args: [c, pt + r, pe + r, pg + r, c, k, v, ignoreIndex] };
-      }));
-      gemmInMemory(rt, false, false, nr, e, v, pc, pw, pdx + r0 * e * 4, false);
-      gemmInMemory(rt, true, false, v, e, nr, pc, xc, pdw, r0 > 0);
-    }
-    const out = f32View(rt);
-    (loss as Float32Array).set(out.subarray(pl >> 2, (pl >> 2) + n));
-    (lse as Float32Array).set(out.subarray(pe >> 2, (pe >> 2) + n));
-    (dx as Float32Array).set(out.subarray(pdx >> 2, (pdx >> 2) + n * e));
-    (dw as Float32Array).set(out.subarray(pdw >> 2, (pdw >> 2) + v * e));
-    return;
-  }
-  linearCrossEntropyRows(x, w, targets, n, e, v, ignoreIndex, loss, lse, maxChunkRows);
-  const ones = new (x.constructor as new (len: number) => T)(n).fill(1);
-  linearCrossEntropyBackwardRows(x, w, targets, lse, ones, dx, dw, n, e, v, ignoreIndex, maxChunkRows);
+  runChunked({
+    x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: { loss }, lse, backward: { g: null, dx, dw },
+  });
 }
