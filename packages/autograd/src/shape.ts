@@ -93,3 +93,9 @@ export function checkShape(op: string, shape: readonly number[]): number[] {
   }
   return [...shape];
 }
+
+/** A shape seen as rows along its last axis: cols = the last dimension (1 for a scalar), rows = size / cols (0 when cols = 0). */
+export function lastAxisRows(shape: Shape): { rows: number; cols: number } {
+  const cols = shape[shape.length - 1] ?? 1;
+  return { rows: cols === 0 ? 0 : sizeOf(shape) / cols, cols };
+}

@@ -1,7 +1,7 @@
 import { isRecording, record } from "../autodiff/engine.js";
 import { jvp, vjp } from "../autodiff/transforms.js";
 import { bernoulli, type Key } from "../random.js";
-import { fmt, normAxis } from "../shape.js";
+import { fmt, lastAxisRows, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { arange, onesLike, zerosLike } from "./creation.js";
 import { matmulT } from "./matmul.js";
@@ -292,8 +292,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null = null, beta: Tensor |
 /** The fused layer-norm primitive: gamma and beta are [C] or null. */
 function layerNormPrim(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
   const r = x._backend.layerNorm(x.info, gamma?.info ?? null, beta?.info ?? null, eps);
-  const C = x.shape[x.rank - 1];
-  const rows = C === 0 ? 0 : x.size / C;
+  const { rows } = lastAxisRows(x.shape);
   const y = wrap(r.y, x.shape, x.dtype, x);
   const saved: LnSaved = { mean: wrap(r.mean, [rows], x.dtype, x), rstd: wrap(r.rstd, [rows], x.dtype, x), eps };
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];

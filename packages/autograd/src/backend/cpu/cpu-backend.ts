@@ -1,6 +1,6 @@
 import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
-import { fmt, sizeOf, stridesOf, type Shape } from "../../shape.js";
+import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemm } from "./gemm-dispatch.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
@@ -207,8 +207,7 @@ export class CpuBackend implements Backend {
   }
 
   softmax(x: TensorInfo, log: boolean): Buffer {
-    const cols = x.shape[x.shape.length - 1] ?? 1;
-    const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
+    const { rows, cols } = lastAxisRows(x.shape);
     const out = allocArray(x.dtype, sizeOf(x.shape)) as Float32Array | Float64Array;
     softmaxRowsK(arr(x) as Float32Array | Float64Array, out, rows, cols, log);
     return out;
@@ -236,8 +235,7 @@ export class CpuBackend implements Backend {
   }
 
   layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer } {
-    const cols = x.shape[x.shape.length - 1] ?? 1;
-    const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
+    const { rows, cols } = lastAxisRows(x.shape);
     const y = allocArray(x.dtype, sizeOf(x.shape)) as F;
     const mean = allocArray(x.dtype, rows) as F;
     const rstd = allocArray(x.dtype, rows) as F;
@@ -248,8 +246,7 @@ export class CpuBackend implements Backend {
   layerNormBackward(
     x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
   ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null } {
-    const cols = x.shape[x.shape.length - 1] ?? 1;
-    const rows = cols === 0 ? 0 : sizeOf(x.shape) / cols;
+    const { rows, cols } = lastAxisRows(x.shape);
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
     const dgamma = withParams ? (allocArray(x.dtype, cols) as F) : null;
     const dbeta = withParams ? (allocArray(x.dtype, cols) as F) : null;

@@ -11,7 +11,7 @@ import type { IGPUSettings, IKernelRunShortcut, Texture } from "gpu.js";
 import { GPU } from "gpu.js";
 import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
-import { fmt, sizeOf, type Shape } from "../../shape.js";
+import { fmt, lastAxisRows, sizeOf, type Shape } from "../../shape.js";
 import {
   argNames, binaryBody, broadcastStridesOf, coalesce, contiguousStrides, kernelSource, Names, offsetExpr, splitIndex,
   truncBody, unaryBody,
@@ -710,9 +710,8 @@ export class GpuBackend implements Backend {
   layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer } {
     const X = this.buf("layerNorm", x);
     this.checkDType("layerNorm", x.dtype);
-    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const { rows, cols } = lastAxisRows(x.shape);
     const n = X.size;
-    const rows = cols === 0 ? 0 : n / cols;
     const M = this.rowMean(X, rows, cols, x.dtype);
     // two-pass variance: no cancellation for rows with a large mean
     const R = this.run("lnrstd", "", rows, x.dtype, () =>
@@ -739,9 +738,8 @@ export class GpuBackend implements Backend {
     const M = this.buf("layerNormBackward", mean), R = this.buf("layerNormBackward", rstd);
     const G = gamma ? this.buf("layerNormBackward", gamma) : null;
     this.checkDType("layerNormBackward", x.dtype);
-    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const { rows, cols } = lastAxisRows(x.shape);
     const n = X.size;
-    const rows = cols === 0 ? 0 : n / cols;
     const gy = G ? "d[base + t] * g[t]" : "d[base + t]";
     const rowArgs = ["x", "d", "m", "rs", ...(G ? ["g"] : []), "cols"];
     const rowIn = [X, D, M, R, ...(G ? [G] : [])];
