@@ -131,17 +131,25 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     throw new Error(`crossEntropy: logits ${fmt(logits.shape)} and targets ${fmt(targets.shape)}; expected targets to have the logits' shape without the last (class) axis`);
   }
   const ignore = opts.ignoreIndex ?? -100;
+  const reduction = checkReduction("crossEntropy", opts.reduction);
   const per = softmaxCrossEntropy(reshape(logits, [-1, C]), reshape(targets, [-1]), ignore);
-  return reduceLosses("crossEntropy", per, targets, ignore, opts.reduction ?? "mean");
+  return reduceLosses(per, targets, ignore, reduction);
+}
+
+type Reduction = NonNullable<CrossEntropyOptions["reduction"]>;
+
+/** The reduction option (default 'mean'), refused when it is not one of the three. */
+function checkReduction(op: string, reduction: string | undefined): Reduction {
+  const r = reduction ?? "mean";
+  if (r !== "mean" && r !== "sum" && r !== "none") throw new Error(`${op}: reduction '${String(r)}' is not one of 'mean', 'sum', 'none'`);
+  return r;
 }
 
 /** Per-position losses [N] → 'none' (targets' shape), 'sum', or 'mean' over non-ignored targets. */
-function reduceLosses(op: string, per: Tensor, targets: Tensor, ignore: number, reduction: string): Tensor {
+function reduceLosses(per: Tensor, targets: Tensor, ignore: number, reduction: Reduction): Tensor {
   if (reduction === "none") return reshape(per, targets.shape);
   const total = sum(per);
-  if (reduction === "sum") return total;
-  if (reduction !== "mean") throw new Error(`${op}: reduction '${reduction}' is not one of 'mean', 'sum', 'none'`);
-  return div(total, validCount(targets, ignore));
+  return reduction === "sum" ? total : div(total, validCount(targets, ignore));
 }
 
 /** Number of targets that are not `ignore` (at least 1, the divisor of a mean). */
@@ -155,8 +163,9 @@ function validCount(targets: Tensor, ignore: number): number {
 /**
  * Cross-entropy of the logits x·wᵀ (x [..., E], w [V, E]: a tied or untied output projection) against int32
  * targets [...], fused: the backend computes the logits in chunks of rows and never materialises the [N, V]
- * matrix or its gradient (on the CPU backend the backward recomputes each chunk's logits). Same value and
- * options as `crossEntropy(matmulT(x, w, false, true), targets, opts)`.
+ * matrix or its gradient. A mean or summed loss under reverse mode gets dx and dw from the same pass; otherwise a
+ * backward recomputes each chunk's logits (CPU backend). Same value and options as
+ * `crossEntropy(matmulT(x, w, false, true), targets, opts)`.
  */
 export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   requireFloat("linearCrossEntropy", x);
@@ -170,10 +179,7 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
     throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`);
   }
   const ignore = opts.ignoreIndex ?? -100;
-  const reduction = opts.reduction ?? "mean";
-  if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
-    throw new Error(`linearCrossEntropy: reduction '${String(reduction)}' is not one of 'mean', 'sum', 'none'`);
-  }
+  const reduction = checkReduction("linearCrossEntropy", opts.reduction);
   const x2 = reshape(x, [-1, E]);
   const t2 = reshape(targets, [-1]);
   if (reduction !== "none" && isRecording() && (tracked(x2) || tracked(w))) {
@@ -182,7 +188,7 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
     return reduction === "sum" ? total : div(total, validCount(targets, ignore));
   }
   const per = linearCrossEntropyRows(x2, w, t2, ignore);
-  return reduceLosses("linearCrossEntropy", per, targets, ignore, reduction);
+  return reduceLosses(per, targets, ignore, reduction);
 }
 
 /**
@@ -195,9 +201,8 @@ function linearCrossEntropySum(x: Tensor, w: Tensor, targets: Tensor, ignore: nu
   const dx = wrap(r.dx, x.shape, x.dtype, x);
   const dw = wrap(r.dw, w.shape, x.dtype, x);
   const composite = linearCeComposite(targets, ignore);
-  const gradOf = (a: Tensor, b: Tensor) => vjp((p: Tensor, q: Tensor) => sum(composite(p, q)), a, b)[1](onesLike(total));
-  recordByComposite(dx, [x, w], "linearCrossEntropySumGradX", (a, b) => gradOf(a, b)[0]);
-  recordByComposite(dw, [x, w], "linearCrossEntropySumGradW", (a, b) => gradOf(a, b)[1]);
+  recordGradsByComposite(dx, dw, [x, w], "linearCrossEntropySumGrad",
+    (a, b) => vjp((p: Tensor, q: Tensor) => sum(composite(p, q)), a, b)[1](onesLike(total)));
   return record(total, [x, w], {
     name: "linearCrossEntropySum",
     vjp: (g) => [mul(dx, g), mul(dw, g)],
@@ -223,6 +228,15 @@ function recordByComposite(out: Tensor, inputs: Tensor[], name: string, f: (...x
   });
 }
 
+/**
+ * Records the kernel's gradients dx, dw of the projection + cross-entropy as functions of `inputs`, with rules
+ * from `grads` (the same [dx, dw] written with ordinary ops), so second derivatives work through them.
+ */
+function recordGradsByComposite(dx: Tensor, dw: Tensor, inputs: Tensor[], name: string, grads: (...xs: Tensor[]) => Tensor[]): void {
+  recordByComposite(dx, inputs, `${name}X`, (...xs) => grads(...xs)[0]);
+  recordByComposite(dw, inputs, `${name}W`, (...xs) => grads(...xs)[1]);
+}
+
 function linearCrossEntropyRows(x: Tensor, w: Tensor, targets: Tensor, ignore: number): Tensor {
   const r = x._backend.linearCrossEntropy(x.info, w.info, targets.info, ignore);
   const N = x.shape[0];
@@ -235,10 +249,7 @@ function linearCrossEntropyRows(x: Tensor, w: Tensor, targets: Tensor, ignore: n
       const b = x._backend.linearCrossEntropyBackward(x.info, w.info, targets.info, lse.info, g.info, ignore);
       const dx = wrap(b.dx, x.shape, x.dtype, x);
       const dw = wrap(b.dw, w.shape, x.dtype, x);
-      // second order: the same gradient from ordinary ops, differentiated again
-      const gradOf = (xx: Tensor, ww: Tensor, gg: Tensor) => vjp(composite, xx, ww)[1](gg);
-      recordByComposite(dx, [x, w, g], "linearCrossEntropyGradX", (a, b2, c) => gradOf(a, b2, c)[0]);
-      recordByComposite(dw, [x, w, g], "linearCrossEntropyGradW", (a, b2, c) => gradOf(a, b2, c)[1]);
+      recordGradsByComposite(dx, dw, [x, w, g], "linearCrossEntropyGrad", (a, b2, c) => vjp(composite, a, b2)[1](c));
       return [dx, dw];
     },
     jvp: ([tx, tw]) => jvp(composite, [x, w], [tx ?? zerosLike(x), tw ?? zerosLike(w)])[1],
