@@ -262,7 +262,9 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const r = rng(5);
       const cases: [Shape, Shape, Shape][] = [[[3, 1], [1, 4], [3, 4]], [[], [2, 3], [2, 3]], [[2, 3], [3], []], [[4], [4], [4]], [[2, 1, 3], [1, 5, 1], [3]],
         // masked fill (a periodic mask over a full tensor), and two different periods
-        [[3, 4], [2, 3, 4], []], [[1, 4], [2, 3, 4], [3, 4]], [[4], [3, 4], [2, 3, 4]]];
+        [[3, 4], [2, 3, 4], []], [[1, 4], [2, 3, 4], [3, 4]], [[4], [3, 4], [2, 3, 4]],
+        // two operands repeating the same block
+        [[3, 4], [1, 3, 4], [2, 3, 4]]];
       for (const [cs, as, bs] of cases) {
         const c = Uint8Array.from(ints(r, numel(cs), 0, 1));
         const a = uniform(r, numel(as), -5, 5), b = uniform(r, numel(bs), -5, 5);

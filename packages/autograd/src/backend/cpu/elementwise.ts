@@ -48,9 +48,20 @@ type BroadcastLoop = (
   a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray,
   shape: number[], sa: number[], sb: number[], sc: number[],
 ) => void;
+/** A loop over operands read as full, scalar or periodic (see `classify`): (...operands, out, n, period). */
+type KindLoop = (...args: (TypedArray | number)[]) => void;
 
-const unaryCache = new Map<string, UnaryLoop>();
-const binaryCache = new Map<string, BroadcastLoop>();
+const loopCache = new Map<string, unknown>();
+
+/** The generated function for `key`, compiled once from `params` and `body()`. */
+function compiled<F>(key: string, params: string[], body: () => string): F {
+  let f = loopCache.get(key);
+  if (!f) {
+    f = new Function(...params, body());
+    loopCache.set(key, f);
+  }
+  return f as F;
+}
 
 /**
  * Loops are cached per op *and* per combination of array types: one generated function serving Float32Array,
@@ -72,21 +83,12 @@ function unrolled(body: (i: string) => string): string {
 }
 
 function unaryLoop(op: UnaryOp, x: TypedArray, out: TypedArray): UnaryLoop {
-  const key = op + kindOf(x, out);
-  let f = unaryCache.get(key);
-  if (!f) {
-    f = new Function("X", "O", "n", unrolled((i) => `const x = X[${i}]; O[${i}] = ${UNARY_EXPR[op]};`)) as UnaryLoop;
-    unaryCache.set(key, f);
-  }
-  return f;
+  return compiled(`u:${op}:${kindOf(x, out)}`, ["X", "O", "n"], () => unrolled((i) => `const x = X[${i}]; O[${i}] = ${UNARY_EXPR[op]};`));
 }
 
 /** Generates a broadcasting loop for `expr` over operands x, y (and z for ternary). */
 function broadcastLoop(op: string, expr: string, a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray): BroadcastLoop {
-  const key = op + kindOf(a, b, c, out);
-  let f = binaryCache.get(key);
-  if (!f) {
-    const body = `
+  return compiled(`bc:${op}:${kindOf(a, b, c, out)}`, ["A", "B", "C", "O", "shape", "sa", "sb", "sc"], () => `
       const rank = shape.length;
       const n = O.length;
       if (rank === 0) { const x = A[0], y = B[0], z = C ? C[0] : 0; O[0] = ${expr}; return; }
@@ -107,61 +109,47 @@ function broadcastLoop(op: string, expr: string, a: TypedArray, b: TypedArray, c
           ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d]; ic -= sc[d] * shape[d];
           idx[d] = 0;
         }
-      }`;
-    f = new Function("A", "B", "C", "O", "shape", "sa", "sb", "sc", body) as BroadcastLoop;
-    binaryCache.set(key, f);
-  }
-  return f;
+      }`);
 }
 
-const flatCache = new Map<string, (a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void>();
-function flatBinary(op: BinaryOp, a: TypedArray, b: TypedArray, out: TypedArray) {
-  const key = op + kindOf(a, b, out);
-  let f = flatCache.get(key);
-  if (!f) {
-    f = new Function("A", "B", "O", "n", unrolled((i) => `const x = A[${i}], y = B[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
-      a: TypedArray, b: TypedArray, out: TypedArray, n: number) => void;
-    flatCache.set(key, f);
+/**
+ * How each operand of an elementwise op is read, when no general strided loop is needed: "f" full-size,
+ * "s" one value, "p" one contiguous block repeated (its shape, leading 1s dropped, is a suffix of the output
+ * shape: a bias row, an attention mask), all periodic operands sharing one period. Null otherwise.
+ */
+function classify(operands: [TypedArray, Shape][], outShape: Shape, n: number): { kinds: string; period: number } | null {
+  if (n === 0) return null;
+  let kinds = "";
+  let period = n;
+  for (const [arr, shape] of operands) {
+    const len = arr.length;
+    if (len === n) kinds += "f";
+    else if (len === 1) kinds += "s";
+    else if (len > 0 && isSuffixOf(shape, outShape) && (period === n || period === len)) {
+      kinds += "p";
+      period = len;
+    } else return null;
   }
-  return f;
-}
-const scalarCache = new Map<string, (a: TypedArray, y: number, out: TypedArray, n: number) => void>();
-function scalarRight(op: BinaryOp, a: TypedArray, out: TypedArray) {
-  const key = op + kindOf(a, out);
-  let f = scalarCache.get(key);
-  if (!f) {
-    f = new Function("A", "y", "O", "n", unrolled((i) => `const x = A[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
-      a: TypedArray, y: number, out: TypedArray, n: number) => void;
-    scalarCache.set(key, f);
-  }
-  return f;
-}
-function scalarLeft(op: BinaryOp, b: TypedArray, out: TypedArray) {
-  const key = "L" + op + kindOf(b, out);
-  let f = scalarCache.get(key);
-  if (!f) {
-    f = new Function("B", "x", "O", "n", unrolled((i) => `const y = B[${i}]; O[${i}] = ${BINARY_EXPR[op]};`)) as (
-      b: TypedArray, x: number, out: TypedArray, n: number) => void;
-    scalarCache.set(key, f);
-  }
-  return f;
+  return { kinds, period };
 }
 
-type PeriodicLoop = (full: TypedArray, per: TypedArray, out: TypedArray, n: number, p: number) => void;
-const periodicCache = new Map<string, PeriodicLoop>();
-/** out[o + j] = op(full[o + j], per[j]) (or with the operands swapped) for rows of length p. */
-function periodicBinary(op: BinaryOp, fullIsA: boolean, full: TypedArray, per: TypedArray, out: TypedArray): PeriodicLoop {
-  const key = op + (fullIsA ? "A" : "B") + kindOf(full, per, out);
-  let f = periodicCache.get(key);
-  if (!f) {
-    const vars = fullIsA ? "const x = F[o + j], y = P[j];" : "const x = P[j], y = F[o + j];";
-    f = new Function("F", "P", "O", "n", "p",
-      `for (let o = 0; o < n; o += p) { let j = 0; for (; j + 3 < p; j += 4) { ` +
-      [0, 1, 2, 3].map((k) => `{ const jj = j + ${k}; ${vars.replace(/\bj\b/g, "jj")} O[o + jj] = ${BINARY_EXPR[op]}; }`).join(" ") +
-      ` } for (; j < p; j++) { ${vars} O[o + j] = ${BINARY_EXPR[op]}; } }`) as PeriodicLoop;
-    periodicCache.set(key, f);
-  }
-  return f;
+/**
+ * The loop for operands `names` (bound to x, y, z in `expr`) read as `kinds`: unrolled ×8 over all elements when no
+ * operand is periodic, else rows of length p with the inner loop unrolled ×4.
+ */
+function kindLoop(tag: string, expr: string, kinds: string, arrays: TypedArray[], out: TypedArray): KindLoop {
+  const names = ["A", "B", "C"].slice(0, kinds.length);
+  const vars = ["x", "y", "z"];
+  return compiled(`k:${tag}:${kinds}:${kindOf(...arrays, out)}`, [...names, "O", "n", "p"], () => {
+    const scalars = names.filter((_, k) => kinds[k] === "s").map((a) => `const ${a}0 = ${a}[0];`).join(" ");
+    const read = (k: number, full: string, inRow: string) => (kinds[k] === "f" ? `${names[k]}[${full}]` : kinds[k] === "s" ? `${names[k]}0` : `${names[k]}[${inRow}]`);
+    const element = (full: string, inRow: string) =>
+      `${names.map((_, k) => `const ${vars[k]} = ${read(k, full, inRow)};`).join(" ")} O[${full}] = ${expr};`;
+    if (!kinds.includes("p")) return `${scalars} ${unrolled((i) => element(i, i))}`;
+    const blocks = [0, 1, 2, 3].map((k) => `{ const jj = j + ${k}; ${element("o + jj", "jj")} }`).join(" ");
+    return `${scalars} for (let o = 0; o < n; o += p) { let j = 0; for (; j + 3 < p; j += 4) { ${blocks} } ` +
+      `for (; j < p; j++) { ${element("o + j", "j")} } }`;
+  });
 }
 
 /** Whether `shape` broadcast to `outShape` repeats one contiguous block: its shape, leading 1s dropped, is a suffix of outShape. */
@@ -190,49 +178,20 @@ export function unaryKernel(op: UnaryOp, x: TypedArray, out: TypedArray): void {
 
 /** out = op(a, b) with broadcasting. */
 export function binaryKernel(op: BinaryOp, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
-  const n = out.length;
-  if (a.length === n && b.length === n) return flatBinary(op, a, b, out)(a, b, out, n);
-  if (a.length === n && b.length === 1) return scalarRight(op, a, out)(a, b[0], out, n);
-  if (b.length === n && a.length === 1) return scalarLeft(op, b, out)(b, a[0], out, n);
-  if (n > 0 && a.length === n && b.length > 0 && isSuffixOf(bShape, outShape)) return periodicBinary(op, true, a, b, out)(a, b, out, n, b.length);
-  if (n > 0 && b.length === n && a.length > 0 && isSuffixOf(aShape, outShape)) return periodicBinary(op, false, b, a, out)(b, a, out, n, a.length);
+  const c = classify([[a, aShape], [b, bShape]], outShape, out.length);
+  if (c) return kindLoop(op, BINARY_EXPR[op], c.kinds, [a, b], out)(a, b, out, out.length, c.period);
   const f = broadcastLoop("b:" + op, BINARY_EXPR[op], a, b, null, out);
   f(a, b, null, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), new Array(outShape.length).fill(0));
 }
 
 /** out = cond ? a : b with broadcasting. */
 export function whereKernel(cond: TypedArray, cShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
-  // masked fill and friends: every operand full-size, a scalar, or one block repeated with a common period
-  const n = out.length;
-  const kinds = [[a, aShape], [b, bShape], [cond, cShape]].map(([arr, sh]) => {
-    const len = (arr as TypedArray).length;
-    return len === n ? "f" : len === 1 ? "s" : len > 0 && isSuffixOf(sh as Shape, outShape) ? "p" : null;
-  });
-  const periods = new Set([a, b, cond].filter((_, i) => kinds[i] === "p").map((t) => t.length));
-  if (n > 0 && kinds.every((k) => k !== null) && periods.size <= 1) {
-    const p = periods.size === 1 ? [...periods][0] : n;
-    return whereLoop(kinds.join(""), a, b, cond, out)(a, b, cond, out, n, p);
-  }
-  // operand order in the generated loop is (A=a, B=b, C=cond)
-  const f = broadcastLoop("where", "(z !== 0 ? x : y)", a, b, cond, out);
+  // operand order in the generated loops is (A = a, B = b, C = cond)
+  const expr = "(z !== 0 ? x : y)";
+  const c = classify([[a, aShape], [b, bShape], [cond, cShape]], outShape, out.length);
+  if (c) return kindLoop("where", expr, c.kinds, [a, b, cond], out)(a, b, cond, out, out.length, c.period);
+  const f = broadcastLoop("where", expr, a, b, cond, out);
   f(a, b, cond, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), broadcastStrides(cShape, outShape));
-}
-
-type WhereLoop = (a: TypedArray, b: TypedArray, c: TypedArray, out: TypedArray, n: number, p: number) => void;
-const whereCache = new Map<string, WhereLoop>();
-/** where over rows of length p with operand kinds f (full), s (scalar), p (periodic: one row repeated). */
-function whereLoop(kinds: string, a: TypedArray, b: TypedArray, c: TypedArray, out: TypedArray): WhereLoop {
-  const key = kinds + kindOf(a, b, c, out);
-  let f = whereCache.get(key);
-  if (!f) {
-    const ix = (k: string, name: string) => (k === "f" ? `${name}[o + j]` : k === "s" ? `${name}0` : `${name}[j]`);
-    f = new Function("A", "B", "C", "O", "n", "p",
-      "const A0 = A[0], B0 = B[0], C0 = C[0];\n" +
-      `for (let o = 0; o < n; o += p) { for (let j = 0; j < p; j++) { O[o + j] = ${ix(kinds[2], "C")} !== 0 ? ${ix(kinds[0], "A")} : ${ix(kinds[1], "B")}; } }`,
-    ) as WhereLoop;
-    whereCache.set(key, f);
-  }
-  return f;
 }
 
 /** Copies `src` read with arbitrary (possibly zero) strides and offset into dense `out` of `outShape`. */
