@@ -4,9 +4,8 @@ import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemm } from "./gemm-dispatch.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
-import {
-  crossEntropyBackwardRowsK, crossEntropyRowsK, geluBackwardK, geluK, layerNormBackwardRowsK, layerNormRowsK, softmaxRowsK,
-} from "./rows-dispatch.js";
+import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "./kernels/rows.js";
+import { crossEntropyBackwardRowsK, crossEntropyRowsK, softmaxRowsK } from "./rows-dispatch.js";
 
 const arr = (x: TensorInfo) => x.buf as TypedArray;
 type F = Float32Array | Float64Array;
@@ -44,7 +43,7 @@ export class CpuBackend implements Backend {
   unary(op: UnaryOp, x: TensorInfo, outDType: DType): Buffer {
     const out = allocArray(outDType, sizeOf(x.shape));
     if (op === "gelu" && outDType === x.dtype && (x.dtype === "float32" || x.dtype === "float64")) {
-      geluK(arr(x) as Float32Array | Float64Array, out as Float32Array | Float64Array, out.length);
+      geluTanh(arr(x) as Float32Array | Float64Array, out as Float32Array | Float64Array, out.length);
       return out;
     }
     unaryKernel(op, arr(x), out);
@@ -239,7 +238,7 @@ export class CpuBackend implements Backend {
     const y = allocArray(x.dtype, sizeOf(x.shape)) as F;
     const mean = allocArray(x.dtype, rows) as F;
     const rstd = allocArray(x.dtype, rows) as F;
-    layerNormRowsK(arr(x) as F, gamma ? (arr(gamma) as F) : null, beta ? (arr(beta) as F) : null, y, mean, rstd, rows, cols, eps);
+    layerNormRows(arr(x) as F, gamma ? (arr(gamma) as F) : null, beta ? (arr(beta) as F) : null, y, mean, rstd, rows, cols, eps);
     return { y, mean, rstd };
   }
 
@@ -250,7 +249,7 @@ export class CpuBackend implements Backend {
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
     const dgamma = withParams ? (allocArray(x.dtype, cols) as F) : null;
     const dbeta = withParams ? (allocArray(x.dtype, cols) as F) : null;
-    layerNormBackwardRowsK(
+    layerNormBackwardRows(
       arr(x) as F, gamma ? (arr(gamma) as F) : null, arr(mean) as F, arr(rstd) as F, arr(dy) as F, dx, dgamma, dbeta, rows, cols);
     return { dx, dgamma, dbeta };
   }
@@ -289,7 +288,7 @@ export class CpuBackend implements Backend {
 
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
-    geluBackwardK(arr(x) as F, arr(dy) as F, dx, dx.length);
+    geluTanhBackward(arr(x) as F, arr(dy) as F, dx, dx.length);
     return dx;
   }
 }
