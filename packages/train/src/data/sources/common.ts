@@ -1,9 +1,10 @@
 /** Helpers shared by the data-set sources: folder listing, natural sort, document streams per file kind. */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { downloadFile, localCopyHint } from '../download.js';
 import { wikitextDocuments, wikitextRowToLine } from '../documents.js';
 import { readJsonlField, readParquetColumn, readTextLines } from './readers.js';
-import type { DocumentOptions, SplitSource } from './types.js';
+import type { DocumentOptions, RemoteOptions, SplitSource } from './types.js';
 
 /** File names in a folder, or undefined when it is not a readable folder. */
 export async function listDir(dir: string): Promise<string[] | undefined> {
@@ -89,4 +90,27 @@ export function wikitextSplitSource(split: string, files: string[], kind: FileKi
 /** Joins a folder and a relative path (POSIX separators in the relative part). */
 export function under(dir: string, rel: string): string {
   return join(dir, ...rel.split('/'));
+}
+
+/**
+ * Downloads the files that are not yet at their `dest` (atomically, checking size / sha256 when given). A failure
+ * names the file and how to supply a local copy, followed by `hint` when given.
+ */
+export async function fetchMissing(
+  files: readonly { url: string; dest: string; size?: number; sha256?: string }[], opts: RemoteOptions, hint?: string,
+): Promise<void> {
+  for (const f of files) {
+    if (await isFile(f.dest)) continue;
+    opts.log(`downloading ${f.url}`);
+    await downloadFile({
+      url: f.url,
+      dest: f.dest,
+      ...(f.size !== undefined ? { expectedSize: f.size } : {}),
+      ...(f.sha256 !== undefined ? { expectedSha256: f.sha256 } : {}),
+      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+      ...(opts.fetchImpl !== undefined ? { fetchImpl: opts.fetchImpl } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(hint !== undefined ? { hint: `${localCopyHint(basename(f.dest))} ${hint}` } : {}),
+    });
+  }
 }

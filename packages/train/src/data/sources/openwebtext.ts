@@ -24,10 +24,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../cache.js';
-import { downloadFile, localCopyHint, type FetchLike } from '../download.js';
+import { localCopyHint, type FetchLike } from '../download.js';
 import { hfTrainTestSplit } from '../numpy-random.js';
 import { parquetRowCount, readJsonlField, readParquetColumn } from './readers.js';
-import { isFile, limitDocuments, listDir, naturalSort } from './common.js';
+import { fetchMissing, isFile, limitDocuments, listDir, naturalSort } from './common.js';
 import { SPLIT_ALIASES, type DatasetSpec, type DocumentOptions, type RemoteOptions, type RemoteVariant, type SplitSource } from './types.js';
 
 /** The paper's held-out fraction. */
@@ -231,18 +231,7 @@ const owtParquetVariant: RemoteVariant = {
         const filename = f.filename ?? f.url!.split('/').pop()!;
         return { url: f.url!, filename, ...(typeof f.size === 'number' ? { size: f.size } : {}), dest: join(dir, `${String(i).padStart(5, '0')}-${filename}`) };
       });
-      for (const f of files) {
-        if (await isFile(f.dest)) continue;
-        opts.log(`downloading ${f.url}`);
-        await downloadFile({
-          url: f.url,
-          dest: f.dest,
-          ...(f.size !== undefined ? { expectedSize: f.size } : {}),
-          ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-          ...(opts.fetchImpl !== undefined ? { fetchImpl: opts.fetchImpl } : {}),
-          ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-        });
-      }
+      await fetchMissing(files, opts);
       await writeFileAtomic(listingPath, `${JSON.stringify({ source: url, files: files.map((f) => ({ ...f, dest: f.dest.slice(dir.length + 1) })) }, null, 2)}\n`);
     }
     const all = heldOutSources(files.map((f) => f.dest), 'parquet', opts, 'owt-parquet');

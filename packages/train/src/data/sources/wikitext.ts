@@ -18,11 +18,10 @@
  * forces one family.
  */
 import { rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { downloadFile, localCopyHint } from '../download.js';
+import { join } from 'node:path';
 import { extractZipEntries } from './readers.js';
-import { isFile, listDir, naturalSort, under, wikitextSplitSource, type FileKind } from './common.js';
-import { SPLIT_ALIASES, type DatasetSpec, type DocumentOptions, type RemoteOptions, type RemoteVariant, type SplitSource } from './types.js';
+import { fetchMissing, isFile, listDir, naturalSort, under, wikitextSplitSource, type FileKind } from './common.js';
+import { SPLIT_ALIASES, type DatasetSpec, type DocumentOptions, type RemoteVariant, type SplitSource } from './types.js';
 
 /** A family of local WikiText files (one naming scheme for all splits). */
 export interface WikitextFamily {
@@ -116,24 +115,6 @@ function sourcesFrom(found: { family: WikitextFamily; files: Record<string, stri
     out[split] = wikitextSplitSource(split, files, found.family.kind, `wikitext-${found.family.id}`, opts);
   }
   return out;
-}
-
-/** Downloads files that are not yet in the cache. */
-async function fetchMissing(files: readonly { url: string; dest: string; size?: number; sha256?: string }[], opts: RemoteOptions, hint: string): Promise<void> {
-  for (const f of files) {
-    if (await isFile(f.dest)) continue;
-    opts.log(`downloading ${f.url}`);
-    await downloadFile({
-      url: f.url,
-      dest: f.dest,
-      ...(f.size !== undefined ? { expectedSize: f.size } : {}),
-      ...(f.sha256 !== undefined ? { expectedSha256: f.sha256 } : {}),
-      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-      ...(opts.fetchImpl !== undefined ? { fetchImpl: opts.fetchImpl } : {}),
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      hint: `${localCopyHint(basename(f.dest))} ${hint}`,
-    });
-  }
 }
 
 const trimSlash = (u: string): string => u.replace(/\/+$/, '');
