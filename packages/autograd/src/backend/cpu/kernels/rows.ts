@@ -124,38 +124,15 @@ function streamRows(
 
 /** Row-wise softmax over the last axis: out[r,:] = exp(x[r,:] - max) / Σ exp(x[r,:] - max). */
 export function softmaxRows<T extends FloatArray>(x: T, out: T, rows: number, cols: number): void {
-  const fn = "softmaxRows";
-  checkDims(fn, rows, cols);
-  checkSameType(fn, x, [["out", out]]);
-  const n = rows * cols;
-  checkLen(fn, "x", x, n, `[${rows},${cols}]`);
-  checkLen(fn, "out", out, n, `[${rows},${cols}]`);
-  if (n === 0) return;
-  const rt = f32Runtime(x);
-  if (rt) {
-    const px = new Workspace(rt).alloc(n * 4);
-    const c4 = cols * 4;
-    streamRows(rt, "softmax_f32", rows, cols, 2, [px, px, rows, cols], [c4, c4, 0, 0], x as Float32Array, px, out as Float32Array);
-    return;
-  }
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let m = -Infinity;
-    for (let j = 0; j < cols; j++) if (x[o + j]! > m) m = x[o + j]!;
-    let s = 0;
-    for (let j = 0; j < cols; j++) {
-      const e = Math.exp(x[o + j]! - m);
-      out[o + j] = e;
-      s += e;
-    }
-    const inv = 1 / s;
-    for (let j = 0; j < cols; j++) out[o + j] = out[o + j]! * inv;
-  }
+  softmaxFamily("softmaxRows", false, x, out, rows, cols);
 }
 
 /** Row-wise log-softmax over the last axis: out = (x - max) - log Σ exp(x - max). */
 export function logSoftmaxRows<T extends FloatArray>(x: T, out: T, rows: number, cols: number): void {
-  const fn = "logSoftmaxRows";
+  softmaxFamily("logSoftmaxRows", true, x, out, rows, cols);
+}
+
+function softmaxFamily<T extends FloatArray>(fn: string, log: boolean, x: T, out: T, rows: number, cols: number): void {
   checkDims(fn, rows, cols);
   checkSameType(fn, x, [["out", out]]);
   const n = rows * cols;
@@ -166,17 +143,29 @@ export function logSoftmaxRows<T extends FloatArray>(x: T, out: T, rows: number,
   if (rt) {
     const px = new Workspace(rt).alloc(n * 4);
     const c4 = cols * 4;
-    streamRows(rt, "logsoftmax_f32", rows, cols, 2, [px, px, rows, cols], [c4, c4, 0, 0], x as Float32Array, px, out as Float32Array);
+    const kernel = log ? "logsoftmax_f32" : "softmax_f32";
+    streamRows(rt, kernel, rows, cols, 2, [px, px, rows, cols], [c4, c4, 0, 0], x as Float32Array, px, out as Float32Array);
     return;
   }
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let m = -Infinity;
     for (let j = 0; j < cols; j++) if (x[o + j]! > m) m = x[o + j]!;
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += Math.exp(x[o + j]! - m);
-    const ls = Math.log(s);
-    for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! - m - ls;
+    if (log) {
+      let s = 0;
+      for (let j = 0; j < cols; j++) s += Math.exp(x[o + j]! - m);
+      const ls = Math.log(s);
+      for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! - m - ls;
+    } else {
+      let s = 0;
+      for (let j = 0; j < cols; j++) {
+        const e = Math.exp(x[o + j]! - m);
+        out[o + j] = e;
+        s += e;
+      }
+      const inv = 1 / s;
+      for (let j = 0; j < cols; j++) out[o + j] = out[o + j]! * inv;
+    }
   }
 }
 
