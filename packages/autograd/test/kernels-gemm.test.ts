@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import os from "node:os";
+import { HW, withKernelMode } from "./kernel-modes.js";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import fc from "fast-check";
@@ -19,7 +19,6 @@ import { poolStats } from "../src/backend/cpu/kernels/pool.js";
 
 type F = Float32Array | Float64Array;
 
-const HW = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 
 /** Deterministic pseudo-random values in [-1, 1). */
 function rand(n: number, seed: number, ctor: typeof Float32Array | typeof Float64Array = Float32Array): F {
@@ -93,17 +92,6 @@ const MODES: Mode[] = [
   { name: "wasm simd, 2 threads", portable: false, threads: 2 },
   { name: "portable", portable: true, threads: 1 },
 ];
-
-function withMode<T>(mode: Mode, fn: () => T): T {
-  forcePortableKernels(mode.portable);
-  setNumThreads(Math.min(mode.threads, HW));
-  try {
-    return fn();
-  } finally {
-    forcePortableKernels(false);
-    setNumThreads(HW);
-  }
-}
 
 function runCase(c: Case, opts: { accumulate?: boolean; offsets?: [number, number, number]; f64?: boolean; seed?: number }): void {
   const ctor = opts.f64 ? Float64Array : Float32Array;
@@ -193,7 +181,7 @@ test("wasm emitter: labels resolve to the right branch depths", () => {
 for (const mode of MODES) {
   test(`sgemm (${mode.name}): all transpose variants on odd and edge shapes`, (t) => {
     if (!mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
-    withMode(mode, () => {
+    withKernelMode(mode, () => {
       for (const [transA, transB] of TRANS) {
         for (const [m, n, k] of SHAPES) runCase({ transA, transB, m, n, k }, { seed: m * 7 + n * 3 + k });
       }
@@ -202,7 +190,7 @@ for (const mode of MODES) {
 
   test(`sgemm (${mode.name}): sizes large enough to be split across threads`, (t) => {
     if (!mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
-    withMode(mode, () => {
+    withKernelMode(mode, () => {
       const parallel = !mode.portable && mode.threads > 1 && HW > 1;
       if (parallel) assert.equal(kernelInfo().threads, 2);
       const calls0 = poolStats().parallelCalls;
@@ -217,7 +205,7 @@ for (const mode of MODES) {
 
   test(`sgemm (${mode.name}): accumulate and offsets`, (t) => {
     if (!mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
-    withMode(mode, () => {
+    withKernelMode(mode, () => {
       for (const [transA, transB] of TRANS) {
         runCase({ transA, transB, m: 19, n: 23, k: 29 }, { accumulate: true, offsets: [5, 7, 11], seed: 3 });
         runCase({ transA, transB, m: 1, n: 1, k: 1 }, { accumulate: true, offsets: [1, 2, 3], seed: 4 });
@@ -255,7 +243,7 @@ for (const mode of [...MODES, { name: "float64", portable: true, threads: 1 }]) 
     if (!mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
     const ctor = f64 ? Float64Array : Float32Array;
     const u = f64 ? U64 : U32;
-    withMode(mode, () => {
+    withKernelMode(mode, () => {
       const configs = [
         // batch, m, n, k, sA, sB, sC (in elements; sA/sB include gaps between entries)
         { batch: 5, m: 7, n: 9, k: 11, trans: [false, false], sA: 7 * 11 + 2, sB: 11 * 9, sC: 7 * 9 + 1 },
@@ -336,7 +324,7 @@ test("sgemm: property test over random small shapes, variants, offsets and batch
         const b = rand(p.bo + p.batch * p.k * p.n, p.seed + 1, ctor);
         const c = rand(p.co + p.batch * sC, p.seed + 2, ctor);
         const before = Float64Array.from(c);
-        withMode(modes[p.mode]!, () =>
+        withKernelMode(modes[p.mode]!, () =>
           gemmBatched({
             transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a, aOffset: p.ao, b, bOffset: p.bo, c, cOffset: p.co,
             accumulate: p.accumulate, batch: p.batch, strideA: sA, strideB: sB, strideC: sC,

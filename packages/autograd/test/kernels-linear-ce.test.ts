@@ -5,11 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import os from "node:os";
-import { forcePortableKernels, setNumThreads, simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
+import { simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
+import { withKernelMode } from "./kernel-modes.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "../src/backend/cpu/kernels/linear-ce.js";
-
-const HW = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 
 function rand(n: number, seed: number, scale: number): Float64Array {
   let s = seed >>> 0;
@@ -67,39 +65,34 @@ const modes = [
 for (const mode of modes) {
   test(`linearCrossEntropyRows / BackwardRows vs float64 logits (${mode.name})`, (t) => {
     if (!mode.f64 && !mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
-    forcePortableKernels(mode.portable);
-    setNumThreads(Math.min(mode.threads, HW));
-    try {
-      const F = mode.f64 ? Float64Array : Float32Array;
-      const cases: [number, number, number, number | undefined][] = [
-        [1, 1, 2, undefined], [7, 3, 11, 1], [37, 9, 53, 5], [37, 9, 53, undefined], [130, 17, 301, 64], [64, 128, 2000, 16],
-      ];
-      for (const [n, e, v, chunk] of cases) {
-        const x = F.from(rand(n * e, n + e, 1.5)), w = F.from(rand(v * e, v + 7, 1.5)), g = F.from(rand(n, 3, 1));
-        const tg = Int32Array.from({ length: n }, (_, i) => (i % 5 === 2 ? -100 : (i * 7919 + 3) % v));
-        const ref = reference(x, w, tg, g, n, e, v, -100);
-        const loss = new F(n), lse = new F(n);
-        linearCrossEntropyRows(x, w, tg, n, e, v, -100, loss, lse, chunk);
-        const label = `n ${n} e ${e} v ${v} chunk ${chunk ?? "auto"}`;
-        const rtol = mode.f64 ? 1e-12 : 2e-5;
-        assertNear(loss, ref.loss, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} loss`);
-        assertNear(lse, ref.lse, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} lse`);
-        const dx = new F(n * e).fill(NaN), dw = new F(v * e).fill(NaN);
-        linearCrossEntropyBackwardRows(x, w, tg, lse, g, dx, dw, n, e, v, -100, chunk);
-        assertNear(dx, ref.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx`);
-        assertNear(dw, ref.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw`);
-        // forward and backward in one pass (unit weight per row)
-        const ref1 = reference(x, w, tg, new Float64Array(n).fill(1), n, e, v, -100);
-        const l1 = new F(n), e1 = new F(n), dx1 = new F(n * e).fill(NaN), dw1 = new F(v * e).fill(NaN);
-        linearCrossEntropyWithGradRows(x, w, tg, n, e, v, -100, l1, e1, dx1, dw1, chunk);
-        assertNear(l1, ref1.loss, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} loss (with grad)`);
-        assertNear(dx1, ref1.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx (with grad)`);
-        assertNear(dw1, ref1.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw (with grad)`);
-      }
-    } finally {
-      forcePortableKernels(false);
-      setNumThreads(HW);
+    withKernelMode(mode, () => {
+    const F = mode.f64 ? Float64Array : Float32Array;
+    const cases: [number, number, number, number | undefined][] = [
+      [1, 1, 2, undefined], [7, 3, 11, 1], [37, 9, 53, 5], [37, 9, 53, undefined], [130, 17, 301, 64], [64, 128, 2000, 16],
+    ];
+    for (const [n, e, v, chunk] of cases) {
+      const x = F.from(rand(n * e, n + e, 1.5)), w = F.from(rand(v * e, v + 7, 1.5)), g = F.from(rand(n, 3, 1));
+      const tg = Int32Array.from({ length: n }, (_, i) => (i % 5 === 2 ? -100 : (i * 7919 + 3) % v));
+      const ref = reference(x, w, tg, g, n, e, v, -100);
+      const loss = new F(n), lse = new F(n);
+      linearCrossEntropyRows(x, w, tg, n, e, v, -100, loss, lse, chunk);
+      const label = `n ${n} e ${e} v ${v} chunk ${chunk ?? "auto"}`;
+      const rtol = mode.f64 ? 1e-12 : 2e-5;
+      assertNear(loss, ref.loss, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} loss`);
+      assertNear(lse, ref.lse, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} lse`);
+      const dx = new F(n * e).fill(NaN), dw = new F(v * e).fill(NaN);
+      linearCrossEntropyBackwardRows(x, w, tg, lse, g, dx, dw, n, e, v, -100, chunk);
+      assertNear(dx, ref.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx`);
+      assertNear(dw, ref.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw`);
+      // forward and backward in one pass (unit weight per row)
+      const ref1 = reference(x, w, tg, new Float64Array(n).fill(1), n, e, v, -100);
+      const l1 = new F(n), e1 = new F(n), dx1 = new F(n * e).fill(NaN), dw1 = new F(v * e).fill(NaN);
+      linearCrossEntropyWithGradRows(x, w, tg, n, e, v, -100, l1, e1, dx1, dw1, chunk);
+      assertNear(l1, ref1.loss, rtol, mode.f64 ? 1e-12 : 1e-5, `${label} loss (with grad)`);
+      assertNear(dx1, ref1.dx, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dx (with grad)`);
+      assertNear(dw1, ref1.dw, mode.f64 ? 1e-11 : 1e-4, mode.f64 ? 1e-12 : 1e-6, `${label} dw (with grad)`);
     }
+    });
   });
 }
 

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import os from "node:os";
+import { HW, withKernelMode } from "./kernel-modes.js";
 import fc from "fast-check";
-import { forcePortableKernels, kernelInfo, setNumThreads, simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
+import { kernelInfo, simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
 import { poolStats } from "../src/backend/cpu/kernels/pool.js";
 import {
   crossEntropyBackwardRows,
@@ -15,7 +15,6 @@ import {
   softmaxRows,
 } from "../src/backend/cpu/kernels/rows.js";
 
-const HW = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 
 // ------------------------------------------------------------------------------------------
 // independent float64 references (direct formulas, Math.exp / Math.log / Math.tanh)
@@ -115,17 +114,6 @@ function tol(mode: Mode): { rel: number; abs: number } {
   return mode.f64 ? { rel: 1e-12, abs: 1e-14 } : { rel: 1e-5, abs: 1e-7 };
 }
 
-function run<T>(mode: Mode, fn: () => T): T {
-  forcePortableKernels(mode.portable);
-  setNumThreads(Math.min(mode.threads, HW));
-  try {
-    return fn();
-  } finally {
-    forcePortableKernels(false);
-    setNumThreads(HW);
-  }
-}
-
 function skipMode(mode: Mode): string | null {
   if (!mode.f64 && !mode.portable && !simdKernelsAvailable()) return "WebAssembly SIMD unavailable";
   if (mode.threads > HW) return "needs 2 hardware threads";
@@ -159,7 +147,7 @@ for (const mode of MODES) {
   test(`softmaxRows / logSoftmaxRows (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       const calls0 = poolStats().parallelCalls;
       for (const [rows, cols] of SHAPES) {
         const x = arr(mode, rand(rows * cols, rows * 31 + cols, -8, 8));
@@ -187,7 +175,7 @@ for (const mode of MODES) {
   test(`crossEntropyRows / crossEntropyBackwardRows with ignoreIndex (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       for (const [rows, cols] of SHAPES) {
         const x = arr(mode, rand(rows * cols, rows + cols * 7, -6, 6));
         const xs = seen(x);
@@ -225,7 +213,7 @@ for (const mode of MODES) {
   test(`cross-entropy with logits of magnitude 1e4 stays finite and accurate (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       const rows = 6;
       const cols = 1001;
       const x = arr(mode, rand(rows * cols, 7, -1e4, 1e4));
@@ -271,7 +259,7 @@ for (const mode of MODES) {
   test(`layerNormRows / layerNormBackwardRows (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       for (const [rows, cols] of [[1, 1], [3, 7], [4, 129], [300, 513]] as [number, number][]) {
         for (const affine of [true, false]) {
           const x = arr(mode, rand(rows * cols, rows * 13 + cols, -3, 5));
@@ -340,7 +328,7 @@ for (const mode of MODES) {
   test(`geluTanh / geluTanhBackward (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       for (const n of [1, 3, 4, 7, 1001, 300_007]) {
         const x = arr(mode, rand(n, n, -9, 9));
         if (n > 8) {
@@ -373,7 +361,7 @@ for (const mode of MODES) {
   test(`softmax / cross-entropy: a NaN logit poisons only its row; -Infinity logits get ~0 probability (${mode.name})`, (t) => {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
-    run(mode, () => {
+    withKernelMode(mode, () => {
       const rows = 3;
       const cols = 13;
       const x = arr(mode, rand(rows * cols, 5, -2, 2));
@@ -415,7 +403,7 @@ test("row kernels: property test (float32 kernels vs float64 reference)", (t) =>
         const x = Float32Array.from(rand(rows * cols, seed, -scale, scale));
         const xs = seen(x);
         const targets = Int32Array.from({ length: rows }, (_, r) => (seed + r) % cols);
-        run(mode, () => {
+        withKernelMode(mode, () => {
           const out = new Float32Array(rows * cols);
           softmaxRows(x, out, rows, cols);
           assertNear(out, refSoftmax(xs, rows, cols), 1e-5, 1e-30, "softmax");
