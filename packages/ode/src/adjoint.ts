@@ -72,9 +72,9 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
   pLeaves.forEach((x, i) => {
     if (isFloat(x)) pFloatIdx.push(i);
   });
-  const controller = controllerFromOptions(fn, solver, options);
   const spec = toleranceOptions(options);
   const tol = resolveTolerances(fn, y0, yFlat.leaves, spec.rtol, spec.atol);
+  const controller = controllerFromOptions(fn, solver, options);
   const { adjoint: adjOpts, onStats, ...fwdOpts } = options;
 
   const paramsWith = (floatLeaves: readonly Tensor[]): P => {

@@ -231,13 +231,17 @@ export function controllerFromOptions(fn: string, solver: Solver, o: OdeintOptio
     }
     return c;
   }
-  if (o.dt !== undefined || o.steps !== undefined || !solver.adaptive) {
-    return new ConstantStepSize({ dt: o.dt, steps: o.steps, maxSteps: o.maxSteps });
+  try {
+    if (o.dt !== undefined || o.steps !== undefined || !solver.adaptive) {
+      return new ConstantStepSize({ dt: o.dt, steps: o.steps, maxSteps: o.maxSteps });
+    }
+    return new PIDController({
+      rtol: o.rtol, atol: o.atol, firstStep: o.firstStep, dtmax: o.maxStep, maxSteps: o.maxSteps,
+      pcoeff: o.pcoeff, icoeff: o.icoeff, safety: o.safety, factorMin: o.factorMin, factorMax: o.factorMax,
+    });
+  } catch (e) {
+    throw new Error(`${fn}: ${(e as Error).message}`);
   }
-  return new PIDController({
-    rtol: o.rtol, atol: o.atol, firstStep: o.firstStep, dtmax: o.maxStep, maxSteps: o.maxSteps,
-    pcoeff: o.pcoeff, icoeff: o.icoeff, safety: o.safety, factorMin: o.factorMin, factorMax: o.factorMax,
-  });
 }
 
 /** The tolerances of the error norm a solve uses: the adaptive controller's, or the flat options'. */

@@ -19,13 +19,13 @@ export function odeintWithStats<Y>(f: (t: number, y: Y) => Y, y0: Y, ts: readonl
   const fn = "odeint";
   checkOptions(fn, options);
   const solver = resolveSolver(fn, options.method);
-  const controller = controllerFromOptions(fn, solver, options);
   const times = checkTimes(fn, ts);
   const flat = treeFlatten(y0);
   checkState(fn, flat.leaves);
   const F = flattenField(fn, f, flat.unflatten, flat.leaves);
   const spec = toleranceOptions(options);
   const tol = resolveTolerances(fn, y0, flat.leaves, spec.rtol, spec.atol);
+  const controller = controllerFromOptions(fn, solver, options);
   const { ys, stats } = solveFlat({ fn, f: F, y0: flat.leaves, ts: times, rtol: tol.rtol, atol: tol.atol, solver, controller, opts: options });
   return { ys: ys.map((leaves, i) => (i === 0 ? y0 : flat.unflatten(leaves))), stats };
 }
