@@ -6,12 +6,17 @@
  * recorded, so memory does not grow with the number of steps.
  */
 import { neg, noGrad, stopGradient, treeFlatten, vjp, zeros, add, type Tensor } from "@qkvflow/autograd";
+import { controllerFromOptions, toleranceOptions } from "./controller.js";
 import { customVjp } from "./custom-vjp.js";
-import { checkDerivative, checkOptions, checkState, checkTimes, resolveTolerances, solveFlat } from "./odeint.js";
 import { resolveSolver } from "./registry.js";
-import type { FlatField, OdeintOptions, OdeStats } from "./types.js";
+import { solveFlat } from "./solve.js";
+import type { FlatField, OdeintOptions, OdeStats, Tolerance } from "./types.js";
+import { checkDerivative, checkOptions, checkState, checkTimes, flatStepOptionsIn, resolveTolerances } from "./validate.js";
 
-/** Options of the backward (augmented) solve; tolerances are numbers applied to all augmented leaves. */
+/**
+ * Options of the backward (augmented) solve; tolerances are numbers applied to all augmented leaves (also
+ * those of an adaptive `stepSizeController` given here).
+ */
 export interface AdjointSolveOptions extends Omit<OdeintOptions, "rtol" | "atol" | "checkpoint"> {
   rtol?: number;
   atol?: number;
@@ -67,7 +72,9 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
   pLeaves.forEach((x, i) => {
     if (isFloat(x)) pFloatIdx.push(i);
   });
-  const tol = resolveTolerances(fn, y0, yFlat.leaves, options.rtol, options.atol);
+  const spec = toleranceOptions(options);
+  const tol = resolveTolerances(fn, y0, yFlat.leaves, spec.rtol, spec.atol);
+  const controller = controllerFromOptions(fn, solver, options);
   const { adjoint: adjOpts, onStats, ...fwdOpts } = options;
 
   const paramsWith = (floatLeaves: readonly Tensor[]): P => {
@@ -83,7 +90,7 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
   const pFloat = pFloatIdx.map((i) => pLeaves[i]);
 
   const fwd = noGrad(() =>
-    solveFlat({ fn, f: (t, y) => flatF(t, y, pFloat), y0: yFlat.leaves.map((x) => stopGradient(x)), ts: times, rtol: tol.rtol, atol: tol.atol, solver, opts: fwdOpts }),
+    solveFlat({ fn, f: (t, y) => flatF(t, y, pFloat), y0: yFlat.leaves.map((x) => stopGradient(x)), ts: times, rtol: tol.rtol, atol: tol.atol, solver, controller, opts: fwdOpts }),
   );
   onStats?.("forward", fwd.stats);
   const ys = fwd.ys.map((leaves, i) => (i === 0 ? y0 : yFlat.unflatten(leaves)));
@@ -111,12 +118,15 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
       return [...fy.map((x) => stopGradient(x)), ...gy.map((x) => neg(x)), ...gp.map((x) => neg(x))];
     };
     const o: AdjointSolveOptions = adjOpts ?? {};
-    const bopts: OdeintOptions = { ...fwdOpts, ...o, checkpoint: false };
+    const bopts = backwardOptions(bfn, fwdOpts, o);
     checkOptions(bfn, bopts);
     const bsolver = resolveSolver(bfn, bopts.method);
+    const bcontroller = controllerFromOptions(bfn, bsolver, bopts);
+    const bspec = o.stepSizeController !== undefined ? toleranceOptions(o) : { rtol: o.rtol, atol: o.atol };
+    const oRtol = augmentedTolerance(bfn, "rtol", bspec.rtol), oAtol = augmentedTolerance(bfn, "atol", bspec.atol);
     const minR = Math.min(...tol.rtol), minA = Math.min(...tol.atol);
-    const rtol = [...(o.rtol !== undefined ? new Array<number>(2 * nY).fill(o.rtol) : [...tol.rtol, ...tol.rtol]), ...pFloat.map(() => o.rtol ?? minR)];
-    const atol = [...(o.atol !== undefined ? new Array<number>(2 * nY).fill(o.atol) : [...tol.atol, ...tol.atol]), ...pFloat.map(() => o.atol ?? minA)];
+    const rtol = [...(oRtol !== undefined ? new Array<number>(2 * nY).fill(oRtol) : [...tol.rtol, ...tol.rtol]), ...pFloat.map(() => oRtol ?? minR)];
+    const atol = [...(oAtol !== undefined ? new Array<number>(2 * nY).fill(oAtol) : [...tol.atol, ...tol.atol]), ...pFloat.map(() => oAtol ?? minA)];
     const stats: OdeStats = { nfev: 0, accepted: 0, rejected: 0 };
 
     const N = times.length;
@@ -124,7 +134,7 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
     let g: Tensor[] = pFloat.map((x) => zeros(x.shape, x.dtype));
     for (let i = N - 1; i >= 1; i--) {
       const z0 = [...fwd.ys[i], ...a, ...g];
-      const sol = solveFlat({ fn: bfn, f: augF, y0: z0, ts: [times[i], times[i - 1]], rtol, atol, solver: bsolver, opts: bopts });
+      const sol = solveFlat({ fn: bfn, f: augF, y0: z0, ts: [times[i], times[i - 1]], rtol, atol, solver: bsolver, controller: bcontroller, opts: bopts });
       stats.nfev += sol.stats.nfev;
       stats.accepted += sol.stats.accepted;
       stats.rejected += sol.stats.rejected;
@@ -140,6 +150,35 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
     return { y0: yFlat.unflatten(a), params: pFlat.unflatten(pg), stats };
   };
   return { ys, stats: fwd.stats, backward };
+}
+
+/**
+ * Options of the backward solve: the forward options with the overrides in `o`. Flat step options in `o`
+ * merge with the forward ones; a `stepSizeController` in `o` replaces the forward step control. When the
+ * forward solve uses a controller, `o` overrides it with a controller (or only the tolerances rtol / atol).
+ */
+function backwardOptions(bfn: string, fwd: OdeintOptions, o: AdjointSolveOptions): OdeintOptions {
+  if (o === null || typeof o !== "object") throw new Error(`${bfn}: options.adjoint is ${String(o)}; expected an object of backward-solve options`);
+  if (o.stepSizeController !== undefined) {
+    const base: Record<string, unknown> = { ...fwd };
+    for (const k of flatStepOptionsIn(fwd)) delete base[k];
+    return { ...(base as OdeintOptions), ...o, checkpoint: false };
+  }
+  if (fwd.stepSizeController !== undefined) {
+    const flat = flatStepOptionsIn(o).filter((k) => k !== "rtol" && k !== "atol");
+    if (flat.length > 0) {
+      throw new Error(`${bfn}: options.adjoint gives the step options ${flat.join(", ")} but the forward solve uses a stepSizeController; expected options.adjoint.stepSizeController for the backward solve (or only rtol / atol)`);
+    }
+    const { rtol: _r, atol: _a, ...rest } = o;
+    return { ...fwd, ...rest, checkpoint: false };
+  }
+  return { ...fwd, ...o, checkpoint: false };
+}
+
+/** A tolerance of the augmented backward state: undefined (use the forward ones) or one number for all leaves. */
+function augmentedTolerance(bfn: string, name: string, v: Tolerance | undefined): number | undefined {
+  if (v === undefined || typeof v === "number") return v;
+  throw new Error(`${bfn}: the backward solve's ${name} is a tree; expected one number (the augmented state [y, a, ∂L/∂params] does not have the state's structure)`);
 }
 
 /**

@@ -1,10 +1,17 @@
 /**
  * @qkvflow/ode — pluggable, differentiable ODE solvers on @qkvflow/autograd tensors: odeint (fixed-step and
- * adaptive Runge–Kutta methods with dense output), odeintAdjoint (continuous adjoint gradients), Butcher
- * tableaux as data, and a registry for custom solvers.
+ * adaptive Runge–Kutta methods with dense output), step-size controllers as objects (ConstantStepSize,
+ * PIDController), odeintAdjoint (continuous adjoint gradients), Butcher tableaux as data, and a registry for
+ * custom solvers.
  */
-export type { FlatField, Solver, StepResult, Tolerance, OdeStats, OdeintOptions, OdeSolution } from "./types.js";
+export type {
+  FlatField, Solver, StepResult, Tolerance, OdeStats, OdeintOptions, OdeSolution,
+  StepSizeController, AdaptiveStepSizeController, FixedStepSizeController, ControllerStart, StepAttempt, StepDecision,
+} from "./types.js";
 export { odeint, odeintWithStats } from "./odeint.js";
+export {
+  ConstantStepSize, PIDController, selectInitialStep, type ConstantStepSizeOptions, type PIDControllerOptions, type PIDState,
+} from "./controller.js";
 export {
   odeintAdjoint, odeintAdjointVjp, type AdjointOptions, type AdjointSolveOptions, type AdjointSolution, type ParamField,
 } from "./adjoint.js";

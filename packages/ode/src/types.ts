@@ -66,36 +66,131 @@ export interface OdeStats {
   rejected: number;
 }
 
-/** Options of `odeint`. */
+/** What an adaptive controller is given when a solve starts (to choose the first step). */
+export interface ControllerStart {
+  /** The vector field on flat states; every call counts in the solve's `nfev`. */
+  f: FlatField;
+  /** Initial time. */
+  t0: number;
+  /** Last output time (the solve runs from t0 towards it; tEnd < t0 integrates backwards). */
+  tEnd: number;
+  /** Initial state (flat leaves). */
+  y0: readonly Tensor[];
+  /** f(t0, y0), already evaluated by the driver. */
+  f0: readonly Tensor[];
+  /** Per-leaf relative tolerances of the error norm (the controller's rtol resolved against the state). */
+  rtol: readonly number[];
+  /** Per-leaf absolute tolerances of the error norm. */
+  atol: readonly number[];
+  /** Order of the solver's solution. */
+  order: number;
+  /** Order of the solver's embedded solution; the local error estimate is O(h^(errorOrder + 1)). */
+  errorOrder: number;
+}
+
+/** One attempted step, as the controller sees it. */
+export interface StepAttempt {
+  /** Time the step started from. */
+  t: number;
+  /** |h| of the attempt (the driver shortens a step to land on an output time when it has to). */
+  h: number;
+  /**
+   * The error norm: RMS over all state elements of err / (atol + rtol·max(|y₀|, |y₁|)); ≤ 1 is within the
+   * tolerances. NaN or Infinity when the step produced non-finite values (the driver never accepts those).
+   */
+  ratio: number;
+}
+
+/** A controller's verdict on an attempted step. */
+export interface StepDecision<S> {
+  /** Whether the step is kept (ignored, i.e. rejected, when the error norm is not finite). */
+  accept: boolean;
+  /** |h| of the next attempt (a finite number > 0). */
+  h: number;
+  /** The controller state carried to the next call of `adapt`. */
+  state: S;
+  /** Set when the controller cannot go on (e.g. h would fall below dtmin): the solve fails with this reason. */
+  failure?: string;
+}
+
+/**
+ * A step-size controller that chooses its steps from the solver's error estimate. Controllers are immutable
+ * settings; everything that changes during a solve lives in the state S that `init` creates and `adapt`
+ * returns, so one controller object can serve any number of solves (e.g. the forward and the backward solve
+ * of odeintAdjoint).
+ */
+export interface AdaptiveStepSizeController<S = unknown> {
+  readonly kind: "adaptive";
+  /** Name used in messages. */
+  readonly name: string;
+  /** Relative tolerance of the error norm (number or tree matching the state); default by dtype. */
+  readonly rtol?: Tolerance;
+  /** Absolute tolerance of the error norm (number or tree matching the state); default by dtype. */
+  readonly atol?: Tolerance;
+  /** Step attempts (accepted + rejected) after which the solve fails. */
+  readonly maxSteps: number;
+  /** First step size (|h|) and the initial state. */
+  init(start: ControllerStart): { h: number; state: S };
+  /** Accept or reject an attempted step, and the size of the next attempt. */
+  adapt(step: StepAttempt, state: S): StepDecision<S>;
+}
+
+/**
+ * A controller of fixed steps: each interval between consecutive output times is cut into `stepsBetween`
+ * equal steps, so steps land exactly on the output times; no error estimate is computed.
+ */
+export interface FixedStepSizeController {
+  readonly kind: "fixed";
+  /** Name used in messages. */
+  readonly name: string;
+  /** Steps (accepted, in total) after which the solve fails; undefined: unlimited. */
+  readonly maxSteps?: number;
+  /** Number of equal steps (a positive integer) from output time t0 to the next output time t1. */
+  stepsBetween(t0: number, t1: number): number;
+}
+
+/** How odeint chooses its steps: fixed steps (ConstantStepSize) or adaptive ones (PIDController, or your own). */
+export type StepSizeController = FixedStepSizeController | AdaptiveStepSizeController<any>;
+
+/**
+ * Options of `odeint`. Step control is `stepSizeController`; the flat options `dt`, `steps`, `rtol`, `atol`,
+ * `firstStep`, `maxStep`, `maxSteps`, `pcoeff`, `icoeff`, `safety`, `factorMin`, `factorMax` are a
+ * deprecated shorthand for one (they cannot be combined with it): with `dt` / `steps`, or for a method without
+ * an error estimate, they mean `new ConstantStepSize({ dt, steps, maxSteps })`, otherwise
+ * `new PIDController({ rtol, atol, firstStep, dtmax: maxStep, maxSteps, pcoeff, icoeff, safety, factorMin,
+ * factorMax })`.
+ */
 export interface OdeintOptions {
   /** Registered method name or a Solver object (default 'dopri5'). */
   method?: string | Solver;
   /**
-   * Fixed-step size: each interval between consecutive output times is cut into ceil(|Δt| / dt) equal steps
-   * (so steps land exactly on the output times). Also forces fixed steps for adaptive methods.
+   * How steps are chosen. Default: a PIDController with its defaults (the classic I controller) for adaptive
+   * methods, one step per interval between output times (ConstantStepSize) for the others.
    */
+  stepSizeController?: StepSizeController;
+  /** @deprecated use `stepSizeController: new ConstantStepSize({ dt })`. Fixed step size (forces fixed steps). */
   dt?: number;
-  /** Fixed number of equal steps per interval between consecutive output times (alternative to `dt`). */
+  /** @deprecated use `stepSizeController: new ConstantStepSize({ steps })`. Equal steps per output interval. */
   steps?: number;
-  /** Relative tolerance of adaptive methods (default 1e-7), per leaf when given as a tree. */
+  /** @deprecated use `stepSizeController: new PIDController({ rtol })`. Relative tolerance (number or tree). */
   rtol?: Tolerance;
-  /** Absolute tolerance of adaptive methods (default 1e-9), per leaf when given as a tree. */
+  /** @deprecated use `stepSizeController: new PIDController({ atol })`. Absolute tolerance (number or tree). */
   atol?: Tolerance;
-  /** First step size to try (absolute value); default: chosen from f(t0, y0) as in Hairer–Nørsett–Wanner. */
+  /** @deprecated use `new PIDController({ firstStep })`. First step size to try (absolute value). */
   firstStep?: number;
-  /** Largest allowed |h| for adaptive methods (default: unbounded). */
+  /** @deprecated use `new PIDController({ dtmax })`. Largest allowed |h| of adaptive steps. */
   maxStep?: number;
-  /** Maximum number of step attempts (default 10000 for adaptive methods; unlimited for fixed steps unless set). */
+  /** @deprecated use the controller's `maxSteps`. Maximum number of step attempts. */
   maxSteps?: number;
-  /** Proportional coefficient of the PI controller (default 0). */
+  /** @deprecated use `new PIDController({ pcoeff })`. Proportional coefficient (default 0). */
   pcoeff?: number;
-  /** Integral coefficient of the PI controller (default 1, i.e. the classic controller). */
+  /** @deprecated use `new PIDController({ icoeff })`. Integral coefficient (default 1). */
   icoeff?: number;
-  /** Safety factor applied to the proposed step (default 0.9). */
+  /** @deprecated use `new PIDController({ safety })`. Safety factor (default 0.9). */
   safety?: number;
-  /** Smallest factor by which one step may shrink the next (default 0.2). */
+  /** @deprecated use `new PIDController({ factorMin })`. Smallest step-change factor (default 0.2). */
   factorMin?: number;
-  /** Largest factor by which one step may grow the next (default 10). */
+  /** @deprecated use `new PIDController({ factorMax })`. Largest step-change factor (default 10). */
   factorMax?: number;
   /**
    * Adaptive methods: true (default) takes steps independently of the output times and evaluates the outputs

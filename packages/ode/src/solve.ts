@@ -1,0 +1,205 @@
+/**
+ * The driver core on flat states (lists of tensor leaves): time stepping between output times with fixed or
+ * adaptive steps, dense output, per-step checkpointing, statistics and failures. Solvers provide single
+ * steps; a step-size controller (controller.ts) chooses the steps. odeint and odeintAdjoint both solve
+ * through `solveFlat`.
+ */
+import { checkpoint, type Tensor } from "@qkvflow/autograd";
+import { errorRatio, firstNonFinite, hermite } from "./state.js";
+import type { AdaptiveStepSizeController, FixedStepSizeController, FlatField, OdeintOptions, OdeStats, Solver, StepSizeController } from "./types.js";
+
+/** A fully resolved problem on flat leaves. */
+export interface FlatProblem {
+  /** Name used in error messages. */
+  fn: string;
+  f: FlatField;
+  y0: Tensor[];
+  ts: number[];
+  /** Per-leaf tolerances of the error norm (used by adaptive controllers). */
+  rtol: number[];
+  atol: number[];
+  solver: Solver;
+  controller: StepSizeController;
+  /** The driver's own options: denseOutput, checkpoint, checkFinite. */
+  opts: Pick<OdeintOptions, "denseOutput" | "checkpoint" | "checkFinite">;
+}
+
+interface Attempt {
+  y1: Tensor[];
+  err: Tensor[] | null;
+  f0: Tensor[] | null;
+  f1: Tensor[] | null;
+  outs: Tensor[][];
+  nfev: number;
+}
+
+/** Internal: the driver on flat states. ys[i] holds the leaves at ts[i]. */
+export function solveFlat(p: FlatProblem): { ys: Tensor[][]; stats: OdeStats } {
+  const { fn, f, solver, opts, ts } = p;
+  const stats: OdeStats = { nfev: 0, accepted: 0, rejected: 0 };
+  const ys: Tensor[][] = [p.y0];
+  if (ts.length === 1) return { ys, stats };
+
+  const bad0 = firstNonFinite(p.y0);
+  if (bad0) throw new Error(`${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`);
+
+  const attempt = (t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, thetas: readonly number[], needError: boolean): Attempt => {
+    let nfev = 0;
+    const run = (yl: Tensor[], f0l: Tensor[] | null) => {
+      const r = solver.step(f, t, yl, h, f0l, needError);
+      let extra = 0;
+      let f1 = r.f1;
+      let f0u = r.f0 ?? f0l;
+      const outs: Tensor[][] = [];
+      for (const th of thetas) {
+        if (r.interpolate) outs.push(r.interpolate(th));
+        else {
+          if (!f0u) {
+            f0u = f(t, yl);
+            extra++;
+          }
+          if (!f1) {
+            f1 = f(t + h, r.y1);
+            extra++;
+          }
+          outs.push(hermite(yl, f0u, r.y1, f1, h, th));
+        }
+      }
+      nfev = r.nfev + extra;
+      return { y1: r.y1, err: r.err, f0: f0u, f1, outs };
+    };
+    const res = opts.checkpoint ? checkpoint(run)([...y], f0 ? [...f0] : null) : run([...y], f0 ? [...f0] : null);
+    return { ...res, nfev };
+  };
+
+  const c = p.controller;
+  return c.kind === "fixed" ? fixedSteps(p, c, attempt, stats, ys) : adaptiveSteps(p, c, attempt, stats, ys);
+}
+
+type AttemptFn = (t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, thetas: readonly number[], needError: boolean) => Attempt;
+
+function fixedSteps(p: FlatProblem, ctrl: FixedStepSizeController, attempt: AttemptFn, stats: OdeStats, ys: Tensor[][]): { ys: Tensor[][]; stats: OdeStats } {
+  const { fn, solver, opts, ts } = p;
+  const check = opts.checkFinite ?? "output";
+  let y: Tensor[] = p.y0;
+  let f0: Tensor[] | null = null;
+  let total = 0;
+  for (let i = 1; i < ts.length; i++) {
+    const span = ts[i] - ts[i - 1];
+    const n = ctrl.stepsBetween(ts[i - 1], ts[i]);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${fn}: the ${ctrl.name} gave ${n} steps from t = ${ts[i - 1]} to t = ${ts[i]}; expected a positive integer`);
+    const h = span / n;
+    for (let k = 0; k < n; k++) {
+      const t = ts[i - 1] + (k * span) / n;
+      if (ctrl.maxSteps !== undefined && total >= ctrl.maxSteps) {
+        throw new Error(`${fn}: maximum number of steps (${ctrl.maxSteps}) exceeded at t = ${t} before reaching t = ${ts[ts.length - 1]} (fixed step h = ${h}); raise maxSteps or use a larger dt`);
+      }
+      const r = attempt(t, y, h, f0, [], false);
+      total++;
+      stats.nfev += r.nfev;
+      stats.accepted++;
+      y = r.y1;
+      f0 = solver.fsal ? r.f1 : null;
+      if (check === "step") {
+        const bad = firstNonFinite(y);
+        if (bad) throw new Error(`${fn}: non-finite state at t = ${k === n - 1 ? ts[i] : t + h} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}) after one ${solver.name} step of h = ${h} from t = ${t}, where the state was finite; expected finite values (try a smaller step)`);
+      }
+    }
+    if (check === "output") {
+      const bad = firstNonFinite(y);
+      if (bad) throw new Error(`${fn}: non-finite state at t = ${ts[i]} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}); it was finite at t = ${ts[i - 1]} (${n} ${solver.name} steps of h = ${h} in between; checkFinite: 'step' locates the step); expected finite values (try a smaller step)`);
+    }
+    ys.push(y);
+  }
+  return { ys, stats };
+}
+
+function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt: AttemptFn, stats: OdeStats, ys: Tensor[][]): { ys: Tensor[][]; stats: OdeStats } {
+  const { fn, f, solver, opts, ts, rtol, atol } = p;
+  const N = ts.length;
+  const t0 = ts[0], tEnd = ts[N - 1];
+  const dir = Math.sign(tEnd - t0);
+  const maxSteps = ctrl.maxSteps;
+  const span = Math.abs(tEnd - t0);
+
+  let t = t0;
+  let y: Tensor[] = p.y0;
+  let f0: Tensor[] | null = f(t0, y);
+  stats.nfev++;
+  const badF = firstNonFinite(f0);
+  if (badF) throw new Error(`${fn}: f(t0, y0) is not finite at t = ${t0} (leaf ${badF.leaf}, element ${badF.index} is ${badF.value}); expected a finite derivative at the initial state`);
+  const counted: FlatField = (tt, yy) => {
+    stats.nfev++;
+    return f(tt, yy);
+  };
+  const errorOrder = solver.errorOrder ?? solver.order - 1;
+  const start = ctrl.init({ f: counted, t0, tEnd, y0: p.y0, f0, rtol, atol, order: solver.order, errorOrder });
+  let h = start.h;
+  let cstate = start.state;
+  checkStepSize(fn, ctrl, h, t0, "first step");
+  let next = 1;
+  let nonFiniteRun = 0;
+  let lastRatio = NaN;
+
+  while (next < N) {
+    if (stats.accepted + stats.rejected >= maxSteps) {
+      throw new Error(`${fn}: maximum number of steps (${maxSteps}) exceeded at t = ${t} before reaching t = ${tEnd} (${stats.accepted} accepted, ${stats.rejected} rejected, last h = ${h}); raise maxSteps or loosen rtol/atol (the problem may be stiff)`);
+    }
+    const target = opts.denseOutput === false ? ts[next] : tEnd;
+    let hs = dir * h;
+    let t1 = t + hs;
+    if (dir * (t1 - target) >= 0) {
+      hs = target - t;
+      t1 = target;
+    }
+    if (!(Math.abs(hs) > 16 * Number.EPSILON * Math.max(Math.abs(t), span))) {
+      const why = nonFiniteRun > 0
+        ? "the state or its derivative kept evaluating to NaN/Inf"
+        : `the controller shrank h below the resolution of t (last error ratio ${lastRatio.toPrecision(3)}; ${stats.accepted} accepted, ${stats.rejected} rejected steps)`;
+      throw new Error(`${fn}: step size underflow at t = ${t} (h = ${hs}) before reaching t = ${tEnd}: ${why}; the problem may be stiff or singular there, or rtol/atol too strict`);
+    }
+    const thetas: number[] = [];
+    for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) thetas.push((ts[j] - t) / hs);
+    const r = attempt(t, y, hs, f0, thetas, true);
+    stats.nfev += r.nfev;
+    if (!r.err) throw new Error(`${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`);
+    const ratio = errorRatio(r.err, y, r.y1, rtol, atol);
+    lastRatio = ratio;
+    const d = ctrl.adapt({ t, h: Math.abs(hs), ratio }, cstate);
+    if (d.failure !== undefined) {
+      throw new Error(`${fn}: the ${ctrl.name} stopped at t = ${t} before reaching t = ${tEnd}: ${d.failure} (${stats.accepted} accepted, ${stats.rejected + 1} rejected steps)`);
+    }
+    // a step with a non-finite error is never kept, whatever the controller says
+    if (d.accept && Number.isFinite(ratio)) {
+      stats.accepted++;
+      nonFiniteRun = 0;
+      let o = 0;
+      while (next < N && dir * (ts[next] - t1) < 0) ys[next++] = r.outs[o++];
+      while (next < N && ts[next] === t1) ys[next++] = r.y1;
+      t = t1;
+      y = r.y1;
+      f0 = r.f1;
+    } else {
+      stats.rejected++;
+      f0 = r.f0;
+      if (!Number.isFinite(ratio)) {
+        nonFiniteRun++;
+        if (nonFiniteRun > 40) {
+          const bad = firstNonFinite(r.y1);
+          throw new Error(`${fn}: non-finite state at t = ${t}: a ${solver.name} step to t = ${t1} produced NaN/Inf${bad ? ` (leaf ${bad.leaf}, element ${bad.index} is ${bad.value})` : ""} in ${nonFiniteRun} consecutive attempts down to h = ${hs}; expected f to stay finite near the solution`);
+        }
+      }
+    }
+    h = d.h;
+    cstate = d.state;
+    checkStepSize(fn, ctrl, h, t, "next step");
+  }
+  return { ys, stats };
+}
+
+/** Throws unless a controller's step size is a finite number > 0. */
+function checkStepSize(fn: string, ctrl: AdaptiveStepSizeController, h: number, t: number, what: string): void {
+  if (typeof h !== "number" || !(h > 0) || !Number.isFinite(h)) {
+    throw new Error(`${fn}: the ${ctrl.name} chose a ${what} of h = ${String(h)} at t = ${t}; expected a finite number > 0 (the size |h|; the driver sets the direction)`);
+  }
+}
