@@ -90,7 +90,11 @@ module.exports = {
       severity: "error",
       comment: "A package's sources may import only npm packages declared in its own dependencies or peerDependencies",
       from: { path: "^packages/[^/]+/src/" },
-      to: { dependencyTypes: ["npm-no-pkg", "npm-unknown", "npm-dev", "npm-optional", "npm-bundled"] },
+      // (dependency-cruiser also tags a peer dependency `npm-no-pkg`; `npm-peer` is what counts)
+      to: {
+        dependencyTypes: ["npm-no-pkg", "npm-unknown", "npm-dev", "npm-optional", "npm-bundled"],
+        dependencyTypesNot: ["npm", "npm-peer"],
+      },
     },
     {
       name: "undeclared-dev-dependency",
