@@ -8,7 +8,7 @@
  * source whose sizes and strides are arguments, compiled once per op structure and cached.
  */
 import type { IGPUSettings, IKernelRunShortcut, Texture } from "gpu.js";
-import { GPU } from "gpu.js";
+import { GPU } from "./gpujs.js";
 import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, type Shape } from "../../shape.js";

@@ -1,11 +1,10 @@
 /**
  * gpu.js modes: which ones exist, which one a kernel actually runs on, and which ones this process can use.
  */
-import * as gpujs from "gpu.js";
-import { GPU } from "gpu.js";
+import { GPU, gpuJsExport } from "./gpujs.js";
 
 /** The kernel classes gpu.js exports (looked up by name: not all of them are in its type declarations). */
-const kernelClass = (name: string): unknown => (gpujs as unknown as Record<string, unknown>)[name];
+const kernelClass = (name: string): unknown => gpuJsExport(name);
 
 /** Modes the gpu backend accepts; `auto` picks the best available (headlessgl → webgl2 → webgl → webasm → cpu). */
 export type GpuMode = "auto" | "headlessgl" | "webgl2" | "webgl" | "webgpu" | "webasm" | "cpu";

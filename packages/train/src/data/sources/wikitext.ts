@@ -166,7 +166,7 @@ function zipVariant(name: string): RemoteVariant {
 /** Hugging Face files of a variant, per split, relative to the variant's URL root. */
 type RemoteLayout = Readonly<Record<string, readonly string[]>>;
 
-function shardedVariant(id: string, name: string, defaultBaseUrl: string, cacheFolder: string, layout: RemoteLayout, kind: FileKind): RemoteVariant {
+function shardedVariant(id: string, defaultBaseUrl: string, cacheFolder: string, layout: RemoteLayout, kind: FileKind): RemoteVariant {
   return {
     id,
     defaultBaseUrl,
@@ -197,7 +197,6 @@ function hfParquetVariant(name: string, trainShards: number): RemoteVariant {
   const shard = (split: string, i: number, n: number): string => `${config}/${split}-${String(i).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.parquet`;
   return shardedVariant(
     'parquet',
-    name,
     'https://huggingface.co/datasets/Salesforce/wikitext/resolve/main',
     `${name}-parquet`,
     {
@@ -250,7 +249,6 @@ export const wikitext103Detokenized: DatasetSpec = wikitextSpec(
   [
     shardedVariant(
       'jsonl-zst',
-      'wikitext-103-detokenized',
       'https://huggingface.co/datasets/dlwh/wikitext_103_detokenized/resolve/main',
       'wikitext-103-detokenized',
       {
