@@ -210,7 +210,9 @@ export function blockUpdate(x: Tensor, f: BlockFns, o: BlockOptions): Tensor {
  */
 export function blockForward(x: Tensor, f: BlockFns, o: BlockOptions & { dt?: number }): Tensor {
   if (o.arch === "sequential") {
-    if (o.dt !== undefined && o.dt !== 1) throw new Error(`blockForward: dt = ${o.dt} for a sequential block; expected 1 (GPT-2 residuals are not scaled)`);
+    if (o.dt !== undefined && o.dt !== 1) {
+      throw new Error(`blockForward: dt = ${o.dt} for a sequential block; expected 1 (GPT-2 residuals are not scaled)`);
+    }
     const { h, m } = branches("blockForward", x, f, o);
     return add(h, m);
   }

@@ -6,7 +6,7 @@
 import { checkpoint, random, split, reshape, type Key, type Tensor } from "@qkvflow/autograd";
 import { getSolver, odeint } from "@qkvflow/ode";
 import { blockFns, blockForward, blockUpdate, type BlockArch, type BlockWeights } from "./block.js";
-import type { DiffEqFormerConfig } from "./config.js";
+import { isPaperEuler, type DiffEqFormerConfig } from "./config.js";
 import { TransformerLM, type DepthStep, type ForwardOptions } from "./language-model.js";
 import { Initializer, Module } from "./module.js";
 import { TemporalLayerNorm, TemporalLinear } from "./temporal.js";
@@ -100,7 +100,8 @@ export class DiffEqFormer extends TransformerLM {
     const s = this.state(opts);
     const c = this.config;
     const w = this.block.weightsAt([t])[0];
-    return blockUpdate(x, blockFns(w, c.layerNormEps), { nHead: c.nHead, arch: "parallel", rate: c.residPdrop, key: s.key, training: s.training });
+    const o = { nHead: c.nHead, arch: "parallel" as const, rate: c.residPdrop, key: s.key, training: s.training };
+    return blockUpdate(x, blockFns(w, c.layerNormEps), o);
   }
 
   /** Concrete block weights at each time of `ts` (batched generation). */
@@ -115,7 +116,7 @@ export class DiffEqFormer extends TransformerLM {
   /** Steps of the paper's Euler grid (default: the solver's steps for the paper's scheme, else nLayer). */
   private gridSteps(steps: number | undefined): number {
     const c = this.config;
-    return steps ?? (c.solver.method === "euler" ? c.solver.steps ?? c.nLayer : c.nLayer);
+    return steps ?? (isPaperEuler(c.solver.method) ? c.solver.steps ?? c.nLayer : c.nLayer);
   }
 
   /** Step i of the Euler grid with n steps: t_i = (i+1)/n, dt = 1/n. */
@@ -134,7 +135,7 @@ export class DiffEqFormer extends TransformerLM {
     const s = this.state(opts);
     const c = this.config;
     const o = { nHead: c.nHead, arch: "parallel" as const, rate: c.residPdrop, training: s.training };
-    if (c.solver.method === "euler") {
+    if (isPaperEuler(c.solver.method)) {
       const steps = c.solver.steps ?? c.nLayer;
       const dt = 1 / steps;
       const ws = this.block.weightsAt(eulerGrid(steps));

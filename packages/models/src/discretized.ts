@@ -79,7 +79,8 @@ export class DiscretizedModel extends TransformerLM {
     let x = x0;
     this.blocks.forEach((b, i) => {
       const k = s.key ? random.foldIn(s.key, i) : null;
-      const step = (v: Tensor) => blockForward(v, b.fns(), { nHead: c.nHead, arch: "parallel", dt: c.dt, rate: c.residPdrop, key: k, training: s.training });
+      const o = { nHead: c.nHead, arch: "parallel" as const, dt: c.dt, rate: c.residPdrop, key: k, training: s.training };
+      const step = (v: Tensor) => blockForward(v, b.fns(), o);
       x = c.gradientCheckpointing ? checkpoint(step)(x) : step(x);
     });
     return x;

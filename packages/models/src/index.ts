@@ -3,7 +3,8 @@
  * discretisation, LoRA, presets and parameter counts, safetensors save / load.
  */
 export {
-  validateConfig, validateLoRAConfig, presets, preset, LORA_DEFAULTS,
+  validateConfig, validateLoRAConfig, presets, preset, LORA_DEFAULTS, PAPER_EULER, SOLVER_METHOD_ALIASES,
+  canonicalSolverMethod, isPaperEuler, upgradeModelConfig,
   type ModelKind, type ModelDType, type SolverConfig, type LoRAConfig, type BaseModelConfig, type Gpt2Config,
   type DiffEqFormerConfig, type DiscretizedConfig, type ModelConfig, type ModelConfigInput,
 } from "./config.js";

@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { add, mul, noGrad, random, tensor } from "@qkvflow/autograd";
+import { add, decodeSafetensors, encodeSafetensors, mul, noGrad, random, tensor, type Tensor } from "@qkvflow/autograd";
 import {
-  applyLoRA, blockFns, blockForward, blockUpdate, createModel, discretize, eulerGrid, preset, type DiffEqFormer,
-  type DiscretizedModel, type Gpt2Model, type StaticBlock,
+  applyLoRA, blockFns, blockForward, blockUpdate, createModel, discretize, eulerGrid, isPaperEuler, modelFromSafetensors,
+  modelToSafetensors, preset, upgradeModelConfig, validateConfig, CONFIG_METADATA_KEY, PAPER_EULER, type DiffEqFormer,
+  type DiscretizedModel, type Gpt2Model, type ModelConfig, type StaticBlock,
 } from "@qkvflow/models";
 import { maxAbs, maxAbsDiff, perturbed, refGpt2Logits } from "./helpers.js";
 
@@ -108,4 +109,46 @@ test("depth steps and the dynamics view follow the model's own forward pass", ()
       assert.ok(Math.abs(s - 1) < 1e-14);
     }
   }
+});
+
+test("solver 'euler-right-time' is the paper's scheme X_{i+1} = X_i + dt·f(X_i, (i+1)/n); the former name 'euler' still loads", () => {
+  const solverOf = (c: ModelConfig) => (c.kind === "diffeqformer" ? c.solver : null);
+  assert.equal(PAPER_EULER, "euler-right-time");
+  assert.equal(solverOf(validateConfig(preset("diffeqformer-micro")))?.method, PAPER_EULER);
+  assert.deepEqual(solverOf(validateConfig({ ...preset("diffeqformer-micro"), solver: { method: "euler", steps: 4 } })), { method: PAPER_EULER, steps: 4 });
+  assert.equal(solverOf(preset("diffeqformer-micro", { solver: { method: "euler" } }))?.method, PAPER_EULER);
+  assert.equal(solverOf(preset("diffeqformer-micro", { solver: { method: "rk4" } }))?.method, "rk4");
+  assert.ok(isPaperEuler("euler") && isPaperEuler(PAPER_EULER) && !isPaperEuler("rk4") && !isPaperEuler("constructor"));
+
+  // What the name says, against a hand loop over the model's vector field.
+  const m = micro<DiffEqFormer>("diffeqformer-micro", { solver: { steps: 4 } });
+  const n = 4, dt = 1 / n;
+  const x0 = m.embed(ids());
+  let right: Tensor = x0, left: Tensor = x0;
+  for (let i = 0; i < n; i++) {
+    right = add(right, mul(m.vectorField(right, (i + 1) / n), dt));
+    left = add(left, mul(m.vectorField(left, i / n), dt));
+  }
+  const h = m.hidden(x0).data();
+  assert.ok(maxAbsDiff(h, right.data()) < 1e-12);
+  assert.ok(maxAbsDiff(h, left.data()) > 1e-3, "the left-time (ordinary) Euler scheme differs");
+
+  // A checkpoint written before the rename (config metadata with method 'euler') loads with the new name and
+  // gives the same logits.
+  const bytes = modelToSafetensors(m);
+  const contents = decodeSafetensors(bytes);
+  const cfg = JSON.parse(contents.metadata[CONFIG_METADATA_KEY]);
+  assert.equal(cfg.solver.method, PAPER_EULER);
+  cfg.solver.method = "euler";
+  const oldBytes = encodeSafetensors(contents.tensors, { ...contents.metadata, [CONFIG_METADATA_KEY]: JSON.stringify(cfg) });
+  assert.ok(decodeSafetensors(oldBytes).metadata[CONFIG_METADATA_KEY].includes('"method":"euler"'));
+  const loaded = modelFromSafetensors(oldBytes) as DiffEqFormer;
+  assert.equal(loaded.config.solver.method, PAPER_EULER);
+  assert.deepEqual(Array.from(loaded.logits(ids()).data()), Array.from(m.logits(ids()).data()));
+  // A stored configuration compared with a model's (e.g. on resume): only the former names are rewritten.
+  assert.deepEqual(upgradeModelConfig(cfg), m.config);
+  assert.equal(cfg.solver.method, "euler", "the stored object is not modified");
+  const foreign = { kind: "tiny", solver: 3 };
+  assert.equal(upgradeModelConfig(foreign), foreign);
+  assert.equal(upgradeModelConfig(m.config), m.config);
 });
