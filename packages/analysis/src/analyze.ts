@@ -2,6 +2,7 @@
  * The full analysis of one model: spectra over depth, and per-sentence token sensitivity (Lyapunov, attention
  * rollout, gradient × input) aggregated over a corpus.
  */
+import { isPaperEuler } from "@qkvflow/models";
 import { aggregateCorpus, analyzeSentence, type CorpusStats, type SentenceAnalysis } from "./corpus.js";
 import { dynamicsOf, type AnalyzableModel, type DepthStep, type DynamicsModel } from "./dynamics.js";
 import { spectraOverDepth, type SpectraResult } from "./spectra.js";
@@ -81,7 +82,7 @@ export function analyzeModel(model: AnalyzableModel | DynamicsModel, opts: Analy
   const notes: string[] = [];
   if (seqs.length > inputs.length) notes.push(`${seqs.length - inputs.length} input(s) with fewer than 2 tokens were skipped`);
   if (seqs.some((s) => s.length > maxTokens)) notes.push(`inputs longer than ${maxTokens} tokens were cut to their first ${maxTokens} tokens`);
-  if (!isDynamics(model) && model.config.kind === "diffeqformer" && model.config.solver.method !== "euler") {
+  if (!isDynamics(model) && model.config.kind === "diffeqformer" && !isPaperEuler(model.config.solver.method)) {
     notes.push(`the model's own forward pass uses the '${model.config.solver.method}' solver; this analysis uses the paper's Euler grid with ${dm.steps.length} steps`);
   }
   const tok = opts.tokenizer;

@@ -3,12 +3,9 @@
  * sensitivity along the forward pass, saliency baselines (attention rollout, gradient × input), corpus
  * statistics, and SVG / HTML reports.
  */
+export type { BlockArch, BlockWeights, LayerNormWeights } from "@qkvflow/models";
 export {
-  attentionOut, attentionProbs, blockUpdate, castBlockWeights, checkBlockWeights, mlpOut,
-  type BlockArch, type BlockWeights, type LayerNormWeights,
-} from "./block.js";
-export {
-  dynamicsOf, eulerSteps, logitsOf, logitsRow, trajectory,
+  dynamicsOf, logitsOf, logitsRow, trajectory,
   type AnalyzableModel, type DepthStep, type DynamicsModel, type DynamicsOptions,
 } from "./dynamics.js";
 export { matmulRaw, productEigvals, qrSquarePositive, toFloat64, type ComplexValues } from "./linalg.js";

@@ -11,7 +11,6 @@
  * the Lyapunov spectrum of the token's own dynamics; for k ≠ j it is the reference's cross-token heuristic.
  */
 import { add, broadcastTo, mul, noGrad, slice, tensor, vjp, type Tensor } from "@qkvflow/autograd";
-import { blockUpdate } from "./block.js";
 import type { DynamicsModel } from "./dynamics.js";
 import { matmulRaw, qrSquarePositive, toFloat64 } from "./linalg.js";
 
@@ -160,7 +159,7 @@ export function tokenLyapunov(steps: readonly FieldStep[], x0: Tensor, opts: Lya
 /** The model's forward steps as vector-field steps (field g_i with the weights of step i). */
 export function modelFieldSteps(dm: DynamicsModel): FieldStep[] {
   const ws = dm.stepWeights();
-  return dm.steps.map((s, i) => ({ t: s.t, dt: s.dt, field: (x: Tensor) => blockUpdate(x, ws[i], dm.nHead, dm.layerNormEps, dm.arch) }));
+  return dm.steps.map((s, i) => ({ t: s.t, dt: s.dt, field: (x: Tensor) => dm.update(x, ws[i]) }));
 }
 
 /** Token Lyapunov spectra of one sequence of token ids through a model (query: the last token by default). */

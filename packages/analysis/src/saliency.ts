@@ -10,8 +10,7 @@
  * and multiply through depth, R = Â_{n−1} ⋯ Â_0. Row j of R is the saliency of every source token for query j;
  * rows of every Â_i and of R sum to 1.
  */
-import { add, layerNorm, logSoftmax, mul, noGrad, reshape, slice, sum, tensor, vjp, type Tensor } from "@qkvflow/autograd";
-import { attentionProbs, blockUpdate } from "./block.js";
+import { logSoftmax, mul, noGrad, reshape, slice, sum, tensor, vjp, type Tensor } from "@qkvflow/autograd";
 import { trajectory, type DynamicsModel } from "./dynamics.js";
 import { toFloat64 } from "./linalg.js";
 
@@ -22,8 +21,7 @@ export function headAveragedAttention(dm: DynamicsModel, ids: readonly number[])
   const T = ids.length;
   return noGrad(() =>
     dm.steps.map((_, i) => {
-      const w = ws[i];
-      const p = toFloat64(attentionProbs(layerNorm(xs[i], w.lnAttn.weight, w.lnAttn.bias, dm.layerNormEps), w, dm.nHead)); // [1, H, T, T]
+      const p = toFloat64(dm.attentionProbs(xs[i], ws[i])); // [1, H, T, T]
       const avg = new Float64Array(T * T);
       const H = dm.nHead;
       for (let h = 0; h < H; h++) for (let q = 0; q < T * T; q++) avg[q] += p[h * T * T + q] / H;
@@ -88,13 +86,11 @@ export function gradTimesInput(dm: DynamicsModel, ids: readonly number[], opts: 
   const T = ids.length;
   const j = opts.query ?? T - 1;
   if (!Number.isInteger(j) || j < 0 || j >= T) throw new Error(`gradTimesInput: query ${j} is outside 0..${T - 1}`);
-  const ws = dm.stepWeights();
   const x0 = dm.embed(ids);
   const V = dm.vocabSize;
   const forward = (x: Tensor): Tensor => {
-    let h = x;
-    dm.steps.forEach((s, i) => (h = add(h, mul(blockUpdate(h, ws[i], dm.nHead, dm.layerNormEps, dm.arch), s.dt))));
-    return logSoftmax(reshape(slice(dm.head(h), [j, 0], [j + 1, V]), [V]), -1);
+    const xs = dm.trajectory(x);
+    return logSoftmax(reshape(slice(dm.head(xs[xs.length - 1]), [j, 0], [j + 1, V]), [V]), -1);
   };
   const [lp, pull] = vjp(forward, x0);
   const lpArr = toFloat64(lp);

@@ -9,7 +9,7 @@
  * and FFN = W_fc W_proj (E×E, the nonlinearity ignored), optionally over a random subset of r hidden units.
  */
 import { random, type Key } from "@qkvflow/autograd";
-import type { BlockWeights } from "./block.js";
+import type { BlockWeights } from "@qkvflow/models";
 import type { DepthStep, DynamicsModel } from "./dynamics.js";
 import { productEigvals, toFloat64, type ComplexValues } from "./linalg.js";
 

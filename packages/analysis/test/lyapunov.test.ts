@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { add, concat, jacobian, linalg, matmul, mul, random, reshape, sin, slice, square, tensor, type Tensor } from "@qkvflow/autograd";
 import { createModel } from "@qkvflow/models";
 import {
-  blockUpdate, dynamicsOf, fieldJacobianBlocks, kaplanYorke, modelFieldSteps, sentenceLyapunov, tokenLyapunov, trajectory, type FieldStep,
+  dynamicsOf, fieldJacobianBlocks, kaplanYorke, modelFieldSteps, sentenceLyapunov, tokenLyapunov, trajectory, type FieldStep,
 } from "../src/index.js";
 import { maxAbsDiff } from "./helpers.js";
 
@@ -128,7 +128,7 @@ test("transformer field: batched Jacobian blocks equal autograd's jacobian, and 
     const T = ids.length, E = 8, j = T - 1;
     const x = trajectory(dm, ids)[1];
     const w = dm.stepWeights()[1];
-    const f = (v: Tensor) => blockUpdate(v, w, dm.nHead, dm.layerNormEps, dm.arch);
+    const f = (v: Tensor) => dm.update(v, w);
     const { blocks, value } = fieldJacobianBlocks(f, x, j, 3);
     assert.ok(maxAbsDiff(value.data(), f(x).data()) < 1e-14);
     const full = jacobian((v: Tensor) => reshape(slice(f(v), [0, j, 0], [1, j + 1, E]), [E]), { mode: "fwd" })(x).data(); // [E, 1, T, E]

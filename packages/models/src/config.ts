@@ -9,16 +9,52 @@ export type ModelKind = "gpt2" | "diffeqformer" | "discretized";
 /** Floating-point dtype of a model's parameters and activations. */
 export type ModelDType = "float32" | "float64";
 
+/**
+ * The paper's integration scheme (the DiffEqFormer default): n steps of dt = 1/n on [0, 1], step i taking the state
+ * at the LEFT end of the step and the field's time at the RIGHT end, X_{i+1} = X_i + dt·f(X_i, t_{i+1}) with
+ * t_{i+1} = (i+1)/n (time grid: `eulerGrid`). Ordinary explicit Euler ('euler' in @qkvflow/ode's registry) uses
+ * f(X_i, t_i) at the left end instead.
+ */
+export const PAPER_EULER = "euler-right-time";
+
+/**
+ * Former names of solver methods in model configurations, mapped on validation: configurations and checkpoints
+ * written before the rename call the paper's scheme 'euler'.
+ */
+export const SOLVER_METHOD_ALIASES: ReadonlyMap<string, string> = new Map([["euler", PAPER_EULER]]);
+
+/** The current name of a solver method (former names mapped, others unchanged). */
+export function canonicalSolverMethod(method: string): string {
+  return SOLVER_METHOD_ALIASES.get(method) ?? method;
+}
+
+/**
+ * A stored model configuration with former names replaced by the current ones (solver method 'euler' →
+ * 'euler-right-time'); nothing else is changed or checked, and anything that is not such a configuration is
+ * returned as it is. For comparing a checkpoint's configuration with a model's validated one.
+ */
+export function upgradeModelConfig(stored: unknown): unknown {
+  if (!isPlainObject(stored) || !isPlainObject(stored.solver) || typeof stored.solver.method !== "string") return stored;
+  const method = canonicalSolverMethod(stored.solver.method);
+  return method === stored.solver.method ? stored : { ...stored, solver: { ...stored.solver, method } };
+}
+
+/** Whether a (current or former) solver method name denotes the paper's scheme. */
+export function isPaperEuler(method: string): boolean {
+  return canonicalSolverMethod(method) === PAPER_EULER;
+}
+
 /** How the DiffEqFormer integrates its ODE over [0, 1]. */
 export interface SolverConfig {
   /**
-   * 'euler' (default) is the paper's grid: `steps` Euler steps, step i evaluating the field at t_i = (i+1)/steps.
-   * Any other name is passed to `odeint` of @qkvflow/ode (e.g. 'rk4', 'midpoint', 'dopri5').
+   * 'euler-right-time' (`PAPER_EULER`, the default) is the paper's scheme on its grid: `steps` steps of dt = 1/steps,
+   * step i evaluating the field at t = (i+1)/steps with the state before the step. The old name 'euler' is read as
+   * 'euler-right-time'. Any other name is passed to `odeint` of @qkvflow/ode (e.g. 'rk4', 'midpoint', 'dopri5').
    */
   method: string;
   /**
-   * Number of fixed steps. Default: nLayer for 'euler' and fixed-step methods; adaptive methods choose their own
-   * steps unless this is set (then they take this many fixed steps).
+   * Number of fixed steps. Default: nLayer for 'euler-right-time' and fixed-step methods; adaptive methods choose
+   * their own steps unless this is set (then they take this many fixed steps).
    */
   steps?: number;
   /** Relative tolerance for adaptive methods. */
@@ -181,11 +217,11 @@ export function validateLoRAConfig(v: unknown): LoRAConfig {
 }
 
 function validateSolver(v: unknown): SolverConfig {
-  if (!isPlainObject(v)) fail("solver", v, "an object such as { method: 'euler' }");
+  if (!isPlainObject(v)) fail("solver", v, `an object such as { method: '${PAPER_EULER}' }`);
   checkKeys("solver", v, SOLVER_KEYS);
-  const method = v.method ?? "euler";
-  if (typeof method !== "string" || method.length === 0) fail("solver.method", method, "a solver name such as 'euler', 'rk4' or 'dopri5'");
-  const out: SolverConfig = { method };
+  const method = v.method ?? PAPER_EULER;
+  if (typeof method !== "string" || method.length === 0) fail("solver.method", method, `a solver name such as '${PAPER_EULER}', 'rk4' or 'dopri5'`);
+  const out: SolverConfig = { method: canonicalSolverMethod(method) };
   if (v.steps !== undefined) out.steps = posInt("solver.steps", v.steps);
   if (v.rtol !== undefined) out.rtol = posNum("solver.rtol", v.rtol);
   if (v.atol !== undefined) out.atol = posNum("solver.atol", v.atol);
@@ -195,7 +231,7 @@ function validateSolver(v: unknown): SolverConfig {
 
 /**
  * Checks a configuration and fills in defaults (dropout 0, eps 1e-5, init std 0.02, float32, no checkpointing;
- * DiffEqFormer: d 100, S 16 as in the reference code, Euler with nLayer steps; discretized: dt = 1/nLayer).
+ * DiffEqFormer: d 100, S 16 as in the reference code, the paper's scheme with nLayer steps; discretized: dt = 1/nLayer).
  * Throws on unknown keys or bad values, naming them and listing what is valid.
  */
 export function validateConfig(input: unknown): ModelConfig {
@@ -234,7 +270,7 @@ export function validateConfig(input: unknown): ModelConfig {
     kind: "diffeqformer",
     timeEmbedDim: posInt("timeEmbedDim", input.timeEmbedDim ?? 100),
     sinusoidalDim: posInt("sinusoidalDim", input.sinusoidalDim ?? 16),
-    solver: validateSolver(input.solver ?? { method: "euler" }),
+    solver: validateSolver(input.solver ?? { method: PAPER_EULER }),
   };
 }
 

@@ -3,18 +3,19 @@
  * x ← x + dt·(attn(ln_a(x)) + mlp(ln_m(x))), and `discretize(model, M)`, which turns a DiffEqFormer into one:
  * layer i gets the generated weights of t_i = (i+1)/M (LayerNorms through their own h_ln(t)) and dt = 1/M.
  */
-import { add, checkpoint, mul, noGrad, random, tensor, type Key, type Tensor } from "@qkvflow/autograd";
+import { checkpoint, noGrad, random, tensor, type Key, type Tensor } from "@qkvflow/autograd";
+import { blockForward, type BlockArch, type BlockWeights } from "./block.js";
 import type { DiscretizedConfig } from "./config.js";
 import type { DiffEqFormer } from "./diffeqformer.js";
-import { Attention, Mlp } from "./gpt2.js";
+import { Attention, Mlp, StaticBlock } from "./gpt2.js";
 import { LayerNorm } from "./layers.js";
-import { TransformerLM, type ForwardOptions } from "./language-model.js";
-import { Initializer, Module, ModuleList } from "./module.js";
-import { parallelField } from "./parallel-block.js";
+import { TransformerLM, type DepthStep, type ForwardOptions } from "./language-model.js";
+import { Initializer, ModuleList } from "./module.js";
 import { eulerGrid } from "./time-embedding.js";
 
 /** One layer: ln_a, attn (c_attn, c_proj), ln_m, mlp (c_fc, c_proj), all ordinary (time-independent). */
-export class DiscretizedBlock extends Module {
+export class DiscretizedBlock extends StaticBlock {
+  readonly arch = "parallel" as const;
   readonly ln_a: LayerNorm;
   readonly attn: Attention;
   readonly ln_m: LayerNorm;
@@ -27,16 +28,12 @@ export class DiscretizedBlock extends Module {
     this.mlp = this.registerModule("mlp", new Mlp(init, `${path}.mlp`, c.nEmbd, c.initStd, c.initStd));
   }
 
-  /** The block's vector field drop(attn(ln_a(x))) + drop(mlp(ln_m(x))). */
-  field(x: Tensor, nHead: number, rate: number, key: Key | null, training: boolean): Tensor {
-    return parallelField(x, {
-      lnA: (v) => this.ln_a.forward(v),
-      lnM: (v) => this.ln_m.forward(v),
-      qkv: (v) => this.attn.c_attn.forward(v),
-      attnProj: (v) => this.attn.c_proj.forward(v),
-      fc: (v) => this.mlp.c_fc.forward(v),
-      mlpProj: (v) => this.mlp.c_proj.forward(v),
-    }, nHead, rate, key, training);
+  protected get normAttn(): LayerNorm {
+    return this.ln_a;
+  }
+
+  protected get normMlp(): LayerNorm {
+    return this.ln_m;
   }
 }
 
@@ -58,6 +55,23 @@ export class DiscretizedModel extends TransformerLM {
     return this._config as DiscretizedConfig;
   }
 
+  get blockArch(): BlockArch {
+    return "parallel";
+  }
+
+  /** Layer i at t_i = (i+1)/M with the model's dt. */
+  depthSteps(steps?: number): DepthStep[] {
+    this.checkFixedDepth("depthSteps", steps);
+    const dt = this.config.dt;
+    return eulerGrid(this.blocks.length).map((t, index) => ({ index, t, dt }));
+  }
+
+  /** Each layer's weights (unmerged LoRA adapters folded in). */
+  depthWeights(steps?: number): BlockWeights[] {
+    this.checkFixedDepth("depthWeights", steps);
+    return this.blocks.map((b) => b.weights());
+  }
+
   /** Runs x ← x + dt·f_i(x) through the layers. */
   hidden(x0: Tensor, opts?: ForwardOptions): Tensor {
     const s = this.state(opts);
@@ -65,7 +79,8 @@ export class DiscretizedModel extends TransformerLM {
     let x = x0;
     this.blocks.forEach((b, i) => {
       const k = s.key ? random.foldIn(s.key, i) : null;
-      const step = (v: Tensor) => add(v, mul(b.field(v, c.nHead, c.residPdrop, k, s.training), c.dt));
+      const o = { nHead: c.nHead, arch: "parallel" as const, dt: c.dt, rate: c.residPdrop, key: k, training: s.training };
+      const step = (v: Tensor) => blockForward(v, b.fns(), o);
       x = c.gradientCheckpointing ? checkpoint(step)(x) : step(x);
     });
     return x;
@@ -76,6 +91,16 @@ function copyOf(x: Tensor): Tensor {
   const d = x.data();
   const a = x.dtype === "float64" ? Float64Array.from(d) : Float32Array.from(d);
   return tensor(a, { shape: [...x.shape], dtype: x.dtype });
+}
+
+function copyWeights(w: BlockWeights): BlockWeights {
+  const c = (t: Tensor | null) => (t === null ? null : copyOf(t));
+  return {
+    lnAttn: { weight: copyOf(w.lnAttn.weight), bias: copyOf(w.lnAttn.bias) },
+    lnMlp: { weight: copyOf(w.lnMlp.weight), bias: copyOf(w.lnMlp.bias) },
+    qkvW: copyOf(w.qkvW), qkvB: c(w.qkvB), attnProjW: copyOf(w.attnProjW), attnProjB: c(w.attnProjB),
+    fcW: copyOf(w.fcW), fcB: c(w.fcB), mlpProjW: copyOf(w.mlpProjW), mlpProjB: c(w.mlpProjB),
+  };
 }
 
 /**
@@ -96,23 +121,9 @@ export function discretize(model: DiffEqFormer, M: number): DiscretizedModel {
   const sd: Record<string, Tensor> = {};
   const src = model.parameters();
   for (const n of ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]) sd[n] = copyOf(src[n]);
+  out.loadStateDict(sd, { strict: false });
   const ws = noGrad(() => model.weightsAt(eulerGrid(M)));
-  ws.forEach((w, i) => {
-    const p = `h.${i}`;
-    sd[`${p}.ln_a.weight`] = copyOf(w.lnA.scale);
-    sd[`${p}.ln_a.bias`] = copyOf(w.lnA.shift);
-    sd[`${p}.attn.c_attn.weight`] = copyOf(w.cAttn.W);
-    sd[`${p}.attn.c_attn.bias`] = copyOf(w.cAttn.b);
-    sd[`${p}.attn.c_proj.weight`] = copyOf(w.attnProj.W);
-    sd[`${p}.attn.c_proj.bias`] = copyOf(w.attnProj.b);
-    sd[`${p}.ln_m.weight`] = copyOf(w.lnM.scale);
-    sd[`${p}.ln_m.bias`] = copyOf(w.lnM.shift);
-    sd[`${p}.mlp.c_fc.weight`] = copyOf(w.cFc.W);
-    sd[`${p}.mlp.c_fc.bias`] = copyOf(w.cFc.b);
-    sd[`${p}.mlp.c_proj.weight`] = copyOf(w.mlpProj.W);
-    sd[`${p}.mlp.c_proj.bias`] = copyOf(w.mlpProj.b);
-  });
-  out.loadStateDict(sd);
+  ws.forEach((w, i) => out.blocks[i].loadWeights(copyWeights(w)));
   out.train(model.training);
   return out;
 }

@@ -3,17 +3,23 @@
  * discretisation, LoRA, presets and parameter counts, safetensors save / load.
  */
 export {
-  validateConfig, validateLoRAConfig, presets, preset, LORA_DEFAULTS,
+  validateConfig, validateLoRAConfig, presets, preset, LORA_DEFAULTS, PAPER_EULER, SOLVER_METHOD_ALIASES,
+  canonicalSolverMethod, isPaperEuler, upgradeModelConfig,
   type ModelKind, type ModelDType, type SolverConfig, type LoRAConfig, type BaseModelConfig, type Gpt2Config,
   type DiffEqFormerConfig, type DiscretizedConfig, type ModelConfig, type ModelConfigInput,
 } from "./config.js";
 export { Module, ModuleList, Initializer, hashName, globToRegExp, matchesAny, type InitSpec, type LoadReport } from "./module.js";
-export { Linear, Embedding, LayerNorm, linear, causalSelfAttention, mlpForward, maybeDropout } from "./layers.js";
-export { TransformerLM, type LanguageModel, type ForwardOptions, type ForwardState } from "./language-model.js";
-export { Gpt2Model, Gpt2Block, Attention, Mlp } from "./gpt2.js";
+export { Linear, Embedding, LayerNorm, linear, maybeDropout } from "./layers.js";
+export {
+  attentionProbs, blockFns, blockForward, blockUpdate, castBlockWeights, causalSelfAttention, mlpForward,
+  type BlockArch, type BlockFns, type BlockOptions, type BlockWeights, type LayerNormWeights,
+} from "./block.js";
+export {
+  TransformerLM, type LanguageModel, type ForwardOptions, type ForwardState, type DepthStep, type DepthDynamics, type DynamicsOptions,
+} from "./language-model.js";
+export { Gpt2Model, Gpt2Block, StaticBlock, Attention, Mlp } from "./gpt2.js";
 export { timeEmbedding, eulerGrid, TIME_SCALE, MAX_PERIOD } from "./time-embedding.js";
 export { TemporalLinear, TemporalLayerNorm, ParamGroup } from "./temporal.js";
-export { parallelField, fnsFromWeights, type LayerWeights, type ParallelBlockFns } from "./parallel-block.js";
 export { DiffEqFormer, DiffEqFormerBlock, TemporalAttention, TemporalMlp } from "./diffeqformer.js";
 export { DiscretizedModel, DiscretizedBlock, discretize } from "./discretized.js";
 export { applyLoRA, mergeLoRA, unmergeLoRA, linearLayers, type LoRAOptions } from "./lora.js";

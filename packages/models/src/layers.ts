@@ -1,11 +1,8 @@
 /**
  * Layers: Linear (weight stored [in, out], y = x·W + b, optional LoRA adapter), Embedding, LayerNorm, and the
- * functional pieces shared by every model (causal multi-head attention, the GPT-2 MLP, dropout).
+ * functional pieces they share (affine map, dropout). The transformer block built from them is in block.ts.
  */
-import {
-  add, causalMask, dropout, gelu, layerNorm, matmul, mul, noGrad, reshape, slice, softmax, sub, take, transpose, where,
-  matmulT, getBackend, keep, type Backend, type Key, type Tensor,
-} from "@qkvflow/autograd";
+import { add, dropout, layerNorm, matmul, mul, noGrad, reshape, sub, take, type Key, type Tensor } from "@qkvflow/autograd";
 import { Initializer, Module } from "./module.js";
 
 function fmt(shape: readonly number[]): string {
@@ -69,12 +66,22 @@ export class Linear extends Module {
     this.adapter = { scale: alpha / rank, merged: false, stash: null };
   }
 
+  /**
+   * The weight this layer applies: W, or W + (alpha/r)·A·B while an unmerged adapter is attached (the forward
+   * pass computes the same map as x·W + (alpha/r)·(x·A)·B).
+   */
+  effectiveWeight(): Tensor {
+    const W = this.param("weight"), a = this.adapter;
+    if (!a || a.merged) return W;
+    return add(W, mul(matmul(this.param("lora_A"), this.param("lora_B")), a.scale));
+  }
+
   /** Adds (alpha/r)·A·B into the weight; the adapter path is then skipped. */
   mergeAdapter(): void {
     const a = this.adapter;
     if (!a || a.merged) return;
     const base = this.param("weight");
-    const merged = noGrad(() => add(base, mul(matmul(this.param("lora_A"), this.param("lora_B")), a.scale)));
+    const merged = noGrad(() => this.effectiveWeight());
     this.registerParam("weight", merged);
     a.merged = true;
     a.stash = { base, merged };
@@ -134,51 +141,4 @@ export function maybeDropout(x: Tensor, rate: number, key: Key | null, training:
   if (!training || rate === 0) return x;
   if (!key) throw new Error("dropout: training with a dropout rate > 0 needs an RNG key; pass opts.key (e.g. random.key(seed))");
   return dropout(x, rate, key, true);
-}
-
-// Cached per backend (a mask made on one backend cannot feed another) and kept out of `tidy` scopes.
-const maskCache = new WeakMap<Backend, Map<number, Tensor>>();
-const MASKED = -1e30;
-
-function mask(T: number): Tensor {
-  const be = getBackend();
-  let byT = maskCache.get(be);
-  if (!byT) {
-    byT = new Map();
-    maskCache.set(be, byT);
-  }
-  let m = byT.get(T);
-  if (!m) {
-    m = keep(causalMask(T));
-    byT.set(T, m);
-  }
-  return m;
-}
-
-/**
- * Causal multi-head self-attention softmax(QKᵀ/√d_head)·V on x [B, T, E]. `qkv` maps x to [B, T, 3E] ordered
- * q | k | v, each head-major (head h owns columns h·E/H … (h+1)·E/H − 1); `proj` maps the merged heads back to E.
- * Attention dropout is 0, as in the reference code.
- */
-export function causalSelfAttention(x: Tensor, nHead: number, qkv: (x: Tensor) => Tensor, proj: (y: Tensor) => Tensor): Tensor {
-  if (x.rank !== 3) throw new Error(`causalSelfAttention: input ${fmt(x.shape)}; expected [B, T, E]`);
-  const [B, T, E] = x.shape;
-  if (E % nHead !== 0) throw new Error(`causalSelfAttention: width ${E} is not divisible by ${nHead} heads`);
-  const D = E / nHead;
-  const y = qkv(x);
-  if (y.rank !== 3 || y.shape[2] !== 3 * E) throw new Error(`causalSelfAttention: qkv gave ${fmt(y.shape)}; expected [${B}, ${T}, ${3 * E}]`);
-  // [B, T, 3, H, D] -> [3, B, H, T, D]
-  const heads = transpose(reshape(y, [B, T, 3, nHead, D]), [2, 0, 3, 1, 4]);
-  const part = (i: number) => reshape(slice(heads, [i, 0, 0, 0, 0], [i + 1, B, nHead, T, D]), [B, nHead, T, D]);
-  const q = part(0), k = part(1), v = part(2);
-  const scores = mul(matmulT(q, k, false, true), 1 / Math.sqrt(D));
-  const att = softmax(where(mask(T), scores, MASKED), -1);
-  const o = matmul(att, v); // [B, H, T, D]
-  const merged = reshape(transpose(o, [0, 2, 1, 3]), [B, T, E]);
-  return proj(merged);
-}
-
-/** The GPT-2 feed-forward block proj(gelu(fc(x))) with the tanh-approximated GELU. */
-export function mlpForward(x: Tensor, fc: (x: Tensor) => Tensor, proj: (h: Tensor) => Tensor): Tensor {
-  return proj(gelu(fc(x)));
 }

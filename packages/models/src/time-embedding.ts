@@ -31,8 +31,10 @@ export function timeEmbedding(ts: readonly number[], S: number, dtype: ModelDTyp
 }
 
 /**
- * The paper's Euler grid on [0, 1] with n steps of dt = 1/n: step i evaluates the vector field at t_i = (i+1)/n
- * (the right end of the step), X_{i+1} = X_i + dt·f(X_i, t_i).
+ * The paper's time grid on [0, 1] with n steps of dt = 1/n: step i evaluates the vector field at t_i = (i+1)/n
+ * (the right end of the step) on the state before the step, X_{i+1} = X_i + dt·f(X_i, t_i) (solver method
+ * 'euler-right-time'). GPT-2 and discretised layers sit at the same normalised depths. The one definition of
+ * this grid: the models' forward passes, `discretize` and the analyses all use it.
  */
 export function eulerGrid(n: number): number[] {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`eulerGrid: n = ${n}; expected a positive integer number of steps`);

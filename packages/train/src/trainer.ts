@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Key, random, tensor, valueAndGrad, type Tensor } from '@qkvflow/autograd';
+import { upgradeModelConfig } from '@qkvflow/models';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { BatchSampler, type SamplerState, type TokenArray } from './data/index.js';
@@ -172,7 +173,7 @@ export class Trainer {
       let ck;
       try {
         ck = loadCheckpoint(this.o.resumeFrom);
-        if (!sameJson(ck.modelConfig, model.config)) {
+        if (!sameJson(upgradeModelConfig(ck.modelConfig), model.config)) {
           throw new Error(`Trainer: checkpoint ${ck.dir} holds a model with configuration ${JSON.stringify(ck.modelConfig)}, but the model to train has ${JSON.stringify(model.config)}`);
         }
       } catch (err) {
