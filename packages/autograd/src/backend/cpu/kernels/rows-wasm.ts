@@ -169,6 +169,16 @@ class RowIter {
   }
 }
 
+/** Push the byte address of row `r` of the row-major float32 [rows, cols] matrix at `base`. */
+function rowAddr(f: FunctionBuilder, base: Local, r: Local, cols: Local): FunctionBuilder {
+  return f.get(base).get(r).get(cols).i32Mul().i32Const(4).i32Mul().i32Add();
+}
+
+/** Push the byte address of 4-byte element `i` of the array at `base`. */
+function elemAddr(f: FunctionBuilder, base: Local, i: Local): FunctionBuilder {
+  return f.get(base).get(i).i32Const(4).i32Mul().i32Add();
+}
+
 /** sum += f64(lane0 + lane1 + lane2 + lane3) of a v128 accumulator, then zero it. */
 function flushInto(f: FunctionBuilder, acc: Local, sum: Local): void {
   f.get(sum);
@@ -289,8 +299,8 @@ export function emitRows(mb: ModuleBuilder): void {
     const sum = f.local("f64", "sum");
     const inv = f.local("v128", "inv");
     rowsLoop(f, rows!, r, () => {
-      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowAddr(f, x!, r, cols!).set(xr);
+      rowAddr(f, out!, r, cols!).set(orow);
       rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, orow, cols!, sh, sum);
@@ -314,8 +324,8 @@ export function emitRows(mb: ModuleBuilder): void {
     const sum = f.local("f64", "sum");
     const ls = f.local("v128", "ls");
     rowsLoop(f, rows!, r, () => {
-      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowAddr(f, x!, r, cols!).set(xr);
+      rowAddr(f, out!, r, cols!).set(orow);
       rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, null, cols!, sh, sum);
@@ -343,20 +353,20 @@ export function emitRows(mb: ModuleBuilder): void {
       const lg = f.local("f64", "lg");
       const t = f.local("i32", "t");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+        rowAddr(f, x!, r, cols!).set(xr);
         rowMax(f, xr, cols!, m);
         f.get(m).f32x4Splat().set(sh);
         expSum(f, K, it, xr, null, cols!, sh, sum);
         f.get(sum).call(log64).set(lg);
-        f.get(lse!).get(r).i32Const(4).i32Mul().i32Add();
+        elemAddr(f, lse!, r);
         f.get(m).f64PromoteF32().get(lg).f64Add().f32DemoteF64().f32Store();
-        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
-        f.get(loss!).get(r).i32Const(4).i32Mul().i32Add();
+        elemAddr(f, targets!, r).i32Load().set(t);
+        elemAddr(f, loss!, r);
         f.get(t).get(ignore!).i32Eq().if(
           () => f.f32Const(0),
           () => {
             f.get(m).f64PromoteF32();
-            f.get(xr).get(t).i32Const(4).i32Mul().i32Add().f32Load().f64PromoteF32().f64Sub();
+            elemAddr(f, xr, t).f32Load().f64PromoteF32().f64Sub();
             f.get(lg).f64Add().f32DemoteF64();
           },
           "f32",
@@ -385,23 +395,23 @@ export function emitRows(mb: ModuleBuilder): void {
       const ev = f.local("v128", "ev");
       const tp = f.local("i32", "tp");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
-        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
+        rowAddr(f, x!, r, cols!).set(xr);
+        rowAddr(f, out!, r, cols!).set(orow);
+        elemAddr(f, targets!, r).i32Load().set(t);
         f.get(t).get(ignore!).i32Eq().if(
           () => {
             f.get(orow).i32Const(0).get(cols!).i32Const(4).i32Mul().memoryFill();
           },
           () => {
-            f.get(g!).get(r).i32Const(4).i32Mul().i32Add().f32Load().tee(gs).f32x4Splat().set(gv);
-            f.get(lse!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(sh);
+            elemAddr(f, g!, r).f32Load().tee(gs).f32x4Splat().set(gv);
+            elemAddr(f, lse!, r).f32Load().f32x4Splat().set(sh);
             it.run(cols!, (md) => {
               md.load(xr);
               f.get(sh).f32x4Sub().set(xv);
               emitExp(f, K, xv, ev);
               md.store(orow, () => f.get(ev).get(gv).f32x4Mul());
             });
-            f.get(orow).get(t).i32Const(4).i32Mul().i32Add().set(tp);
+            elemAddr(f, orow, t).set(tp);
             f.get(tp).get(tp).f32Load().get(gs).f32Sub().f32Store();
           },
         );
@@ -427,8 +437,8 @@ export function emitRows(mb: ModuleBuilder): void {
       const rv = f.local("v128", "rv");
       const d = f.local("v128", "d");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+        rowAddr(f, x!, r, cols!).set(xr);
+        rowAddr(f, out!, r, cols!).set(orow);
         // mean
         f.f64Const(0).set(sum);
         f.f32x4Const(0, 0, 0, 0).set(acc);
@@ -448,8 +458,8 @@ export function emitRows(mb: ModuleBuilder): void {
         f.f64Const(1);
         f.get(sum).get(cols!).f64ConvertI32S().f64Div().get(eps!).f64PromoteF32().f64Add().f64Sqrt();
         f.f64Div().f32DemoteF64().tee(rs).f32x4Splat().set(rv);
-        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().get(mf).f32Store();
-        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().get(rs).f32Store();
+        elemAddr(f, mean!, r).get(mf).f32Store();
+        elemAddr(f, rstd!, r).get(rs).f32Store();
         it.run(cols!, (md) => md.store(orow, () => {
           md.load(xr);
           f.get(mv).f32x4Sub().get(rv).f32x4Mul();
@@ -503,8 +513,8 @@ export function emitRows(mb: ModuleBuilder): void {
         f.get(x!).get(off).i32Add().set(xr);
         f.get(dy!).get(off).i32Add().set(dyr);
         f.get(dx!).get(off).i32Add().set(dxr);
-        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(mv);
-        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(rv);
+        elemAddr(f, mean!, r).f32Load().f32x4Splat().set(mv);
+        elemAddr(f, rstd!, r).f32Load().f32x4Splat().set(rv);
         f.f64Const(0).set(sumA);
         f.f64Const(0).set(sumB);
         f.f32x4Const(0, 0, 0, 0).set(accA);
