@@ -45,7 +45,10 @@ test("wasm emitter: wrong operand types throw at the instruction, naming functio
   assert.match(emitError((f) => f.i32Const(0).f64Const(1).f32Store()), /f32\.store: expected operands \[i32 f32\], found \[i32 f64\]/);
   assert.match(emitError((f) => f.f32Const(0).v128Load()), /v128\.load: expected operands \[i32\], found \[f32\]/);
   // too few operands
-  assert.match(emitError((f) => f.i32Const(1).i32Add()), /i32\.add: expected operands \[i32 i32\], found \[i32\] \(only 1 value in the enclosing function\)/);
+  assert.match(
+    emitError((f) => f.i32Const(1).i32Add()),
+    /i32\.add: expected operands \[i32 i32\], found \[i32\] \(only 1 value in the enclosing function\)/,
+  );
   // values outside a block are not operands inside it
   assert.match(
     emitError((f) => f.i32Const(1).block(() => f.i32Eqz()).drop()),
@@ -76,10 +79,16 @@ test("wasm emitter: block results, branches and the function end are checked", (
     emitError((f) => f.i32Const(1).if(() => f.i32Const(1), () => f.f32Const(2), "f32").drop()),
     /else of if \$L0: expected operands \[f32\], found \[i32\]/,
   );
-  assert.match(emitError((f) => f.i32Const(1).if(() => f.f32Const(1), undefined, "f32").drop()), /if: an if with result f32 needs an else branch/);
+  assert.match(
+    emitError((f) => f.i32Const(1).if(() => f.f32Const(1), undefined, "f32").drop()),
+    /if: an if with result f32 needs an else branch/,
+  );
   // a branch carries the label's types: a block's results, nothing for a loop
   assert.match(emitError((f) => f.block((b) => f.i32Const(1).br(b), "f32").drop()), /br \$L0: expected operands \[f32\], found \[i32\]/);
-  assert.match(emitError((f) => f.block((b) => f.f32Const(1).brIf(b).drop(), "f32").drop()), /br_if \$L0: expected operands \[i32\], found \[f32\]/);
+  assert.match(
+    emitError((f) => f.block((b) => f.f32Const(1).brIf(b).drop(), "f32").drop()),
+    /br_if \$L0: expected operands \[i32\], found \[f32\]/,
+  );
   // a label used outside its block
   let outer: Label | null = null;
   assert.match(emitError((f) => {
@@ -87,7 +96,10 @@ test("wasm emitter: block results, branches and the function end are checked", (
     f.br(outer!);
   }), /br: branch to label \$L0, which is not in scope/);
   // unbalanced stack at the function end, in both directions
-  assert.match(emitError((f) => f.i32Const(1).f32Const(2), ["f32"]), /end of function: expected exactly \[f32\] on the stack, found \[i32 f32\] \(1 value left over\)/);
+  assert.match(
+    emitError((f) => f.i32Const(1).f32Const(2), ["f32"]),
+    /end of function: expected exactly \[f32\] on the stack, found \[i32 f32\] \(1 value left over\)/,
+  );
   assert.match(emitError(() => {}, ["i32"]), /end of function: expected operands \[i32\], found \[\]/);
   assert.match(emitError((f) => f.f32Const(0).ret(), ["i32"]), /return: expected operands \[i32\], found \[f32\]/);
 });
@@ -103,7 +115,8 @@ test("wasm emitter: locals are typed and belong to their function; lanes and cal
   mb.func("one", { n: "i32" }, [], (_f, n) => (foreign = n!));
   assert.throws(
     () => mb.func("two", [], ["i32"], (f) => f.get(foreign!)),
-    (e: Error) => e instanceof WasmEmitError && /function "two": local\.get: local 0 \(i32 \$n\) was not declared in this function/.test(e.message),
+    (e: Error) =>
+      e instanceof WasmEmitError && /function "two": local\.get: local 0 \(i32 \$n\) was not declared in this function/.test(e.message),
   );
   assert.match(emitError((f) => f.f32x4Const(1, 2, 3, 4).f32x4ExtractLane(4).drop()), /f32x4\.extract_lane: lane 4 is outside 0\.\.3/);
   assert.match(emitError((f) => f.i32Const(0).f32x4Const(1, 2, 3, 4).v128Store64Lane(2)), /v128\.store64_lane: lane 2 is outside 0\.\.1/);
@@ -112,8 +125,14 @@ test("wasm emitter: locals are typed and belong to their function; lanes and cal
   const sq = other.func({ name: "sq" }, ["f64"], ["f64"], (f, x) => f.get(x!).get(x!).f64Mul());
   const mb2 = new ModuleBuilder();
   const sq2 = mb2.func({ name: "sq" }, ["f64"], ["f64"], (f, x) => f.get(x!).get(x!).f64Mul());
-  assert.throws(() => mb2.func("c", [], ["f64"], (f) => f.f32Const(2).call(sq2)), /function "c": call \$sq: expected operands \[f64\], found \[f32\]/);
-  assert.throws(() => mb2.func("d", [], ["f64"], (f) => f.f64Const(2).call(sq)), /function "d": call: the callee is not a function of this module/);
+  assert.throws(
+    () => mb2.func("c", [], ["f64"], (f) => f.f32Const(2).call(sq2)),
+    /function "c": call \$sq: expected operands \[f64\], found \[f32\]/,
+  );
+  assert.throws(
+    () => mb2.func("d", [], ["f64"], (f) => f.f64Const(2).call(sq)),
+    /function "d": call: the callee is not a function of this module/,
+  );
 });
 
 test("wasm emitter: code after a branch is stack-polymorphic, as in the specification", () => {
@@ -148,7 +167,9 @@ const LEAVES: Record<string, Leaf> = {
   "i32.const 1": { bytes: [0x41, 0x01], emit: (f) => f.i32Const(1), pops: [], pushes: ["i32"] },
   "f32.const 1": { bytes: [0x43, 0x00, 0x00, 0x80, 0x3f], emit: (f) => f.f32Const(1), pops: [], pushes: ["f32"] },
   "f64.const 1": { bytes: [0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f], emit: (f) => f.f64Const(1), pops: [], pushes: ["f64"] },
-  "v128.const 0": { bytes: [0xfd, 0x0c, ...new Array<number>(16).fill(0)], emit: (f) => f.f32x4Const(0, 0, 0, 0), pops: [], pushes: ["v128"] },
+  "v128.const 0": {
+    bytes: [0xfd, 0x0c, ...new Array<number>(16).fill(0)], emit: (f) => f.f32x4Const(0, 0, 0, 0), pops: [], pushes: ["v128"],
+  },
   "i32.add": { bytes: [0x6a], emit: (f) => f.i32Add(), pops: ["i32", "i32"], pushes: ["i32"] },
   "i32.eqz": { bytes: [0x45], emit: (f) => f.i32Eqz(), pops: ["i32"], pushes: ["i32"] },
   "f32.add": { bytes: [0x92], emit: (f) => f.f32Add(), pops: ["f32", "f32"], pushes: ["f32"] },
@@ -457,7 +478,9 @@ function kernelModule(blk: GemmBlocking, shared: boolean, text = false): ModuleB
 }
 
 test("kernel module: every blocking and memory kind validates and names every function", () => {
-  const exported = ["gemm_f32", "softmax_f32", "logsoftmax_f32", "ce_fwd_f32", "ce_bwd_f32", "ln_fwd_f32", "ln_bwd_f32", "gelu_f32", "gelu_bwd_f32"];
+  const exported = [
+    "gemm_f32", "softmax_f32", "logsoftmax_f32", "ce_fwd_f32", "ce_bwd_f32", "ln_fwd_f32", "ln_bwd_f32", "gelu_f32", "gelu_bwd_f32",
+  ];
   const internal = ["gemm_kernel", "gemm_edge", "gemm_pack_a", "gemm_pack_b", "log64"];
   for (const blk of BLOCKINGS) {
     for (const shared of [false, true]) {
@@ -525,7 +548,10 @@ test("text listing: every instruction's offset points at its opcode in the modul
   assert.deepEqual([...unknown], [], "every instruction in the listing has an opcode in the table");
   assert.ok(checked > 4000, `checked ${checked} instructions`);
   // structure: one (func ...) per function with its parameters, matched blocks
-  assert.match(text, /\(func \$softmax_f32 \(export "softmax_f32"\) \(param \$x i32\) \(param \$out i32\) \(param \$rows i32\) \(param \$cols i32\)/);
+  assert.match(
+    text,
+    /\(func \$softmax_f32 \(export "softmax_f32"\) \(param \$x i32\) \(param \$out i32\) \(param \$rows i32\) \(param \$cols i32\)/,
+  );
   assert.match(text, /\(func \$log64 \(param \$s f64\) \(result f64\)/);
   assert.match(text, /\(local \$xr i32\)/);
   const opens = (text.match(/ (block|loop|if) \$L\d+/g) ?? []).length;

@@ -378,7 +378,8 @@ export class FunctionBuilder {
     if (extra > 0) {
       const left = this.stack.slice(this.frame.height);
       const s = extra === 1 ? "" : "s";
-      this.fail(instr, `expected exactly ${typeList(want)} on the stack, found ${typeList([...left, ...want])} (${extra} value${s} left over)`);
+      const found = typeList([...left, ...want]);
+      this.fail(instr, `expected exactly ${typeList(want)} on the stack, found ${found} (${extra} value${s} left over)`);
     }
   }
 
@@ -1038,7 +1039,9 @@ export class ModuleBuilder {
     if (entry.builder) throw new Error(`ModuleBuilder.define: function ${this.label(entry)} already defined`);
     const lookup = (f: FuncRef): string => {
       const e = this.funcs[f.index];
-      if (!e || e.ref !== f) throw new WasmEmitError(`wasm emitter: function "${this.label(entry)}": call: the callee is not a function of this module`);
+      if (!e || e.ref !== f) {
+        throw new WasmEmitError(`wasm emitter: function "${this.label(entry)}": call: the callee is not a function of this module`);
+      }
       return this.label(e);
     };
     const fb = new FunctionBuilder(this.label(entry), ref.params, ref.results, {
