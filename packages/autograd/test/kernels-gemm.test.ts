@@ -269,6 +269,15 @@ for (const mode of [...MODES, { name: "float64", portable: true, threads: 1 }]) 
           for (let i = 3 + t2 * sC + m * n; i < 3 + (t2 + 1) * sC; i++) assert.equal(c[i], before[i]);
         }
       }
+      // without batch fields: one GEMM
+      {
+        const a = rand(3 + 19 * 23, 21, ctor);
+        const b = rand(23 * 29, 22, ctor);
+        const c = rand(19 * 29 + 1, 23, ctor);
+        gemmBatched({ transA: false, transB: true, m: 19, n: 29, k: 23, a, aOffset: 3, b, c, cOffset: 1 });
+        const { val, mag } = reference({ transA: false, transB: true, m: 19, n: 29, k: 23 }, a, 3, b, 0);
+        assertClose(c, 1, val, mag, null, 23, u, "gemmBatched without batch fields");
+      }
       // stride-0 C with accumulate: C += Σ_t A_t B_t (large enough to be split by columns on 2 threads)
       const batch = 3;
       const m = 40;

@@ -159,6 +159,9 @@ for (const mode of MODES) {
         const lref = ref.map((p) => Math.log(p));
         // log-softmax: absolute error relative to the magnitude of the row's log-sum-exp
         assertNear(out, lref, rel, mode.f64 ? 1e-13 : 1e-5, `logSoftmax ${rows}x${cols}`);
+        out.fill(0);
+        softmaxRows(x, out, rows, cols, true);
+        assertNear(out, lref, rel, mode.f64 ? 1e-13 : 1e-5, `softmaxRows with log ${rows}x${cols}`);
         // in place
         const y = Float64Array.from(x);
         const inplace = arr(mode, y);

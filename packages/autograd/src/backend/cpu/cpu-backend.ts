@@ -2,10 +2,12 @@ import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from ".
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
-import { gemm } from "./gemm-dispatch.js";
+import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
-import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "./kernels/rows.js";
-import { crossEntropyBackwardRowsK, crossEntropyRowsK, softmaxRowsK } from "./rows-dispatch.js";
+import {
+  crossEntropyBackwardRows as crossEntropyBackwardRowsK, crossEntropyRows as crossEntropyRowsK, geluTanh, geluTanhBackward,
+  layerNormBackwardRows, layerNormRows, softmaxRows as softmaxRowsK,
+} from "./kernels/rows.js";
 
 const arr = (x: TensorInfo) => x.buf as TypedArray;
 type F = Float32Array | Float64Array;

@@ -63,11 +63,12 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
   // unrolled body and spill accumulators, so the loop is left rolled and ends on a pointer compare.
   // MR×NR = 5×8 keeps 10 accumulators + 2 B vectors + splat + product in 14 of the 15 allocatable
   // xmm registers; 6×8 (16 live values) spills one accumulator per iteration.
-  const kernel = mb.func(null, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (f, ap, bp, kc, cp, ldc, beta) => {
-    const acc: Local[] = f.locals("v128", MR * NV);
-    const bv: Local[] = f.locals("v128", NV);
-    const av = f.local("v128");
-    const apEnd = f.local("i32");
+  const kernelParams = { ap: "i32", bp: "i32", kc: "i32", cp: "i32", ldc: "i32", beta: "i32" } as const;
+  const kernel = mb.func({ name: "gemm_kernel" }, kernelParams, [], (f, ap, bp, kc, cp, ldc, beta) => {
+    const acc: Local[] = f.locals("v128", MR * NV, "acc");
+    const bv: Local[] = f.locals("v128", NV, "bv");
+    const av = f.local("v128", "av");
+    const apEnd = f.local("i32", "apEnd");
     for (const l of acc) f.f32x4Const(0, 0, 0, 0).set(l);
     f.get(ap).get(kc).i32Const(MR * 4).i32Mul().i32Add().set(apEnd);
     f.get(kc).if(() => {
@@ -99,10 +100,11 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
   });
 
   // edge(tile, cp, ldc, rows, cols, beta): C[0:rows,0:cols] = beta*C + tile (tile row stride NR)
-  const edge = mb.func(null, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (f, tile, cp, ldc, rows, cols, beta) => {
-    const i = f.local("i32");
-    const j = f.local("i32");
-    const dst = f.local("i32");
+  const edgeParams = { tile: "i32", cp: "i32", ldc: "i32", rows: "i32", cols: "i32", beta: "i32" } as const;
+  const edge = mb.func({ name: "gemm_edge" }, edgeParams, [], (f, tile, cp, ldc, rows, cols, beta) => {
+    const i = f.local("i32", "i");
+    const j = f.local("i32", "j");
+    const dst = f.local("i32", "dst");
     f.forRange(i, () => f.i32Const(0), () => f.get(rows), 1, () => {
       f.get(cp).get(i).get(ldc).i32Mul().i32Const(4).i32Mul().i32Add().set(dst);
       f.forRange(j, () => f.i32Const(0), () => f.get(cols), 1, () => {
@@ -138,12 +140,12 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
   const packStridedFull = (
     f: FunctionBuilder, W: number, base: Local, strideBytes: Local, len: Local, dst: Local,
   ): void => {
-    const ptr = f.locals("i32", W);
-    const x = f.locals("v128", 4);
-    const t = f.locals("v128", 4);
-    const o = f.locals("v128", 4);
-    const p = f.local("i32");
-    const d = f.local("i32");
+    const ptr = f.locals("i32", W, "ptr");
+    const x = f.locals("v128", 4, "x");
+    const t = f.locals("v128", 4, "t");
+    const o = f.locals("v128", 4, "o");
+    const p = f.local("i32", "p");
+    const d = f.local("i32", "d");
     for (let s = 0; s < W; s++) {
       f.get(base);
       if (s > 0) f.get(strideBytes).i32Const(s).i32Mul().i32Add();
@@ -189,9 +191,9 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
   const packContigFull = (
     f: FunctionBuilder, W: number, base: Local, strideBytes: Local, len: Local, dst: Local,
   ): void => {
-    const src = f.local("i32");
-    const d = f.local("i32");
-    const p = f.local("i32");
+    const src = f.local("i32", "src");
+    const d = f.local("i32", "d");
+    const p = f.local("i32", "p");
     f.get(base).set(src);
     f.get(dst).set(d);
     f.forRange(p, () => f.i32Const(0), () => f.get(len), 1, () => {
@@ -212,9 +214,9 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
     f: FunctionBuilder, W: number, strided: boolean, base: Local, strideBytes: Local, len: Local,
     count: Local, dst: Local,
   ): void => {
-    const p = f.local("i32");
-    const s = f.local("i32");
-    const d = f.local("i32");
+    const p = f.local("i32", "p");
+    const s = f.local("i32", "s");
+    const d = f.local("i32", "d");
     f.get(dst).set(d);
     f.forRange(p, () => f.i32Const(0), () => f.get(len), 1, () => {
       f.forRange(s, () => f.i32Const(0), () => f.i32Const(W), 1, () => {
@@ -239,13 +241,14 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
    * length `len` into W-wide panels. `stridedWhen` says for which value of `trans` element (p, s) is
    * at src + s*ld + p (otherwise src + p*ld + s).
    */
-  const emitPack = (W: number, stridedWhenTrans: boolean): FuncRef =>
-    mb.func(null, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (f, trans, src, ld, len, extent, dst) => {
-      const ldBytes = f.local("i32");
-      const off = f.local("i32");
-      const base = f.local("i32");
-      const d = f.local("i32");
-      const cnt = f.local("i32");
+  const packParams = { trans: "i32", src: "i32", ld: "i32", len: "i32", extent: "i32", dst: "i32" } as const;
+  const emitPack = (name: string, W: number, stridedWhenTrans: boolean): FuncRef =>
+    mb.func({ name }, packParams, [], (f, trans, src, ld, len, extent, dst) => {
+      const ldBytes = f.local("i32", "ldBytes");
+      const off = f.local("i32", "off");
+      const base = f.local("i32", "base");
+      const d = f.local("i32", "d");
+      const cnt = f.local("i32", "cnt");
       f.get(ld).i32Const(4).i32Mul().set(ldBytes);
       const body = (strided: boolean): void => {
         f.forRange(off, () => f.i32Const(0), () => f.get(extent), W, () => {
@@ -268,18 +271,21 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
       f.get(trans).if(() => body(stridedWhenTrans), () => body(!stridedWhenTrans));
     });
   // A (no transpose): row s of the panel at src + s*lda, contiguous along p  -> strided when !trans
-  const packA = emitPack(MR, false);
+  const packA = emitPack("gemm_pack_a", MR, false);
   // B (no transpose): row p at src + p*ldb, contiguous along s (columns)     -> strided when trans
-  const packB = emitPack(NR, true);
+  const packB = emitPack("gemm_pack_b", NR, true);
 
   mb.func(
     "gemm_f32",
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    {
+      transA: "i32", transB: "i32", m: "i32", n: "i32", k: "i32", a: "i32", lda: "i32", b: "i32", ldb: "i32", c: "i32",
+      ldc: "i32", beta: "i32", scratch: "i32", batch: "i32", sA: "i32", sB: "i32", sC: "i32",
+    },
     [],
     (f, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, beta, scratch, batch, sA, sB, sC) => {
-      const [bi, jc, nc, pc, kc, ic, mc, jr, nrr, ir, mrr, be, src, ap, bp, cp, pA, pB, tile] = f.locals("i32", 19) as [
-        Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local, Local,
-      ];
+      const [bi, jc, nc, pc, kc, ic, mc, jr, nrr, ir, mrr, be, src, ap, bp, cp, pA, pB, tile] = f.named("i32", [
+        "bi", "jc", "nc", "pc", "kc", "ic", "mc", "jr", "nrr", "ir", "mrr", "be", "src", "ap", "bp", "cp", "pA", "pB", "tile",
+      ]);
       f.get(scratch).set(pA);
       f.get(scratch).i32Const(PACKB_OFF).i32Add().set(pB);
       f.get(scratch).i32Const(TILE_OFF).i32Add().set(tile);
@@ -293,7 +299,7 @@ export function emitGemm(mb: ModuleBuilder, blk: GemmBlocking = DEFAULT_GEMM_BLO
       // Balanced block sizes: split each dimension into as few blocks as the limits allow, of equal
       // size (rounded up to the micro-tile), so no block is a thin remainder (e.g. m = 128 runs as
       // one 130-row block instead of 120 + 8).
-      const [ncS, kcS, mcS, nb] = f.locals("i32", 4) as [Local, Local, Local, Local];
+      const [ncS, kcS, mcS, nb] = f.named("i32", ["ncS", "kcS", "mcS", "nb"]);
       const balanced = (dim: Local, limit: number, unit: number, out: Local): void => {
         // nb = max(1, ceil(dim / limit)); out = ceil(ceil(dim / nb) / unit) * unit
         f.get(dim).i32Const(limit - 1).i32Add().i32Const(limit).i32DivS().set(nb);

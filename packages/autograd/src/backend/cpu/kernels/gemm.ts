@@ -321,9 +321,13 @@ export function dgemm(args: GemmArgs<Float64Array>): void {
   run("dgemm", args, SINGLE);
 }
 
-/** Batch of independent GEMMs; strides in elements (0 means broadcast that operand; a stride-0 C sums the batch). */
-export function gemmBatched<T extends Float32Array | Float64Array>(args: GemmArgs<T> & GemmBatch): void {
-  run("gemmBatched", args, { batch: args.batch, strideA: args.strideA, strideB: args.strideB, strideC: args.strideC });
+/**
+ * Batch of independent GEMMs of either float type (the CPU backend's entry point); strides in elements
+ * (0 means broadcast that operand; a stride-0 C sums the batch). Without batch fields: one GEMM.
+ */
+export function gemmBatched<T extends Float32Array | Float64Array>(args: GemmArgs<T> & Partial<GemmBatch>): void {
+  const batch = { batch: args.batch ?? 1, strideA: args.strideA ?? 0, strideB: args.strideB ?? 0, strideC: args.strideC ?? 0 };
+  run("gemmBatched", args, batch);
 }
 
 /** Set the number of threads used by the kernels: 1..os.availableParallelism(). */

@@ -134,17 +134,16 @@ function runChunked<T extends FloatArray>(job: ChunkedJob<T>): void {
   }
   const chunk = new (x.constructor as new (len: number) => T)(R * v);
   const ones = backward && !backward.g ? (new (x.constructor as new (len: number) => T)(n).fill(1) as T) : null;
-  const one = { batch: 1, strideA: 0, strideB: 0, strideC: 0 };
   for (let r0 = 0; r0 < n; r0 += R) {
     const nr = Math.min(R, n - r0);
     const part = (a: T) => a.subarray(r0, r0 + nr) as T;
     const t = targets.subarray(r0, r0 + nr);
-    gemmBatched({ transA: false, transB: true, m: nr, n: v, k: e, a: x, aOffset: r0 * e, b: w, c: chunk, ...one });
+    gemmBatched({ transA: false, transB: true, m: nr, n: v, k: e, a: x, aOffset: r0 * e, b: w, c: chunk });
     if (forward) crossEntropyRows(chunk, t, nr, v, ignore, part(forward.loss), part(lse));
     if (backward) {
       crossEntropyBackwardRows(chunk, t, part(lse), part((backward.g ?? ones)!), chunk, nr, v, ignore);
-      gemmBatched({ transA: false, transB: false, m: nr, n: e, k: v, a: chunk, b: w, c: backward.dx, cOffset: r0 * e, ...one });
-      gemmBatched({ transA: true, transB: false, m: v, n: e, k: nr, a: chunk, b: x, bOffset: r0 * e, c: backward.dw, accumulate: r0 > 0, ...one });
+      gemmBatched({ transA: false, transB: false, m: nr, n: e, k: v, a: chunk, b: w, c: backward.dx, cOffset: r0 * e });
+      gemmBatched({ transA: true, transB: false, m: v, n: e, k: nr, a: chunk, b: x, bOffset: r0 * e, c: backward.dw, accumulate: r0 > 0 });
     }
   }
 }

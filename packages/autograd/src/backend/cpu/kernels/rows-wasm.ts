@@ -46,18 +46,18 @@ interface ExpConsts {
   lo: Local;
 }
 
-function splatConst(f: FunctionBuilder, v: number): Local {
-  const l = f.local("v128");
+function splatConst(f: FunctionBuilder, v: number, name: string): Local {
+  const l = f.local("v128", name);
   f.f32x4Const(v, v, v, v).set(l);
   return l;
 }
 
 function expConsts(f: FunctionBuilder): ExpConsts {
   return {
-    log2e: splatConst(f, Math.LOG2E),
-    magic: splatConst(f, MAGIC),
-    p: EXP2_POLY.map((c) => splatConst(f, c)),
-    lo: splatConst(f, EXP_LO),
+    log2e: splatConst(f, Math.LOG2E, "log2e"),
+    magic: splatConst(f, MAGIC, "magic"),
+    p: EXP2_POLY.map((c, i) => splatConst(f, c, `exp2_c${i}`)),
+    lo: splatConst(f, EXP_LO, "exp_lo"),
   };
 }
 
@@ -69,9 +69,9 @@ function expConsts(f: FunctionBuilder): ExpConsts {
  * x·log2(e) another ≤ |x|·5e-8 (1e-6 at |x| = 20, 4.3e-6 at the clamp).
  */
 function emitExp(f: FunctionBuilder, K: ExpConsts, x: Local, out: Local): void {
-  const y = f.local("v128");
-  const t = f.local("v128");
-  const r = f.local("v128");
+  const y = f.local("v128", "y");
+  const t = f.local("v128", "t");
+  const r = f.local("v128", "r");
   // pmax is one maxps (f32x4.max's NaN rules cost eight instructions on x64); pmax(x, lo) keeps a NaN x
   f.get(x).get(K.lo).f32x4PMax().get(K.log2e).f32x4Mul().set(y);
   // t = y + 1.5·2^23 holds n = round(y) in its low mantissa bits; f = y - n exactly
@@ -101,10 +101,10 @@ class RowIter {
   private readonly lane0: Local;
 
   constructor(private readonly f: FunctionBuilder) {
-    this.j = f.local("i32");
-    this.vend = f.local("i32");
-    this.bend = f.local("i32");
-    this.lane0 = f.local("v128");
+    this.j = f.local("i32", "j");
+    this.vend = f.local("i32", "vend");
+    this.bend = f.local("i32", "bend");
+    this.lane0 = f.local("v128", "lane0");
     f.i32x4Const(-1, 0, 0, 0).set(this.lane0);
   }
 
@@ -169,6 +169,16 @@ class RowIter {
   }
 }
 
+/** Push the byte address of row `r` of the row-major float32 [rows, cols] matrix at `base`. */
+function rowAddr(f: FunctionBuilder, base: Local, r: Local, cols: Local): FunctionBuilder {
+  return f.get(base).get(r).get(cols).i32Mul().i32Const(4).i32Mul().i32Add();
+}
+
+/** Push the byte address of 4-byte element `i` of the array at `base`. */
+function elemAddr(f: FunctionBuilder, base: Local, i: Local): FunctionBuilder {
+  return f.get(base).get(i).i32Const(4).i32Mul().i32Add();
+}
+
 /** sum += f64(lane0 + lane1 + lane2 + lane3) of a v128 accumulator, then zero it. */
 function flushInto(f: FunctionBuilder, acc: Local, sum: Local): void {
   f.get(sum);
@@ -183,12 +193,12 @@ function flushInto(f: FunctionBuilder, acc: Local, sum: Local): void {
 /** Emit the row kernels into a module. */
 export function emitRows(mb: ModuleBuilder): void {
   // natural log in float64 (positive finite input; 0 gives -Infinity, NaN or negative give NaN)
-  const log64 = mb.func(null, ["f64"], ["f64"], (f, s) => {
-    const bits = f.local("i64");
-    const e = f.local("i32");
-    const m = f.local("f64");
-    const z = f.local("f64");
-    const z2 = f.local("f64");
+  const log64 = mb.func({ name: "log64" }, { s: "f64" }, ["f64"], (f, s) => {
+    const bits = f.local("i64", "bits");
+    const e = f.local("i32", "e");
+    const m = f.local("f64", "m");
+    const z = f.local("f64", "z");
+    const z2 = f.local("f64", "z2");
     f.get(s!).i64ReinterpretF64().set(bits);
     f.get(bits).i64Const(52n).i64ShrU().i32WrapI64().i32Const(0x7ff).i32And().i32Const(1023).i32Sub().set(e);
     f.get(bits).i64Const(0xfffffffffffffn).i64And().i64Const(0x3ff0000000000000n).i64Or().f64ReinterpretI64().set(m);
@@ -213,9 +223,9 @@ export function emitRows(mb: ModuleBuilder): void {
    * (one chain would wait on pmax latency), then single vectors, then scalar tail columns.
    */
   const rowMax = (f: FunctionBuilder, xr: Local, cols: Local, m: Local): void => {
-    const mv = f.locals("v128", 4);
-    const j = f.local("i32");
-    const end = f.local("i32");
+    const mv = f.locals("v128", 4, "mv");
+    const j = f.local("i32", "j");
+    const end = f.local("i32", "end");
     const ninf = -Infinity;
     for (const v of mv) f.f32x4Const(ninf, ninf, ninf, ninf).set(v);
     f.i32Const(0).set(j);
@@ -255,9 +265,9 @@ export function emitRows(mb: ModuleBuilder): void {
   const expSum = (
     f: FunctionBuilder, K: ExpConsts, it: RowIter, xr: Local, outr: Local | null, cols: Local, shift: Local, sum: Local,
   ): void => {
-    const acc = f.local("v128");
-    const xv = f.local("v128");
-    const ev = f.local("v128");
+    const acc = f.local("v128", "acc");
+    const xv = f.local("v128", "xv");
+    const ev = f.local("v128", "ev");
     f.f64Const(0).set(sum);
     f.f32x4Const(0, 0, 0, 0).set(acc);
     it.run(
@@ -278,19 +288,19 @@ export function emitRows(mb: ModuleBuilder): void {
   };
 
   // softmax_f32(x, out, rows, cols)
-  mb.func("softmax_f32", ["i32", "i32", "i32", "i32"], [], (f, x, out, rows, cols) => {
+  mb.func("softmax_f32", { x: "i32", out: "i32", rows: "i32", cols: "i32" }, [], (f, x, out, rows, cols) => {
     const K = expConsts(f);
     const it = new RowIter(f);
-    const r = f.local("i32");
-    const xr = f.local("i32");
-    const orow = f.local("i32");
-    const m = f.local("f32");
-    const sh = f.local("v128");
-    const sum = f.local("f64");
-    const inv = f.local("v128");
+    const r = f.local("i32", "r");
+    const xr = f.local("i32", "xr");
+    const orow = f.local("i32", "orow");
+    const m = f.local("f32", "m");
+    const sh = f.local("v128", "sh");
+    const sum = f.local("f64", "sum");
+    const inv = f.local("v128", "inv");
     rowsLoop(f, rows!, r, () => {
-      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowAddr(f, x!, r, cols!).set(xr);
+      rowAddr(f, out!, r, cols!).set(orow);
       rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, orow, cols!, sh, sum);
@@ -303,19 +313,19 @@ export function emitRows(mb: ModuleBuilder): void {
   });
 
   // logsoftmax_f32(x, out, rows, cols): out = (x - max) - log(sum exp(x - max))
-  mb.func("logsoftmax_f32", ["i32", "i32", "i32", "i32"], [], (f, x, out, rows, cols) => {
+  mb.func("logsoftmax_f32", { x: "i32", out: "i32", rows: "i32", cols: "i32" }, [], (f, x, out, rows, cols) => {
     const K = expConsts(f);
     const it = new RowIter(f);
-    const r = f.local("i32");
-    const xr = f.local("i32");
-    const orow = f.local("i32");
-    const m = f.local("f32");
-    const sh = f.local("v128");
-    const sum = f.local("f64");
-    const ls = f.local("v128");
+    const r = f.local("i32", "r");
+    const xr = f.local("i32", "xr");
+    const orow = f.local("i32", "orow");
+    const m = f.local("f32", "m");
+    const sh = f.local("v128", "sh");
+    const sum = f.local("f64", "sum");
+    const ls = f.local("v128", "ls");
     rowsLoop(f, rows!, r, () => {
-      f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-      f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+      rowAddr(f, x!, r, cols!).set(xr);
+      rowAddr(f, out!, r, cols!).set(orow);
       rowMax(f, xr, cols!, m);
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, null, cols!, sh, sum);
@@ -330,33 +340,33 @@ export function emitRows(mb: ModuleBuilder): void {
   // ce_fwd_f32(x, targets, rows, cols, ignore, loss, lse)
   mb.func(
     "ce_fwd_f32",
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    { x: "i32", targets: "i32", rows: "i32", cols: "i32", ignore: "i32", loss: "i32", lse: "i32" },
     [],
     (f, x, targets, rows, cols, ignore, loss, lse) => {
       const K = expConsts(f);
       const it = new RowIter(f);
-      const r = f.local("i32");
-      const xr = f.local("i32");
-      const m = f.local("f32");
-      const sh = f.local("v128");
-      const sum = f.local("f64");
-      const lg = f.local("f64");
-      const t = f.local("i32");
+      const r = f.local("i32", "r");
+      const xr = f.local("i32", "xr");
+      const m = f.local("f32", "m");
+      const sh = f.local("v128", "sh");
+      const sum = f.local("f64", "sum");
+      const lg = f.local("f64", "lg");
+      const t = f.local("i32", "t");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
+        rowAddr(f, x!, r, cols!).set(xr);
         rowMax(f, xr, cols!, m);
         f.get(m).f32x4Splat().set(sh);
         expSum(f, K, it, xr, null, cols!, sh, sum);
         f.get(sum).call(log64).set(lg);
-        f.get(lse!).get(r).i32Const(4).i32Mul().i32Add();
+        elemAddr(f, lse!, r);
         f.get(m).f64PromoteF32().get(lg).f64Add().f32DemoteF64().f32Store();
-        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
-        f.get(loss!).get(r).i32Const(4).i32Mul().i32Add();
+        elemAddr(f, targets!, r).i32Load().set(t);
+        elemAddr(f, loss!, r);
         f.get(t).get(ignore!).i32Eq().if(
           () => f.f32Const(0),
           () => {
             f.get(m).f64PromoteF32();
-            f.get(xr).get(t).i32Const(4).i32Mul().i32Add().f32Load().f64PromoteF32().f64Sub();
+            elemAddr(f, xr, t).f32Load().f64PromoteF32().f64Sub();
             f.get(lg).f64Add().f32DemoteF64();
           },
           "f32",
@@ -369,39 +379,39 @@ export function emitRows(mb: ModuleBuilder): void {
   // ce_bwd_f32(x, targets, lse, g, out, rows, cols, ignore): out = g (softmax - onehot)
   mb.func(
     "ce_bwd_f32",
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    { x: "i32", targets: "i32", lse: "i32", g: "i32", out: "i32", rows: "i32", cols: "i32", ignore: "i32" },
     [],
     (f, x, targets, lse, g, out, rows, cols, ignore) => {
       const K = expConsts(f);
       const it = new RowIter(f);
-      const r = f.local("i32");
-      const xr = f.local("i32");
-      const orow = f.local("i32");
-      const t = f.local("i32");
-      const gs = f.local("f32");
-      const gv = f.local("v128");
-      const sh = f.local("v128");
-      const xv = f.local("v128");
-      const ev = f.local("v128");
-      const tp = f.local("i32");
+      const r = f.local("i32", "r");
+      const xr = f.local("i32", "xr");
+      const orow = f.local("i32", "orow");
+      const t = f.local("i32", "t");
+      const gs = f.local("f32", "gs");
+      const gv = f.local("v128", "gv");
+      const sh = f.local("v128", "sh");
+      const xv = f.local("v128", "xv");
+      const ev = f.local("v128", "ev");
+      const tp = f.local("i32", "tp");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
-        f.get(targets!).get(r).i32Const(4).i32Mul().i32Add().i32Load().set(t);
+        rowAddr(f, x!, r, cols!).set(xr);
+        rowAddr(f, out!, r, cols!).set(orow);
+        elemAddr(f, targets!, r).i32Load().set(t);
         f.get(t).get(ignore!).i32Eq().if(
           () => {
             f.get(orow).i32Const(0).get(cols!).i32Const(4).i32Mul().memoryFill();
           },
           () => {
-            f.get(g!).get(r).i32Const(4).i32Mul().i32Add().f32Load().tee(gs).f32x4Splat().set(gv);
-            f.get(lse!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(sh);
+            elemAddr(f, g!, r).f32Load().tee(gs).f32x4Splat().set(gv);
+            elemAddr(f, lse!, r).f32Load().f32x4Splat().set(sh);
             it.run(cols!, (md) => {
               md.load(xr);
               f.get(sh).f32x4Sub().set(xv);
               emitExp(f, K, xv, ev);
               md.store(orow, () => f.get(ev).get(gv).f32x4Mul());
             });
-            f.get(orow).get(t).i32Const(4).i32Mul().i32Add().set(tp);
+            elemAddr(f, orow, t).set(tp);
             f.get(tp).get(tp).f32Load().get(gs).f32Sub().f32Store();
           },
         );
@@ -412,23 +422,23 @@ export function emitRows(mb: ModuleBuilder): void {
   // ln_fwd_f32(x, gamma, beta, out, mean, rstd, rows, cols, eps)
   mb.func(
     "ln_fwd_f32",
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "f32"],
+    { x: "i32", gamma: "i32", beta: "i32", out: "i32", mean: "i32", rstd: "i32", rows: "i32", cols: "i32", eps: "f32" },
     [],
     (f, x, gamma, beta, out, mean, rstd, rows, cols, eps) => {
       const it = new RowIter(f);
-      const r = f.local("i32");
-      const xr = f.local("i32");
-      const orow = f.local("i32");
-      const acc = f.local("v128");
-      const sum = f.local("f64");
-      const mf = f.local("f32");
-      const rs = f.local("f32");
-      const mv = f.local("v128");
-      const rv = f.local("v128");
-      const d = f.local("v128");
+      const r = f.local("i32", "r");
+      const xr = f.local("i32", "xr");
+      const orow = f.local("i32", "orow");
+      const acc = f.local("v128", "acc");
+      const sum = f.local("f64", "sum");
+      const mf = f.local("f32", "mf");
+      const rs = f.local("f32", "rs");
+      const mv = f.local("v128", "mv");
+      const rv = f.local("v128", "rv");
+      const d = f.local("v128", "d");
       rowsLoop(f, rows!, r, () => {
-        f.get(x!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(xr);
-        f.get(out!).get(r).get(cols!).i32Mul().i32Const(4).i32Mul().i32Add().set(orow);
+        rowAddr(f, x!, r, cols!).set(xr);
+        rowAddr(f, out!, r, cols!).set(orow);
         // mean
         f.f64Const(0).set(sum);
         f.f32x4Const(0, 0, 0, 0).set(acc);
@@ -448,8 +458,8 @@ export function emitRows(mb: ModuleBuilder): void {
         f.f64Const(1);
         f.get(sum).get(cols!).f64ConvertI32S().f64Div().get(eps!).f64PromoteF32().f64Add().f64Sqrt();
         f.f64Div().f32DemoteF64().tee(rs).f32x4Splat().set(rv);
-        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().get(mf).f32Store();
-        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().get(rs).f32Store();
+        elemAddr(f, mean!, r).get(mf).f32Store();
+        elemAddr(f, rstd!, r).get(rs).f32Store();
         it.run(cols!, (md) => md.store(orow, () => {
           md.load(xr);
           f.get(mv).f32x4Sub().get(rv).f32x4Mul();
@@ -465,28 +475,28 @@ export function emitRows(mb: ModuleBuilder): void {
   // ln_bwd_f32(x, gamma, mean, rstd, dy, dx, dgamma64, dbeta64, rows, cols)
   mb.func(
     "ln_bwd_f32",
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    { x: "i32", gamma: "i32", mean: "i32", rstd: "i32", dy: "i32", dx: "i32", dg: "i32", db: "i32", rows: "i32", cols: "i32" },
     [],
     (f, x, gamma, mean, rstd, dy, dx, dg, db, rows, cols) => {
       const it = new RowIter(f);
-      const r = f.local("i32");
-      const off = f.local("i32");
-      const xr = f.local("i32");
-      const dyr = f.local("i32");
-      const dxr = f.local("i32");
-      const mv = f.local("v128");
-      const rv = f.local("v128");
-      const xh = f.local("v128");
-      const dyv = f.local("v128");
-      const gy = f.local("v128");
-      const accA = f.local("v128");
-      const accB = f.local("v128");
-      const sumA = f.local("f64");
-      const sumB = f.local("f64");
-      const ma = f.local("v128");
-      const mbv = f.local("v128");
-      const q = f.local("v128");
-      const p64 = f.local("i32");
+      const r = f.local("i32", "r");
+      const off = f.local("i32", "off");
+      const xr = f.local("i32", "xr");
+      const dyr = f.local("i32", "dyr");
+      const dxr = f.local("i32", "dxr");
+      const mv = f.local("v128", "mv");
+      const rv = f.local("v128", "rv");
+      const xh = f.local("v128", "xh");
+      const dyv = f.local("v128", "dyv");
+      const gy = f.local("v128", "gy");
+      const accA = f.local("v128", "accA");
+      const accB = f.local("v128", "accB");
+      const sumA = f.local("f64", "sumA");
+      const sumB = f.local("f64", "sumB");
+      const ma = f.local("v128", "ma");
+      const mbv = f.local("v128", "mbv");
+      const q = f.local("v128", "q");
+      const p64 = f.local("i32", "p64");
       /** f64 array at base (+2j bytes) += promoted lanes of q (lane 0 only in tail mode) */
       const addF64 = (tail: boolean, base: Local): void => {
         f.get(base).get(it.j).i32Const(2).i32Mul().i32Add().set(p64);
@@ -503,8 +513,8 @@ export function emitRows(mb: ModuleBuilder): void {
         f.get(x!).get(off).i32Add().set(xr);
         f.get(dy!).get(off).i32Add().set(dyr);
         f.get(dx!).get(off).i32Add().set(dxr);
-        f.get(mean!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(mv);
-        f.get(rstd!).get(r).i32Const(4).i32Mul().i32Add().f32Load().f32x4Splat().set(rv);
+        elemAddr(f, mean!, r).f32Load().f32x4Splat().set(mv);
+        elemAddr(f, rstd!, r).f32Load().f32x4Splat().set(rv);
         f.f64Const(0).set(sumA);
         f.f64Const(0).set(sumB);
         f.f32x4Const(0, 0, 0, 0).set(accA);
@@ -563,11 +573,11 @@ export function emitRows(mb: ModuleBuilder): void {
   };
 
   const geluConsts = (f: FunctionBuilder): { k0: Local; k1: Local; one: Local; mtwo: Local; k3: Local } => ({
-    k0: splatConst(f, GELU_K0),
-    k1: splatConst(f, GELU_K1),
-    one: splatConst(f, 1),
-    mtwo: splatConst(f, -2),
-    k3: splatConst(f, 3 * GELU_K1),
+    k0: splatConst(f, GELU_K0, "gelu_k0"),
+    k1: splatConst(f, GELU_K1, "gelu_k1"),
+    one: splatConst(f, 1, "one"),
+    mtwo: splatConst(f, -2, "minus_two"),
+    k3: splatConst(f, 3 * GELU_K1, "gelu_3k1"),
   });
 
   /** Elementwise loop over n floats: vector body then one-lane tail. */
@@ -577,14 +587,14 @@ export function emitRows(mb: ModuleBuilder): void {
   };
 
   // gelu_f32(x, out, n)
-  mb.func("gelu_f32", ["i32", "i32", "i32"], [], (f, x, out, n) => {
+  mb.func("gelu_f32", { x: "i32", out: "i32", n: "i32" }, [], (f, x, out, n) => {
     const K = expConsts(f);
     const c = geluConsts(f);
-    const xv = f.local("v128");
-    const u = f.local("v128");
-    const t = f.local("v128");
-    const sig = f.local("v128");
-    const tmp = f.local("v128");
+    const xv = f.local("v128", "xv");
+    const u = f.local("v128", "u");
+    const t = f.local("v128", "t");
+    const sig = f.local("v128", "sig");
+    const tmp = f.local("v128", "tmp");
     elemLoop(f, n!, (md) => {
       md.load(x!);
       f.set(xv);
@@ -594,15 +604,15 @@ export function emitRows(mb: ModuleBuilder): void {
   });
 
   // gelu_bwd_f32(x, dy, dx, n): dx = dy (sig + 2 x u' t / (1 + t)^2),  u' = k0 (1 + 3 k1 x^2)
-  mb.func("gelu_bwd_f32", ["i32", "i32", "i32", "i32"], [], (f, x, dy, dx, n) => {
+  mb.func("gelu_bwd_f32", { x: "i32", dy: "i32", dx: "i32", n: "i32" }, [], (f, x, dy, dx, n) => {
     const K = expConsts(f);
     const c = geluConsts(f);
-    const xv = f.local("v128");
-    const u = f.local("v128");
-    const t = f.local("v128");
-    const sig = f.local("v128");
-    const tmp = f.local("v128");
-    const den = f.local("v128");
+    const xv = f.local("v128", "xv");
+    const u = f.local("v128", "u");
+    const t = f.local("v128", "t");
+    const sig = f.local("v128", "sig");
+    const tmp = f.local("v128", "tmp");
+    const den = f.local("v128", "den");
     elemLoop(f, n!, (md) => {
       md.load(x!);
       f.set(xv);

@@ -122,9 +122,12 @@ function streamRows(
 // ---------------------------------------------------------------------------------------------
 // softmax / log-softmax
 
-/** Row-wise softmax over the last axis: out[r,:] = exp(x[r,:] - max) / Σ exp(x[r,:] - max). */
-export function softmaxRows<T extends FloatArray>(x: T, out: T, rows: number, cols: number): void {
-  softmaxFamily("softmaxRows", false, x, out, rows, cols);
+/**
+ * Row-wise softmax over the last axis: out[r,:] = exp(x[r,:] - max) / Σ exp(x[r,:] - max); with `log`,
+ * the log-softmax (as `logSoftmaxRows`).
+ */
+export function softmaxRows<T extends FloatArray>(x: T, out: T, rows: number, cols: number, log = false): void {
+  softmaxFamily(log ? "logSoftmaxRows" : "softmaxRows", log, x, out, rows, cols);
 }
 
 /** Row-wise log-softmax over the last axis: out = (x - max) - log Σ exp(x - max). */

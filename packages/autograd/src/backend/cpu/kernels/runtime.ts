@@ -106,6 +106,49 @@ function align64(x: number): number {
   return Math.ceil(x / 64) * 64;
 }
 
+/** Emit the kernel module (SGEMM and row kernels) on an imported memory; `text` records the text dump. */
+function buildKernelModule(shared: boolean, text: boolean): ModuleBuilder {
+  const mb = new ModuleBuilder({ text }).importMemory({
+    module: "env",
+    name: "memory",
+    initialPages: INITIAL_PAGES,
+    maximumPages: MAX_PAGES,
+    shared,
+  });
+  emitGemm(mb, DEFAULT_GEMM_BLOCKING);
+  emitRows(mb);
+  return mb;
+}
+
+/**
+ * Text listing of the generated kernel module: every function with its named parameters and locals and
+ * one instruction per line, prefixed with the instruction's byte offset in the module (`@+N`, the
+ * offsets engines give in a `CompileError`). The same listing `QKVFLOW_WASM_DEBUG` writes.
+ */
+export function kernelModuleText(shared = runtime?.shared ?? true): string {
+  return buildKernelModule(shared, true).toText();
+}
+
+/**
+ * Where to write the kernel module's text listing when it is built: `QKVFLOW_WASM_DEBUG=1` to stderr,
+ * any other value (except 0) to that file; null when unset.
+ */
+function wasmDebugTarget(): string | null {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const v = env?.QKVFLOW_WASM_DEBUG;
+  return v === undefined || v === "" || v === "0" ? null : v;
+}
+
+function writeWasmDebug(target: string, text: string): void {
+  const fs = nodeBuiltin<{ writeFileSync: (path: string, data: string) => void }>("node:fs");
+  if (target === "1" || !fs) {
+    console.error(text);
+    return;
+  }
+  fs.writeFileSync(target, text);
+  console.error(`kernels: WebAssembly text listing written to ${target}`);
+}
+
 /** Build (once) and return the runtime, or null where WebAssembly SIMD is unavailable. */
 export function getRuntime(): KernelRuntime | null {
   if (runtime !== undefined) return runtime;
@@ -122,15 +165,9 @@ export function getRuntime(): KernelRuntime | null {
     shared = false;
     memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES });
   }
-  const mb = new ModuleBuilder().importMemory({
-    module: "env",
-    name: "memory",
-    initialPages: INITIAL_PAGES,
-    maximumPages: MAX_PAGES,
-    shared,
-  });
-  emitGemm(mb, DEFAULT_GEMM_BLOCKING);
-  emitRows(mb);
+  const debug = wasmDebugTarget();
+  const mb = buildKernelModule(shared, debug !== null);
+  if (debug !== null) writeWasmDebug(debug, mb.toText());
   const module = new WebAssembly.Module(mb.toBytes());
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const exportNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
