@@ -9,7 +9,7 @@ export { broadcastShapes, sizeOf, stridesOf, type Shape } from "./shape.js";
 export type { Backend, TensorInfo, UnaryOp, BinaryOp, ReduceOp } from "./backend/backend.js";
 export { setBackend, getBackend, registerBackend, listBackends } from "./backend/registry.js";
 export { CpuBackend } from "./backend/cpu/cpu-backend.js";
-export { tidy, keep } from "./backend/gpu/tidy.js";
+export { tidy, keep } from "./tidy.js";
 
 export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspace, eye, type CreateOptions } from "./ops/creation.js";
 export {

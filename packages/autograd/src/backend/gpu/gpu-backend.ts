@@ -17,7 +17,7 @@ import {
   truncBody, unaryBody,
 } from "./codegen.js";
 import { GL_MODES, isGpuModeSupported, modeOfKernelClass, type GpuMode, type ResolvedGpuMode } from "./modes.js";
-import { trackAllocation, type Releasable } from "./tidy.js";
+import { trackAllocation, type Releasable } from "../../tidy.js";
 
 /** What to do when the mode that runs is not the mode that was asked for. */
 export type ModeMismatchPolicy = "error" | "warn" | "silent";
