@@ -13,17 +13,16 @@ export { tidy, keep } from "./tidy.js";
 
 export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspace, eye, type CreateOptions } from "./ops/creation.js";
 export {
-  add, sub, mul, div, neg, pow, exp, log, log1p, sqrt, rsqrt, abs, sin, cos, tanh, sigmoid, relu, gelu, silu,
+  add, sub, mul, div, neg, pow, exp, log, log1p, sqrt, rsqrt, abs, sin, cos, tanh, sigmoid, relu, silu,
   square, reciprocal, sign, step, floor, isFinite, maximum, minimum, clamp, where, eq, ne, lt, le, gt, ge,
 } from "./ops/elementwise.js";
 export { sum, mean, max, min, variance, variance as var_, logsumexp, type ReduceOptions } from "./ops/reduce.js";
-export {
-  reshape, transpose, permute, mT, expandDims, squeeze, broadcastTo, sumToShape, slice, concat, stack, split,
-  take, gather, scatterAdd, cast, stopGradient,
-} from "./ops/shape-ops.js";
+export { reshape, transpose, permute, mT, expandDims, squeeze, slice, concat, stack, split, cast, stopGradient } from "./ops/shape-ops.js";
+export { broadcastTo, sumToShape } from "./ops/broadcast.js";
+export { take, gather, scatterAdd } from "./ops/indexing.js";
 export { matmul, matmulT, dot } from "./ops/matmul.js";
 export {
-  softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, linearCrossEntropy, layerNorm, dropout, oneHot, causalMask,
+  gelu, softmax, logSoftmax, softmaxCrossEntropy, crossEntropy, linearCrossEntropy, layerNorm, dropout, oneHot, causalMask,
   type CrossEntropyOptions,
 } from "./ops/nn.js";
 export { vjp, jvp, grad, valueAndGrad, jacobian, checkpoint, customVjp, noGrad, type GradOptions, type JacobianOptions } from "./autodiff/transforms.js";

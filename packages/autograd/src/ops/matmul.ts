@@ -1,9 +1,10 @@
-import { record } from "../autodiff/engine.js";
+import { record, tracked } from "../autodiff/engine.js";
 import { broadcastShapes, fmt } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { add } from "./elementwise.js";
-import { expandDims, reshape, squeeze, sumToShape } from "./shape-ops.js";
-import { requireFloat, sameDType, tracked, wrap } from "./util.js";
+import { sumToShape } from "./broadcast.js";
+import { expandDims, reshape, squeeze } from "./shape-ops.js";
+import { requireFloat, sameDType, wrap } from "./util.js";
 
 /**
  * Batched op(A)·op(B) over the last two axes, batch axes broadcast; op transposes when the flag is set.

@@ -24,8 +24,3 @@ export function sameDType(op: string, ...xs: Tensor[]): DType {
 export function requireFloat(op: string, x: Tensor): void {
   if (x.dtype !== "float32" && x.dtype !== "float64") throw new Error(`${op}: got a ${x.dtype} tensor ${fmt(x.shape)}; expected float32 or float64`);
 }
-
-/** Internal: whether a tensor takes part in the current reverse pass (has a node). */
-export function tracked(x: Tensor): boolean {
-  return x._node !== undefined;
-}
