@@ -6,7 +6,7 @@ import "./methods.js";
 export { Tensor, type TensorLike, type NestedArray, type ArrayData, type GradNode } from "./tensor.js";
 export type { DType, TypedArray } from "./dtype.js";
 export { broadcastShapes, sizeOf, stridesOf, type Shape } from "./shape.js";
-export type { Backend, TensorInfo, UnaryOp, BinaryOp, ReduceOp } from "./backend/backend.js";
+export type { Backend, BackendPrimitives, FusedKernels, FusedKernelName, TensorInfo, UnaryOp, BinaryOp, ReduceOp } from "./backend/backend.js";
 export { setBackend, getBackend, registerBackend, listBackends } from "./backend/registry.js";
 export { CpuBackend } from "./backend/cpu/cpu-backend.js";
 export { tidy, keep } from "./tidy.js";
@@ -30,7 +30,7 @@ export { treeFlatten, treeMap, treeZip, treeLeaves, type Tree } from "./tree.js"
 export * as random from "./random.js";
 export { Key } from "./random.js";
 export { fromNdarray, toNdarray } from "./ndarray-interop.js";
-export { DIFFERENTIABLE_OPS } from "./op-registry.js";
+export { DIFFERENTIABLE_OPS, type DifferentiableOp } from "./op-registry.js";
 export * as linalg from "./linalg-ops.js";
 export { qrRaw, qrPositive, eigvalsRaw, eigvalsBatchedRaw, symEigRaw } from "./linalg/index.js";
 export {

@@ -3,11 +3,10 @@
  * broadcasting that every broadcasting op's rule uses.
  */
 import { record } from "../autodiff/engine.js";
-import type { ReduceOp } from "../backend/backend.js";
 import { broadcastShapes, fmt, normAxes, reducedShape, shapesEqual, type Shape } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { reshape } from "./shape-ops.js";
-import { wrap } from "./util.js";
+import { reduceRaw, wrap } from "./util.js";
 
 /** Options for reductions. */
 export interface ReduceOptions {
@@ -16,12 +15,6 @@ export interface ReduceOptions {
 
 /** Axes argument of the reductions: one axis, a list, or all (null / undefined). */
 export type Axes = number | readonly number[] | null | undefined;
-
-/** Internal: the backend reduction over normalised axes, shaped with or without the reduced axes. */
-export function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdims: boolean): Tensor {
-  const outShape = reducedShape(x.shape, axes, keepdims);
-  return wrap(x._backend.reduce(op, x.info, axes), outShape, x.dtype, x);
-}
 
 /** Sum over axes (all by default). */
 export function sum(x: Tensor, axes?: Axes, opts: ReduceOptions = {}): Tensor {

@@ -259,8 +259,8 @@ export function ge(a: TensorLike, b: TensorLike): Tensor {
   return compare("ge", a, b);
 }
 
-/** Internal: converts number operands to scalar tensors of the other operand's dtype. */
-export function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
+/** Converts number operands to scalar tensors of the other operand's dtype. */
+function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
   if (typeof a === "number" && typeof b === "number") {
     throw new Error("binary op: both operands are numbers; expected at least one Tensor");
   }

@@ -3,7 +3,7 @@ import { broadcastShapes, fmt } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { add } from "./elementwise.js";
 import { sumToShape } from "./broadcast.js";
-import { expandDims, reshape, squeeze } from "./shape-ops.js";
+import { expandDims, squeeze } from "./shape-ops.js";
 import { requireFloat, sameDType, wrap } from "./util.js";
 
 /**
@@ -52,9 +52,4 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 /** Inner product of two 1-D tensors, or matmul otherwise. */
 export function dot(a: Tensor, b: Tensor): Tensor {
   return matmul(a, b);
-}
-
-/** Internal helper kept for callers that need a 2-D view of a batch of rows. */
-export function rows2d(x: Tensor): Tensor {
-  return reshape(x, [-1, x.shape[x.rank - 1]]);
 }

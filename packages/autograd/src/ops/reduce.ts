@@ -1,10 +1,10 @@
 import { record } from "../autodiff/engine.js";
 import { normAxes, reducedShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { reduceRaw, sum, type Axes, type ReduceOptions } from "./broadcast.js";
+import { sum, type Axes, type ReduceOptions } from "./broadcast.js";
 import { add, div, eq, exp, log, mul, sub } from "./elementwise.js";
 import { cast, reshape, stopGradient } from "./shape-ops.js";
-import { requireFloat } from "./util.js";
+import { reduceRaw, requireFloat } from "./util.js";
 
 export { sum };
 

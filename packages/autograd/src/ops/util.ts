@@ -1,6 +1,6 @@
-import type { Buffer } from "../backend/backend.js";
+import type { Buffer, ReduceOp } from "../backend/backend.js";
 import type { DType } from "../dtype.js";
-import { fmt, type Shape } from "../shape.js";
+import { fmt, reducedShape, type Shape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
 /** Internal: wraps a kernel result as a tensor on the backend of `like`. */
@@ -23,4 +23,10 @@ export function sameDType(op: string, ...xs: Tensor[]): DType {
 /** Internal: requires a floating-point dtype. */
 export function requireFloat(op: string, x: Tensor): void {
   if (x.dtype !== "float32" && x.dtype !== "float64") throw new Error(`${op}: got a ${x.dtype} tensor ${fmt(x.shape)}; expected float32 or float64`);
+}
+
+/** Internal: the backend reduction over normalised axes, shaped with or without the reduced axes. */
+export function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdims: boolean): Tensor {
+  const outShape = reducedShape(x.shape, axes, keepdims);
+  return wrap(x._backend.reduce(op, x.info, axes), outShape, x.dtype, x);
 }
