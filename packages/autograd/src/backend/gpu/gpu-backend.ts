@@ -277,7 +277,14 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const shortcut = k as unknown as { output?: number[]; setOutput(o: number[]): void } & ((...a: unknown[]) => unknown);
     const cur = (k.kernel as unknown as { output?: number[] } | undefined)?.output ?? shortcut.output;
     if (!cur || cur[0] !== n) k.setOutput([n]);
-    const out = shortcut(...args) as Store;
+    let out = shortcut(...args) as Store;
+    if (out && !(out instanceof Float32Array) && (out as unknown as { output?: number[] }).output?.[0] !== n) {
+      // gpu.js (immutable pipeline) swapped in, as this kernel's output, a texture of an earlier call that was an
+      // argument of this kernel, sized for that call's output: give the kernel a texture of this size, run again
+      (out as Texture).delete();
+      k.setOutput([n]);
+      out = shortcut(...args) as Store;
+    }
     if (!this.checked.has(key)) {
       this.checked.add(key);
       const ran = modeOfKernelClass((k.kernel ?? k).constructor);
