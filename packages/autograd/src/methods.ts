@@ -2,6 +2,8 @@ import { Tensor, type TensorLike } from "./tensor.js";
 import * as ew from "./ops/elementwise.js";
 import * as red from "./ops/reduce.js";
 import * as so from "./ops/shape-ops.js";
+import * as bc from "./ops/broadcast.js";
+import * as ix from "./ops/indexing.js";
 import * as mm from "./ops/matmul.js";
 import * as nn from "./ops/nn.js";
 import type { DType } from "./dtype.js";
@@ -80,7 +82,7 @@ const methods: Record<string, (this: Tensor, ...a: never[]) => Tensor> = {
   tanh() { return ew.tanh(this); },
   sigmoid() { return ew.sigmoid(this); },
   relu() { return ew.relu(this); },
-  gelu() { return ew.gelu(this); },
+  gelu() { return nn.gelu(this); },
   silu() { return ew.silu(this); },
   square() { return ew.square(this); },
   maximum(b: TensorLike) { return ew.maximum(this, b); },
@@ -103,9 +105,9 @@ const methods: Record<string, (this: Tensor, ...a: never[]) => Tensor> = {
   transpose(p?: readonly number[]) { return so.transpose(this, p); },
   expandDims(a: number) { return so.expandDims(this, a); },
   squeeze(a?: number | readonly number[]) { return so.squeeze(this, a); },
-  broadcastTo(s: readonly number[]) { return so.broadcastTo(this, s); },
+  broadcastTo(s: readonly number[]) { return bc.broadcastTo(this, s); },
   slice(b: readonly number[], e?: readonly (number | null)[], st?: readonly number[]) { return so.slice(this, b, e, st); },
-  take(i: Tensor, a?: number) { return so.take(this, i, a); },
+  take(i: Tensor, a?: number) { return ix.take(this, i, a); },
   cast(d: DType) { return so.cast(this, d); },
   softmax(a?: number) { return nn.softmax(this, a); },
   logSoftmax(a?: number) { return nn.logSoftmax(this, a); },

@@ -1,25 +1,18 @@
 import {
-  backward, detached, hasActiveTangent, isRecording, makeCheckpointNodes, makeGroupNodes, makeLeaf, noGrad, peekNodeId, popForward, popReverse,
-  probeTracked, pushForward, pushReverse, record, setTangent, tangentOf,
+  backward, detached, hasActiveTangent, identity, isRecording, leafOf, makeCheckpointNodes, makeGroupNodes, noGrad, peekNodeId, popForward,
+  popReverse, probeTracked, pushForward, pushReverse, setTangent, tangentOf,
 } from "./engine.js";
 import { isFloat } from "../dtype.js";
 import { fmt, shapesEqual } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { treeFlatten, type Tree } from "../tree.js";
 import { full } from "../ops/creation.js";
-import { add } from "../ops/elementwise.js";
 import { reshape, stack } from "../ops/shape-ops.js";
 
 export { noGrad };
 
 function zerosOf(x: Tensor): Tensor {
   return new Tensor(x._backend.zeros(x.dtype, x.size), x.shape, x.dtype, x._backend);
-}
-
-/** The same tensor seen through an identity op (records autodiff information when its input is tracked). */
-function identity(x: Tensor): Tensor {
-  const y = new Tensor(x._buf, x.shape, x.dtype, x._backend);
-  return record(y, [x], { name: "identity", vjp: (g) => [g], jvp: ([t]) => t });
 }
 
 /**
@@ -32,14 +25,7 @@ export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...primals: A)
   let out: R;
   let leaves: Tensor[][];
   try {
-    leaves = flats.map((fl) =>
-      fl.leaves.map((x) => {
-        const l = new Tensor(x._buf, x.shape, x.dtype, x._backend);
-        if (x._tangents) l._tangents = new Map(x._tangents);
-        if (isFloat(x.dtype)) makeLeaf(l, x);
-        return l;
-      }),
-    );
+    leaves = flats.map((fl) => fl.leaves.map(leafOf));
     out = f(...(flats.map((fl, i) => fl.unflatten(leaves[i])) as A));
   } finally {
     popReverse(level);
@@ -57,7 +43,7 @@ export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...primals: A)
     });
     const keep = new Set<number>();
     for (const ls of leaves) for (const l of ls) if (l._node) keep.add(l._node.id);
-    const grads = backward(roots, minId, keep, add);
+    const grads = backward(roots, minId, keep);
     return flats.map((fl, i) =>
       fl.unflatten(leaves[i].map((l) => (l._node ? grads.get(l._node.id) : undefined) ?? zerosOf(l))),
     ) as A;

@@ -22,10 +22,12 @@ export type BinaryOp =
 export type ReduceOp = "sum" | "max" | "min";
 
 /**
- * The narrow kernel interface every backend implements. Gradient rules never call a backend; ops call
- * kernels. Every kernel returns a fresh buffer of the documented output shape (dense row-major).
+ * The primitives every backend implements: storage, and the kernels every op is built from. Gradient rules
+ * never call a backend; ops call kernels. Every kernel returns a fresh buffer of the documented output shape
+ * (dense row-major). A backend that implements only these runs every op: the fused kernels below fall back to
+ * their composites in the op layer (`src/ops/fused.ts`).
  */
-export interface Backend {
+export interface BackendPrimitives {
   readonly name: string;
   /** Uploads host data (the array may be kept by reference; callers must not mutate it afterwards). */
   fromArray(data: TypedArray, dtype: DType): Buffer;
@@ -58,6 +60,16 @@ export interface Backend {
   gather(x: TensorInfo, indices: TensorInfo, axis: number): Buffer;
   /** Adjoint of gather: zeros of `outShape`, then adds `updates` at `indices` along `axis`. */
   scatterAdd(updates: TensorInfo, indices: TensorInfo, axis: number, outShape: Shape): Buffer;
+  /** Random bits are produced on the host; backends only receive the values through fromArray. */
+}
+
+/**
+ * Fused kernels: faster forms of values the op layer can also compose from the primitives. A backend provides
+ * any subset; each has exactly one composite definition in `src/ops/fused.ts`, which runs when the backend
+ * lacks the kernel and is the reference the conformance suite checks the kernel against. Operands are validated
+ * by the op that calls the kernel (shapes, dtypes, target ranges), not by the kernel.
+ */
+export interface FusedKernels {
   /** Softmax / log-softmax over the last axis. */
   softmax(x: TensorInfo, log: boolean): Buffer;
   /** Per-row NLL and log-sum-exp of logits [N, C] with int32 targets [N]; ignored rows give 0. */
@@ -95,5 +107,13 @@ export interface Backend {
   linearCrossEntropyWithGrad(
     x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
   ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer };
-  /** Random bits are produced on the host; backends only receive the values through fromArray. */
 }
+
+/** Name of a fused kernel. */
+export type FusedKernelName = keyof FusedKernels;
+
+/**
+ * A backend: the primitives, plus whichever fused kernels it implements (each optional, so a call site must
+ * handle a missing one — ops go through `fused()` in `src/ops/fused.ts`, which falls back to the composite).
+ */
+export interface Backend extends BackendPrimitives, Partial<FusedKernels> {}

@@ -1,10 +1,10 @@
 import type { BinaryOp, UnaryOp } from "../backend/backend.js";
-import { record } from "../autodiff/engine.js";
+import { record, tracked } from "../autodiff/engine.js";
 import { broadcastShapes, shapesEqual } from "../shape.js";
 import { Tensor, type TensorLike } from "../tensor.js";
 import { asTensor } from "./creation.js";
-import { broadcastTo, sumToShape } from "./shape-ops.js";
-import { requireFloat, sameDType, tracked, wrap } from "./util.js";
+import { broadcastTo, sumToShape } from "./broadcast.js";
+import { requireFloat, sameDType, wrap } from "./util.js";
 
 type Deriv = (x: Tensor, y: Tensor) => Tensor;
 
@@ -67,43 +67,6 @@ export function sigmoid(x: Tensor): Tensor {
 /** max(x, 0) */
 export function relu(x: Tensor): Tensor {
   return unary("relu", x, (x) => step(x));
-}
-const GELU_C = Math.sqrt(2 / Math.PI);
-/** GPT-2's gelu: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))). The backward is one fused kernel (geluGrad). */
-export function gelu(x: Tensor): Tensor {
-  requireFloat("gelu", x);
-  const y = wrap(x._backend.unary("gelu", x.info, x.dtype), x.shape, x.dtype, x);
-  return record(y, [x], {
-    name: "gelu",
-    vjp: (g) => [geluGrad(x, g)],
-    jvp: ([t]) => (t ? geluGrad(x, t) : null),
-  });
-}
-
-/** g·gelu′(x) from the backend's fused kernel; differentiable again (rules with gelu″ as ordinary ops). */
-function geluGrad(x: Tensor, g: Tensor): Tensor {
-  const y = wrap(x._backend.geluBackward(x.info, g.info), x.shape, x.dtype, x);
-  return record(y, [x, g], {
-    name: "geluGrad",
-    vjp: (u) => [tracked(x) ? mul(mul(u, g), gelu2(x)) : null, tracked(g) ? geluGrad(x, u) : null],
-    jvp: ([tx, tg]) => {
-      const a = tx ? mul(mul(tx, g), gelu2(x)) : null;
-      const b = tg ? geluGrad(x, tg) : null;
-      return a && b ? add(a, b) : (a ?? b);
-    },
-  });
-}
-
-/**
- * gelu″(x) = (1 − th²)·(u′ − x·th·u′² + ½·x·u″) with u = c(x + a x³), th = tanh u, u′ = c(1 + 3a x²), u″ = 6ac x.
- */
-function gelu2(x: Tensor): Tensor {
-  const a = 0.044715;
-  const x2 = mul(x, x);
-  const th = tanh(mul(GELU_C, mul(x, add(1, mul(a, x2)))));
-  const du = mul(GELU_C, add(1, mul(3 * a, x2)));
-  const inner = add(sub(du, mul(mul(x, th), mul(du, du))), mul(x, mul(x, 3 * a * GELU_C)));
-  return mul(sub(1, mul(th, th)), inner);
 }
 /** x·sigmoid(x) */
 export function silu(x: Tensor): Tensor {
@@ -296,8 +259,8 @@ export function ge(a: TensorLike, b: TensorLike): Tensor {
   return compare("ge", a, b);
 }
 
-/** Internal: converts number operands to scalar tensors of the other operand's dtype. */
-export function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
+/** Converts number operands to scalar tensors of the other operand's dtype. */
+function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
   if (typeof a === "number" && typeof b === "number") {
     throw new Error("binary op: both operands are numbers; expected at least one Tensor");
   }

@@ -1,9 +1,10 @@
-import { record } from "../autodiff/engine.js";
+import { record, tracked } from "../autodiff/engine.js";
 import { broadcastShapes, fmt } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { add } from "./elementwise.js";
-import { expandDims, reshape, squeeze, sumToShape } from "./shape-ops.js";
-import { requireFloat, sameDType, tracked, wrap } from "./util.js";
+import { sumToShape } from "./broadcast.js";
+import { expandDims, squeeze } from "./shape-ops.js";
+import { requireFloat, sameDType, wrap } from "./util.js";
 
 /**
  * Batched op(A)·op(B) over the last two axes, batch axes broadcast; op transposes when the flag is set.
@@ -51,9 +52,4 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 /** Inner product of two 1-D tensors, or matmul otherwise. */
 export function dot(a: Tensor, b: Tensor): Tensor {
   return matmul(a, b);
-}
-
-/** Internal helper kept for callers that need a 2-D view of a batch of rows. */
-export function rows2d(x: Tensor): Tensor {
-  return reshape(x, [-1, x.shape[x.rank - 1]]);
 }

@@ -1,14 +1,14 @@
-import { isRecording, record } from "../autodiff/engine.js";
-import { jvp, vjp } from "../autodiff/transforms.js";
+import { gradientRequested, pullback, pushforward, record, recordComposite, tracked } from "../autodiff/engine.js";
 import { bernoulli, type Key } from "../random.js";
 import { fmt, lastAxisRows, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { arange, onesLike, zerosLike } from "./creation.js";
+import { broadcastTo, sum, sumToShape } from "./broadcast.js";
+import { arange, asTensor } from "./creation.js";
+import { add, div, eq, exp, ge, mul, ne, sub, where } from "./elementwise.js";
+import { fused, geluDerivative, layerNormBackwardComposite, layerNormComposite } from "./fused.js";
 import { matmulT } from "./matmul.js";
-import { add, div, eq, exp, ge, mul, ne, rsqrt, sub, where } from "./elementwise.js";
-import { mean, sum, variance } from "./reduce.js";
-import { broadcastTo, cast, expandDims, reshape, sumToShape, transpose } from "./shape-ops.js";
-import { requireFloat, sameDType, tracked, wrap } from "./util.js";
+import { cast, expandDims, reshape, transpose } from "./shape-ops.js";
+import { requireFloat, sameDType, wrap } from "./util.js";
 
 function lastAxisOp(x: Tensor, axis: number, f: (v: Tensor) => Tensor): Tensor {
   const a = normAxis("softmax", axis, x.rank);
@@ -20,7 +20,7 @@ function lastAxisOp(x: Tensor, axis: number, f: (v: Tensor) => Tensor): Tensor {
 }
 
 function softmaxLast(x: Tensor): Tensor {
-  const y = wrap(x._backend.softmax(x.info, false), x.shape, x.dtype, x);
+  const y = wrap(fused(x._backend, "softmax", x.info, false), x.shape, x.dtype, x);
   const ax = x.rank - 1;
   return record(y, [x], {
     name: "softmax",
@@ -30,7 +30,7 @@ function softmaxLast(x: Tensor): Tensor {
 }
 
 function logSoftmaxLast(x: Tensor): Tensor {
-  const y = wrap(x._backend.softmax(x.info, true), x.shape, x.dtype, x);
+  const y = wrap(fused(x._backend, "softmax", x.info, true), x.shape, x.dtype, x);
   const ax = x.rank - 1;
   return record(y, [x], {
     name: "logSoftmax",
@@ -65,8 +65,22 @@ function validMask(targets: Tensor, ignoreIndex: number, dtype: "float32" | "flo
   return cast(ne(targets, ignoreIndex), dtype);
 }
 
+/**
+ * The one validation of cross-entropy targets (kernels and composites trust it): int32 class indices in
+ * [0, classes) or equal to `ignoreIndex`. Reads the targets on the host (uploaded host data on every backend).
+ */
+function checkTargets(op: string, targets: Tensor, classes: number, ignoreIndex: number): void {
+  if (targets.dtype !== "int32") throw new Error(`${op}: targets have dtype ${targets.dtype}; expected int32 class indices`);
+  const t = targets.data();
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] !== ignoreIndex && !(t[i] >= 0 && t[i] < classes)) {
+      throw new Error(`${op}: target ${t[i]} at position ${i} is out of range; expected 0 <= target < ${classes} or ${ignoreIndex} (ignored)`);
+    }
+  }
+}
+
 function ceGradRaw(logits: Tensor, targets: Tensor, lse: Tensor, g: Tensor, ignoreIndex: number): Tensor {
-  const y = wrap(logits._backend.crossEntropyBackward(logits.info, targets.info, lse.info, g.info, ignoreIndex), logits.shape, logits.dtype, logits);
+  const y = wrap(fused(logits._backend, "crossEntropyBackward", logits.info, targets.info, lse.info, g.info, ignoreIndex), logits.shape, logits.dtype, logits);
   const C = logits.shape[1];
   const dt = logits.dtype as "float32" | "float64";
   const parts = () => {
@@ -98,8 +112,8 @@ export function softmaxCrossEntropy(logits: Tensor, targets: Tensor, ignoreIndex
   if (logits.rank !== 2 || targets.rank !== 1 || targets.shape[0] !== logits.shape[0]) {
     throw new Error(`crossEntropy: logits ${fmt(logits.shape)} and targets ${fmt(targets.shape)}; expected logits [N, C] and targets [N]`);
   }
-  if (targets.dtype !== "int32") throw new Error(`crossEntropy: targets have dtype ${targets.dtype}; expected int32 class indices`);
-  const { loss, lse } = logits._backend.crossEntropy(logits.info, targets.info, ignoreIndex);
+  checkTargets("crossEntropy", targets, logits.shape[1], ignoreIndex);
+  const { loss, lse } = fused(logits._backend, "crossEntropy", logits.info, targets.info, ignoreIndex);
   const N = logits.shape[0];
   const y = wrap(loss, [N], logits.dtype, logits);
   const lseT = wrap(lse, [N], logits.dtype, logits);
@@ -174,15 +188,15 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
   if (x.rank < 1 || w.rank !== 2 || w.shape[1] !== E) {
     throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and w ${fmt(w.shape)}; expected x [..., E] and w [V, E] with the same E`);
   }
-  if (targets.dtype !== "int32") throw new Error(`linearCrossEntropy: targets have dtype ${targets.dtype}; expected int32 class indices`);
   if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
     throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`);
   }
   const ignore = opts.ignoreIndex ?? -100;
+  checkTargets("linearCrossEntropy", targets, w.shape[0], ignore);
   const reduction = checkReduction("linearCrossEntropy", opts.reduction);
   const x2 = reshape(x, [-1, E]);
   const t2 = reshape(targets, [-1]);
-  if (reduction !== "none" && isRecording() && (tracked(x2) || tracked(w))) {
+  if (reduction !== "none" && gradientRequested(x2, w)) {
     // a summed loss under reverse mode: the gradients come out of the forward pass (no recomputed logits)
     const total = linearCrossEntropySum(x2, w, t2, ignore);
     return reduction === "sum" ? total : div(total, validCount(targets, ignore));
@@ -196,13 +210,13 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
  * backward scales them by the incoming cotangent. dx and dw are differentiable again (rules from ordinary ops).
  */
 function linearCrossEntropySum(x: Tensor, w: Tensor, targets: Tensor, ignore: number): Tensor {
-  const r = x._backend.linearCrossEntropyWithGrad(x.info, w.info, targets.info, ignore);
+  const r = fused(x._backend, "linearCrossEntropyWithGrad", x.info, w.info, targets.info, ignore);
   const total = sum(wrap(r.loss, [x.shape[0]], x.dtype, x));
   const dx = wrap(r.dx, x.shape, x.dtype, x);
   const dw = wrap(r.dw, w.shape, x.dtype, x);
   const composite = linearCeComposite(targets, ignore);
   recordGradsByComposite(dx, dw, [x, w], "linearCrossEntropySumGrad",
-    (a, b) => vjp((p: Tensor, q: Tensor) => sum(composite(p, q)), a, b)[1](onesLike(total)));
+    (a, b) => pullback((p, q) => sum(composite(p, q)), [a, b], asTensor(1, total)));
   return record(total, [x, w], {
     name: "linearCrossEntropySum",
     vjp: (g) => [mul(dx, g), mul(dw, g)],
@@ -219,26 +233,17 @@ function linearCeComposite(targets: Tensor, ignore: number): (x: Tensor, w: Tens
   return (x, w) => softmaxCrossEntropy(matmulT(x, w, false, true), targets, ignore);
 }
 
-/** Records `out = f(...inputs)` with rules obtained by differentiating `f` (ordinary ops) with nested transforms. */
-function recordByComposite(out: Tensor, inputs: Tensor[], name: string, f: (...xs: Tensor[]) => Tensor): Tensor {
-  return record(out, inputs, {
-    name,
-    vjp: (u) => vjp((...xs: Tensor[]) => f(...xs), ...inputs)[1](u),
-    jvp: (ts) => jvp((...xs: Tensor[]) => f(...xs), inputs, inputs.map((x, i) => ts[i] ?? zerosLike(x)))[1],
-  });
-}
-
 /**
  * Records the kernel's gradients dx, dw of the projection + cross-entropy as functions of `inputs`, with rules
  * from `grads` (the same [dx, dw] written with ordinary ops), so second derivatives work through them.
  */
 function recordGradsByComposite(dx: Tensor, dw: Tensor, inputs: Tensor[], name: string, grads: (...xs: Tensor[]) => Tensor[]): void {
-  recordByComposite(dx, inputs, `${name}X`, (...xs) => grads(...xs)[0]);
-  recordByComposite(dw, inputs, `${name}W`, (...xs) => grads(...xs)[1]);
+  recordComposite(dx, inputs, `${name}X`, (...xs) => grads(...xs)[0]);
+  recordComposite(dw, inputs, `${name}W`, (...xs) => grads(...xs)[1]);
 }
 
 function linearCrossEntropyRows(x: Tensor, w: Tensor, targets: Tensor, ignore: number): Tensor {
-  const r = x._backend.linearCrossEntropy(x.info, w.info, targets.info, ignore);
+  const r = fused(x._backend, "linearCrossEntropy", x.info, w.info, targets.info, ignore);
   const N = x.shape[0];
   const y = wrap(r.loss, [N], x.dtype, x);
   const lse = wrap(r.lse, [N], x.dtype, x);
@@ -246,13 +251,13 @@ function linearCrossEntropyRows(x: Tensor, w: Tensor, targets: Tensor, ignore: n
   return record(y, [x, w], {
     name: "linearCrossEntropy",
     vjp: (g) => {
-      const b = x._backend.linearCrossEntropyBackward(x.info, w.info, targets.info, lse.info, g.info, ignore);
+      const b = fused(x._backend, "linearCrossEntropyBackward", x.info, w.info, targets.info, lse.info, g.info, ignore);
       const dx = wrap(b.dx, x.shape, x.dtype, x);
       const dw = wrap(b.dw, w.shape, x.dtype, x);
-      recordGradsByComposite(dx, dw, [x, w, g], "linearCrossEntropyGrad", (a, b2, c) => vjp(composite, a, b2)[1](c));
+      recordGradsByComposite(dx, dw, [x, w, g], "linearCrossEntropyGrad", (a, b2, c) => pullback(composite, [a, b2], c));
       return [dx, dw];
     },
-    jvp: ([tx, tw]) => jvp(composite, [x, w], [tx ?? zerosLike(x), tw ?? zerosLike(w)])[1],
+    jvp: ([tx, tw]) => pushforward(composite, [x, w], [tx, tw]),
   });
 }
 
@@ -302,7 +307,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null = null, beta: Tensor |
 
 /** The fused layer-norm primitive: gamma and beta are [C] or null. */
 function layerNormPrim(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
-  const r = x._backend.layerNorm(x.info, gamma?.info ?? null, beta?.info ?? null, eps);
+  const r = fused(x._backend, "layerNorm", x.info, gamma?.info ?? null, beta?.info ?? null, eps);
   const { rows } = lastAxisRows(x.shape);
   const y = wrap(r.y, x.shape, x.dtype, x);
   const saved: LnSaved = { mean: wrap(r.mean, [rows], x.dtype, x), rstd: wrap(r.rstd, [rows], x.dtype, x), eps };
@@ -342,7 +347,7 @@ function layerNormPrim(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps
 function layerNormGrad(
   x: Tensor, gamma: Tensor | null, g: Tensor, s: LnSaved, params: boolean,
 ): { dx: Tensor; dgamma: Tensor | null; dbeta: Tensor | null } {
-  const r = x._backend.layerNormBackward(x.info, gamma?.info ?? null, s.mean.info, s.rstd.info, g.info, params);
+  const r = fused(x._backend, "layerNormBackward", x.info, gamma?.info ?? null, s.mean.info, s.rstd.info, g.info, params);
   const C = x.shape[x.rank - 1];
   const dx = wrap(r.dx, x.shape, x.dtype, x);
   const M = (v: Tensor) => layerNormGrad(x, null, v, s, false).dx;
@@ -350,7 +355,7 @@ function layerNormGrad(
   record(dx, gamma ? [x, gamma, g] : [x, g], {
     name: "layerNormGrad",
     vjp: (u) => {
-      const cx = tracked(x) ? vjp((xx: Tensor) => layerNormGradComposite(xx, gamma, g, s.eps), x)[1](u)[0] : null;
+      const cx = tracked(x) ? pullback((xx) => layerNormGradComposite(xx, gamma, g, s.eps), [x], u)[0] : null;
       const needMu = tracked(g) || (gamma !== null && tracked(gamma));
       const mu = needMu ? M(u) : null;
       const cg = tracked(g) && mu ? (gamma ? mul(mu, gamma) : mu) : null;
@@ -362,7 +367,8 @@ function layerNormGrad(
       const tgam = gamma ? ts[1] : null;
       const tg = ts[gamma ? 2 : 1];
       const terms: Tensor[] = [];
-      if (tx) terms.push(jvp((xx: Tensor) => layerNormGradComposite(xx, gamma, g, s.eps), [x], [tx])[1]);
+      const cx = tx ? pushforward((xx) => layerNormGradComposite(xx, gamma, g, s.eps), [x], [tx]) : null;
+      if (cx) terms.push(cx);
       if (tg) terms.push(layerNormGrad(x, gamma, tg, s, false).dx);
       if (tgam) terms.push(M(mul(tgam, g)));
       return terms.length === 0 ? null : terms.reduce((a, b) => add(a, b));
@@ -388,15 +394,39 @@ function layerNormGrad(
   return { dx, dgamma, dbeta };
 }
 
-/** The layer-norm backward dx written with ordinary ops (differentiated for the x-dependence of dx). */
+/** The layer-norm backward dx as a function of x (statistics recomputed from x): the composites of fused.ts. */
 function layerNormGradComposite(x: Tensor, gamma: Tensor | null, g: Tensor, eps: number): Tensor {
-  const mu = mean(x, -1, { keepdims: true });
-  const rs = rsqrt(add(variance(x, -1, { keepdims: true }), eps));
-  const xh = mul(sub(x, mu), rs);
-  const gy = gamma ? mul(g, gamma) : g;
-  const a = mean(gy, -1, { keepdims: true });
-  const b = mean(mul(gy, xh), -1, { keepdims: true });
-  return mul(rs, sub(sub(gy, a), mul(xh, b)));
+  const { mean, rstd } = layerNormComposite(x, null, null, eps);
+  return layerNormBackwardComposite(x, gamma, mean, rstd, g, false).dx;
+}
+
+/** GPT-2's gelu: 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))). The backward is one fused kernel (geluGrad). */
+export function gelu(x: Tensor): Tensor {
+  requireFloat("gelu", x);
+  const y = wrap(x._backend.unary("gelu", x.info, x.dtype), x.shape, x.dtype, x);
+  return record(y, [x], {
+    name: "gelu",
+    vjp: (g) => [geluGrad(x, g)],
+    jvp: ([t]) => (t ? geluGrad(x, t) : null),
+  });
+}
+
+/**
+ * g·gelu′(x) from the fused kernel; differentiable again: linear in g (the same kernel), and in x through gelu″,
+ * the derivative of the composite gelu′ of fused.ts.
+ */
+function geluGrad(x: Tensor, g: Tensor): Tensor {
+  const y = wrap(fused(x._backend, "geluBackward", x.info, g.info), x.shape, x.dtype, x);
+  return record(y, [x, g], {
+    name: "geluGrad",
+    vjp: (u) => [tracked(x) ? pullback(geluDerivative, [x], mul(u, g))[0] : null, tracked(g) ? geluGrad(x, u) : null],
+    jvp: ([tx, tg]) => {
+      const dx = tx ? pushforward(geluDerivative, [x], [tx]) : null;
+      const a = dx ? mul(dx, g) : null;
+      const b = tg ? geluGrad(x, tg) : null;
+      return a && b ? add(a, b) : (a ?? b);
+    },
+  });
 }
 
 /** Inverted dropout with an explicit RNG key: zeroes elements with probability `rate`, scales the rest by 1/(1−rate). */

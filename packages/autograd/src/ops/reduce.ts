@@ -1,36 +1,14 @@
 import { record } from "../autodiff/engine.js";
-import type { ReduceOp } from "../backend/backend.js";
 import { normAxes, reducedShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
+import { sum, type Axes, type ReduceOptions } from "./broadcast.js";
 import { add, div, eq, exp, log, mul, sub } from "./elementwise.js";
-import { broadcastTo, cast, reshape, stopGradient } from "./shape-ops.js";
-import { requireFloat, wrap } from "./util.js";
+import { cast, reshape, stopGradient } from "./shape-ops.js";
+import { reduceRaw, requireFloat } from "./util.js";
 
-/** Options for reductions. */
-export interface ReduceOptions {
-  keepdims?: boolean;
-}
+export { sum };
 
-type Axes = number | readonly number[] | null | undefined;
-
-function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdims: boolean): Tensor {
-  const outShape = reducedShape(x.shape, axes, keepdims);
-  return wrap(x._backend.reduce(op, x.info, axes), outShape, x.dtype, x);
-}
-
-/** Sum over axes (all by default). */
-export function sum(x: Tensor, axes?: Axes, opts: ReduceOptions = {}): Tensor {
-  const ax = normAxes("sum", axes, x.rank);
-  const keep = opts.keepdims ?? false;
-  if (ax.length === 0) return x;
-  const y = reduceRaw("sum", x, ax, keep);
-  const kept = reducedShape(x.shape, ax, true);
-  return record(y, [x], {
-    name: "sum",
-    vjp: (g) => [broadcastTo(reshape(g, kept), x.shape)],
-    jvp: ([t]) => (t ? sum(t, ax, { keepdims: keep }) : null),
-  });
-}
+export type { ReduceOptions };
 
 /** Mean over axes (all by default). */
 export function mean(x: Tensor, axes?: Axes, opts: ReduceOptions = {}): Tensor {

@@ -1,8 +1,7 @@
-import { detached, record } from "../autodiff/engine.js";
+import { detached, record, tracked } from "../autodiff/engine.js";
 import { checkDType, type DType } from "../dtype.js";
-import { broadcastShapes, fmt, normAxis, normAxes, shapesEqual, sizeOf, type Shape } from "../shape.js";
+import { fmt, normAxis, normAxes, shapesEqual, sizeOf, type Shape } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { sum } from "./reduce.js";
 import { sameDType, wrap } from "./util.js";
 
 /** New shape for the same elements (a view: the buffer is shared). One axis may be −1. */
@@ -47,27 +46,6 @@ export function mT(x: Tensor): Tensor {
   const p = Array.from({ length: r }, (_, i) => i);
   [p[r - 2], p[r - 1]] = [p[r - 1], p[r - 2]];
   return transpose(x, p);
-}
-
-/** Broadcasts x to `shape` (NumPy rules), materialising the result. */
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  const out = broadcastShapes("broadcastTo", x.shape, shape);
-  if (!shapesEqual(out, shape)) throw new Error(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
-  if (shapesEqual(x.shape, shape)) return x;
-  const y = wrap(x._backend.broadcastTo(x.info, shape), shape, x.dtype, x);
-  return record(y, [x], { name: "broadcastTo", vjp: (g) => [sumToShape(g, x.shape)], jvp: ([t]) => (t ? broadcastTo(t, shape) : null) });
-}
-
-/** Sums a broadcast result back to `shape` (the adjoint of broadcasting). */
-export function sumToShape(g: Tensor, shape: Shape): Tensor {
-  if (shapesEqual(g.shape, shape)) return g;
-  const lead = g.rank - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  }
-  const s = axes.length ? sum(g, axes) : g;
-  return reshape(s, shape);
 }
 
 /** Inserts a size-1 axis at `axis` (a view). */
@@ -156,7 +134,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     name: "concat",
     vjp: (g) =>
       xs.map((x, i) => {
-        if (!x._node) return null;
+        if (!tracked(x)) return null;
         const b = new Array<number>(r).fill(0);
         b[a] = offsets[i];
         return sliceRaw(g, b, [...x.shape], new Array<number>(r).fill(1));
@@ -203,52 +181,6 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   }
   return out;
 }
-
-function checkIndices(op: string, indices: Tensor): void {
-  if (indices.dtype !== "int32") throw new Error(`${op}: indices have dtype ${indices.dtype} ${fmt(indices.shape)}; expected int32`);
-}
-
-/** Gathers slices along `axis` at int32 `indices` (any shape): out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]. */
-export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
-  checkIndices("take", indices);
-  const a = normAxis("take", axis, x.rank);
-  const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
-  const flatIdx = indices.rank === 1 ? indices : reshape(indices, [indices.size]);
-  const y = wrap(x._backend.gather(x.info, flatIdx.info, a), outShape, x.dtype, x);
-  return record(y, [x], {
-    name: "take",
-    vjp: (g) => [scatterAddRaw(g, indices, a, x.shape)],
-    jvp: ([t]) => (t ? take(t, indices, a) : null),
-  });
-}
-
-/** Alias of take. */
-export const gather = take;
-
-function scatterAddRaw(updates: Tensor, indices: Tensor, axis: number, outShape: Shape): Tensor {
-  const flatIdx = indices.rank === 1 ? indices : reshape(indices, [indices.size]);
-  const expect = [...outShape.slice(0, axis), ...indices.shape, ...outShape.slice(axis + 1)];
-  if (!shapesEqual(updates.shape, expect)) {
-    throw new Error(`scatterAdd: updates have shape ${fmt(updates.shape)}; expected ${fmt(expect)} for indices ${fmt(indices.shape)} along axis ${axis} of ${fmt(outShape)}`);
-  }
-  const y = wrap(updates._backend.scatterAdd(updates.info, flatIdx.info, axis, outShape), outShape, updates.dtype, updates);
-  return record(y, [updates], {
-    name: "scatterAdd",
-    vjp: (g) => [take(g, indices, axis)],
-    jvp: ([t]) => (t ? scatterAddRaw(t, indices, axis, outShape) : null),
-  });
-}
-
-/** Returns `base` with `updates` added at `indices` along `axis` (repeated indices accumulate). */
-export function scatterAdd(base: Tensor, indices: Tensor, updates: Tensor, axis = 0): Tensor {
-  checkIndices("scatterAdd", indices);
-  const a = normAxis("scatterAdd", axis, base.rank);
-  sameDType("scatterAdd", base, updates);
-  return addTensors(base, scatterAddRaw(updates, indices, a, base.shape));
-}
-
-// local import to avoid a cycle at module evaluation time
-import { add as addTensors } from "./elementwise.js";
 
 /** Converts to another dtype (differentiable between float dtypes). */
 export function cast(x: Tensor, dtype: DType): Tensor {

@@ -1,6 +1,6 @@
-import type { Buffer } from "../backend/backend.js";
+import type { Buffer, ReduceOp } from "../backend/backend.js";
 import type { DType } from "../dtype.js";
-import { fmt, type Shape } from "../shape.js";
+import { fmt, reducedShape, type Shape } from "../shape.js";
 import { Tensor } from "../tensor.js";
 
 /** Internal: wraps a kernel result as a tensor on the backend of `like`. */
@@ -25,7 +25,8 @@ export function requireFloat(op: string, x: Tensor): void {
   if (x.dtype !== "float32" && x.dtype !== "float64") throw new Error(`${op}: got a ${x.dtype} tensor ${fmt(x.shape)}; expected float32 or float64`);
 }
 
-/** Internal: whether a tensor takes part in the current reverse pass (has a node). */
-export function tracked(x: Tensor): boolean {
-  return x._node !== undefined;
+/** Internal: the backend reduction over normalised axes, shaped with or without the reduced axes. */
+export function reduceRaw(op: ReduceOp, x: Tensor, axes: number[], keepdims: boolean): Tensor {
+  const outShape = reducedShape(x.shape, axes, keepdims);
+  return wrap(x._backend.reduce(op, x.info, axes), outShape, x.dtype, x);
 }

@@ -42,6 +42,21 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
       assert.deepEqual(Array.from(y.data()), [16777215, -16777215, 16777216], "a kernel result above 2^24 is rounded to float32");
     });
 
+    it("a kernel fed its own earlier output, then run at another size, gives that size's values", () => {
+      // gpu.js may hand a kernel, as its next output, a texture of an earlier call's argument (sized for that
+      // call): x·x at 66 elements, then at 12 elements, each fed back into the same mul kernel
+      setBackend(createGpuBackend({ mode, name: `gpu-resize-${mode}` }));
+      const big = tensor(Float32Array.from({ length: 66 }, (_, i) => 1 + i / 66));
+      const b = mul(big, big);
+      const c = mul(b, b);
+      b.dispose();
+      assert.ok(Math.abs(c.data()[65] - (1 + 65 / 66) ** 4) < 1e-4);
+      const v = Float32Array.from({ length: 12 }, (_, i) => 0.5 + i / 12);
+      const d = mul(tensor(v), tensor(v));
+      const f = mul(d, d);
+      Array.from(f.data()).forEach((got, i) => assert.ok(Math.abs(got - v[i] ** 4) < 1e-5, `[${i}] got ${got}, expected ${v[i] ** 4}`));
+    });
+
     it("keeps results on the device until they are read", () => {
       const b = be();
       setBackend(b);

@@ -47,7 +47,7 @@ function bcastAt(x: ArrayLike<number>, shape: Shape, outIdx: readonly number[]):
   return x[ravel(idx, shape)];
 }
 
-const GELU_C = Math.sqrt(2 / Math.PI);
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** The definition of each unary op. */
 export const UNARY_REF: Record<string, (x: number) => number> = {
@@ -63,7 +63,7 @@ export const UNARY_REF: Record<string, (x: number) => number> = {
   tanh: Math.tanh,
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   relu: (x) => Math.max(x, 0),
-  gelu: (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x ** 3))),
+  gelu: (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))),
   silu: (x) => x / (1 + Math.exp(-x)),
   sign: Math.sign,
   square: (x) => x * x,
@@ -346,8 +346,8 @@ export function refLayerNormBackward(
 /** dy · gelu′(x) for the tanh GELU, in float64 from the tanh form. */
 export function refGeluBackward(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v, i) => {
-    const th = Math.tanh(GELU_C * (v + 0.044715 * v ** 3));
-    return dy[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * v * v));
+    const th = Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v ** 3));
+    return dy[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * v * v));
   });
 }
 

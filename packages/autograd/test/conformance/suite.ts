@@ -1,18 +1,21 @@
 /**
- * The backend conformance suite: every method of the Backend interface on small and odd shapes, broadcasting,
- * size-1 and size-0 axes and edge values, compared with the float64 references in reference.ts; then
- * end-to-end gradients (`grad`) computed on the backend, compared with the CPU backend.
+ * The backend conformance suite: every primitive of the Backend interface and every fused kernel on small and odd
+ * shapes, broadcasting, size-1 and size-0 axes and edge values, compared with the float64 references in
+ * reference.ts; then end-to-end gradients (`grad`) computed on the backend, compared with the CPU backend.
+ * Fused kernels are called as ops call them (`fused`): a backend without its own kernel is checked through the
+ * op layer's composite, and a backend with one also has the kernel checked against that composite.
  *
  * Usage (from a *.test.ts file): `runConformance("cpu", () => new CpuBackend())`.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Backend, BinaryOp, TensorInfo, UnaryOp } from "../../src/backend/backend.js";
+import type { Backend, BinaryOp, FusedKernelName, TensorInfo, UnaryOp } from "../../src/backend/backend.js";
 import { allocArray, type DType, type TypedArray } from "../../src/dtype.js";
 import {
-  causalMask, concat, crossEntropy, gelu, getBackend, grad, layerNorm, log1p, logsumexp, matmul, max, mean, mT, pow,
-  reshape, setBackend, sigmoid, slice, softmax, sqrt, sum, take, tanh, tensor, transpose, where, type Tensor,
+  causalMask, concat, crossEntropy, gelu, getBackend, grad, layerNorm, linearCrossEntropy, log1p, logsumexp, matmul, max, mean, mT, pow,
+  reshape, setBackend, sigmoid, slice, softmax, softmaxCrossEntropy, sqrt, sum, take, tanh, tensor, transpose, where, Tensor,
 } from "../../src/index.js";
+import { composite, FUSED_KERNELS, fused, ownFusedKernels } from "../../src/ops/fused.js";
 import {
   BINARY_REF, broadcastShape, ints, numel, refBinary, refBroadcastTo, refConcat, refCrossEntropy, refCrossEntropyBackward,
   refGather, refGeluBackward, refLayerNorm, refLayerNormBackward, refMatmul, refPad, refReduce, refScatterAdd, refSlice, refSoftmax, refTranspose, refWhere, rng, UNARY_REF,
@@ -117,6 +120,11 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
     return { buf: be.fromArray(arr, dtype), shape, dtype };
   };
   const rd = (buf: unknown, shape: Shape, dtype: DType): TypedArray => be.read({ buf, shape, dtype });
+  /** A tensor on the backend under test (whatever the current backend is). */
+  const tt = (data: ArrayLike<number>, shape: Shape, dtype: DType = "float32"): Tensor => {
+    const i = up(data, shape, dtype);
+    return new Tensor(i.buf, i.shape, i.dtype, be);
+  };
 
   describe(`backend conformance: ${name}`, () => {
     before(() => {
@@ -449,15 +457,15 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       for (const shape of [[1], [7], [3, 5], [2, 3, 4], [4, 1000], [5, 1]] as Shape[]) {
         const x = uniform(r, numel(shape), -8, 8);
         for (const log of [false, true]) {
-          assertClose(rd(be.softmax(up(x, shape), log), shape, "float32"), refSoftmax(x, shape, log), tol, `${log ? "logSoftmax" : "softmax"} ${JSON.stringify(shape)}`);
+          assertClose(rd(fused(be, "softmax", up(x, shape), log), shape, "float32"), refSoftmax(x, shape, log), tol, `${log ? "logSoftmax" : "softmax"} ${JSON.stringify(shape)}`);
         }
       }
       const big = new Float32Array([1e4, 1e4 - 1, 1e4 - 20, -1e4, -1e4, -1e4 + 3, -1e4 - 1, -1e4, 88, 89, 90, 0, 3e4, -3e4, 0, 1]);
       for (const log of [false, true]) {
-        assertClose(rd(be.softmax(up(big, [4, 4]), log), [4, 4], "float32"), refSoftmax(big, [4, 4], log), tol, `${log ? "logSoftmax" : "softmax"} of large logits`);
+        assertClose(rd(fused(be, "softmax", up(big, [4, 4]), log), [4, 4], "float32"), refSoftmax(big, [4, 4], log), tol, `${log ? "logSoftmax" : "softmax"} of large logits`);
       }
       const masked = new Float32Array([0.5, -Infinity, -Infinity, 1, 2, -Infinity]);
-      assertClose(rd(be.softmax(up(masked, [2, 3]), false), [2, 3], "float32"), refSoftmax(masked, [2, 3], false), tol, "softmax with −inf entries");
+      assertClose(rd(fused(be, "softmax", up(masked, [2, 3]), false), [2, 3], "float32"), refSoftmax(masked, [2, 3], false), tol, "softmax with −inf entries");
     });
 
     it("crossEntropy: per-row loss and log-sum-exp, ignored rows, large logits", () => {
@@ -467,7 +475,7 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const x = uniform(r, rows * cols, -6, 6);
         const t = ints(r, rows, 0, cols - 1);
         if (rows > 2) t[1] = -100;
-        const { loss, lse } = be.crossEntropy(up(x, [rows, cols]), up(t, [rows], "int32"), -100);
+        const { loss, lse } = fused(be, "crossEntropy", up(x, [rows, cols]), up(t, [rows], "int32"), -100);
         const ref = refCrossEntropy(x, rows, cols, t, -100);
         assertClose(rd(loss, [rows], "float32"), ref.loss, tol, `crossEntropy loss ${rows}x${cols}`);
         assertClose(rd(lse, [rows], "float32"), ref.lse, tol, `crossEntropy lse ${rows}x${cols}`);
@@ -475,11 +483,13 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const big = new Float32Array([1e4, 1e4 - 1, -1e4, -5e3, -5e3 + 2, 30]);
       const t = new Int32Array([1, 2]);
       const ref = refCrossEntropy(big, 2, 3, t, -100);
-      const { loss, lse } = be.crossEntropy(up(big, [2, 3]), up(t, [2], "int32"), -100);
+      const { loss, lse } = fused(be, "crossEntropy", up(big, [2, 3]), up(t, [2], "int32"), -100);
       assertClose(rd(loss, [2], "float32"), ref.loss, tol, "crossEntropy loss of large logits");
       assertClose(rd(lse, [2], "float32"), ref.lse, tol, "crossEntropy lse of large logits");
-      const ig = be.crossEntropy(up([1, 2, 3, 4], [2, 2]), up([7, 1], [2], "int32"), 7);
-      assert.throws(() => be.crossEntropy(up([1, 2, 3, 4], [2, 2]), up([0, 2], [2], "int32"), -100), /out of range/);
+      const ig = fused(be, "crossEntropy", up([1, 2, 3, 4], [2, 2]), up([7, 1], [2], "int32"), 7);
+      // targets are validated once, by the op (kernels trust it)
+      assert.throws(() => softmaxCrossEntropy(tt([1, 2, 3, 4], [2, 2]), tt([0, 2], [2], "int32")), /crossEntropy: target 2 at position 1 is out of range/);
+      assert.throws(() => softmaxCrossEntropy(tt([1, 2, 3, 4], [2, 2]), tt([-1, 0], [2], "int32")), /out of range/);
       assert.equal(rd(ig.loss, [2], "float32")[0], 0, "an ignored row gives 0");
     });
 
@@ -494,7 +504,7 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const gamma = uniform(r, cols, 0.5, 1.5), beta = uniform(r, cols, -1, 1), dy = uniform(r, numel(shape), -1, 1);
         for (const affine of [true, false]) {
           const G = affine ? up(gamma, [cols]) : null, B = affine ? up(beta, [cols]) : null;
-          const got = be.layerNorm(up(x, shape), G, B, eps);
+          const got = fused(be, "layerNorm", up(x, shape), G, B, eps);
           const ref = refLayerNorm(fround(x), rows, cols, affine ? fround(gamma) : null, affine ? fround(beta) : null, eps);
           const label = `layerNorm ${JSON.stringify(shape)}${affine ? " with gamma/beta" : ""}`;
           // y = (x − mean)·rstd·γ with x and mean in float32: rounding the mean costs |mean|·2⁻²⁴·rstd·|γ|
@@ -504,14 +514,14 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
           const absMean = Float64Array.from({ length: rows }, (_, i) => x.subarray(i * cols, (i + 1) * cols).reduce((a, v) => a + Math.abs(v), 0) / cols);
           assertClose(rd(got.mean, [rows], "float32"), ref.mean, tol, `${label}: mean`, absMean);
           assertClose(rd(got.rstd, [rows], "float32"), ref.rstd, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: rstd`);
-          const bw = be.layerNormBackward(up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), true);
+          const bw = fused(be, "layerNormBackward", up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), true);
           const refB = refLayerNormBackward(fround(x), rows, cols, affine ? fround(gamma) : null, fround(dy), eps);
           // dx is a difference of O(rstd·|dy|) terms: scale the tolerance by that size
           const scaleX = new Float64Array(numel(shape)).fill(Math.max(...Array.from(ref.rstd)) * 1.5);
           assertClose(rd(bw.dx, shape, "float32"), refB.dx, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: dx`, scaleX);
           assertClose(rd(bw.dgamma, [cols], "float32"), refB.dgamma, { ...tol, atol: tol.atol + rows * meanUlp }, `${label}: dgamma`, new Float64Array(cols).fill(rows));
           assertClose(rd(bw.dbeta, [cols], "float32"), refB.dbeta, tol, `${label}: dbeta`, new Float64Array(cols).fill(rows));
-          const noParams = be.layerNormBackward(up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), false);
+          const noParams = fused(be, "layerNormBackward", up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), false);
           assert.equal(noParams.dgamma, null, "no dgamma without withParams");
           assertClose(rd(noParams.dx, shape, "float32"), rd(bw.dx, shape, "float32"), { rtol: 0, atol: 0 }, `${label}: dx without params`);
         }
@@ -523,11 +533,11 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const tol = tolOf("geluBackward");
       for (const n of [1, 7, 1000, 4099]) {
         const x = uniform(r, n, -6, 6), dy = uniform(r, n, -2, 2);
-        assertClose(rd(be.geluBackward(up(x, [n]), up(dy, [n])), [n], "float32"), refGeluBackward(fround(x), fround(dy)), tol, `geluBackward n=${n}`);
+        assertClose(rd(fused(be, "geluBackward", up(x, [n]), up(dy, [n])), [n], "float32"), refGeluBackward(fround(x), fround(dy)), tol, `geluBackward n=${n}`);
       }
       const edge = new Float32Array([-100, -30, -10, 0, 10, 30, 100]);
       const ones = new Float32Array(edge.length).fill(1);
-      assertClose(rd(be.geluBackward(up(edge, [7]), up(ones, [7])), [7], "float32"), refGeluBackward(edge, ones), tol, "geluBackward at edge values");
+      assertClose(rd(fused(be, "geluBackward", up(edge, [7]), up(ones, [7])), [7], "float32"), refGeluBackward(edge, ones), tol, "geluBackward at edge values");
     });
 
     it("linearCrossEntropy and its backward equal matmul + crossEntropy", () => {
@@ -540,24 +550,24 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const logits = refMatmul(x, [n, e], w, [v, e], false, true).out;
         const ref = refCrossEntropy(logits, n, v, t, -100);
         const X = up(x, [n, e]), W = up(w, [v, e]), Tg = up(t, [n], "int32");
-        const { loss, lse } = be.linearCrossEntropy(X, W, Tg, -100);
+        const { loss, lse } = fused(be, "linearCrossEntropy", X, W, Tg, -100);
         const label = `linearCrossEntropy ${n}x${e}·(${v}x${e})ᵀ`;
         assertClose(rd(loss, [n], "float32"), ref.loss, tol, `${label}: loss`);
         assertClose(rd(lse, [n], "float32"), ref.lse, tol, `${label}: lse`);
         const dl = refCrossEntropyBackward(logits, n, v, t, g, -100);
-        const b = be.linearCrossEntropyBackward(X, W, Tg, { buf: lse, shape: [n], dtype: "float32" }, up(g, [n]), -100);
+        const b = fused(be, "linearCrossEntropyBackward", X, W, Tg, { buf: lse, shape: [n], dtype: "float32" }, up(g, [n]), -100);
         const dx = refMatmul(dl, [n, v], w, [v, e], false, false), dw = refMatmul(dl, [n, v], x, [n, e], true, false);
         assertClose(rd(b.dx, [n, e], "float32"), dx.out, tol, `${label}: dx`, dx.scale);
         assertClose(rd(b.dw, [v, e], "float32"), dw.out, tol, `${label}: dw`, dw.scale);
         const ones = new Float64Array(n).fill(1);
         const dl1 = refCrossEntropyBackward(logits, n, v, t, ones, -100);
         const dx1 = refMatmul(dl1, [n, v], w, [v, e], false, false), dw1 = refMatmul(dl1, [n, v], x, [n, e], true, false);
-        const wg = be.linearCrossEntropyWithGrad(X, W, Tg, -100);
+        const wg = fused(be, "linearCrossEntropyWithGrad", X, W, Tg, -100);
         assertClose(rd(wg.loss, [n], "float32"), ref.loss, tol, `${label}: loss (with grad)`);
         assertClose(rd(wg.dx, [n, e], "float32"), dx1.out, tol, `${label}: dx (with grad)`, dx1.scale);
         assertClose(rd(wg.dw, [v, e], "float32"), dw1.out, tol, `${label}: dw (with grad)`, dw1.scale);
       }
-      assert.throws(() => be.linearCrossEntropy(up([1, 2], [1, 2]), up([1, 2, 3, 4], [2, 2]), up([2], [1], "int32"), -100), /out of range/);
+      assert.throws(() => linearCrossEntropy(tt([1, 2], [1, 2]), tt([1, 2, 3, 4], [2, 2]), tt([2], [1], "int32")), /linearCrossEntropy: target 2 at position 0 is out of range/);
     });
 
     it("crossEntropyBackward", () => {
@@ -568,17 +578,60 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const t = ints(r, rows, 0, cols - 1);
         if (rows > 2) t[2] = -100;
         const g = uniform(r, rows, -2, 2);
-        const { lse } = be.crossEntropy(up(x, [rows, cols]), up(t, [rows], "int32"), -100);
-        const got = rd(be.crossEntropyBackward(up(x, [rows, cols]), up(t, [rows], "int32"), { buf: lse, shape: [rows], dtype: "float32" }, up(g, [rows]), -100), [rows, cols], "float32");
+        const { lse } = fused(be, "crossEntropy", up(x, [rows, cols]), up(t, [rows], "int32"), -100);
+        const got = rd(fused(be, "crossEntropyBackward", up(x, [rows, cols]), up(t, [rows], "int32"), { buf: lse, shape: [rows], dtype: "float32" }, up(g, [rows]), -100), [rows, cols], "float32");
         assertClose(got, refCrossEntropyBackward(x, rows, cols, t, g, -100), tol, `crossEntropyBackward ${rows}x${cols}`);
       }
       // large logits: the interface passes lse in float32, so exp(x − lse) carries about |lse|·2⁻²⁴ relative error
       const big = new Float32Array([1e3, 1e3 - 1, -1e3, 50, 52, 49]);
       const t = new Int32Array([0, 1]);
       const g = new Float32Array([1, -0.5]);
-      const { lse } = be.crossEntropy(up(big, [2, 3]), up(t, [2], "int32"), -100);
-      const got = rd(be.crossEntropyBackward(up(big, [2, 3]), up(t, [2], "int32"), { buf: lse, shape: [2], dtype: "float32" }, up(g, [2]), -100), [2, 3], "float32");
+      const { lse } = fused(be, "crossEntropy", up(big, [2, 3]), up(t, [2], "int32"), -100);
+      const got = rd(fused(be, "crossEntropyBackward", up(big, [2, 3]), up(t, [2], "int32"), { buf: lse, shape: [2], dtype: "float32" }, up(g, [2]), -100), [2, 3], "float32");
       assertClose(got, refCrossEntropyBackward(big, 2, 3, t, g, -100), { rtol: 1e-4, atol: 1e3 * 2 ** -22 }, "crossEntropyBackward of large logits");
+    });
+
+    it("each fused kernel, as ops call it, agrees with its composite in the op layer", (t) => {
+      const own = new Set(ownFusedKernels(be));
+      t.diagnostic(`backend kernels: ${[...own].join(", ") || "none"}; composites: ${FUSED_KERNELS.filter((k) => !own.has(k)).join(", ") || "none"}`);
+      const r = rng(41);
+      const n = 6, c = 11, e = 5, eps = 1e-5;
+      const tg = ints(r, n, 0, c - 1);
+      tg[2] = -100;
+      const x = up(uniform(r, n * c, -4, 4), [n, c]), T = up(tg, [n], "int32"), g = up(uniform(r, n, -2, 2), [n]);
+      const dy = up(uniform(r, n * c, -1, 1), [n, c]), gamma = up(uniform(r, c, 0.5, 1.5), [c]), beta = up(uniform(r, c, -1, 1), [c]);
+      const xe = up(uniform(r, n * e, -1.5, 1.5), [n, e]), w = up(uniform(r, c * e, -1.5, 1.5), [c, e]);
+      const f = (buf: unknown, shape: Shape): TensorInfo => ({ buf, shape, dtype: "float32" });
+      const lse = f(composite(be, "crossEntropy", x, T, -100).lse, [n]);
+      const stats = composite(be, "layerNorm", x, gamma, beta, eps);
+      const lseL = f(composite(be, "linearCrossEntropy", xe, w, T, -100).lse, [n]);
+      type Case<K extends FusedKernelName> = { args: Parameters<NonNullable<Backend[K]>>; shapes: Shape | Record<string, Shape> };
+      // one case per fused kernel (a new kernel without a case does not compile)
+      const cases: { [K in FusedKernelName]: Case<K> } = {
+        softmax: { args: [x, true], shapes: [n, c] },
+        crossEntropy: { args: [x, T, -100], shapes: { loss: [n], lse: [n] } },
+        crossEntropyBackward: { args: [x, T, lse, g, -100], shapes: [n, c] },
+        layerNorm: { args: [x, gamma, beta, eps], shapes: { y: [n, c], mean: [n], rstd: [n] } },
+        layerNormBackward: { args: [x, gamma, f(stats.mean, [n]), f(stats.rstd, [n]), dy, true], shapes: { dx: [n, c], dgamma: [c], dbeta: [c] } },
+        geluBackward: { args: [x, dy], shapes: [n, c] },
+        linearCrossEntropy: { args: [xe, w, T, -100], shapes: { loss: [n], lse: [n] } },
+        linearCrossEntropyBackward: { args: [xe, w, T, lseL, g, -100], shapes: { dx: [n, e], dw: [c, e] } },
+        linearCrossEntropyWithGrad: { args: [xe, w, T, -100], shapes: { loss: [n], lse: [n], dx: [n, e], dw: [c, e] } },
+      };
+      assert.deepEqual(Object.keys(cases).sort(), [...FUSED_KERNELS].sort());
+      for (const name of FUSED_KERNELS) {
+        const { args, shapes } = cases[name] as Case<typeof name>;
+        const run = (k: (...a: unknown[]) => unknown) => k(...(args as unknown[])) as Record<string, unknown> | unknown;
+        const kernelOut = run((...a) => (fused as (...b: unknown[]) => unknown)(be, name, ...a));
+        const compOut = run((...a) => (composite as (...b: unknown[]) => unknown)(be, name, ...a));
+        const outs: [string, Shape][] = Array.isArray(shapes) ? [["", shapes]] : Object.entries(shapes);
+        for (const [key, shape] of outs) {
+          const kb = key ? (kernelOut as Record<string, unknown>)[key] : kernelOut, cb = key ? (compOut as Record<string, unknown>)[key] : compOut;
+          const ref = Array.from(rd(cb, shape, "float32"));
+          const scale = Math.max(...ref.map(Math.abs));
+          assertClose(rd(kb, shape, "float32"), ref, { ...tolOf(name), rtol: Math.max(tolOf(name).rtol, 1e-5) }, `${name}${key ? `.${key}` : ""}: ${own.has(name) ? "kernel" : "composite"} vs composite`, ref.map(() => scale));
+        }
+      }
     });
 
     it("dispose frees one buffer and leaves the others intact", () => {
@@ -602,16 +655,16 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const mm = refMatmul(x, [3, 5], y, [5, 4], false, false);
         assertClose(rd(be.matmul(X, Y, false, false, [3, 4]), [3, 4], "float64"), mm.out, tight, "float64 matmul", mm.scale);
         const sm = refSoftmax(x, [3, 5], true);
-        assertClose(rd(be.softmax(X, true), [3, 5], "float64"), sm, tight, "float64 logSoftmax");
+        assertClose(rd(fused(be, "softmax", X, true), [3, 5], "float64"), sm, tight, "float64 logSoftmax");
         const s = refReduce("sum", x, [3, 5], [1]);
         assertClose(rd(be.reduce("sum", X, [1]), [3], "float64"), s.out, tight, "float64 sum", s.scale);
-        const ln = be.layerNorm(X, null, null, 1e-5);
+        const ln = fused(be, "layerNorm", X, null, null, 1e-5);
         const refLn = refLayerNorm(x, 3, 5, null, null, 1e-5);
         assertClose(rd(ln.y, [3, 5], "float64"), refLn.y, tight, "float64 layerNorm");
         const dyLn = Float64Array.from(x, (v, i) => Math.sin(v + i));
-        const lnb = be.layerNormBackward(X, null, { buf: ln.mean, shape: [3], dtype: "float64" }, { buf: ln.rstd, shape: [3], dtype: "float64" }, up(dyLn, [3, 5], "float64"), true);
+        const lnb = fused(be, "layerNormBackward", X, null, { buf: ln.mean, shape: [3], dtype: "float64" }, { buf: ln.rstd, shape: [3], dtype: "float64" }, up(dyLn, [3, 5], "float64"), true);
         assertClose(rd(lnb.dx, [3, 5], "float64"), refLayerNormBackward(x, 3, 5, null, dyLn, 1e-5).dx, tight, "float64 layerNorm backward", new Float64Array(15).fill(3));
-        assertClose(rd(be.geluBackward(X, up(dyLn, [3, 5], "float64")), [3, 5], "float64"), refGeluBackward(x, dyLn), tight, "float64 geluBackward");
+        assertClose(rd(fused(be, "geluBackward", X, up(dyLn, [3, 5], "float64")), [3, 5], "float64"), refGeluBackward(x, dyLn), tight, "float64 geluBackward");
       });
     }
 

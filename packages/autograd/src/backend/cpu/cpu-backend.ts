@@ -1,4 +1,4 @@
-import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
+import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
@@ -12,8 +12,8 @@ import {
 const arr = (x: TensorInfo) => x.buf as TypedArray;
 type F = Float32Array | Float64Array;
 
-/** The CPU backend: dense row-major typed arrays, kernels in TypeScript / WebAssembly. */
-export class CpuBackend implements Backend {
+/** The CPU backend: dense row-major typed arrays, kernels in TypeScript / WebAssembly; every fused kernel. */
+export class CpuBackend implements Backend, FusedKernels {
   readonly name = "cpu";
 
   fromArray(data: TypedArray, _dtype: DType): Buffer {
@@ -44,8 +44,11 @@ export class CpuBackend implements Backend {
 
   unary(op: UnaryOp, x: TensorInfo, outDType: DType): Buffer {
     const out = allocArray(outDType, sizeOf(x.shape));
-    if (op === "gelu" && outDType === x.dtype && (x.dtype === "float32" || x.dtype === "float64")) {
-      geluTanh(arr(x) as Float32Array | Float64Array, out as Float32Array | Float64Array, out.length);
+    if (op === "gelu") {
+      if (outDType !== x.dtype || (x.dtype !== "float32" && x.dtype !== "float64")) {
+        throw new Error(`cpu backend (gelu): ${x.dtype} → ${outDType}; expected a float32 or float64 input and output of one dtype`);
+      }
+      geluTanh(arr(x) as F, out as F, out.length);
       return out;
     }
     unaryKernel(op, arr(x), out);
@@ -218,11 +221,8 @@ export class CpuBackend implements Backend {
     const [rows, cols] = logits.shape;
     const loss = allocArray(logits.dtype, rows) as Float32Array | Float64Array;
     const lse = allocArray(logits.dtype, rows) as Float32Array | Float64Array;
-    const t = arr(targets) as Int32Array;
-    for (let r = 0; r < rows; r++) {
-      if (t[r] !== ignoreIndex) checkIndex("crossEntropy (target)", t[r], cols, logits.shape, 1);
-    }
-    crossEntropyRowsK(arr(logits) as Float32Array | Float64Array, t, rows, cols, ignoreIndex, loss, lse);
+    // targets were validated by the op; the row kernel keeps its own bounds assert (WebAssembly memory)
+    crossEntropyRowsK(arr(logits) as Float32Array | Float64Array, arr(targets) as Int32Array, rows, cols, ignoreIndex, loss, lse);
     return { loss, lse };
   }
 

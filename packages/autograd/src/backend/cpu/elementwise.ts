@@ -3,8 +3,11 @@ import type { TypedArray } from "../../dtype.js";
 import type { Shape } from "../../shape.js";
 import { sizeOf, stridesOf } from "../../shape.js";
 
+/** Unary ops with a scalar expression here; "gelu" is the row kernel's (kernels/rows.ts, the CPU backend's one GELU). */
+export type ExprUnaryOp = Exclude<UnaryOp, "gelu">;
+
 /** Scalar expressions of the elementwise kernels; loops are generated once per op and cached. */
-const UNARY_EXPR: Record<UnaryOp, string> = {
+const UNARY_EXPR: Record<ExprUnaryOp, string> = {
   neg: "-x",
   exp: "Math.exp(x)",
   log: "Math.log(x)",
@@ -17,7 +20,6 @@ const UNARY_EXPR: Record<UnaryOp, string> = {
   tanh: "Math.tanh(x)",
   sigmoid: "1 / (1 + Math.exp(-x))",
   relu: "(x > 0 ? x : 0)",
-  gelu: "0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
   silu: "x / (1 + Math.exp(-x))",
   sign: "(x > 0 ? 1 : x < 0 ? -1 : 0)",
   square: "x * x",
@@ -82,7 +84,7 @@ function unrolled(body: (i: string) => string): string {
   return `let i = 0; for (; i + 7 < n; i += 8) { ${blocks} } for (; i < n; i++) { ${body("i")} }`;
 }
 
-function unaryLoop(op: UnaryOp, x: TypedArray, out: TypedArray): UnaryLoop {
+function unaryLoop(op: ExprUnaryOp, x: TypedArray, out: TypedArray): UnaryLoop {
   return compiled(`u:${op}:${kindOf(x, out)}`, ["X", "O", "n"], () => unrolled((i) => `const x = X[${i}]; O[${i}] = ${UNARY_EXPR[op]};`));
 }
 
@@ -172,7 +174,7 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
 }
 
 /** out = op(x) elementwise. */
-export function unaryKernel(op: UnaryOp, x: TypedArray, out: TypedArray): void {
+export function unaryKernel(op: ExprUnaryOp, x: TypedArray, out: TypedArray): void {
   unaryLoop(op, x, out)(x, out, out.length);
 }
 

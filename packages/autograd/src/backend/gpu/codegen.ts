@@ -9,6 +9,7 @@
  * below 2^24 (see docs/gpu.md).
  */
 import type { BinaryOp, UnaryOp } from "../backend.js";
+import { GELU_CUBIC, GELU_TANH_SCALE } from "../../gelu.js";
 
 /** A float literal the gpu.js transpiler types as a float (never as an integer). */
 export function lit(v: number): string {
@@ -133,7 +134,7 @@ export function unaryBody(op: UnaryOp, v: string, out: string, names: Names): st
     case "relu": return `${out} = ${v} > 0.0 ? ${v} : 0.0;\n`;
     case "gelu": {
       const a = names.next("a"), t = names.next("t");
-      return `let ${a} = 0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v});\n` +
+      return `let ${a} = ${geluArg(v)};\n` +
         `let ${t} = 0.0;\n` + tanhBody(a, t, names) +
         `${out} = 0.5 * ${v} * (1.0 + ${t});\n`;
     }
@@ -156,6 +157,24 @@ function tanhBody(v: string, out: string, names: Names): string {
     `if (${ax} < 0.0005) { ${out} = ${v} * (1.0 - ${v} * ${v} / 3.0); }\n` +
     `else if (${v} < 0.0) { ${out} = -(1.0 - ${e}) / (1.0 + ${e}); }\n` +
     `else { ${out} = (1.0 - ${e}) / (1.0 + ${e}); }\n`;
+}
+
+/** The GELU's tanh argument u = √(2/π)(v + 0.044715v³). */
+function geluArg(v: string): string {
+  return `${lit(GELU_TANH_SCALE)} * (${v} + ${lit(GELU_CUBIC)} * ${v} * ${v} * ${v})`;
+}
+
+/**
+ * Statements setting `out` = gelu′(v) (the GELU of unary "gelu"): with gelu(v) = v·σ(2u) and t = e^(−2|u|),
+ * gelu′ = σ(2u) + 2v·u′·t/(1 + t)², u′ = √(2/π)(1 + 3·0.044715v²); both signs of u avoid overflow.
+ */
+export function geluGradBody(v: string, out: string, names: Names): string {
+  const u = names.next("u"), t = names.next("t"), den = names.next("den"), sg = names.next("sg"), du = names.next("du");
+  return `let ${u} = ${geluArg(v)};\n` +
+    `let ${t} = Math.exp(-2.0 * Math.abs(${u}));\nlet ${den} = 1.0 + ${t};\n` +
+    `let ${sg} = 1.0 / ${den};\nif (${u} < 0.0) { ${sg} = ${t} / ${den}; }\n` +
+    `let ${du} = ${lit(GELU_TANH_SCALE)} * (1.0 + ${lit(3 * GELU_CUBIC)} * ${v} * ${v});\n` +
+    `${out} = ${sg} + 2.0 * ${v} * ${du} * ${t} / (${den} * ${den});\n`;
 }
 
 /** Statements computing `out` from floats `x`, `y` for each binary op. */

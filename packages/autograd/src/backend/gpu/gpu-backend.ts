@@ -1,5 +1,6 @@
 /**
- * The gpu backend: every kernel of the Backend interface as a gpu.js kernel.
+ * The gpu backend: every primitive of the Backend interface and most fused kernels as gpu.js kernels (the fused
+ * projection + cross-entropy runs as the op layer's composite: its matmul, then this backend's cross-entropy).
  *
  * Buffers are gpu.js pipeline textures on GL modes (headlessgl, webgl2, webgl) and Float32Arrays on the cpu
  * and webasm modes; results stay where the kernel wrote them and are read back only by `read` (which caches
@@ -9,15 +10,15 @@
  */
 import type { IGPUSettings, IKernelRunShortcut, Texture } from "gpu.js";
 import { GPU } from "./gpujs.js";
-import type { Backend, BinaryOp, Buffer, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
+import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, type Shape } from "../../shape.js";
 import {
-  argNames, binaryBody, broadcastStridesOf, coalesce, contiguousStrides, kernelSource, Names, offsetExpr, splitIndex,
+  argNames, binaryBody, broadcastStridesOf, coalesce, contiguousStrides, geluGradBody, kernelSource, Names, offsetExpr, splitIndex,
   truncBody, unaryBody,
 } from "./codegen.js";
 import { GL_MODES, isGpuModeSupported, modeOfKernelClass, type GpuMode, type ResolvedGpuMode } from "./modes.js";
-import { trackAllocation, type Releasable } from "./tidy.js";
+import { trackAllocation, type Releasable } from "../../tidy.js";
 
 /** What to do when the mode that runs is not the mode that was asked for. */
 export type ModeMismatchPolicy = "error" | "warn" | "silent";
@@ -93,8 +94,11 @@ export function createGpuBackend(opts: GpuBackendOptions = {}): GpuBackend {
   return new GpuBackend(opts);
 }
 
+/** The fused kernels the gpu backend implements; the linear + cross-entropy ones run as the op layer's composites. */
+type GpuFusedKernels = Pick<FusedKernels, "softmax" | "crossEntropy" | "crossEntropyBackward" | "layerNorm" | "layerNormBackward" | "geluBackward">;
+
 /** The Backend implementation on gpu.js. */
-export class GpuBackend implements Backend {
+export class GpuBackend implements Backend, GpuFusedKernels {
   readonly name: string;
   /** The mode that was asked for. */
   readonly requestedMode: GpuMode;
@@ -273,7 +277,14 @@ export class GpuBackend implements Backend {
     const shortcut = k as unknown as { output?: number[]; setOutput(o: number[]): void } & ((...a: unknown[]) => unknown);
     const cur = (k.kernel as unknown as { output?: number[] } | undefined)?.output ?? shortcut.output;
     if (!cur || cur[0] !== n) k.setOutput([n]);
-    const out = shortcut(...args) as Store;
+    let out = shortcut(...args) as Store;
+    if (out && !(out instanceof Float32Array) && (out as unknown as { output?: number[] }).output?.[0] !== n) {
+      // gpu.js (immutable pipeline) swapped in, as this kernel's output, a texture of an earlier call that was an
+      // argument of this kernel, sized for that call's output: give the kernel a texture of this size, run again
+      (out as Texture).delete();
+      k.setOutput([n]);
+      out = shortcut(...args) as Store;
+    }
     if (!this.checked.has(key)) {
       this.checked.add(key);
       const ran = modeOfKernelClass((k.kernel ?? k).constructor);
@@ -665,9 +676,8 @@ export class GpuBackend implements Backend {
   crossEntropy(logits: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer } {
     const X = this.buf("crossEntropy", logits), T = this.buf("crossEntropy", targets);
     this.checkDType("crossEntropy", logits.dtype);
+    // targets were validated by the op; a bad index here only reads a wrong texel, it cannot corrupt memory
     const [rows, cols] = logits.shape;
-    const t = this.hostOf(targets, "crossEntropy");
-    for (let r = 0; r < rows; r++) if (t[r] !== ignoreIndex) checkIndex("crossEntropy (target)", t[r], cols, logits.shape, 1);
     if (rows === 0) return { loss: this.fill(logits.dtype, 0, 0), lse: this.fill(logits.dtype, 0, 0) };
     const M = this.rowMax(X, rows, cols);
     const S = this.rowSumExp(X, M, rows, cols);
@@ -771,58 +781,10 @@ export class GpuBackend implements Backend {
     return { dx, dgamma, dbeta };
   }
 
-  // ---------------------------------------------------------------- projection + cross-entropy (composed)
-
-  linearCrossEntropy(x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer } {
-    const n = x.shape[0], v = w.shape[0];
-    const logits: TensorInfo = { buf: this.matmul(x, w, false, true, [n, v]), shape: [n, v], dtype: x.dtype };
-    try {
-      return this.crossEntropy(logits, targets, ignoreIndex);
-    } finally {
-      this.dispose(logits.buf);
-    }
-  }
-
-  linearCrossEntropyBackward(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
-  ): { dx: Buffer; dw: Buffer } {
-    const [n, e] = x.shape;
-    const v = w.shape[0];
-    const logits: TensorInfo = { buf: this.matmul(x, w, false, true, [n, v]), shape: [n, v], dtype: x.dtype };
-    const dl: TensorInfo = { buf: this.crossEntropyBackward(logits, targets, lse, g, ignoreIndex), shape: [n, v], dtype: x.dtype };
-    this.dispose(logits.buf);
-    try {
-      return { dx: this.matmul(dl, w, false, false, [n, e]), dw: this.matmul(dl, x, true, false, [v, e]) };
-    } finally {
-      this.dispose(dl.buf);
-    }
-  }
-
-  linearCrossEntropyWithGrad(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
-  ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer } {
-    const n = x.shape[0];
-    const { loss, lse } = this.linearCrossEntropy(x, w, targets, ignoreIndex);
-    const ones = this.fill(x.dtype, n, 1);
-    try {
-      const { dx, dw } = this.linearCrossEntropyBackward(
-        x, w, targets, { buf: lse, shape: [n], dtype: x.dtype }, { buf: ones, shape: [n], dtype: x.dtype }, ignoreIndex);
-      return { loss, lse, dx, dw };
-    } finally {
-      this.dispose(ones);
-    }
-  }
-
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
     const X = this.buf("geluBackward", x), D = this.buf("geluBackward", dy);
-    // gelu(x) = x·σ(2u), u = √(2/π)(x + 0.044715x³); with t = e^(−2|u|) both signs avoid overflow
     return this.run("gelub", "", X.size, x.dtype, () =>
-      kernelSource(["x", "d"],
-        "let v = x[i];\nlet u = 0.7978845608028654 * (v + 0.044715 * v * v * v);\n" +
-        "let t = Math.exp(-2.0 * Math.abs(u));\nlet den = 1.0 + t;\n" +
-        "let sg = 1.0 / den;\nif (u < 0.0) { sg = t / den; }\n" +
-        "let du = 0.7978845608028654 * (1.0 + 0.134145 * v * v);\n" +
-        "return d[i] * (sg + 2.0 * v * du * t / (den * den));\n"), [X, D]);
+      kernelSource(["x", "d"], `let v = x[i];\nlet res = 0.0;\n${geluGradBody("v", "res", new Names())}return d[i] * res;\n`), [X, D]);
   }
 }
 

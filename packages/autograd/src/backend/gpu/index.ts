@@ -9,7 +9,7 @@ import { createGpuBackend, GpuBackend, type GpuBackendOptions } from "./gpu-back
 
 export { createGpuBackend, GpuBackend, GpuBuffer, type GpuBackendOptions, type GpuBackendStats, type ModeMismatchPolicy } from "./gpu-backend.js";
 export { availableGpuModes, isGpuModeSupported, GPU_MODES, type GpuMode, type ResolvedGpuMode } from "./modes.js";
-export { tidy, keep } from "./tidy.js";
+export { tidy, keep } from "../../tidy.js";
 
 /** Creates a gpu backend, registers it (under `opts.name`, default `gpu`) and makes it the current backend. */
 export function useGpuBackend(opts: GpuBackendOptions = {}): GpuBackend {

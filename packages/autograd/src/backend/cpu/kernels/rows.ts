@@ -15,6 +15,7 @@
  * 1e-11), growing to 2e-5 at x = -9 where exp(-2|u|) amplifies the float32 rounding of u; results
  * below ~1e-36 are 0.
  */
+import { GELU_CUBIC, GELU_TANH_SCALE } from "../../../gelu.js";
 import { MAX_STREAM_CHUNKS, poolThreads, runParallel, runStreamed, type ParallelTask } from "./pool.js";
 import { activeRuntime, f32View, i32View, Workspace, type KernelRuntime } from "./runtime.js";
 
@@ -25,8 +26,6 @@ const MIN_ELEMS_PER_THREAD = 1 << 16;
 /** Elements per streamed chunk (512 KiB of float32: half an L2; measured best of 64K–1M on Zen 4). */
 const CHUNK_ELEMS = 1 << 17;
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const GELU_C = 0.044715;
 
 // ---------------------------------------------------------------------------------------------
 // validation
@@ -433,17 +432,17 @@ export function layerNormBackwardRows<T extends FloatArray>(
 
 function geluScalar(x: number): number {
   // 0.5 x (1 + tanh(u)) = x * sigmoid(2u), evaluated without cancellation for either sign of u
-  const u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+  const u = GELU_TANH_SCALE * (x + GELU_CUBIC * x * x * x);
   const t = Math.exp(-2 * Math.abs(u));
   return (x * (u >= 0 ? 1 : t)) / (1 + t);
 }
 
 function geluGradScalar(x: number): number {
-  const u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+  const u = GELU_TANH_SCALE * (x + GELU_CUBIC * x * x * x);
   const t = Math.exp(-2 * Math.abs(u));
   const den = 1 + t;
   const sig = (u >= 0 ? 1 : t) / den;
-  const du = SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x);
+  const du = GELU_TANH_SCALE * (1 + 3 * GELU_CUBIC * x * x);
   return sig + (2 * x * du * t) / (den * den);
 }
 

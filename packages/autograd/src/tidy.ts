@@ -1,9 +1,10 @@
 /**
- * Scoped release of device memory: `tidy(fn)` disposes every gpu buffer allocated while `fn` runs except
- * those reachable from its result (and those passed to `keep`). Works with any backend: buffers of
- * backends whose memory is garbage collected are simply not tracked.
+ * Scoped release of backend memory: `tidy(fn)` releases every device buffer allocated while `fn` runs except
+ * those reachable from its result (and those passed to `keep`). Backend-independent: a backend whose buffers
+ * need explicit release reports each allocation with `trackAllocation`; buffers of backends whose memory is
+ * garbage collected (the CPU backend) are simply not tracked.
  */
-import { Tensor } from "../../tensor.js";
+import { Tensor } from "./tensor.js";
 
 /** What a scope needs from a device buffer. */
 export interface Releasable {
