@@ -25,6 +25,7 @@
  *   ln_bwd_f32(x, gamma, mean, rstd, dy, dx, dgamma64, dbeta64, rows, cols)
  *   gelu_f32(x, out, n)                      gelu_bwd_f32(x, dy, dx, n)
  */
+import { GELU_CUBIC, GELU_TANH_SCALE } from "../../../gelu.js";
 import type { FunctionBuilder, Local, ModuleBuilder } from "./wasm-emitter.js";
 
 /** Degree-5 polynomial for 2^f on [-1/2, 1/2] (coefficients of f^0..f^5), fitted for relative error. */
@@ -36,8 +37,6 @@ const EXP_LO = -86; // keeps n ≥ -125 so 2^n·p(f) stays a normal float
 const MAGIC = 12582912; // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
 /** Columns per float32 partial sum before it is added into a float64 total. */
 const SUM_BLOCK = 256;
-const GELU_K0 = Math.sqrt(2 / Math.PI);
-const GELU_K1 = 0.044715;
 
 interface ExpConsts {
   log2e: Local;
@@ -573,11 +572,11 @@ export function emitRows(mb: ModuleBuilder): void {
   };
 
   const geluConsts = (f: FunctionBuilder): { k0: Local; k1: Local; one: Local; mtwo: Local; k3: Local } => ({
-    k0: splatConst(f, GELU_K0, "gelu_k0"),
-    k1: splatConst(f, GELU_K1, "gelu_k1"),
+    k0: splatConst(f, GELU_TANH_SCALE, "gelu_k0"),
+    k1: splatConst(f, GELU_CUBIC, "gelu_k1"),
     one: splatConst(f, 1, "one"),
     mtwo: splatConst(f, -2, "minus_two"),
-    k3: splatConst(f, 3 * GELU_K1, "gelu_3k1"),
+    k3: splatConst(f, 3 * GELU_CUBIC, "gelu_3k1"),
   });
 
   /** Elementwise loop over n floats: vector body then one-lane tail. */
