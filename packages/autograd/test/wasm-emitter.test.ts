@@ -207,7 +207,7 @@ type Node =
  * result types, and branches to enclosing labels.
  */
 function buildProgram(choices: number[], results: Ty[]): Node[] {
-  interface Open { kind: "block" | "loop" | "if"; type: Ty | null; node: Node[]; types: Ty[]; then?: Node[] }
+  interface Open { kind: "block" | "loop" | "if"; type: Ty | null; node: Node[]; types: Ty[]; thenArm?: Node[] }
   const root: Open = { kind: "block", type: results[0] ?? null, node: [], types: [] };
   const open: Open[] = [root];
   const CONST: Record<Ty, string> = { i32: "i32.const 1", f32: "f32.const 1", f64: "f64.const 1", v128: "v128.const 0" };
@@ -226,7 +226,7 @@ function buildProgram(choices: number[], results: Ty[]): Node[] {
     fixUp(open[open.length - 1]!, c);
     const fr = open.pop()!;
     const parent = open[open.length - 1]!;
-    if (fr.then) parent.node.push({ block: "if", type: fr.type, body: fr.then, else: fr.node });
+    if (fr.thenArm) parent.node.push({ block: "if", type: fr.type, body: fr.thenArm, else: fr.node });
     else parent.node.push({ block: fr.kind, type: fr.type, body: fr.node });
     if (fr.type) parent.types.push(fr.type);
   };
@@ -244,9 +244,9 @@ function buildProgram(choices: number[], results: Ty[]): Node[] {
       open.push({ kind: k, type, node: [], types: [] });
     } else if (kind === 1 && open.length > 1) {
       close(r);
-    } else if (kind === 3 && fr.kind === "if" && !fr.then) {
+    } else if (kind === 3 && fr.kind === "if" && !fr.thenArm) {
       fixUp(fr, r); // then-arm done: start the else arm
-      fr.then = fr.node;
+      fr.thenArm = fr.node;
       fr.node = [];
       fr.types = [];
     } else if (kind === 2 && open.length > 1) {

@@ -150,6 +150,7 @@ export interface FixedStepSizeController {
 }
 
 /** How odeint chooses its steps: fixed steps (ConstantStepSize) or adaptive ones (PIDController, or your own). */
+// biome-ignore lint/suspicious/noExplicitAny: each adaptive controller has its own per-solve state type; the driver only passes it back
 export type StepSizeController = FixedStepSizeController | AdaptiveStepSizeController<any>;
 
 /**
