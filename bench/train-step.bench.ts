@@ -19,7 +19,10 @@
  *
  * PyTorch: bench/torch_train_step.py (the same two models written in PyTorch, same shapes, parameter names
  * and counts, dropout, AdamW and clipping; 2 threads; random token ids), run through /usr/bin/python3 (or
- * $QKVFLOW_TORCH_PYTHON) when `import torch` works there, right after qkvflow's run of the same model. Its
+ * $QKVFLOW_TORCH_PYTHON) when `import torch` works there, right after qkvflow's run of the same model. Debian's
+ * python3-torch calls whichever libblas.so.3 is installed: with the reference BLAS its GEMMs are much slower,
+ * so install OpenBLAS beside it (apt-get install python3-torch libopenblas0-pthread); the bench names the BLAS
+ * library the process loaded and warns when it is not an optimised one. Its
  * parameter names and sizes must equal qkvflow's (from `parameterShapes` of the resolved model configuration,
  * and the total the CLI prints): the bench fails when they differ. Without torch it says so and prints
  * qkvflow's figures alone.
@@ -296,7 +299,10 @@ function checkParameters(c: ModelCase, expected: Record<string, number>, cliTota
     else if (t !== size) problems.push(`${n}: PyTorch ${t}, qkvflow ${size}`);
   }
   for (const n of Object.keys(torch.parameterSizes)) if (!(n in expected)) problems.push(`PyTorch has ${n}, qkvflow does not`);
-  if (problems.length > 0) throw new Error(`train-step: the PyTorch ${c.torchModel} does not match qkvflow's:\n  ${problems.join("\n  ")}`);
+  if (problems.length > 0) {
+    const shown = problems.length > 12 ? [...problems.slice(0, 12), `… and ${problems.length - 12} more`] : problems;
+    throw new Error(`train-step: the PyTorch ${c.torchModel} does not match qkvflow's:\n  ${shown.join("\n  ")}`);
+  }
 }
 
 interface Row {
@@ -337,6 +343,9 @@ export async function run(filter?: string): Promise<void> {
       if (py) {
         torch = runTorch(py.python, c, q.config);
         console.log(`${c.name}: PyTorch steps (s): ${torch.stepSeconds.map((s) => s.toFixed(2)).join(" ")}; ${torch.parameters.toLocaleString("en-US")} parameters; BLAS ${torch.blas ?? "?"}, ${torch.threads} threads`);
+        if (torch.blas !== null && !/openblas|mkl|blis/i.test(torch.blas)) {
+          console.log(`train-step: PyTorch runs on ${torch.blas}, not an optimised BLAS (Debian's torch uses whichever libblas.so.3 is installed; apt-get install libopenblas0-pthread), so its figures are far too low`);
+        }
         checkParameters(c, expected, q.parameters, torch);
       } else if (q.parameters !== null && q.parameters !== total) {
         throw new Error(`train-step: qkvflow's CLI printed ${q.parameters} parameters for ${c.config}; parameterShapes gives ${total}`);
