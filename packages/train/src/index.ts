@@ -53,4 +53,3 @@ export { defaultDecayPatterns, qkvflowModels, resolveModelSection, type LoRASett
 export { loadRunData, type RunData } from './run-data.js';
 export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type RunOptions, type RunResult } from './run.js';
 export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from './generate.js';
-export { fromRawTensor, toRawTensor } from './safetensors.js';

@@ -17,7 +17,7 @@
  * Moments have the dtype of their parameter; `exportState` / `importState` move them through safetensors.
  */
 import { tensor, type Tensor } from '@qkvflow/autograd';
-import type { RawTensor, SafetensorsContents } from '../safetensors.js';
+import type { RawTensor, SafetensorsContents } from '@qkvflow/autograd';
 
 /** Hyper-parameters of AdamW. */
 export interface AdamWOptions {
