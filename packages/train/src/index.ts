@@ -24,15 +24,22 @@ export { configSearchPath, listConfigs, loadConfig, type ConfigFile } from './co
 export { SCHEDULE_KINDS, makeSchedule, warmupSteps, type Schedule, type ScheduleKind, type ScheduleOptions } from './optim/schedule.js';
 export {
   AdamW,
+  adamwUpdate,
+  backendHasFloat64,
   clipByGlobalNorm,
   clipScale,
   compileDecayPatterns,
   decayedNames,
   globalNorm,
+  globalNormTensor,
+  updateDType,
+  type AdamConstants,
   type AdamWHyper,
   type AdamWOptions,
   type AdamWStepInfo,
+  type UpdatePrecision,
 } from './optim/adamw.js';
+export { GradientAccumulator } from './optim/accumulate.js';
 export {
   checkpointDirName,
   decodeModelFile,
