@@ -37,8 +37,11 @@ export {
   type AdamWHyper,
   type AdamWOptions,
   type AdamWStepInfo,
+  type NormOptions,
+  type OptimizerKernel,
   type UpdatePrecision,
 } from './optim/adamw.js';
+export { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from './optim/host-kernels.js';
 export { GradientAccumulator } from './optim/accumulate.js';
 export {
   checkpointDirName,

@@ -1,12 +1,13 @@
 /**
- * The optimiser and the gradient accumulation as tensor code: checked element by element against host loops
- * written independently here (float64 arithmetic, results rounded to float32 with Math.fround), bit for bit.
+ * The optimiser and the gradient accumulation as tensor code (and the fused CPU loops of the optimiser): checked
+ * element by element against host loops written independently here (float64 arithmetic, results rounded to
+ * float32), bit for bit.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { random, tensor, type Tensor } from '@qkvflow/autograd';
-import { AdamW, GradientAccumulator, globalNorm, globalNormTensor } from '../src/index.js';
+import { AdamW, GradientAccumulator, globalNorm, globalNormTensor, type OptimizerKernel } from '../src/index.js';
 
 const f32 = (xs: number[]): Tensor => tensor(Float32Array.from(xs));
 const bits = (xs: ArrayLike<number>): string[] => Array.from(xs, (x) => (Object.is(x, -0) ? '-0' : String(x)));
@@ -42,10 +43,11 @@ class HostAdamW {
   }
 }
 
-test('AdamW on tensors: float32 parameters and moments equal a float64 host loop rounded to float32, bit for bit', () => {
+for (const kernel of ['ops', 'auto'] as OptimizerKernel[]) {
+test(`AdamW (kernel ${kernel}): float32 parameters and moments equal a float64 host loop rounded to float32, bit for bit`, () => {
   const shapes: Record<string, number[]> = { 'wte.weight': [40, 8], 'h.w': [8, 16], 'h.b': [16] };
   const o = { b1: 0.9, b2: 0.95, eps: 1e-8, wd: 0.1, clip: 1 as number | null, decays: (n: string) => n === 'wte.weight' };
-  const opt = new AdamW({ beta1: o.b1, beta2: o.b2, eps: o.eps, weightDecay: o.wd, decayPatterns: ['wte\\.weight'], maxGradNorm: o.clip });
+  const opt = new AdamW({ beta1: o.b1, beta2: o.b2, eps: o.eps, weightDecay: o.wd, decayPatterns: ['wte\\.weight'], maxGradNorm: o.clip, kernel });
   const host = new HostAdamW(o);
   let p: Record<string, Tensor> = {};
   let hp: Record<string, Float32Array> = {};
@@ -72,6 +74,30 @@ test('AdamW on tensors: float32 parameters and moments equal a float64 host loop
   }
   assert.ok(clipped > 0 && clipped < 12, `${clipped} of 12 steps clipped; expected some, not all`);
 });
+}
+
+test('AdamW: the tensor-op and the fused CPU kernels agree bit for bit (float32 and float64 parameters)', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const opts = { beta2: 0.95, weightDecay: 0.1, decayPatterns: ['a'], maxGradNorm: 0.3 };
+    const a = new AdamW({ ...opts, kernel: 'ops' });
+    const b = new AdamW({ ...opts, kernel: 'auto' });
+    let pa: Record<string, Tensor> = { a: random.normal(random.key(1), [5, 7], { dtype }), b: random.normal(random.key(2), [7], { dtype }) };
+    let pb = pa;
+    for (let s = 0; s < 6; s++) {
+      const g = { a: random.normal(random.key(10 + s), [5, 7], { std: 0.2, dtype }), b: random.normal(random.key(20 + s), [7], { std: 0.01, dtype }) };
+      const ra = a.step(pa, g, 0.02), rb = b.step(pb, g, 0.02);
+      assert.equal(ra.gradNorm, rb.gradNorm, `${dtype} step ${s + 1}: norm`);
+      pa = ra.params;
+      pb = rb.params;
+      for (const n of ['a', 'b']) {
+        assert.equal(pb[n]!.dtype, dtype);
+        assert.deepEqual(bits(pb[n]!.data()), bits(pa[n]!.data()), `${dtype} step ${s + 1}: ${n}`);
+        assert.deepEqual(bits(b.moments(n)!.v.data()), bits(a.moments(n)!.v.data()), `${dtype} step ${s + 1}: v of ${n}`);
+      }
+    }
+  }
+  assert.throws(() => new AdamW({ kernel: 'gpu' as never }), /AdamW: kernel is "gpu"; expected 'auto' or 'ops'/);
+});
 
 test('AdamW precision float32: the update stays in float32 and agrees with the float64 update to float32 accuracy', () => {
   const p = { w: random.normal(random.key(1), [64], { std: 0.5 }) };
@@ -95,13 +121,17 @@ test('globalNorm: one float64 sum over the gradients end to end, equal to the ho
       let s = 0;
       for (const xs of parts) for (const x of xs) s += Math.fround(x) * Math.fround(x);
       assert.equal(globalNorm(g), Math.sqrt(s));
+      assert.equal(globalNorm(g, { kernel: 'ops' }), Math.sqrt(s));
       const t = globalNormTensor(g);
       assert.deepEqual([t.shape.length, t.dtype], [0, 'float64']);
     }),
     { numRuns: 60 },
   );
   assert.equal(globalNorm({}), 0);
-  assert.throws(() => globalNorm({ i: tensor(Int32Array.from([1])) }), /globalNorm: gradient 'i' is int32; expected float32 or float64/);
+  assert.equal(globalNorm({}, { kernel: 'ops' }), 0);
+  for (const kernel of ['ops', 'auto'] as OptimizerKernel[]) {
+    assert.throws(() => globalNorm({ i: tensor(Int32Array.from([1])) }, { kernel }), /globalNorm: gradient 'i' is int32; expected float32 or float64/);
+  }
 });
 
 test('GradientAccumulator: the mean equals a float64 host sum divided by the count and rounded, bit for bit', () => {

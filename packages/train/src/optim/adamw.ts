@@ -13,9 +13,12 @@
  * matched against the whole dotted parameter name (e.g. `wte\.weight`, `.*attn.*weight`).
  *
  * State and update are tensors on the parameters' backend (optax's `scale_by_adam` state): the moments m and v
- * (dtype of their parameter) live there, and the update is a chain of elementwise tensor ops; only the global
- * norm comes back to the host, as one number (for the clip factor, the non-finite check and the log). The
- * count t and the learning rate are host numbers, so the bias corrections are the host's `Math.pow`.
+ * (dtype of their parameter) live there, and `adamwUpdate` defines the update as a chain of elementwise tensor
+ * ops; only the global norm comes back to the host, as one number (for the clip factor, the non-finite check
+ * and the log). The count t and the learning rate are host numbers, so the bias corrections are `Math.pow`.
+ * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused loop per
+ * parameter (host-kernels.ts: no transfer, one pass instead of one per op); `kernel: 'ops'` uses the tensor
+ * ops there too. Both give bit-identical results.
  *
  * Precision: the arithmetic runs in float64 where the backend has it (the CPU backend), with each result rounded
  * to the parameter's dtype at the end — the new moments and parameters are exactly what a float64 loop over
@@ -28,9 +31,21 @@ import {
   add, cast, concat, div, getBackend, mul, rawToTensor, reshape, scalar, sqrt, sub, sum, tensorToRaw, tidy, zerosLike,
   type Backend, type DType, type RawTensor, type SafetensorsContents, type Tensor,
 } from '@qkvflow/autograd';
+import { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from './host-kernels.js';
 
 /** Arithmetic precision of the optimiser: float64 where the backend has it ('auto'), or always the parameter's dtype. */
 export type UpdatePrecision = 'auto' | 'float32';
+
+/** How updates and norms run: fused loops on the CPU backend and tensor ops elsewhere ('auto'), or tensor ops everywhere ('ops'). */
+export type OptimizerKernel = 'auto' | 'ops';
+
+/** Options of the norm and clipping functions. */
+export interface NormOptions {
+  /** Arithmetic precision (default 'auto'). */
+  precision?: UpdatePrecision;
+  /** Fused host loop on the CPU backend or tensor ops (default 'auto'). */
+  kernel?: OptimizerKernel;
+}
 
 /** Hyper-parameters of AdamW. */
 export interface AdamWOptions {
@@ -48,6 +63,8 @@ export interface AdamWOptions {
   maxGradNorm?: number | null;
   /** Arithmetic precision (default 'auto': float64 where the backend has it; see the module comment). */
   precision?: UpdatePrecision;
+  /** Fused loop on the CPU backend or tensor ops everywhere (default 'auto'; see the module comment). */
+  kernel?: OptimizerKernel;
 }
 
 /** Resolved hyper-parameters (recorded in the optimiser state). */
@@ -170,9 +187,17 @@ export function globalNormTensor(grads: Record<string, Tensor>, precision: Updat
   });
 }
 
-/** Global L2 norm of a set of gradients, read back as a number (see `globalNormTensor`). */
-export function globalNorm(grads: Record<string, Tensor>, precision: UpdatePrecision = 'auto'): number {
-  return globalNormTensor(grads, precision).item();
+/** Whether the fused host loops apply (kernel 'auto' on the CPU backend with float64 precision). */
+function useHostKernel(kernel: OptimizerKernel, precision: UpdatePrecision): boolean {
+  return kernel === 'auto' && precision === 'auto' && hostMemoryBackend();
+}
+
+/** Global L2 norm of a set of gradients as a number (`globalNormTensor`, or the same sum as one host loop on the CPU backend). */
+export function globalNorm(grads: Record<string, Tensor>, opts: NormOptions = {}): number {
+  const precision = opts.precision ?? 'auto';
+  if (!useHostKernel(opts.kernel ?? 'auto', precision)) return globalNormTensor(grads, precision).item();
+  for (const [n, g] of Object.entries(grads)) requireFloat('globalNorm', `gradient '${n}'`, g);
+  return Math.sqrt(sumOfSquaresHost(Object.values(grads)));
 }
 
 /** Scale applied by optax.clip_by_global_norm: 1 when norm < maxNorm, else maxNorm / norm. */
@@ -183,8 +208,9 @@ export function clipScale(norm: number, maxNorm: number | null): number {
 }
 
 /** Gradients rescaled so their global norm is at most `maxNorm`; returns the gradients, the norm and the scale. */
-export function clipByGlobalNorm(grads: Record<string, Tensor>, maxNorm: number, precision: UpdatePrecision = 'auto'): { grads: Record<string, Tensor>; norm: number; scale: number } {
-  const norm = globalNorm(grads, precision);
+export function clipByGlobalNorm(grads: Record<string, Tensor>, maxNorm: number, opts: NormOptions = {}): { grads: Record<string, Tensor>; norm: number; scale: number } {
+  const precision = opts.precision ?? 'auto';
+  const norm = globalNorm(grads, opts);
   const scale = clipScale(norm, maxNorm);
   if (scale === 1) return { grads, norm, scale };
   const out: Record<string, Tensor> = {};
@@ -204,6 +230,8 @@ export class AdamW {
   readonly hyper: AdamWHyper;
   /** Arithmetic precision (see the module comment). */
   readonly precision: UpdatePrecision;
+  /** Fused host loop on the CPU backend, or tensor ops (see the module comment). */
+  readonly kernel: OptimizerKernel;
   /** Number of updates applied so far. */
   count = 0;
   private readonly decayRes: RegExp[];
@@ -220,6 +248,8 @@ export class AdamW {
     if (clip !== null && !(clip >= 0 && Number.isFinite(clip))) throw new Error(`AdamW: maxGradNorm must be a finite number >= 0 or null, got ${clip}`);
     const precision = opts.precision ?? 'auto';
     if (precision !== 'auto' && precision !== 'float32') throw new Error(`AdamW: precision is ${JSON.stringify(precision)}; expected 'auto' or 'float32'`);
+    const kernel = opts.kernel ?? 'auto';
+    if (kernel !== 'auto' && kernel !== 'ops') throw new Error(`AdamW: kernel is ${JSON.stringify(kernel)}; expected 'auto' or 'ops'`);
     this.hyper = {
       beta1: checkBeta('beta1', opts.beta1 ?? 0.9),
       beta2: checkBeta('beta2', opts.beta2 ?? 0.999),
@@ -229,6 +259,7 @@ export class AdamW {
       maxGradNorm: clip === 0 ? null : clip,
     };
     this.precision = precision;
+    this.kernel = kernel;
     this.decayRes = compileDecayPatterns(this.hyper.decayPatterns);
   }
 
@@ -281,18 +312,19 @@ export class AdamW {
       }
       this.ensure(n, p);
     }
-    const gradNorm = opts.gradNorm ?? globalNorm(grads, this.precision);
+    const gradNorm = opts.gradNorm ?? globalNorm(grads, { precision: this.precision, kernel: this.kernel });
     const scale = clipScale(gradNorm, this.hyper.maxGradNorm);
     const { beta1, beta2, eps, weightDecay } = this.hyper;
     const t = this.count + 1;
     const base = { beta1, beta2, eps, scale, bc1: 1 - Math.pow(beta1, t), bc2: 1 - Math.pow(beta2, t), lr };
+    const host = useHostKernel(this.kernel, this.precision);
     const out: Record<string, Tensor> = {};
     for (const [n, g] of Object.entries(grads)) {
       const p = params[n]!;
       const m = this.m.get(n)!;
       const v = this.v.get(n)!;
       const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
-      const next = tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
+      const next = host ? adamwUpdateHost(p, g, m, v, c) : tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
       this.m.set(n, next.m);
       this.v.set(n, next.v);
       m.dispose();
