@@ -36,6 +36,8 @@ import {
 } from '@qkvflow/models';
 
 export { checkpointDirName, decodeModelFile, encodeModelFile, resolveCheckpointDir };
+/** Layout names the trainer uses (from @qkvflow/models' checkpoint layout). */
+export { METRICS_FILE, STATE_FILE } from '@qkvflow/models';
 
 /** Everything a checkpoint holds. */
 export interface CheckpointContents {

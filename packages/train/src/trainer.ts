@@ -30,8 +30,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { Key, random, tensor, tidy, valueAndGrad, type Tensor } from '@qkvflow/autograd';
-import { METRICS_FILE, STATE_FILE } from '@qkvflow/models';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import { METRICS_FILE, STATE_FILE, listCheckpoints, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { BatchSampler, type SamplerState, type TokenArray } from './data/index.js';
 import { evaluatePerplexity, type EvalResult } from './evaluate.js';
