@@ -139,6 +139,8 @@ interface SavedTrainerState {
   lastEval?: EvalResult | null;
 }
 
+type Params = Record<string, Tensor>;
+
 /** What one update did. */
 interface UpdateResult {
   loss: number;
@@ -198,27 +200,9 @@ class TrainingRun {
     this.names = checkTrainable(model);
     this.micro = cfg.train.batchSize / cfg.train.gradAccum;
     fs.mkdirSync(runDir, { recursive: true });
-    this.sampler = new BatchSampler(o.trainTokens, {
-      batchSize: this.micro,
-      seqLen: cfg.data.seqLen,
-      ...(cfg.data.stride !== null ? { stride: cfg.data.stride } : {}),
-      seed: cfg.seed,
-    });
-    this.opt = new AdamW({
-      beta1: cfg.optimizer.beta1,
-      beta2: cfg.optimizer.beta2,
-      eps: cfg.optimizer.eps,
-      weightDecay: cfg.optimizer.weightDecay,
-      decayPatterns: o.decayPatterns,
-      maxGradNorm: cfg.optimizer.maxGradNorm,
-    });
-    this.schedule = makeSchedule({
-      lr: cfg.optimizer.lr,
-      totalSteps: cfg.train.steps,
-      warmupRatio: cfg.optimizer.warmupRatio,
-      minLrRatio: cfg.optimizer.minLrRatio,
-      kind: cfg.optimizer.schedule,
-    });
+    this.sampler = samplerFor(cfg, o.trainTokens, this.micro);
+    this.opt = optimizerFor(cfg, o.decayPatterns);
+    this.schedule = scheduleFor(cfg);
     this.dropoutKey = random.foldIn(random.key(cfg.seed), 1);
     this.metrics = new MetricsLog(path.join(runDir, METRICS_FILE));
     this.progress = new Progress(o.progress ?? cfg.train.progress, cfg.train.steps, log);
@@ -247,7 +231,8 @@ class TrainingRun {
         this.logMetrics(u);
         const ev = this.maybeEvaluate();
         let ck = this.maybeCheckpoint();
-        if (this.o.afterStep) await this.o.afterStep({ step: this.step, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, eval: ev, checkpoint: ck });
+        const info: StepInfo = { step: this.step, loss: u.loss, lr: u.lr, gradNorm: u.gradNorm, eval: ev, checkpoint: ck };
+        if (this.o.afterStep) await this.o.afterStep(info);
         if (this.guard.interrupted) {
           ck ??= this.save();
           this.progress.stop();
@@ -277,7 +262,7 @@ class TrainingRun {
   }
 
   /** The trainable parameters, by name (references into the model's parameters `all`). */
-  private trainableParams(all: Record<string, Tensor> = this.model.parameters()): Record<string, Tensor> {
+  private trainableParams(all: Params = this.model.parameters()): Params {
     return Object.fromEntries(this.names.map((n) => [n, all[n]!]));
   }
 
@@ -336,7 +321,7 @@ class TrainingRun {
   }
 
   /** Mean loss and gradients over the update's micro-batches; the model keeps its parameters `full` afterwards. */
-  private gradients(full: Record<string, Tensor>, params: Record<string, Tensor>): { loss: number; grads: Record<string, Tensor> } {
+  private gradients(full: Params, params: Params): { loss: number; grads: Params } {
     try {
       for (let j = 0; j < this.cfg.train.gradAccum; j++) {
         const { loss, grads } = this.microStep(j, full, params);
@@ -349,17 +334,17 @@ class TrainingRun {
   }
 
   /** Loss and gradients of micro-batch j of the current update (dropout key foldIn(foldIn(k, step), j)). */
-  private microStep(j: number, full: Record<string, Tensor>, params: Record<string, Tensor>): { loss: Tensor; grads: Record<string, Tensor> } {
+  private microStep(j: number, full: Params, params: Params): { loss: Tensor; grads: Params } {
     const b = this.sampler.next();
     const x = tensor(b.inputs, { shape: [b.batch, b.seqLen], dtype: 'int32' });
     const y = tensor(b.targets, { shape: [b.batch, b.seqLen], dtype: 'int32' });
     const key = random.foldIn(random.foldIn(this.dropoutKey, this.step), j);
-    const f = (p: Record<string, Tensor>): Tensor => {
+    const f = (p: Params): Tensor => {
       this.model.setParameters({ ...full, ...p });
       return this.model.loss(x, y, { key, training: true });
     };
     return tidy(() => {
-      const [loss, grads] = valueAndGrad(f)(params) as [Tensor, Record<string, Tensor>];
+      const [loss, grads] = valueAndGrad(f)(params) as [Tensor, Params];
       return { loss, grads };
     });
   }
@@ -381,7 +366,7 @@ class TrainingRun {
   }
 
   /** AdamW on the trainable parameters; the model takes the new values. */
-  private clipAndStep(full: Record<string, Tensor>, params: Record<string, Tensor>, grads: Record<string, Tensor>, lr: number, gradNorm: number): { clipScale: number } {
+  private clipAndStep(full: Params, params: Params, grads: Params, lr: number, gradNorm: number): { clipScale: number } {
     const upd = this.opt.step(params, grads, lr, { gradNorm });
     this.model.setParameters({ ...full, ...upd.params });
     return { clipScale: upd.clipScale };
@@ -466,6 +451,28 @@ class TrainingRun {
     this.lastCheckpoint = dir;
     return dir;
   }
+}
+
+/** The training batch sampler of a configuration (micro-batches of `micro` sequences). */
+function samplerFor(cfg: TrainConfig, tokens: TokenArray, micro: number): BatchSampler {
+  return new BatchSampler(tokens, {
+    batchSize: micro,
+    seqLen: cfg.data.seqLen,
+    ...(cfg.data.stride !== null ? { stride: cfg.data.stride } : {}),
+    seed: cfg.seed,
+  });
+}
+
+/** AdamW with the configuration's hyper-parameters and the resolved decay patterns. */
+function optimizerFor(cfg: TrainConfig, decayPatterns: readonly string[]): AdamW {
+  const o = cfg.optimizer;
+  return new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, decayPatterns, maxGradNorm: o.maxGradNorm });
+}
+
+/** The learning-rate schedule of a configuration. */
+function scheduleFor(cfg: TrainConfig): Schedule {
+  const o = cfg.optimizer;
+  return makeSchedule({ lr: o.lr, totalSteps: cfg.train.steps, warmupRatio: o.warmupRatio, minLrRatio: o.minLrRatio, kind: o.schedule });
 }
 
 /** The model's trainable names, checked against its parameters. */

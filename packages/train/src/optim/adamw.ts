@@ -208,7 +208,11 @@ export function clipScale(norm: number, maxNorm: number | null): number {
 }
 
 /** Gradients rescaled so their global norm is at most `maxNorm`; returns the gradients, the norm and the scale. */
-export function clipByGlobalNorm(grads: Record<string, Tensor>, maxNorm: number, opts: NormOptions = {}): { grads: Record<string, Tensor>; norm: number; scale: number } {
+export function clipByGlobalNorm(
+  grads: Record<string, Tensor>,
+  maxNorm: number,
+  opts: NormOptions = {},
+): { grads: Record<string, Tensor>; norm: number; scale: number } {
   const precision = opts.precision ?? 'auto';
   const norm = globalNorm(grads, opts);
   const scale = clipScale(norm, maxNorm);
