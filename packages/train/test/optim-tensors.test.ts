@@ -134,14 +134,15 @@ test('globalNorm: one float64 sum over the gradients end to end, equal to the ho
   }
 });
 
-test('GradientAccumulator: the mean equals a float64 host sum divided by the count and rounded, bit for bit', () => {
+test('GradientAccumulator (tensor ops and fused CPU loop): the mean equals a float64 host sum divided by the count and rounded, bit for bit', () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 5 }),
       fc.array(fc.float({ min: -10, max: 10, noNaN: true }), { minLength: 6, maxLength: 6 }),
       fc.integer({ min: 0, max: 1000 }),
-      (count, base, seed) => {
-        const acc = new GradientAccumulator();
+      fc.constantFrom<OptimizerKernel>('ops', 'auto'),
+      (count, base, seed, kernel) => {
+        const acc = new GradientAccumulator('auto', kernel);
         const micro = Array.from({ length: count }, (_, j) => ({
           loss: tensor(Float32Array.from([base[0]! + j])).reshape([]),
           a: f32(base.slice(0, 4).map((x, i) => x * (j + 1) + i / 7)),
@@ -164,12 +165,12 @@ test('GradientAccumulator: the mean equals a float64 host sum divided by the cou
             want[i] = s / count;
           }
           assert.equal(r.grads[k]!.dtype, 'float32');
-          assert.deepEqual(bits(r.grads[k]!.data()), bits(want), `${k} with ${count} micro-batches`);
+          assert.deepEqual(bits(r.grads[k]!.data()), bits(want), `${k} with ${count} micro-batches (kernel ${kernel})`);
         }
         if (count === 1) assert.equal(r.grads.a, micro[0]!.a, 'a single micro-batch passes through');
       },
     ),
-    { numRuns: 40 },
+    { numRuns: 60 },
   );
 });
 
