@@ -1,11 +1,12 @@
 /**
- * `qkvflow analyze --checkpoint PATH --out DIR [options]`: the command-line front end of the analysis. The CLI of
- * @qkvflow/train dispatches its `analyze` subcommand here (passing its checkpoint loader and tokenizer).
+ * `qkvflow analyze --checkpoint PATH --out DIR [options]`: the command-line front end of the analysis. The
+ * `qkvflow` command (@qkvflow/cli) dispatches its `analyze` subcommand here, passing a tokenizer.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { decodeSafetensors, type Tensor } from "@qkvflow/autograd";
-import { createEmptyModel, modelFromSafetensors, rawToParameter, validateConfig } from "@qkvflow/models";
+import {
+  CONFIG_METADATA_KEY, createEmptyModel, modelFromSafetensors, rawToParameter, resolveModelFile, validateConfig,
+} from "@qkvflow/models";
 import { analyzeModel, splitSentences, type AnalysisResult, type TextCodec } from "./analyze.js";
 import type { AnalyzableModel } from "./dynamics.js";
 import { writeAnalysis } from "./report.js";
@@ -125,34 +126,20 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
 }
 
 /** The model file of a path: a .safetensors file, a folder with model.safetensors, or a run folder's latest checkpoint. */
-export function resolveModelFile(p: string): string {
-  const abs = resolve(p);
-  if (!existsSync(abs)) throw new Error(`resolveModelFile: '${p}' does not exist; expected a .safetensors file, a checkpoint folder or a run folder`);
-  if (statSync(abs).isFile()) return abs;
-  if (existsSync(join(abs, "model.safetensors"))) return join(abs, "model.safetensors");
-  const root = existsSync(join(abs, "checkpoints")) ? join(abs, "checkpoints") : abs;
-  const latest = join(root, "latest.json");
-  if (existsSync(latest)) {
-    const j = JSON.parse(readFileSync(latest, "utf8")) as { dir?: unknown };
-    if (typeof j.dir === "string" && existsSync(join(root, j.dir, "model.safetensors"))) return join(root, j.dir, "model.safetensors");
-  }
-  const steps = readdirSync(root).filter((n) => /^step-\d+$/.test(n) && existsSync(join(root, n, "model.safetensors"))).sort();
-  if (steps.length) return join(root, steps[steps.length - 1], "model.safetensors");
-  throw new Error(`resolveModelFile: '${p}' holds no model.safetensors (nor checkpoints/step-*/model.safetensors)`);
-}
+export { resolveModelFile };
 
 /**
- * Loads a model for analysis from a file written by @qkvflow/models' saveModel (metadata 'qkvflow.config') or a
- * trainer checkpoint's model.safetensors (metadata 'config').
+ * Loads a model for analysis from a model file in @qkvflow/models' format (saveModel, trainer checkpoints: metadata
+ * 'qkvflow.config') or an older trainer checkpoint's model.safetensors (metadata 'config').
  */
 export function loadAnalyzableModel(p: string): AnalyzableModel {
   const file = resolveModelFile(p);
   const buf = readFileSync(file);
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   const contents = decodeSafetensors(bytes);
-  if (contents.metadata["qkvflow.config"] !== undefined) return modelFromSafetensors(bytes);
+  if (contents.metadata[CONFIG_METADATA_KEY] !== undefined) return modelFromSafetensors(bytes);
   const json = contents.metadata.config;
-  if (json === undefined) throw new Error(`loadAnalyzableModel: ${file} has neither 'qkvflow.config' nor 'config' metadata; expected a model written by qkvflow`);
+  if (json === undefined) throw new Error(`loadAnalyzableModel: ${file} has neither '${CONFIG_METADATA_KEY}' nor 'config' metadata; expected a model written by qkvflow`);
   const config = validateConfig(JSON.parse(json));
   const model = createEmptyModel(config);
   const sd: Record<string, Tensor> = {};

@@ -37,4 +37,4 @@ export {
   encodeSafetensors, decodeSafetensors, f16ToF32, bf16ToF32, f32ToF16, f32ToBf16,
   type RawTensor, type SafeDType, type SafetensorsContents,
 } from "./io/safetensors.js";
-export { saveSafetensors, loadSafetensors, tensorsToRaw, rawToTensor } from "./io/tensors.js";
+export { saveSafetensors, loadSafetensors, tensorToRaw, tensorsToRaw, rawToTensor } from "./io/tensors.js";

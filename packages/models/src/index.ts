@@ -28,4 +28,10 @@ export { createModel, createEmptyModel, type AnyModel } from "./factory.js";
 export {
   saveModel, saveModelSync, loadModel, loadModelSync, modelToSafetensors, modelFromSafetensors, gpt2FromHuggingFace,
   loadGpt2FromHuggingFace, rawToParameter, tensorToRaw, CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, FORMAT_TAG, type HfGpt2Options,
+  encodeModelFile, decodeModelFile,
 } from "./io.js";
+export {
+  MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE, METRICS_FILE, CHECKPOINTS_DIR, LATEST_FILE, CHECKPOINT_FILES,
+  checkpointDirName, checkpointStep, isCheckpointDir, checkpointsRoot, listCheckpointDirs, latestCheckpointDir,
+  resolveCheckpointDir, resolveModelFile,
+} from "./checkpoint-layout.js";

@@ -7,15 +7,16 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { tensor, type Tensor } from "@qkvflow/autograd";
+import {
+  cast, decodeSafetensors, encodeSafetensors, rawToTensor, tensorToRaw, tensorsToRaw, type RawTensor,
+  type SafetensorsContents, type Tensor,
+} from "@qkvflow/autograd";
+import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "@qkvflow/autograd/node";
+import { MODEL_FILE } from "./checkpoint-layout.js";
 import { validateConfig, type ModelDType } from "./config.js";
 import { createEmptyModel, type AnyModel } from "./factory.js";
 import { Gpt2Model } from "./gpt2.js";
 import type { TransformerLM } from "./language-model.js";
-import {
-  bf16ToF32, decodeSafetensors, encodeSafetensors, f16ToF32, readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile,
-  writeSafetensorsFileSync, type RawTensor, type SafetensorsContents,
-} from "./safetensors-io.js";
 
 /** Metadata key holding the configuration JSON. */
 export const CONFIG_METADATA_KEY = "qkvflow.config";
@@ -24,34 +25,50 @@ export const FORMAT_METADATA_KEY = "qkvflow.format";
 /** Current format tag. */
 export const FORMAT_TAG = "qkvflow-model/1";
 
-/** A tensor as a safetensors entry (F32, F64 or I32; the data is not copied). */
-export function tensorToRaw(t: Tensor): RawTensor {
-  const d = t.data();
-  if (t.dtype === "float32") return { dtype: "F32", shape: [...t.shape], data: d as Float32Array };
-  if (t.dtype === "float64") return { dtype: "F64", shape: [...t.shape], data: d as Float64Array };
-  if (t.dtype === "int32") return { dtype: "I32", shape: [...t.shape], data: d as Int32Array };
-  throw new Error(`tensorToRaw: dtype ${t.dtype} is not stored; expected float32, float64 or int32`);
+/** A tensor as a safetensors entry: @qkvflow/autograd's conversion, re-exported under this package's name. */
+export { tensorToRaw };
+
+/** A safetensors entry as a parameter: a float dtype (F16, BF16, F32, F64) converted to `dtype` (default: F64 → float64, else float32). */
+export function rawToParameter(name: string, r: RawTensor, dtype?: ModelDType): Tensor {
+  if (r.dtype !== "F32" && r.dtype !== "F64" && r.dtype !== "F16" && r.dtype !== "BF16") {
+    throw new Error(`rawToParameter: tensor '${name}' has dtype ${r.dtype}; expected a float dtype (F16, BF16, F32, F64)`);
+  }
+  const t = rawToTensor(name, r);
+  return cast(t, dtype ?? t.dtype);
 }
 
-/** A safetensors entry as a tensor; F16 / BF16 / F32 / F64 become `dtype` (default: F64 → float64, else float32). */
-export function rawToParameter(name: string, r: RawTensor, dtype?: ModelDType): Tensor {
-  let data: Float32Array | Float64Array;
-  switch (r.dtype) {
-    case "F32": data = r.data as Float32Array; break;
-    case "F64": data = r.data as Float64Array; break;
-    case "F16": data = f16ToF32(r.data as Uint16Array); break;
-    case "BF16": data = bf16ToF32(r.data as Uint16Array); break;
-    default: throw new Error(`rawToParameter: tensor '${name}' has dtype ${r.dtype}; expected a float dtype (F16, BF16, F32, F64)`);
+/** The metadata of a model file: the caller's entries plus the format tag and the configuration. */
+function modelMetadata(config: unknown, metadata: Record<string, string>): Record<string, string> {
+  return { ...metadata, [FORMAT_METADATA_KEY]: FORMAT_TAG, [CONFIG_METADATA_KEY]: JSON.stringify(config) };
+}
+
+/**
+ * Encodes a state dict with its model configuration as a model file, the format `saveModel` writes and a trainer
+ * checkpoint's model.safetensors holds (any model family: the configuration is stored as JSON, not validated).
+ */
+export function encodeModelFile(state: Record<string, Tensor>, config: unknown, metadata: Record<string, string> = {}): Uint8Array {
+  return encodeSafetensors(tensorsToRaw(state), modelMetadata(config, metadata));
+}
+
+/** Decodes a model file (`encodeModelFile`, `saveModel`) into its state dict, as stored, and its configuration JSON (not validated). */
+export function decodeModelFile(bytes: Uint8Array, where = MODEL_FILE): { model: Record<string, Tensor>; modelConfig: unknown } {
+  const c = decodeSafetensors(bytes);
+  const model: Record<string, Tensor> = {};
+  for (const [n, r] of Object.entries(c.tensors)) model[n] = rawToTensor(n, r);
+  const cfg = c.metadata[CONFIG_METADATA_KEY];
+  if (cfg === undefined) throw new Error(`decodeModelFile: ${where} has no '${CONFIG_METADATA_KEY}' metadata entry; expected a model file written by qkvflow`);
+  let modelConfig: unknown;
+  try {
+    modelConfig = JSON.parse(cfg);
+  } catch (err) {
+    throw new Error(`decodeModelFile: ${where} has a '${CONFIG_METADATA_KEY}' metadata entry that is not JSON (${(err as Error).message})`);
   }
-  const target = dtype ?? (r.dtype === "F64" ? "float64" : "float32");
-  return tensor(data, { shape: r.shape, dtype: target });
+  return { model, modelConfig };
 }
 
 /** Encodes a model (parameters + configuration metadata) as safetensors bytes. */
 export function modelToSafetensors(model: TransformerLM, metadata: Record<string, string> = {}): Uint8Array {
-  const tensors: Record<string, RawTensor> = {};
-  for (const [n, p] of Object.entries(model.parameters())) tensors[n] = tensorToRaw(p);
-  return encodeSafetensors(tensors, { ...metadata, [FORMAT_METADATA_KEY]: FORMAT_TAG, [CONFIG_METADATA_KEY]: JSON.stringify(model.config) });
+  return encodeModelFile(model.parameters(), model.config, metadata);
 }
 
 function fromContents(fn: string, c: SafetensorsContents): AnyModel {
@@ -80,16 +97,12 @@ export function modelFromSafetensors(bytes: Uint8Array): AnyModel {
 
 /** Writes a model to a safetensors file (atomically), with its configuration in the metadata. */
 export async function saveModel(file: string, model: TransformerLM, metadata: Record<string, string> = {}): Promise<void> {
-  const tensors: Record<string, RawTensor> = {};
-  for (const [n, p] of Object.entries(model.parameters())) tensors[n] = tensorToRaw(p);
-  await writeSafetensorsFile(file, tensors, { ...metadata, [FORMAT_METADATA_KEY]: FORMAT_TAG, [CONFIG_METADATA_KEY]: JSON.stringify(model.config) });
+  await writeSafetensorsFile(file, tensorsToRaw(model.parameters()), modelMetadata(model.config, metadata));
 }
 
 /** Synchronous saveModel. */
 export function saveModelSync(file: string, model: TransformerLM, metadata: Record<string, string> = {}): void {
-  const tensors: Record<string, RawTensor> = {};
-  for (const [n, p] of Object.entries(model.parameters())) tensors[n] = tensorToRaw(p);
-  writeSafetensorsFileSync(file, tensors, { ...metadata, [FORMAT_METADATA_KEY]: FORMAT_TAG, [CONFIG_METADATA_KEY]: JSON.stringify(model.config) });
+  writeSafetensorsFileSync(file, tensorsToRaw(model.parameters()), modelMetadata(model.config, metadata));
 }
 
 /** Reads a model written by saveModel. */

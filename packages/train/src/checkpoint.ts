@@ -1,9 +1,10 @@
 /**
- * Checkpoints: a folder per saved step, written atomically.
+ * Checkpoints: a folder per saved step, written atomically. The layout (file names, `latest.json`, how the newest
+ * complete checkpoint is found) is @qkvflow/models' checkpoint-layout module; this module writes and reads it:
  *
  *   <run>/checkpoints/step-00000100/
- *       model.safetensors      model state dict; __metadata__ as @qkvflow/models' saveModel writes it
- *                              ({ "qkvflow.format": "qkvflow-model/1", "qkvflow.config": model configuration JSON }),
+ *       model.safetensors      model state dict in @qkvflow/models' model-file format (encodeModelFile:
+ *                              { "qkvflow.format": "qkvflow-model/1", "qkvflow.config": model configuration JSON }),
  *                              so `loadModel(<dir>/model.safetensors)` reads it directly
  *       optimizer.safetensors  AdamW moments m.<name>, v.<name>; __metadata__: count, hyper-parameters
  *       state.json             step, RNG key, data-sampler position, metrics.jsonl length, elapsed time, …
@@ -18,8 +19,25 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Tensor } from '@qkvflow/autograd';
-import { encodeSafetensors, decodeSafetensors, fromRawTensor, toRawTensor, type RawTensor, type SafetensorsContents } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsContents, type Tensor } from '@qkvflow/autograd';
+import {
+  CHECKPOINT_FILES,
+  CHECKPOINTS_DIR,
+  CONFIG_FILE,
+  LATEST_FILE,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  STATE_FILE,
+  checkpointDirName,
+  decodeModelFile,
+  encodeModelFile,
+  listCheckpointDirs,
+  resolveCheckpointDir,
+} from '@qkvflow/models';
+
+export { checkpointDirName, decodeModelFile, encodeModelFile, resolveCheckpointDir };
+/** Layout names the trainer uses (from @qkvflow/models' checkpoint layout). */
+export { METRICS_FILE, STATE_FILE } from '@qkvflow/models';
 
 /** Everything a checkpoint holds. */
 export interface CheckpointContents {
@@ -41,16 +59,6 @@ export interface LoadedCheckpoint extends CheckpointContents {
   dir: string;
   /** Step recorded in state.json. */
   step: number;
-}
-
-const FILES = ['model.safetensors', 'optimizer.safetensors', 'state.json', 'config.json'] as const;
-const FORMAT_KEY = 'qkvflow.format';
-const CONFIG_KEY = 'qkvflow.config';
-const MODEL_FORMAT = 'qkvflow-model/1';
-
-/** Folder name of the checkpoint of `step`. */
-export function checkpointDirName(step: number): string {
-  return `step-${String(step).padStart(8, '0')}`;
 }
 
 function fsyncPath(p: string): void {
@@ -92,29 +100,6 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array): vo
   fsyncPath(dir);
 }
 
-/** Encodes a model state dict with its configuration in the metadata. */
-export function encodeModelFile(model: Record<string, Tensor>, modelConfig: unknown): Uint8Array {
-  const raw: Record<string, RawTensor> = {};
-  for (const [n, t] of Object.entries(model)) raw[n] = toRawTensor(t);
-  return encodeSafetensors(raw, { [FORMAT_KEY]: MODEL_FORMAT, [CONFIG_KEY]: JSON.stringify(modelConfig) });
-}
-
-/** Decodes a model file written by `encodeModelFile` or @qkvflow/models' saveModel (configuration in the metadata). */
-export function decodeModelFile(bytes: Uint8Array, where = 'model.safetensors'): { model: Record<string, Tensor>; modelConfig: unknown } {
-  const c = decodeSafetensors(bytes);
-  const model: Record<string, Tensor> = {};
-  for (const [n, r] of Object.entries(c.tensors)) model[n] = fromRawTensor(r, n);
-  const cfg = c.metadata[CONFIG_KEY];
-  if (cfg === undefined) throw new Error(`decodeModelFile: ${where} has no '${CONFIG_KEY}' metadata entry; expected a model file written by qkvflow`);
-  let modelConfig: unknown;
-  try {
-    modelConfig = JSON.parse(cfg);
-  } catch (err) {
-    throw new Error(`decodeModelFile: ${where} has a '${CONFIG_KEY}' metadata entry that is not JSON (${(err as Error).message})`);
-  }
-  return { model, modelConfig };
-}
-
 function removeStale(ckptRoot: string, keepName: string | null): void {
   for (const name of fs.readdirSync(ckptRoot)) {
     if ((name.startsWith('.tmp-') || name.startsWith('.old-')) && name !== keepName) {
@@ -125,23 +110,14 @@ function removeStale(ckptRoot: string, keepName: string | null): void {
 
 /** Step numbers of the complete checkpoints under `<runDir>/checkpoints`, ascending. */
 export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
-  const root = path.join(runDir, 'checkpoints');
-  if (!fs.existsSync(root)) return [];
-  const out: { step: number; dir: string }[] = [];
-  for (const name of fs.readdirSync(root)) {
-    const m = /^step-(\d+)$/.exec(name);
-    if (m === null) continue;
-    const dir = path.join(root, name);
-    if (FILES.every((f) => fs.existsSync(path.join(dir, f)))) out.push({ step: Number(m[1]), dir });
-  }
-  return out.sort((a, b) => a.step - b.step);
+  return listCheckpointDirs(path.join(runDir, CHECKPOINTS_DIR));
 }
 
 /** Saves a checkpoint of `step` under `<runDir>/checkpoints` atomically and prunes to the newest `keep`; returns its folder. */
 export function saveCheckpoint(runDir: string, step: number, contents: CheckpointContents, keep = 2): string {
   if (!Number.isInteger(step) || step < 0) throw new Error(`saveCheckpoint: step must be a non-negative integer, got ${step}`);
   if (!Number.isInteger(keep) || keep < 1) throw new Error(`saveCheckpoint: keep must be a positive integer, got ${keep}`);
-  const root = path.join(runDir, 'checkpoints');
+  const root = path.join(runDir, CHECKPOINTS_DIR);
   fs.mkdirSync(root, { recursive: true });
   removeStale(root, null);
   const name = checkpointDirName(step);
@@ -149,10 +125,10 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
   const tmpDir = path.join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
   fs.mkdirSync(tmpDir);
   try {
-    writeSynced(path.join(tmpDir, 'model.safetensors'), encodeModelFile(contents.model, contents.modelConfig));
-    writeSynced(path.join(tmpDir, 'optimizer.safetensors'), encodeSafetensors(contents.optimizer.tensors, contents.optimizer.metadata));
-    writeSynced(path.join(tmpDir, 'config.json'), `${JSON.stringify(contents.config, null, 2)}\n`);
-    writeSynced(path.join(tmpDir, 'state.json'), `${JSON.stringify({ ...contents.state, step }, null, 2)}\n`);
+    writeSynced(path.join(tmpDir, MODEL_FILE), encodeModelFile(contents.model, contents.modelConfig));
+    writeSynced(path.join(tmpDir, OPTIMIZER_FILE), encodeSafetensors(contents.optimizer.tensors, contents.optimizer.metadata));
+    writeSynced(path.join(tmpDir, CONFIG_FILE), `${JSON.stringify(contents.config, null, 2)}\n`);
+    writeSynced(path.join(tmpDir, STATE_FILE), `${JSON.stringify({ ...contents.state, step }, null, 2)}\n`);
     fsyncPath(tmpDir);
     if (fs.existsSync(finalDir)) {
       const old = path.join(root, `.old-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -167,7 +143,7 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
     fs.rmSync(tmpDir, { recursive: true, force: true });
     throw new Error(`saveCheckpoint: could not write the checkpoint of step ${step} under ${root}: ${(err as Error).message}`, { cause: err });
   }
-  writeFileAtomicSync(path.join(root, 'latest.json'), `${JSON.stringify({ step, dir: name })}\n`);
+  writeFileAtomicSync(path.join(root, LATEST_FILE), `${JSON.stringify({ step, dir: name })}\n`);
   const all = listCheckpoints(runDir);
   for (const c of all.slice(0, Math.max(0, all.length - keep))) {
     if (c.dir !== finalDir) fs.rmSync(c.dir, { recursive: true, force: true });
@@ -175,36 +151,10 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
   return finalDir;
 }
 
-/**
- * Resolves a checkpoint folder from a run folder (its latest checkpoint), a `checkpoints` folder or a
- * `step-*` folder; returns null when a run folder has no checkpoint yet.
- */
-export function resolveCheckpointDir(p: string): string | null {
-  const abs = path.resolve(p);
-  if (!fs.existsSync(abs)) throw new Error(`resolveCheckpointDir: '${p}' does not exist; expected a run folder, its checkpoints folder or a step-* checkpoint folder`);
-  if (FILES.every((f) => fs.existsSync(path.join(abs, f)))) return abs;
-  const runDir = path.basename(abs) === 'checkpoints' ? path.dirname(abs) : abs;
-  const root = path.join(runDir, 'checkpoints');
-  const latest = path.join(root, 'latest.json');
-  if (fs.existsSync(latest)) {
-    try {
-      const j = JSON.parse(fs.readFileSync(latest, 'utf8')) as { dir?: unknown };
-      if (typeof j.dir === 'string') {
-        const d = path.join(root, j.dir);
-        if (FILES.every((f) => fs.existsSync(path.join(d, f)))) return d;
-      }
-    } catch {
-      // fall through to scanning the folders
-    }
-  }
-  const all = listCheckpoints(runDir);
-  return all.length > 0 ? all[all.length - 1]!.dir : null;
-}
-
 /** Reads a checkpoint folder (see `resolveCheckpointDir` for what `p` may be). */
 export function loadCheckpoint(p: string): LoadedCheckpoint {
   const dir = resolveCheckpointDir(p);
-  if (dir === null) throw new Error(`loadCheckpoint: '${p}' has no complete checkpoint (no checkpoints/step-* folder with ${FILES.join(', ')})`);
+  if (dir === null) throw new Error(`loadCheckpoint: '${p}' has no complete checkpoint (no ${CHECKPOINTS_DIR}/step-* folder with ${CHECKPOINT_FILES.join(', ')})`);
   const read = (f: string): Buffer => fs.readFileSync(path.join(dir, f));
   const json = (f: string): Record<string, unknown> => {
     try {
@@ -213,12 +163,12 @@ export function loadCheckpoint(p: string): LoadedCheckpoint {
       throw new Error(`loadCheckpoint: ${path.join(dir, f)} is not valid JSON (${(err as Error).message})`);
     }
   };
-  const mb = read('model.safetensors');
-  const { model, modelConfig } = decodeModelFile(new Uint8Array(mb.buffer, mb.byteOffset, mb.byteLength), path.join(dir, 'model.safetensors'));
-  const ob = read('optimizer.safetensors');
+  const mb = read(MODEL_FILE);
+  const { model, modelConfig } = decodeModelFile(new Uint8Array(mb.buffer, mb.byteOffset, mb.byteLength), path.join(dir, MODEL_FILE));
+  const ob = read(OPTIMIZER_FILE);
   const optimizer = decodeSafetensors(new Uint8Array(ob.buffer, ob.byteOffset, ob.byteLength));
-  const state = json('state.json');
+  const state = json(STATE_FILE);
   const step = state.step;
-  if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) throw new Error(`loadCheckpoint: ${path.join(dir, 'state.json')} has step ${JSON.stringify(step)}; expected a non-negative integer`);
-  return { dir, step, model, modelConfig, optimizer, state, config: json('config.json') };
+  if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) throw new Error(`loadCheckpoint: ${path.join(dir, STATE_FILE)} has step ${JSON.stringify(step)}; expected a non-negative integer`);
+  return { dir, step, model, modelConfig, optimizer, state, config: json(CONFIG_FILE) };
 }

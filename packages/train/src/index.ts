@@ -24,15 +24,25 @@ export { configSearchPath, listConfigs, loadConfig, type ConfigFile } from './co
 export { SCHEDULE_KINDS, makeSchedule, warmupSteps, type Schedule, type ScheduleKind, type ScheduleOptions } from './optim/schedule.js';
 export {
   AdamW,
+  adamwUpdate,
+  backendHasFloat64,
   clipByGlobalNorm,
   clipScale,
   compileDecayPatterns,
   decayedNames,
   globalNorm,
+  globalNormTensor,
+  updateDType,
+  type AdamConstants,
   type AdamWHyper,
   type AdamWOptions,
   type AdamWStepInfo,
+  type NormOptions,
+  type OptimizerKernel,
+  type UpdatePrecision,
 } from './optim/adamw.js';
+export { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from './optim/host-kernels.js';
+export { GradientAccumulator } from './optim/accumulate.js';
 export {
   checkpointDirName,
   decodeModelFile,
@@ -53,4 +63,3 @@ export { defaultDecayPatterns, qkvflowModels, resolveModelSection, type LoRASett
 export { loadRunData, type RunData } from './run-data.js';
 export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type RunOptions, type RunResult } from './run.js';
 export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from './generate.js';
-export { fromRawTensor, toRawTensor } from './safetensors.js';

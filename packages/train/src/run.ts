@@ -3,13 +3,14 @@
  * `runFinetune` (load a pretrained checkpoint, discretise a DiffEqFormer to M layers, optionally add LoRA,
  * train on another data set), `runEval` (perplexity of a checkpoint on a split) and `loadModelFrom`.
  *
- * Run folder (`train.outDir`, default `runs/<name>`): config.json (the resolved configuration),
- * metrics.jsonl and checkpoints/ (see checkpoint.ts). A fresh run refuses a folder that already holds
+ * Run folder (`train.outDir`, default `runs/<name>`; layout in @qkvflow/models' checkpoint-layout): config.json
+ * (the resolved configuration), metrics.jsonl and checkpoints/ (see checkpoint.ts). A fresh run refuses a folder that already holds
  * checkpoints unless asked to resume.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { random } from '@qkvflow/autograd';
+import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE } from '@qkvflow/models';
 import { decodeModelFile, loadCheckpoint, resolveCheckpointDir, writeFileAtomicSync } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { unigramPerplexity, type TokenArray } from './data/index.js';
@@ -83,14 +84,14 @@ function count(model: TrainableModel, names?: readonly string[]): number {
 /** Decides between a fresh start and a resume for a run folder; returns the checkpoint to resume from. */
 function prepareRunDir(who: string, runDir: string, resume: boolean, log: (m: string) => void): string | null {
   fs.mkdirSync(runDir, { recursive: true });
-  const ck = fs.existsSync(path.join(runDir, 'checkpoints')) ? resolveCheckpointDir(runDir) : null;
+  const ck = fs.existsSync(path.join(runDir, CHECKPOINTS_DIR)) ? resolveCheckpointDir(runDir) : null;
   if (resume) {
     if (ck === null) log(`resume: ${runDir} has no checkpoint yet; starting from scratch`);
     else return ck;
   } else if (ck !== null) {
     throw new Error(`${who}: ${runDir} already holds checkpoints (latest ${ck}); pass --resume to continue that run, or choose another train.outDir / --out`);
   }
-  fs.rmSync(path.join(runDir, 'metrics.jsonl'), { force: true });
+  fs.rmSync(path.join(runDir, METRICS_FILE), { force: true });
   return null;
 }
 
@@ -115,7 +116,7 @@ async function trainModel(
   const mc = model.config as ModelConfigLike;
   checkModelFitsData(who, mc, cfg, data);
   const decay = cfg.optimizer.decayPatterns ?? defaultDecayPatterns(mc.kind);
-  writeFileAtomicSync(path.join(runDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  writeFileAtomicSync(path.join(runDir, CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
   const trainable = model.trainableNames();
   log(
     `${who}: ${mc.kind} model, ${count(model).toLocaleString('en-US')} parameters (${count(model, trainable).toLocaleString('en-US')} trainable); ` +

@@ -4,8 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateConfig, countParameters } from '@qkvflow/models';
-import { CONFIG_SCHEMA, applyOverrides, defaultConfig, parseOverride, resolveModelSection, validateTrainConfig } from '../src/index.js';
-import { loadConfig, parseArgs, UsageError } from '../src/cli.js';
+import { CONFIG_SCHEMA, applyOverrides, defaultConfig, loadConfig, parseOverride, resolveModelSection, validateTrainConfig } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const configsDir = path.resolve(here, '..', '..', '..', 'configs');
@@ -90,14 +89,4 @@ test('paper configurations carry the paper hyper-parameters (§5)', () => {
   assert.ok(Math.abs(countParameters(small) / 1e6 - 188) < 1.5, `DiffEqFormer small has ${countParameters(small)} parameters`);
   const gs = resolveModelSection(loadConfig(path.join(configsDir, 'gpt2-small-owt.json')).model);
   assert.ok(Math.abs(countParameters(gs) / 1e6 - 124.4) < 0.2, `GPT-2 small has ${countParameters(gs)} parameters`);
-});
-
-test('CLI argument parsing and usage errors', () => {
-  const p = parseArgs(['train', '--config', 'x', '--set', 'a.b=1', '--set=c.d=2', '--resume', '--steps', '5']);
-  assert.deepEqual(p, { command: 'train', flags: { config: 'x', set: ['a.b=1', 'c.d=2'], resume: true, steps: '5' } });
-  assert.deepEqual(parseArgs(['train', '--resume', 'runs/a']).flags, { resume: 'runs/a' });
-  assert.throws(() => parseArgs(['trian']), (e: Error) => e instanceof UsageError && /unknown command 'trian'; expected one of train, finetune, eval, generate, configs, help/.test(e.message));
-  assert.throws(() => parseArgs(['train', '--stpes', '3']), /unknown option '--stpes' for train; valid options: --config, --set, --data, --help, --resume, --out, --steps, --progress/);
-  assert.throws(() => parseArgs(['train', '--config']), /option --config needs a value/);
-  assert.throws(() => loadConfig('no-such-config'), /configuration 'no-such-config' is neither a file nor a known name; known names: .*tiny-diffeqformer-wikitext2/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { tensor, type Tensor } from '@qkvflow/autograd';
+import { decodeSafetensors, encodeSafetensors, tensor, type Tensor } from '@qkvflow/autograd';
 import {
   AdamW,
   clipByGlobalNorm,
@@ -12,7 +12,6 @@ import {
   makeSchedule,
   warmupSteps,
 } from '../src/index.js';
-import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 
 const f64 = (xs: number[]): Tensor => tensor(Float64Array.from(xs), { dtype: 'float64' });
 const arr = (t: Tensor): number[] => Array.from(t.data());

@@ -5,16 +5,28 @@ import { bf16ToF32, decodeSafetensors, encodeSafetensors, f16ToF32, type RawTens
 
 const TO_SAFE: Record<DType, RawTensor["dtype"]> = { float32: "F32", float64: "F64", int32: "I32", bool: "BOOL" };
 
-/** Tensors as safetensors records (dtypes F32, F64, I32, BOOL; data shared, not copied, on the CPU). */
+/**
+ * A tensor as a safetensors record (float32 → F32, float64 → F64, int32 → I32, bool → BOOL). The data is read
+ * back from the tensor's backend; on the CPU it is the tensor's own array (shared, not copied), so treat it as
+ * read-only.
+ */
+export function tensorToRaw(t: Tensor): RawTensor {
+  const dtype = TO_SAFE[t.dtype];
+  if (dtype === undefined) throw new Error(`tensorToRaw: dtype ${String(t.dtype)} has no safetensors counterpart; expected float32, float64, int32 or bool`);
+  return { dtype, shape: [...t.shape], data: t.data() as RawTensor["data"] };
+}
+
+/** Tensors as safetensors records (see `tensorToRaw`). */
 export function tensorsToRaw(tensors: Record<string, Tensor>): Record<string, RawTensor> {
   const out: Record<string, RawTensor> = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    out[name] = { dtype: TO_SAFE[t.dtype], shape: [...t.shape], data: t.data() as RawTensor["data"] };
-  }
+  for (const [name, t] of Object.entries(tensors)) out[name] = tensorToRaw(t);
   return out;
 }
 
-/** A safetensors record as a tensor: F16/BF16 widen to float32; I64/I16/I8/U8 become int32 (I64 must fit). */
+/**
+ * A safetensors record as a tensor on the current backend: F16/BF16 widen to float32; I64/I16/I8/U8 become int32
+ * (I64 must fit). F32, F64, I32 and BOOL data are used as they are (not copied on the CPU).
+ */
 export function rawToTensor(name: string, r: RawTensor): Tensor {
   const be = getBackend();
   let data: Float32Array | Float64Array | Int32Array | Uint8Array;

@@ -12,12 +12,40 @@
  * rate, as in optax.adamw. Which parameters decay is decided by a list of regular expressions, each
  * matched against the whole dotted parameter name (e.g. `wte\.weight`, `.*attn.*weight`).
  *
- * The update runs on the host in float64 arithmetic and rounds the results to the parameters' dtype, so it
- * is deterministic: the same state, gradients and learning rate always give bit-identical parameters.
- * Moments have the dtype of their parameter; `exportState` / `importState` move them through safetensors.
+ * State and update are tensors on the parameters' backend (optax's `scale_by_adam` state): the moments m and v
+ * (dtype of their parameter) live there, and `adamwUpdate` defines the update as a chain of elementwise tensor
+ * ops; only the global norm comes back to the host, as one number (for the clip factor, the non-finite check
+ * and the log). The count t and the learning rate are host numbers, so the bias corrections are `Math.pow`.
+ * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused loop per
+ * parameter (host-kernels.ts: no transfer, one pass instead of one per op); `kernel: 'ops'` uses the tensor
+ * ops there too. Both give bit-identical results.
+ *
+ * Precision: the arithmetic runs in float64 where the backend has it (the CPU backend), with each result rounded
+ * to the parameter's dtype at the end — the new moments and parameters are exactly what a float64 loop over
+ * the elements would store, so an update is deterministic and bit-identical across runs and resumes. On a
+ * backend without float64 (gpu.js computes in single precision) it runs in the parameter's dtype
+ * (`precision: 'float32'` asks for that everywhere). The global norm is one float64 sum over the gradients
+ * laid end to end, in parameter order. `exportState` / `importState` move the state through safetensors.
  */
-import { tensor, type Tensor } from '@qkvflow/autograd';
-import type { RawTensor, SafetensorsContents } from '../safetensors.js';
+import {
+  add, cast, concat, div, getBackend, mul, rawToTensor, reshape, scalar, sqrt, sub, sum, tensorToRaw, tidy, zerosLike,
+  type Backend, type DType, type RawTensor, type SafetensorsContents, type Tensor,
+} from '@qkvflow/autograd';
+import { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from './host-kernels.js';
+
+/** Arithmetic precision of the optimiser: float64 where the backend has it ('auto'), or always the parameter's dtype. */
+export type UpdatePrecision = 'auto' | 'float32';
+
+/** How updates and norms run: fused loops on the CPU backend and tensor ops elsewhere ('auto'), or tensor ops everywhere ('ops'). */
+export type OptimizerKernel = 'auto' | 'ops';
+
+/** Options of the norm and clipping functions. */
+export interface NormOptions {
+  /** Arithmetic precision (default 'auto'). */
+  precision?: UpdatePrecision;
+  /** Fused host loop on the CPU backend or tensor ops (default 'auto'). */
+  kernel?: OptimizerKernel;
+}
 
 /** Hyper-parameters of AdamW. */
 export interface AdamWOptions {
@@ -33,6 +61,10 @@ export interface AdamWOptions {
   decayPatterns?: readonly string[];
   /** Clip the global gradient norm to this value; null or 0 disables clipping (default null). */
   maxGradNorm?: number | null;
+  /** Arithmetic precision (default 'auto': float64 where the backend has it; see the module comment). */
+  precision?: UpdatePrecision;
+  /** Fused loop on the CPU backend or tensor ops everywhere (default 'auto'; see the module comment). */
+  kernel?: OptimizerKernel;
 }
 
 /** Resolved hyper-parameters (recorded in the optimiser state). */
@@ -57,15 +89,66 @@ export interface AdamWStepInfo {
   lr: number;
 }
 
-type Float = Float32Array | Float64Array;
+/** Per-update constants of the Adam arithmetic (host numbers). */
+export interface AdamConstants {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Clip factor applied to the gradient (1: none). */
+  scale: number;
+  /** Bias corrections 1 − β1ᵗ and 1 − β2ᵗ. */
+  bc1: number;
+  bc2: number;
+  /** Decay λ of this parameter (0 when it does not decay). */
+  decay: number;
+  lr: number;
+}
 
 function fmt(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
-function floatData(fn: string, what: string, t: Tensor): Float {
+function requireFloat(fn: string, what: string, t: Tensor): void {
   if (t.dtype !== 'float32' && t.dtype !== 'float64') throw new Error(`${fn}: ${what} is ${t.dtype}; expected float32 or float64`);
-  return t.data() as Float;
+}
+
+const float64Support = new WeakMap<Backend, boolean>();
+
+/** Whether the current backend stores float64 tensors (probed once per backend: gpu.js refuses them). */
+export function backendHasFloat64(): boolean {
+  const be = getBackend();
+  let ok = float64Support.get(be);
+  if (ok === undefined) {
+    try {
+      scalar(0, 'float64');
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    float64Support.set(be, ok);
+  }
+  return ok;
+}
+
+/** The dtype the optimiser computes in for tensors of `dtype` (float64 params always compute in float64). */
+export function updateDType(dtype: DType, precision: UpdatePrecision = 'auto'): DType {
+  if (dtype === 'float64') return 'float64';
+  return precision === 'auto' && backendHasFloat64() ? 'float64' : dtype;
+}
+
+/**
+ * One AdamW update of one parameter, as tensors on its backend: computes in `dt` and returns the new parameter
+ * and moments rounded to their own dtypes (see the module comment for the formula and the operation order).
+ */
+export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, c: AdamConstants, dt: DType): { p: Tensor; m: Tensor; v: Tensor } {
+  let gw = cast(g, dt);
+  if (c.scale !== 1) gw = mul(gw, c.scale);
+  const m1 = add(mul(cast(m, dt), c.beta1), mul(gw, 1 - c.beta1));
+  const v1 = add(mul(cast(v, dt), c.beta2), mul(mul(gw, 1 - c.beta2), gw));
+  const pw = cast(p, dt);
+  let u = div(div(m1, c.bc1), add(sqrt(div(v1, c.bc2)), c.eps));
+  if (c.decay !== 0) u = add(u, mul(pw, c.decay));
+  return { p: cast(sub(pw, mul(u, c.lr)), p.dtype), m: cast(m1, m.dtype), v: cast(v1, v.dtype) };
 }
 
 /** Compiles decay patterns into anchored regular expressions (throws on invalid syntax). */
@@ -86,14 +169,35 @@ export function decayedNames(names: readonly string[], patterns: readonly string
   return names.filter((n) => res.some((r) => r.test(n)));
 }
 
-/** Global L2 norm of a set of gradients (accumulated in float64). */
-export function globalNorm(grads: Record<string, Tensor>): number {
-  let s = 0;
-  for (const [n, g] of Object.entries(grads)) {
-    const d = floatData('globalNorm', `gradient '${n}'`, g);
-    for (let i = 0; i < d.length; i++) s += d[i]! * d[i]!;
-  }
-  return Math.sqrt(s);
+/**
+ * Global L2 norm of a set of gradients as a scalar tensor on their backend: √Σ g² over the gradients laid end to end
+ * (in the order given), summed in float64 where the backend has it (see `updateDType`). Zero for no gradients.
+ */
+export function globalNormTensor(grads: Record<string, Tensor>, precision: UpdatePrecision = 'auto'): Tensor {
+  const entries = Object.entries(grads);
+  for (const [n, g] of entries) requireFloat('globalNorm', `gradient '${n}'`, g);
+  const dt = entries.some(([, g]) => g.dtype === 'float64') ? 'float64' : updateDType('float32', precision);
+  if (entries.length === 0) return scalar(0, dt);
+  return tidy(() => {
+    const squares = entries.map(([, g]) => {
+      const x = reshape(cast(g, dt), [g.size]);
+      return mul(x, x);
+    });
+    return sqrt(sum(concat(squares, 0)));
+  });
+}
+
+/** Whether the fused host loops apply (kernel 'auto' on the CPU backend with float64 precision). */
+function useHostKernel(kernel: OptimizerKernel, precision: UpdatePrecision): boolean {
+  return kernel === 'auto' && precision === 'auto' && hostMemoryBackend();
+}
+
+/** Global L2 norm of a set of gradients as a number (`globalNormTensor`, or the same sum as one host loop on the CPU backend). */
+export function globalNorm(grads: Record<string, Tensor>, opts: NormOptions = {}): number {
+  const precision = opts.precision ?? 'auto';
+  if (!useHostKernel(opts.kernel ?? 'auto', precision)) return globalNormTensor(grads, precision).item();
+  for (const [n, g] of Object.entries(grads)) requireFloat('globalNorm', `gradient '${n}'`, g);
+  return Math.sqrt(sumOfSquaresHost(Object.values(grads)));
 }
 
 /** Scale applied by optax.clip_by_global_norm: 1 when norm < maxNorm, else maxNorm / norm. */
@@ -104,17 +208,17 @@ export function clipScale(norm: number, maxNorm: number | null): number {
 }
 
 /** Gradients rescaled so their global norm is at most `maxNorm`; returns the gradients, the norm and the scale. */
-export function clipByGlobalNorm(grads: Record<string, Tensor>, maxNorm: number): { grads: Record<string, Tensor>; norm: number; scale: number } {
-  const norm = globalNorm(grads);
+export function clipByGlobalNorm(
+  grads: Record<string, Tensor>,
+  maxNorm: number,
+  opts: NormOptions = {},
+): { grads: Record<string, Tensor>; norm: number; scale: number } {
+  const precision = opts.precision ?? 'auto';
+  const norm = globalNorm(grads, opts);
   const scale = clipScale(norm, maxNorm);
   if (scale === 1) return { grads, norm, scale };
   const out: Record<string, Tensor> = {};
-  for (const [n, g] of Object.entries(grads)) {
-    const d = g.data() as Float;
-    const r = g.dtype === 'float64' ? new Float64Array(d.length) : new Float32Array(d.length);
-    for (let i = 0; i < d.length; i++) r[i] = d[i]! * scale;
-    out[n] = tensor(r, { shape: [...g.shape], dtype: g.dtype });
-  }
+  for (const [n, g] of Object.entries(grads)) out[n] = tidy(() => cast(mul(cast(g, updateDType(g.dtype, precision)), scale), g.dtype));
   return { grads: out, norm, scale };
 }
 
@@ -123,15 +227,20 @@ function checkBeta(name: string, v: number): number {
   return v;
 }
 
+const STATE_FORMAT = 'qkvflow-adamw-v1';
+
 /** The AdamW optimiser over named parameters (see the module comment for the exact update). */
 export class AdamW {
   readonly hyper: AdamWHyper;
+  /** Arithmetic precision (see the module comment). */
+  readonly precision: UpdatePrecision;
+  /** Fused host loop on the CPU backend, or tensor ops (see the module comment). */
+  readonly kernel: OptimizerKernel;
   /** Number of updates applied so far. */
   count = 0;
   private readonly decayRes: RegExp[];
-  private readonly m = new Map<string, Float>();
-  private readonly v = new Map<string, Float>();
-  private readonly shapes = new Map<string, readonly number[]>();
+  private readonly m = new Map<string, Tensor>();
+  private readonly v = new Map<string, Tensor>();
 
   /** Creates the optimiser; moments are created lazily (zeros) or by `init`. */
   constructor(opts: AdamWOptions = {}) {
@@ -141,6 +250,10 @@ export class AdamW {
     if (!(eps >= 0 && Number.isFinite(eps))) throw new Error(`AdamW: eps must be a finite number >= 0, got ${eps}`);
     if (!(wd >= 0 && Number.isFinite(wd))) throw new Error(`AdamW: weightDecay must be a finite number >= 0, got ${wd}`);
     if (clip !== null && !(clip >= 0 && Number.isFinite(clip))) throw new Error(`AdamW: maxGradNorm must be a finite number >= 0 or null, got ${clip}`);
+    const precision = opts.precision ?? 'auto';
+    if (precision !== 'auto' && precision !== 'float32') throw new Error(`AdamW: precision is ${JSON.stringify(precision)}; expected 'auto' or 'float32'`);
+    const kernel = opts.kernel ?? 'auto';
+    if (kernel !== 'auto' && kernel !== 'ops') throw new Error(`AdamW: kernel is ${JSON.stringify(kernel)}; expected 'auto' or 'ops'`);
     this.hyper = {
       beta1: checkBeta('beta1', opts.beta1 ?? 0.9),
       beta2: checkBeta('beta2', opts.beta2 ?? 0.999),
@@ -149,6 +262,8 @@ export class AdamW {
       decayPatterns: [...(opts.decayPatterns ?? ['.*'])],
       maxGradNorm: clip === 0 ? null : clip,
     };
+    this.precision = precision;
+    this.kernel = kernel;
     this.decayRes = compileDecayPatterns(this.hyper.decayPatterns);
   }
 
@@ -163,27 +278,34 @@ export class AdamW {
   }
 
   private ensure(name: string, p: Tensor): void {
-    const have = this.shapes.get(name);
+    const have = this.m.get(name);
     if (have !== undefined) {
-      if (have.length !== p.shape.length || have.some((d, i) => d !== p.shape[i])) {
-        throw new Error(`AdamW: parameter '${name}' has shape ${fmt(p.shape)} but its optimiser state has ${fmt(have)}`);
+      if (have.shape.length !== p.shape.length || have.shape.some((d, i) => d !== p.shape[i])) {
+        throw new Error(`AdamW: parameter '${name}' has shape ${fmt(p.shape)} but its optimiser state has ${fmt(have.shape)}`);
       }
       return;
     }
-    floatData('AdamW', `parameter '${name}'`, p);
-    const mk = (): Float => (p.dtype === 'float64' ? new Float64Array(p.size) : new Float32Array(p.size));
-    this.m.set(name, mk());
-    this.v.set(name, mk());
-    this.shapes.set(name, [...p.shape]);
+    requireFloat('AdamW', `parameter '${name}'`, p);
+    this.m.set(name, zerosLike(p));
+    this.v.set(name, zerosLike(p));
   }
 
   /** Names with optimiser state, in insertion order. */
   stateNames(): string[] {
-    return [...this.shapes.keys()];
+    return [...this.m.keys()];
   }
 
-  /** One update of every parameter in `grads` (clip → Adam → decay → scale by −lr); returns the new parameters. */
-  step(params: Record<string, Tensor>, grads: Record<string, Tensor>, lr: number): AdamWStepInfo {
+  /** The moments of parameter `name` (tensors on the backend, replaced by the next step), or undefined when it has no state yet. */
+  moments(name: string): { m: Tensor; v: Tensor } | undefined {
+    const m = this.m.get(name);
+    return m === undefined ? undefined : { m, v: this.v.get(name)! };
+  }
+
+  /**
+   * One update of every parameter in `grads` (clip → Adam → decay → scale by −lr); returns the new parameters.
+   * `gradNorm`, when the caller has computed it already (`globalNorm` of the same gradients), is not computed again.
+   */
+  step(params: Record<string, Tensor>, grads: Record<string, Tensor>, lr: number, opts: { gradNorm?: number } = {}): AdamWStepInfo {
     const fn = 'AdamW.step';
     if (!Number.isFinite(lr)) throw new Error(`${fn}: learning rate must be finite, got ${lr}`);
     for (const [n, g] of Object.entries(grads)) {
@@ -194,58 +316,51 @@ export class AdamW {
       }
       this.ensure(n, p);
     }
-    const gradNorm = globalNorm(grads);
+    const gradNorm = opts.gradNorm ?? globalNorm(grads, { precision: this.precision, kernel: this.kernel });
     const scale = clipScale(gradNorm, this.hyper.maxGradNorm);
-    const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this.hyper;
+    const { beta1, beta2, eps, weightDecay } = this.hyper;
     const t = this.count + 1;
-    const bc1 = 1 - Math.pow(b1, t);
-    const bc2 = 1 - Math.pow(b2, t);
+    const base = { beta1, beta2, eps, scale, bc1: 1 - Math.pow(beta1, t), bc2: 1 - Math.pow(beta2, t), lr };
+    const host = useHostKernel(this.kernel, this.precision);
     const out: Record<string, Tensor> = {};
-    for (const [n, gT] of Object.entries(grads)) {
-      const pT = params[n]!;
-      const g = gT.data() as Float;
-      const p = pT.data() as Float;
+    for (const [n, g] of Object.entries(grads)) {
+      const p = params[n]!;
       const m = this.m.get(n)!;
       const v = this.v.get(n)!;
-      const lam = this.decays(n) ? wd : 0;
-      const next: Float = pT.dtype === 'float64' ? new Float64Array(p.length) : new Float32Array(p.length);
-      for (let i = 0; i < p.length; i++) {
-        const gi = scale === 1 ? g[i]! : g[i]! * scale;
-        const mi = b1 * m[i]! + (1 - b1) * gi;
-        const vi = b2 * v[i]! + (1 - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        const mh = mi / bc1;
-        const vh = vi / bc2;
-        next[i] = p[i]! - lr * (mh / (Math.sqrt(vh) + eps) + lam * p[i]!);
-      }
-      out[n] = tensor(next, { shape: [...pT.shape], dtype: pT.dtype });
+      const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
+      const next = host ? adamwUpdateHost(p, g, m, v, c) : tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
+      this.m.set(n, next.m);
+      this.v.set(n, next.v);
+      m.dispose();
+      v.dispose();
+      out[n] = next.p;
     }
     this.count = t;
     return { params: out, gradNorm, clipScale: scale, lr };
   }
 
-  /** The state as safetensors tensors (`m.<name>`, `v.<name>`) plus metadata (count, hyper-parameters). */
+  /** The state as safetensors tensors (`m.<name>`, `v.<name>`, copied to the host) plus metadata (count, hyper-parameters). */
   exportState(): SafetensorsContents {
     const tensors: Record<string, RawTensor> = {};
-    for (const [n, shape] of this.shapes) {
-      const m = this.m.get(n)!;
-      const v = this.v.get(n)!;
-      const dtype = m instanceof Float64Array ? 'F64' : 'F32';
-      tensors[`m.${n}`] = { dtype, shape: [...shape], data: m.slice() };
-      tensors[`v.${n}`] = { dtype, shape: [...shape], data: v.slice() };
+    const copy = (t: Tensor): RawTensor => {
+      const r = tensorToRaw(t);
+      return { ...r, data: r.data.slice() };
+    };
+    for (const [n, m] of this.m) {
+      tensors[`m.${n}`] = copy(m);
+      tensors[`v.${n}`] = copy(this.v.get(n)!);
     }
     return {
       tensors,
-      metadata: { format: 'qkvflow-adamw-v1', count: String(this.count), hyper: JSON.stringify(this.hyper), names: JSON.stringify(this.stateNames()) },
+      metadata: { format: STATE_FORMAT, count: String(this.count), hyper: JSON.stringify(this.hyper), names: JSON.stringify(this.stateNames()) },
     };
   }
 
-  /** Restores a state written by `exportState`; checks it against the trainable parameters when given. */
+  /** Restores a state written by `exportState` onto the current backend; checks it against the trainable parameters when given. */
   importState(state: SafetensorsContents, params?: Record<string, Tensor>): void {
     const fn = 'AdamW.importState';
     const md = state.metadata;
-    if (md.format !== 'qkvflow-adamw-v1') throw new Error(`${fn}: metadata format is ${JSON.stringify(md.format)}; expected 'qkvflow-adamw-v1'`);
+    if (md.format !== STATE_FORMAT) throw new Error(`${fn}: metadata format is ${JSON.stringify(md.format)}; expected '${STATE_FORMAT}'`);
     const count = Number(md.count);
     if (!Number.isInteger(count) || count < 0) throw new Error(`${fn}: metadata count is ${JSON.stringify(md.count)}; expected a non-negative integer`);
     let names: unknown;
@@ -264,27 +379,31 @@ export class AdamW {
         throw new Error(`${fn}: state is for a different parameter set (missing: ${missing.join(', ') || 'none'}; unexpected: ${extra.join(', ') || 'none'})`);
       }
     }
-    this.m.clear();
-    this.v.clear();
-    this.shapes.clear();
+    const m = new Map<string, Tensor>();
+    const v = new Map<string, Tensor>();
     for (const n of list) {
-      const m = state.tensors[`m.${n}`];
-      const v = state.tensors[`v.${n}`];
-      if (m === undefined || v === undefined) throw new Error(`${fn}: state lacks m.${n} or v.${n}`);
-      for (const [k, r] of [['m', m], ['v', v]] as const) {
+      const rm = state.tensors[`m.${n}`];
+      const rv = state.tensors[`v.${n}`];
+      if (rm === undefined || rv === undefined) throw new Error(`${fn}: state lacks m.${n} or v.${n}`);
+      for (const [k, r] of [['m', rm], ['v', rv]] as const) {
         if (r.dtype !== 'F32' && r.dtype !== 'F64') throw new Error(`${fn}: ${k}.${n} has dtype ${r.dtype}; expected F32 or F64`);
       }
-      if (m.shape.join(',') !== v.shape.join(',')) throw new Error(`${fn}: m.${n} ${fmt(m.shape)} and v.${n} ${fmt(v.shape)} differ in shape`);
+      if (rm.shape.join(',') !== rv.shape.join(',')) throw new Error(`${fn}: m.${n} ${fmt(rm.shape)} and v.${n} ${fmt(rv.shape)} differ in shape`);
       const p = params?.[n];
       if (p !== undefined) {
-        if (p.shape.join(',') !== m.shape.join(',')) throw new Error(`${fn}: m.${n} has shape ${fmt(m.shape)}; the parameter has ${fmt(p.shape)}`);
+        if (p.shape.join(',') !== rm.shape.join(',')) throw new Error(`${fn}: m.${n} has shape ${fmt(rm.shape)}; the parameter has ${fmt(p.shape)}`);
         const want = p.dtype === 'float64' ? 'F64' : 'F32';
-        if (m.dtype !== want) throw new Error(`${fn}: m.${n} is ${m.dtype}; the parameter is ${p.dtype}`);
+        if (rm.dtype !== want) throw new Error(`${fn}: m.${n} is ${rm.dtype}; the parameter is ${p.dtype}`);
       }
-      const copy = (r: RawTensor): Float => (r.dtype === 'F64' ? Float64Array.from(r.data as Float64Array) : Float32Array.from(r.data as Float32Array));
-      this.m.set(n, copy(m));
-      this.v.set(n, copy(v));
-      this.shapes.set(n, [...m.shape]);
+      // copies, so that the caller's arrays and the optimiser's state never alias
+      m.set(n, rawToTensor(`m.${n}`, { ...rm, data: rm.data.slice() }));
+      v.set(n, rawToTensor(`v.${n}`, { ...rv, data: rv.data.slice() }));
+    }
+    this.m.clear();
+    this.v.clear();
+    for (const [n, t] of m) {
+      this.m.set(n, t);
+      this.v.set(n, v.get(n)!);
     }
     this.count = count;
   }

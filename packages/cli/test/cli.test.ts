@@ -4,14 +4,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../src/cli.js';
-import { decode, loadModelFrom, runTrain, sampleTokens, validateTrainConfig } from '../src/index.js';
-import { syntheticTokens } from './helpers/tiny-model.js';
-import { tmpDir } from './helpers/tmp.js';
+import { decode, loadModelFrom, runTrain, sampleTokens, validateTrainConfig } from '@qkvflow/train';
+import { loadConfig, main, parseArgs, UsageError } from '../src/cli.js';
+import { syntheticTokens } from '../../train/test/helpers/tiny-model.js';
+import { tmpDir } from '../../train/test/helpers/tmp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..', '..');
-const cliFile = path.join(root, 'packages', 'train', 'src', 'cli.ts');
+const cliFile = path.join(root, 'packages', 'cli', 'src', 'cli.ts');
 
 /** Runs main() capturing console output. */
 async function run(argv: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; out: string; err: string }> {
@@ -110,4 +110,40 @@ test('generate decodes a greedy continuation from a checkpoint', async () => {
   const bad = await run(['generate', '--checkpoint', out]);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /generate needs --checkpoint PATH and --prompt TEXT/);
+});
+
+test('CLI argument parsing and usage errors', () => {
+  const p = parseArgs(['train', '--config', 'x', '--set', 'a.b=1', '--set=c.d=2', '--resume', '--steps', '5']);
+  assert.deepEqual(p, { command: 'train', flags: { config: 'x', set: ['a.b=1', 'c.d=2'], resume: true, steps: '5' } });
+  assert.deepEqual(parseArgs(['train', '--resume', 'runs/a']).flags, { resume: 'runs/a' });
+  assert.throws(() => parseArgs(['trian']), (e: Error) => e instanceof UsageError && /unknown command 'trian'; expected one of train, finetune, eval, generate, configs, help/.test(e.message));
+  assert.throws(() => parseArgs(['train', '--stpes', '3']), /unknown option '--stpes' for train; valid options: --config, --set, --data, --help, --resume, --out, --steps, --progress/);
+  assert.throws(() => parseArgs(['train', '--config']), /option --config needs a value/);
+  assert.throws(() => loadConfig('no-such-config'), /configuration 'no-such-config' is neither a file nor a known name; known names: .*tiny-diffeqformer-wikitext2/);
+});
+
+test('analyze runs @qkvflow/analysis on a run folder: report files, and exit 1 naming a missing checkpoint', async () => {
+  const out = tmpDir();
+  const tokens = syntheticTokens(2000, 61, 3);
+  const cfg = validateTrainConfig({ name: 'a', model: { preset: 'diffeqformer-micro' }, data: { seqLen: 16 }, train: { steps: 2, batchSize: 4, outDir: out, progress: 'none', evalEvery: 0 } });
+  await runTrain(cfg, { data: { train: { name: 'train', tokens }, eval: { name: 'validation', tokens: tokens.subarray(0, 200) }, splits: {}, source: 'synthetic', note: null }, log: () => undefined, handleSignals: false });
+  const report = path.join(tmpDir(), 'report');
+  const saved = process.stderr.write.bind(process.stderr);
+  let log = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => ((log += String(chunk)), true)) as typeof process.stderr.write;
+  let r: Awaited<ReturnType<typeof run>>;
+  try {
+    r = await run(['analyze', '--checkpoint', out, '--out', report, '--ids', '1,2,3,4,5', '--ffn-units', '4', '--label', 'micro']);
+  } finally {
+    process.stderr.write = saved;
+  }
+  assert.equal(r.code, 0, r.err + log);
+  assert.match(log, /analyze: micro \(diffeqformer, .*\) from /);
+  const json = JSON.parse(fs.readFileSync(path.join(report, 'analysis.json'), 'utf8')) as { analyses: { label: string; sentences: { ids: number[] }[] }[] };
+  assert.deepEqual(json.analyses.map((a) => a.label), ['micro']);
+  assert.deepEqual(json.analyses[0]!.sentences[0]!.ids, [1, 2, 3, 4, 5]);
+  assert.ok(fs.existsSync(path.join(report, 'report.html')));
+  const missing = await run(['analyze', '--checkpoint', path.join(out, 'nope'), '--out', report, '--ids', '1,2']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /qkvflow analyze: resolveModelFile: '.*nope' does not exist/);
 });

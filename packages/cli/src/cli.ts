@@ -1,19 +1,32 @@
 #!/usr/bin/env node
 /**
- * The `qkvflow` command line: train | finetune | eval | generate | configs | help.
- * Run `qkvflow help` (or `npx tsx packages/train/src/cli.ts help` from a source checkout) for usage.
+ * The `qkvflow` command line: train | finetune | eval | generate | analyze | configs | help. Training, evaluation
+ * and sampling come from @qkvflow/train, `analyze` from @qkvflow/analysis; this package is the only one that
+ * knows both. Run `qkvflow help` (or `npm run qkvflow -- help` from a source checkout) for usage.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { random } from '@qkvflow/autograd';
-import type { TrainConfig } from './config.js';
-import { listConfigs as listConfigsIn, loadConfig as loadConfigIn, type ConfigFile } from './config-files.js';
-import { decode, encode, gpt2Tokenizer, GPT2_EOS_ID } from './data/index.js';
-import { sampleTokens } from './generate.js';
-import { formatSeconds } from './metrics.js';
-import { loadModelFrom, runEval, runFinetune, runTrain } from './run.js';
-import { NonFiniteLossError } from './trainer.js';
+import { analyzeCommand } from '@qkvflow/analysis';
+import { CONFIG_FILE } from '@qkvflow/models';
+import {
+  GPT2_EOS_ID,
+  NonFiniteLossError,
+  decode,
+  encode,
+  formatSeconds,
+  gpt2Tokenizer,
+  listConfigs as listConfigsIn,
+  loadConfig as loadConfigIn,
+  loadModelFrom,
+  runEval,
+  runFinetune,
+  runTrain,
+  sampleTokens,
+  type ConfigFile,
+  type TrainConfig,
+} from '@qkvflow/train';
 
 /** A usage error (exit code 2). */
 export class UsageError extends Error {
@@ -172,7 +185,7 @@ function configFor(p: ParsedArgs): TrainConfig {
   if (ref === undefined) {
     const candidates = [out, p.command === 'eval' ? str(f, 'checkpoint') : undefined].filter((x): x is string => x !== undefined);
     for (const c of candidates) {
-      for (const file of [path.join(c, 'config.json'), path.join(c, '..', '..', 'config.json')]) {
+      for (const file of [path.join(c, CONFIG_FILE), path.join(c, '..', '..', CONFIG_FILE)]) {
         if (fs.existsSync(file)) {
           ref = file;
           break;
@@ -228,20 +241,10 @@ async function cmdGenerate(p: ParsedArgs): Promise<number> {
   return 0;
 }
 
-/**
- * `qkvflow analyze`: spectra, Lyapunov exponents and the HTML report, from @qkvflow/analysis (loaded on demand,
- * so the trainer does not depend on the analysis package).
- */
+/** `qkvflow analyze`: spectra, Lyapunov exponents and the HTML report (@qkvflow/analysis), with the GPT-2 tokenizer for GPT-2-vocabulary models. */
 async function cmdAnalyze(args: readonly string[]): Promise<number> {
-  let mod: typeof import('@qkvflow/analysis');
   try {
-    mod = await import('@qkvflow/analysis');
-  } catch (err) {
-    console.error(`qkvflow analyze: the @qkvflow/analysis package could not be loaded (${(err as Error).message}); install it with npm i @qkvflow/analysis`);
-    return 1;
-  }
-  try {
-    return await mod.analyzeCommand([...args], {
+    return await analyzeCommand([...args], {
       tokenizer: (m) => (m.config.vocabSize === 50257 ? gpt2Tokenizer : undefined),
     });
   } catch (err) {
