@@ -12,7 +12,7 @@ import { test } from "node:test";
 import { random, setBackend, type Tensor } from "@qkvflow/autograd";
 import { createGpuBackend } from "@qkvflow/autograd/gpu";
 import { Trainer, readMetrics, runTrain, validateTrainConfig, type RunData } from "@qkvflow/train";
-import { TinyLM, syntheticTokens, tinyConfig } from "../packages/train/test/helpers/tiny-model.js";
+import { TinyLM, syntheticTokens, tinyConfig } from "./helpers/tiny-model.js";
 
 const V = 32;
 const TOKENS = syntheticTokens(3000, V, 7);

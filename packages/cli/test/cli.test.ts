@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, loadModelFrom, runTrain, sampleTokens, validateTrainConfig } from '@qkvflow/train';
 import { loadConfig, main, parseArgs, UsageError } from '../src/cli.js';
-import { syntheticTokens } from '../../train/test/helpers/tiny-model.js';
-import { tmpDir } from '../../train/test/helpers/tmp.js';
+import { syntheticTokens } from '../../../test/helpers/tiny-model.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..', '..');
@@ -130,7 +130,10 @@ test('analyze runs @qkvflow/analysis on a run folder: report files, and exit 1 n
   const report = path.join(tmpDir(), 'report');
   const saved = process.stderr.write.bind(process.stderr);
   let log = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => ((log += String(chunk)), true)) as typeof process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    log += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
   let r: Awaited<ReturnType<typeof run>>;
   try {
     r = await run(['analyze', '--checkpoint', out, '--out', report, '--ids', '1,2,3,4,5', '--ffn-units', '4', '--label', 'micro']);

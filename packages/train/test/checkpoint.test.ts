@@ -6,7 +6,7 @@ import { tensor, random } from '@qkvflow/autograd';
 import { loadModel, createModel, preset } from '@qkvflow/models';
 import { AdamW, checkpointDirName, listCheckpoints, loadCheckpoint, resolveCheckpointDir, saveCheckpoint, type CheckpointContents } from '../src/index.js';
 
-import { tmpDir } from './helpers/tmp.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 const tmp = (): string => tmpDir('qkvflow-ckpt-');
 

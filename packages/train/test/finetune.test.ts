@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiffEqFormer, discretize } from '@qkvflow/models';
 import { evaluatePerplexity, loadCheckpoint, loadModelFrom, readMetrics, runFinetune, runTrain, validateTrainConfig, type RunData, type TrainConfig } from '../src/index.js';
-import { syntheticTokens } from './helpers/tiny-model.js';
-import { tmpDir } from './helpers/tmp.js';
+import { syntheticTokens } from '../../../test/helpers/tiny-model.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 const V = 61; // the diffeqformer-micro vocabulary
 const data: RunData = {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { random, tensor } from '@qkvflow/autograd';
 import { drawIndex, nextTokenProbs, sampleTokens } from '../src/index.js';
-import { TinyLM, tinyConfig } from './helpers/tiny-model.js';
+import { TinyLM, tinyConfig } from '../../../test/helpers/tiny-model.js';
 
 test('nextTokenProbs: temperature softmax with top-k (hand values)', () => {
   const l = [1, 2, 3, 0];

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listCheckpoints, readMetrics, type MetricRecord } from '../src/index.js';
-import { tmpDir } from './helpers/tmp.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const child = path.join(here, 'fixtures', 'train-child.ts');

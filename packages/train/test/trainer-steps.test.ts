@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { CpuBackend, random, setBackend, type Backend, type TensorInfo, type TypedArray } from '@qkvflow/autograd';
 import { InterruptGuard } from '../src/interrupt.js';
 import { Trainer, validateTrainConfig } from '../src/index.js';
-import { TinyLM, syntheticTokens, tinyConfig } from './helpers/tiny-model.js';
-import { tmpDir } from './helpers/tmp.js';
+import { TinyLM, syntheticTokens, tinyConfig } from '../../../test/helpers/tiny-model.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 test('InterruptGuard: the first SIGINT raises the flag, the second exits with 130; remove stops listening', () => {
   const lines: string[] = [];

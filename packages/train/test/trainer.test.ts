@@ -19,8 +19,8 @@ import {
   type RunData,
   type TrainConfig,
 } from '../src/index.js';
-import { TinyLM, syntheticTokens, tinyBackend, tinyConfig } from './helpers/tiny-model.js';
-import { tmpDir } from './helpers/tmp.js';
+import { TinyLM, syntheticTokens, tinyBackend, tinyConfig } from '../../../test/helpers/tiny-model.js';
+import { tmpDir } from '../../../test/helpers/tmp.js';
 
 const V = 32;
 const TOKENS = syntheticTokens(4000, V, 1);

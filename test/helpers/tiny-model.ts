@@ -4,7 +4,7 @@
  * state dict) without depending on @qkvflow/models.
  */
 import { add, crossEntropy, dropout, matmul, random, reshape, take, tanh, type Key, type Tensor } from '@qkvflow/autograd';
-import type { ForwardOptions, ModelBackend, TrainableModel } from '../../src/index.js';
+import type { ForwardOptions, ModelBackend, TrainableModel } from '@qkvflow/train';
 
 export interface TinyConfig {
   kind: 'tiny';
