@@ -158,7 +158,9 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function check(name: string, got: ArrayLike<number>, ref: ArrayLike<number>, tol: number): number {
   const e = relErr(got, ref);
   if (!(e < tol)) {
-    throw new Error(`elementwise: ${name} disagrees with plain JS (max |a − b| / max |b| = ${e} >= ${tol}; lengths ${got.length} / ${ref.length})`);
+    throw new Error(
+      `elementwise: ${name} disagrees with plain JS (max |a − b| / max |b| = ${e} >= ${tol}; lengths ${got.length} / ${ref.length})`,
+    );
   }
   return e;
 }
@@ -198,7 +200,14 @@ export async function run(filter?: string): Promise<void> {
   const shS = [BATCH, HEADS, SEQ, SEQ];
 
   // --- tfjs (tensors created below, only when a tfjs case is selected)
-  let tA: tf.Tensor, tB: tf.Tensor, tHA: tf.Tensor, tHB: tf.Tensor, tBias: tf.Tensor, tScores: tf.Tensor, tMask: tf.Tensor, tFill: tf.Tensor;
+  let tA: tf.Tensor,
+    tB: tf.Tensor,
+    tHA: tf.Tensor,
+    tHB: tf.Tensor,
+    tBias: tf.Tensor,
+    tScores: tf.Tensor,
+    tMask: tf.Tensor,
+    tFill: tf.Tensor;
   const tfRun = (f: () => tf.Tensor) => (): Float32Array => {
     const y = tf.tidy(f);
     const d = y.dataSync() as Float32Array;
@@ -329,7 +338,9 @@ export async function run(filter?: string): Promise<void> {
   }
 
   const impls = IMPLS.filter((i) => i !== "tfjs-wasm" || tfOk);
-  const selected = specs.flatMap((s) => impls.map((impl) => ({ spec: s, impl, name: caseName(s.label, impl) }))).filter((c) => want(c.name));
+  const selected = specs
+    .flatMap((s) => impls.map((impl) => ({ spec: s, impl, name: caseName(s.label, impl) })))
+    .filter((c) => want(c.name));
   if (selected.length === 0) {
     tf.dispose(tfState);
     console.log(`elementwise: no benchmark matches '${filter}'`);
@@ -362,7 +373,8 @@ export async function run(filter?: string): Promise<void> {
       if (tfOk && mine.some((c) => c.impl === "tfjs-wasm")) {
         const before = tf.memory().numTensors;
         errs.push(`tfjs ${check(`${s.label} tfjs-wasm`, s.tf(), ref, TOL_TF).toExponential(1)}`);
-        if (tf.memory().numTensors !== before) throw new Error(`elementwise: ${s.label} tfjs-wasm leaks ${tf.memory().numTensors - before} tensors per iteration`);
+        if (tf.memory().numTensors !== before)
+          throw new Error(`elementwise: ${s.label} tfjs-wasm leaks ${tf.memory().numTensors - before} tensors per iteration`);
       }
       checks.push(`${s.label}: ${errs.join(", ")}`);
     }
@@ -370,19 +382,30 @@ export async function run(filter?: string): Promise<void> {
 
     for (const c of selected) {
       const f = fnOf(c.spec, c.impl);
-      suite.add(c.name, () => {
-        keep = f();
-      }, {
-        ...opts,
-        onComplete: (e: { target: Benchmark }) => {
-          if (e.target.error) {
-            console.log(`${c.name} failed: ${String(e.target.error)}`);
-            return;
-          }
-          const st = e.target.stats;
-          rows.push({ label: c.spec.label, impl: c.impl, elems: c.spec.elems, ms: st.mean * 1000, best: Math.min(...st.sample) * 1000, rme: st.rme });
+      suite.add(
+        c.name,
+        () => {
+          keep = f();
         },
-      });
+        {
+          ...opts,
+          onComplete: (e: { target: Benchmark }) => {
+            if (e.target.error) {
+              console.log(`${c.name} failed: ${String(e.target.error)}`);
+              return;
+            }
+            const st = e.target.stats;
+            rows.push({
+              label: c.spec.label,
+              impl: c.impl,
+              elems: c.spec.elems,
+              ms: st.mean * 1000,
+              best: Math.min(...st.sample) * 1000,
+              rme: st.rme,
+            });
+          },
+        },
+      );
     }
     await runSuite(suite);
   } finally {
@@ -393,7 +416,9 @@ export async function run(filter?: string): Promise<void> {
   if (rows.length === 0) return;
 
   const peers: Impl[] = ["qkvflow op", "plain JS", "tfjs-wasm"];
-  console.log(`\n| case (float32) | implementation | ms / iteration (mean ± rme) | best ms | ns / element |${peers.map((p) => ` vs ${p} |`).join("")}`);
+  console.log(
+    `\n| case (float32) | implementation | ms / iteration (mean ± rme) | best ms | ns / element |${peers.map((p) => ` vs ${p} |`).join("")}`,
+  );
   console.log(`|---|---|---|---|---|${peers.map(() => "---|").join("")}`);
   for (const r of rows) {
     const ratios = peers.map((p) => {
@@ -401,7 +426,9 @@ export async function run(filter?: string): Promise<void> {
       return peer && peer !== r ? ` ${(r.ms / peer.ms).toFixed(2)}× |` : " - |";
     });
     const ns = (r.ms * 1e6) / r.elems;
-    console.log(`| ${r.label} | ${r.impl} | ${r.ms < 1 ? r.ms.toFixed(3) : r.ms.toFixed(2)} ± ${r.rme.toFixed(0)}% | ${r.best < 1 ? r.best.toFixed(3) : r.best.toFixed(2)} | ${ns.toFixed(2)} |${ratios.join("")}`);
+    console.log(
+      `| ${r.label} | ${r.impl} | ${r.ms < 1 ? r.ms.toFixed(3) : r.ms.toFixed(2)} ± ${r.rme.toFixed(0)}% | ${r.best < 1 ? r.best.toFixed(3) : r.best.toFixed(2)} | ${ns.toFixed(2)} |${ratios.join("")}`,
+    );
   }
   console.log(
     "\nns / element = mean time / elements (output elements; for the axis-0 sum, input elements). " +

@@ -121,10 +121,14 @@ export async function run(filter?: string): Promise<void> {
         // warm-up outside the timings: the first call grows (and page-faults in) the kernel memory
         setNumThreads(t);
         sgemm(args);
-        suite.add(`gemm: ${s.name} ${impl}`, () => {
-          setNumThreads(t);
-          sgemm(args);
-        }, { ...opts, onComplete: record(impl) });
+        suite.add(
+          `gemm: ${s.name} ${impl}`,
+          () => {
+            setNumThreads(t);
+            sgemm(args);
+          },
+          { ...opts, onComplete: record(impl) },
+        );
       }
       let ta: tf.Tensor2D | null = null;
       let tb: tf.Tensor2D | null = null;
@@ -133,11 +137,15 @@ export async function run(filter?: string): Promise<void> {
         tb = tf.tensor2d(b, s.transB ? [s.n, s.k] : [s.k, s.n]);
         const xa = ta;
         const xb = tb;
-        suite.add(`gemm: ${s.name} tfjs-wasm`, () => {
-          const out = tf.matMul(xa, xb, s.transA, s.transB);
-          out.dataSync();
-          out.dispose();
-        }, { ...opts, onComplete: record("tfjs-wasm") });
+        suite.add(
+          `gemm: ${s.name} tfjs-wasm`,
+          () => {
+            const out = tf.matMul(xa, xb, s.transA, s.transB);
+            out.dataSync();
+            out.dispose();
+          },
+          { ...opts, onComplete: record("tfjs-wasm") },
+        );
       }
       if (s.plainJs && want(`gemm: ${s.name} plain JS`)) {
         suite.add(`gemm: ${s.name} plain JS`, () => plainGemm(a, b, c, s.m, s.n, s.k), {

@@ -20,7 +20,10 @@ import { createModel, preset } from "@qkvflow/models";
 type Target = { label: string; kind: "cpu" } | { label: string; kind: "gpu"; mode: GpuMode };
 
 function targets(): Target[] {
-  const t: Target[] = [{ label: "cpu backend", kind: "cpu" }, { label: "gpu.js cpu", kind: "gpu", mode: "cpu" }];
+  const t: Target[] = [
+    { label: "cpu backend", kind: "cpu" },
+    { label: "gpu.js cpu", kind: "gpu", mode: "cpu" },
+  ];
   if (isGpuModeSupported("webasm")) t.push({ label: "gpu.js webasm", kind: "gpu", mode: "webasm" });
   if (GPU.isHeadlessGLSupported) t.push({ label: "gpu.js headlessgl", kind: "gpu", mode: "headlessgl" });
   return t;
@@ -54,7 +57,12 @@ interface StepTiming {
 
 const CONFIGS = {
   micro: { preset: "diffeqformer-micro", overrides: {}, B: 2, T: 8 },
-  small: { preset: "diffeqformer-micro", overrides: { vocabSize: 256, blockSize: 32, nEmbd: 64, nHead: 4, nLayer: 4, timeEmbedDim: 8, sinusoidalDim: 8 }, B: 4, T: 32 },
+  small: {
+    preset: "diffeqformer-micro",
+    overrides: { vocabSize: 256, blockSize: 32, nEmbd: 64, nHead: 4, nLayer: 4, timeEmbedDim: 8, sinusoidalDim: 8 },
+    B: 4,
+    T: 32,
+  },
 } as const;
 
 async function stepWorker(job: StepJob): Promise<StepTiming> {
@@ -64,8 +72,14 @@ async function stepWorker(job: StepJob): Promise<StepTiming> {
   const model = createModel(preset(c.preset, c.overrides), random.key(0));
   model.train(false);
   const V = model.config.vocabSize;
-  const x = tensor(Int32Array.from({ length: c.B * c.T }, (_, i) => (i * 7 + 3) % V), { shape: [c.B, c.T], dtype: "int32" });
-  const y = tensor(Int32Array.from({ length: c.B * c.T }, (_, i) => (i * 5 + 1) % V), { shape: [c.B, c.T], dtype: "int32" });
+  const x = tensor(
+    Int32Array.from({ length: c.B * c.T }, (_, i) => (i * 7 + 3) % V),
+    { shape: [c.B, c.T], dtype: "int32" },
+  );
+  const y = tensor(
+    Int32Array.from({ length: c.B * c.T }, (_, i) => (i * 5 + 1) % V),
+    { shape: [c.B, c.T], dtype: "int32" },
+  );
   const params = model.parameters();
   const step = () => {
     const [loss, grads] = valueAndGrad((p: Record<string, Tensor>) => {
@@ -105,7 +119,9 @@ export async function run(filter?: string): Promise<void> {
   const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
   const ts = targets();
   if (!ts.some((t) => t.kind === "gpu" && t.mode === "headlessgl")) {
-    console.log("gpu: headlessgl unavailable (build gl with .ci/gpu-setup.sh and run under xvfb-run -a); measuring cpu and webasm modes only");
+    console.log(
+      "gpu: headlessgl unavailable (build gl with .ci/gpu-setup.sh and run under xvfb-run -a); measuring cpu and webasm modes only",
+    );
   }
 
   // GEMM: C = A·B for n×n float32 matrices, kernel launch plus read-back of C each time.
@@ -118,7 +134,8 @@ export async function run(filter?: string): Promise<void> {
       const be = backendOf(t);
       setBackend(be);
       const [ka, kb] = random.split(random.key(n), 2);
-      const A = random.normal(ka, [n, n]), B = random.normal(kb, [n, n]);
+      const A = random.normal(ka, [n, n]),
+        B = random.normal(kb, [n, n]);
       tidy(() => matmul(A, B).data()); // compile
       const row = { n, label: t.label, ms: 0, gflops: 0 };
       gemmRows.push(row);
@@ -141,7 +158,9 @@ export async function run(filter?: string): Promise<void> {
     console.log("|---|---|---|---|---|");
     for (const r of gemmRows) {
       const base = gemmRows.find((b) => b.n === r.n && b.label === "cpu backend");
-      console.log(`| ${r.n} | ${r.label} | ${r.ms.toFixed(3)} | ${r.gflops.toFixed(3)} | ${base ? (base.ms / r.ms).toFixed(2) + "×" : "-"} |`);
+      console.log(
+        `| ${r.n} | ${r.label} | ${r.ms.toFixed(3)} | ${r.gflops.toFixed(3)} | ${base ? (base.ms / r.ms).toFixed(2) + "×" : "-"} |`,
+      );
     }
   }
 
@@ -159,7 +178,9 @@ export async function run(filter?: string): Promise<void> {
         console.log(`${name}: failed: ${(e as Error).message}`);
         continue;
       }
-      console.log(`${name}: first step ${r.firstMs.toFixed(0)} ms, then ${r.msPerStep.toFixed(1)} ms ±${r.rme.toFixed(1)}% (loss ${r.loss.toFixed(5)})`);
+      console.log(
+        `${name}: first step ${r.firstMs.toFixed(0)} ms, then ${r.msPerStep.toFixed(1)} ms ±${r.rme.toFixed(1)}% (loss ${r.loss.toFixed(5)})`,
+      );
       steps.push(r);
     }
   }
@@ -169,7 +190,9 @@ export async function run(filter?: string): Promise<void> {
     for (const r of steps) {
       const base = steps.find((b) => b.config === r.config && b.label === "cpu backend");
       const c = CONFIGS[r.config as "micro" | "small"];
-      console.log(`| ${r.config} (B ${c.B}, T ${c.T}) | ${r.label} | ${r.firstMs.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${base ? (base.msPerStep / r.msPerStep).toFixed(2) + "×" : "-"} | ${r.loss.toFixed(5)} |`);
+      console.log(
+        `| ${r.config} (B ${c.B}, T ${c.T}) | ${r.label} | ${r.firstMs.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${base ? (base.msPerStep / r.msPerStep).toFixed(2) + "×" : "-"} | ${r.loss.toFixed(5)} |`,
+      );
     }
   }
 }

@@ -19,7 +19,9 @@ import os from "node:os";
 import { crossEntropy, linearCrossEntropy, matmulT, tensor, valueAndGrad, type Tensor } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import {
-  linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows,
+  linearCrossEntropyBackwardRows,
+  linearCrossEntropyRows,
+  linearCrossEntropyWithGradRows,
 } from "../packages/autograd/src/backend/cpu/kernels/linear-ce.js";
 import { crossEntropyBackwardRows, crossEntropyRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
 import { hardwareThreads, nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
@@ -68,16 +70,21 @@ export async function run(filter?: string): Promise<void> {
   const g = new Float32Array(N).fill(1 / valid);
 
   const fused = () => {
-    const loss = new Float32Array(N), lse = new Float32Array(N);
+    const loss = new Float32Array(N),
+      lse = new Float32Array(N);
     linearCrossEntropyRows(x, w, targets, N, E, V, IGNORE, loss, lse);
-    const dx = new Float32Array(N * E), dw = new Float32Array(V * E);
+    const dx = new Float32Array(N * E),
+      dw = new Float32Array(V * E);
     linearCrossEntropyBackwardRows(x, w, targets, lse, g, dx, dw, N, E, V, IGNORE);
     return { loss, dx, dw };
   };
   // forward and backward in one pass (what the op does for a mean / sum loss under reverse mode): unit row
   // weights, then the scale 1/valid applied to dx and dw as the op's backward does
   const onePass = () => {
-    const loss = new Float32Array(N), lse = new Float32Array(N), dx = new Float32Array(N * E), dw = new Float32Array(V * E);
+    const loss = new Float32Array(N),
+      lse = new Float32Array(N),
+      dx = new Float32Array(N * E),
+      dw = new Float32Array(V * E);
     linearCrossEntropyWithGradRows(x, w, targets, N, E, V, IGNORE, loss, lse, dx, dw);
     for (let i = 0; i < dx.length; i++) dx[i] = dx[i]! / valid;
     for (let i = 0; i < dw.length; i++) dw[i] = dw[i]! / valid;
@@ -86,25 +93,34 @@ export async function run(filter?: string): Promise<void> {
   const unfused = () => {
     const logits = new Float32Array(N * V);
     sgemm({ transA: false, transB: true, m: N, n: V, k: E, a: x, b: w, c: logits });
-    const loss = new Float32Array(N), lse = new Float32Array(N);
+    const loss = new Float32Array(N),
+      lse = new Float32Array(N);
     crossEntropyRows(logits, targets, N, V, IGNORE, loss, lse);
     const dl = new Float32Array(N * V);
     crossEntropyBackwardRows(logits, targets, lse, g, dl, N, V, IGNORE);
-    const dx = new Float32Array(N * E), dw = new Float32Array(V * E);
+    const dx = new Float32Array(N * E),
+      dw = new Float32Array(V * E);
     sgemm({ transA: false, transB: false, m: N, n: E, k: V, a: dl, b: w, c: dx });
     sgemm({ transA: true, transB: false, m: V, n: E, k: N, a: dl, b: x, c: dw });
     return { loss, dx, dw };
   };
-  const X = tensor(x, { shape: [N, E] }), W = tensor(w, { shape: [V, E] }), T = tensor(targets, { dtype: "int32" });
+  const X = tensor(x, { shape: [N, E] }),
+    W = tensor(w, { shape: [V, E] }),
+    T = tensor(targets, { dtype: "int32" });
   const opFused = valueAndGrad((a: Tensor, b: Tensor) => linearCrossEntropy(a, b, T), { argnums: [0, 1] });
   const opUnfused = valueAndGrad((a: Tensor, b: Tensor) => crossEntropy(matmulT(a, b, false, true), T), { argnums: [0, 1] });
 
   // correctness once (and warm-up): fused against unfused
   const b = unfused();
-  for (const [label, f] of [["fused", fused], ["fused one pass", onePass]] as const) {
+  for (const [label, f] of [
+    ["fused", fused],
+    ["fused one pass", onePass],
+  ] as const) {
     const a = f();
     const errs = [maxRel(a.loss, b.loss), maxRel(a.dx, b.dx), maxRel(a.dw, b.dw)];
-    console.log(`${label} vs unfused kernels (max relative error): loss ${errs[0]!.toExponential(1)}, dx ${errs[1]!.toExponential(1)}, dw ${errs[2]!.toExponential(1)}`);
+    console.log(
+      `${label} vs unfused kernels (max relative error): loss ${errs[0]!.toExponential(1)}, dx ${errs[1]!.toExponential(1)}, dw ${errs[2]!.toExponential(1)}`,
+    );
     if (errs.some((e) => !(e < 1e-4))) throw new Error(`linear-ce: ${label} and unfused results differ (${errs.join(", ")})`);
   }
 
@@ -141,7 +157,9 @@ export async function run(filter?: string): Promise<void> {
   const base = rows.find((r) => r.impl === "fused kernels");
   console.log("\n| projection + cross-entropy, forward + backward | ms (mean ± rme) | best ms | vs fused kernels |\n|---|---|---|---|");
   for (const r of rows) {
-    console.log(`| ${r.impl} | ${r.ms.toFixed(0)} ± ${r.rme.toFixed(0)}% | ${r.best.toFixed(0)} | ${base ? (r.ms / base.ms).toFixed(2) + "×" : "-"} |`);
+    console.log(
+      `| ${r.impl} | ${r.ms.toFixed(0)} ± ${r.rme.toFixed(0)}% | ${r.best.toFixed(0)} | ${base ? (r.ms / base.ms).toFixed(2) + "×" : "-"} |`,
+    );
   }
   console.log("\nvs fused kernels = this row's mean / the fused kernels' mean (> 1: the fused kernels are faster).");
 }

@@ -32,7 +32,19 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import {
-  add, gelu, layerNorm, mean, mul, rsqrt, sub, sum, tanh, tensor, valueAndGrad, variance, type Tensor,
+  add,
+  gelu,
+  layerNorm,
+  mean,
+  mul,
+  rsqrt,
+  sub,
+  sum,
+  tanh,
+  tensor,
+  valueAndGrad,
+  variance,
+  type Tensor,
 } from "../packages/autograd/src/index.js";
 import { getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { geluTanh, geluTanhBackward, layerNormBackwardRows, layerNormRows } from "../packages/autograd/src/backend/cpu/kernels/rows.js";
@@ -246,8 +258,11 @@ export async function run(filter?: string): Promise<void> {
   const threadCounts = [...new Set([1, Math.min(2, hw)])];
   const threadLabel = (t: number) => `${t} thread${t > 1 ? "s" : ""}`;
   const implNames = [
-    ...threadCounts.map((t) => `qkvflow fused ${threadLabel(t)}`), ...threadCounts.map((t) => `qkvflow kernels only ${threadLabel(t)}`),
-    "qkvflow composite", "tfjs-wasm", "plain JS",
+    ...threadCounts.map((t) => `qkvflow fused ${threadLabel(t)}`),
+    ...threadCounts.map((t) => `qkvflow kernels only ${threadLabel(t)}`),
+    "qkvflow composite",
+    "tfjs-wasm",
+    "plain JS",
   ];
   const caseName = (op: OpName, impl: string) => `norm-gelu: ${op} ${impl}`;
   const ops: OpName[] = ["layerNorm", "gelu"];
@@ -311,9 +326,14 @@ export async function run(filter?: string): Promise<void> {
   };
 
   // --- the fused row kernels alone (no autodiff, no ops around them; the loss Σ y·w as a JS loop)
-  const kY = new Float32Array(ROWS * D_MODEL), kMean = new Float32Array(ROWS), kRstd = new Float32Array(ROWS);
-  const kDx = new Float32Array(ROWS * D_MODEL), kDg = new Float32Array(D_MODEL), kDb = new Float32Array(D_MODEL);
-  const kGy = new Float32Array(ROWS * D_HIDDEN), kGdx = new Float32Array(ROWS * D_HIDDEN);
+  const kY = new Float32Array(ROWS * D_MODEL),
+    kMean = new Float32Array(ROWS),
+    kRstd = new Float32Array(ROWS);
+  const kDx = new Float32Array(ROWS * D_MODEL),
+    kDg = new Float32Array(D_MODEL),
+    kDb = new Float32Array(D_MODEL);
+  const kGy = new Float32Array(ROWS * D_HIDDEN),
+    kGdx = new Float32Array(ROWS * D_HIDDEN);
   const dot = (a: Float32Array, b: Float32Array) => {
     let acc = 0;
     for (let i = 0; i < a.length; i++) acc += a[i]! * b[i]!;
@@ -366,7 +386,13 @@ export async function run(filter?: string): Promise<void> {
   for (const op of ops) {
     const isLn = op === "layerNorm";
     for (const t of threadCounts) {
-      cases.push({ op, impl: `qkvflow fused ${threadLabel(t)}`, fusedThreads: t, name: "", fn: withThreads(t, isLn ? qLn(lnFused) : qGe(geFused)) });
+      cases.push({
+        op,
+        impl: `qkvflow fused ${threadLabel(t)}`,
+        fusedThreads: t,
+        name: "",
+        fn: withThreads(t, isLn ? qLn(lnFused) : qGe(geFused)),
+      });
     }
     for (const t of threadCounts) {
       cases.push({ op, impl: `qkvflow kernels only ${threadLabel(t)}`, name: "", fn: withThreads(t, isLn ? kernLn : kernGe) });
@@ -395,7 +421,10 @@ export async function run(filter?: string): Promise<void> {
       const snapshot: Result = { loss: ref.loss, grads: ref.grads.map((g) => Float32Array.from(g)) };
       const names = op === "layerNorm" ? ["dx", "dgamma", "dbeta"] : ["dx"];
       // always check the fused kernels, also when only other cases are selected
-      const toCheck = [...cases.filter((c) => c.op === op && c.fusedThreads !== undefined), ...opCases.filter((c) => c.fusedThreads === undefined && c.impl !== "plain JS")];
+      const toCheck = [
+        ...cases.filter((c) => c.op === op && c.fusedThreads !== undefined),
+        ...opCases.filter((c) => c.fusedThreads === undefined && c.impl !== "plain JS"),
+      ];
       for (const c of toCheck) {
         const tensorsBefore = c.impl === "tfjs-wasm" ? tf.memory().numTensors : 0;
         const worst = check(c.name, c.fn(), snapshot, names);
@@ -408,19 +437,30 @@ export async function run(filter?: string): Promise<void> {
     console.log(`gradients checked against plain JS (max relative error): ${checks.join("; ")}`);
 
     for (const c of selected) {
-      suite.add(c.name, () => {
-        sink += c.fn().loss;
-      }, {
-        ...opts,
-        onComplete: (e: { target: Benchmark }) => {
-          if (e.target.error) {
-            console.log(`${c.name} failed: ${String(e.target.error)}`);
-            return;
-          }
-          const st = e.target.stats;
-          rows.push({ op: c.op, impl: c.impl, fusedThreads: c.fusedThreads, ms: st.mean * 1000, best: Math.min(...st.sample) * 1000, rme: st.rme });
+      suite.add(
+        c.name,
+        () => {
+          sink += c.fn().loss;
         },
-      });
+        {
+          ...opts,
+          onComplete: (e: { target: Benchmark }) => {
+            if (e.target.error) {
+              console.log(`${c.name} failed: ${String(e.target.error)}`);
+              return;
+            }
+            const st = e.target.stats;
+            rows.push({
+              op: c.op,
+              impl: c.impl,
+              fusedThreads: c.fusedThreads,
+              ms: st.mean * 1000,
+              best: Math.min(...st.sample) * 1000,
+              rme: st.rme,
+            });
+          },
+        },
+      );
     }
     await runSuite(suite);
   } finally {
@@ -445,7 +485,9 @@ export async function run(filter?: string): Promise<void> {
       const f = rows.find((x) => x.op === r.op && x.fusedThreads === t);
       return f && f !== r ? ` ${(r.ms / f.ms).toFixed(2)}× |` : " - |";
     });
-    console.log(`| ${shapes[r.op]} | ${r.impl} | ${r.ms.toFixed(2)} ± ${r.rme.toFixed(0)}% | ${r.best.toFixed(2)} | ${gbs.toFixed(2)} |${ratios.join("")}`);
+    console.log(
+      `| ${shapes[r.op]} | ${r.impl} | ${r.ms.toFixed(2)} ± ${r.rme.toFixed(0)}% | ${r.best.toFixed(2)} | ${gbs.toFixed(2)} |${ratios.join("")}`,
+    );
   }
   console.log(
     "\nnominal GB/s = 5 × 4 bytes per element of x / mean time (forward reads x and writes y; backward reads x and dy and writes dx). " +

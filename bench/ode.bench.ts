@@ -12,7 +12,13 @@ import { add, matmul, mul, neg, pow, random, square, sub, div, tanh, tensor, typ
 import { odeintWithStats, type OdeStats } from "@qkvflow/ode";
 import { runIfMain } from "./common.js";
 
-interface OdexResult { y: number[]; nStep: number; nAccept: number; nReject: number; nEval: number }
+interface OdexResult {
+  y: number[];
+  nStep: number;
+  nAccept: number;
+  nReject: number;
+  nEval: number;
+}
 interface OdexSolver {
   absoluteTolerance: number;
   relativeTolerance: number;
@@ -23,7 +29,8 @@ const require = createRequire(import.meta.url);
 const odex = require("odex") as { Solver: new (n: number) => OdexSolver };
 
 // ---- problems -----------------------------------------------------------------------------------------
-const MU = 0.012277471, MUP = 1 - MU;
+const MU = 0.012277471,
+  MUP = 1 - MU;
 const ARENSTORF_T = 17.0652165601579625588917206249;
 const ARENSTORF_Y0 = [0.994, 0, 0, -2.00158510637908252240537862224];
 type Body = { x: Tensor; y: Tensor; vx: Tensor; vy: Tensor };
@@ -37,7 +44,12 @@ function arenstorfTensor(_t: number, s: Body): Body {
 function arenstorfPlain(_t: number, y: number[]): number[] {
   const d1 = Math.pow((y[0] + MU) ** 2 + y[1] ** 2, 1.5);
   const d2 = Math.pow((y[0] - MUP) ** 2 + y[1] ** 2, 1.5);
-  return [y[2], y[3], y[0] + 2 * y[3] - (MUP * (y[0] + MU)) / d1 - (MU * (y[0] - MUP)) / d2, y[1] - 2 * y[2] - (MUP * y[1]) / d1 - (MU * y[1]) / d2];
+  return [
+    y[2],
+    y[3],
+    y[0] + 2 * y[3] - (MUP * (y[0] + MU)) / d1 - (MU * (y[0] - MUP)) / d2,
+    y[1] - 2 * y[2] - (MUP * y[1]) / d1 - (MU * y[1]) / d2,
+  ];
 }
 const f64 = (v: number) => tensor([v], { dtype: "float64" });
 
@@ -58,7 +70,12 @@ const problems: Problem[] = [
     exact: [Math.cos(20), -Math.sin(20)],
     plain: (_t, y) => [y[1], -y[0]],
     solveTensor: (method, tol) => {
-      const r = odeintWithStats((_t: number, s: { x: Tensor; v: Tensor }) => ({ x: s.v, v: neg(s.x) }), { x: f64(1), v: f64(0) }, [0, 20], { method, rtol: tol, atol: tol, maxSteps: 1e6 });
+      const r = odeintWithStats((_t: number, s: { x: Tensor; v: Tensor }) => ({ x: s.v, v: neg(s.x) }), { x: f64(1), v: f64(0) }, [0, 20], {
+        method,
+        rtol: tol,
+        atol: tol,
+        maxSteps: 1e6,
+      });
       return { y: [r.ys[1].x.item(), r.ys[1].v.item()], stats: r.stats };
     },
   },
@@ -79,7 +96,17 @@ const problems: Problem[] = [
 
 const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(...a.map((v, i) => v - b[i]));
 
-interface Row { name: string; solver: string; tol: string; error: string; steps: number; nfev: number; msPerSolve: number; stepsPerSec: number; fevPerSec: number }
+interface Row {
+  name: string;
+  solver: string;
+  tol: string;
+  error: string;
+  steps: number;
+  nfev: number;
+  msPerSolve: number;
+  stepsPerSec: number;
+  fevPerSec: number;
+}
 
 function runSuite(suite: Benchmark.Suite): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -110,7 +137,17 @@ export async function run(filter?: string): Promise<void> {
         s.absoluteTolerance = s.relativeTolerance = tol;
         s.maxSteps = 1e6;
         const probe = s.solve(p.plain, 0, p.y0, p.T);
-        const row: Row = { name: p.name, solver: "odex (GBS)", tol: tolS, error: dist(probe.y, p.exact).toExponential(2), steps: probe.nAccept, nfev: probe.nEval, msPerSolve: 0, stepsPerSec: 0, fevPerSec: 0 };
+        const row: Row = {
+          name: p.name,
+          solver: "odex (GBS)",
+          tol: tolS,
+          error: dist(probe.y, p.exact).toExponential(2),
+          steps: probe.nAccept,
+          nfev: probe.nEval,
+          msPerSolve: 0,
+          stepsPerSec: 0,
+          fevPerSec: 0,
+        };
         rows.push(row);
         suite.add(oname, () => s.solve(p.plain, 0, p.y0, p.T), {
           ...opts,
@@ -126,7 +163,17 @@ export async function run(filter?: string): Promise<void> {
         const qname = `ode: ${p.name} qkvflow ${method} tol ${tolS}`;
         if (!want(qname)) continue;
         const probe = p.solveTensor(method, tol);
-        const row: Row = { name: p.name, solver: `qkvflow ${method}`, tol: tolS, error: dist(probe.y, p.exact).toExponential(2), steps: probe.stats.accepted, nfev: probe.stats.nfev, msPerSolve: 0, stepsPerSec: 0, fevPerSec: 0 };
+        const row: Row = {
+          name: p.name,
+          solver: `qkvflow ${method}`,
+          tol: tolS,
+          error: dist(probe.y, p.exact).toExponential(2),
+          steps: probe.stats.accepted,
+          nfev: probe.stats.nfev,
+          msPerSolve: 0,
+          stepsPerSec: 0,
+          fevPerSec: 0,
+        };
         rows.push(row);
         suite.add(qname, () => p.solveTensor(method, tol), {
           ...opts,
@@ -142,22 +189,39 @@ export async function run(filter?: string): Promise<void> {
   }
 
   // DiffEqFormer-shaped state: float32 [B, T, E] = [4, 32, 64], f(t, X) = tanh(X (W0 + t W1)).
-  const B = 4, T = 32, E = 64;
+  const B = 4,
+    T = 32,
+    E = 64;
   const [k1, k2, k3] = random.split(random.key(0), 3);
   const X0 = random.normal(k1, [B, T, E], { std: 0.5 });
   const W0 = random.normal(k2, [E, E], { std: 0.1 });
   const W1 = random.normal(k3, [E, E], { std: 0.1 });
   const block = (t: number, X: Tensor) => tanh(matmul(X, add(W0, mul(W1, t))));
   const fixed: { name: string; fn: () => unknown; steps: number; nfev: number }[] = [
-    { name: "hand-written Euler loop, 12 steps", steps: 12, nfev: 12, fn: () => {
-      let X = X0;
-      for (let i = 0; i < 12; i++) X = add(X, mul(block(i / 12, X), 1 / 12));
-      return X;
-    } },
+    {
+      name: "hand-written Euler loop, 12 steps",
+      steps: 12,
+      nfev: 12,
+      fn: () => {
+        let X = X0;
+        for (let i = 0; i < 12; i++) X = add(X, mul(block(i / 12, X), 1 / 12));
+        return X;
+      },
+    },
     { name: "odeint euler, 12 steps", steps: 12, nfev: 12, fn: () => odeintWithStats(block, X0, [0, 1], { method: "euler", steps: 12 }) },
-    { name: "odeint midpoint, 6 steps", steps: 6, nfev: 12, fn: () => odeintWithStats(block, X0, [0, 1], { method: "midpoint", steps: 6 }) },
+    {
+      name: "odeint midpoint, 6 steps",
+      steps: 6,
+      nfev: 12,
+      fn: () => odeintWithStats(block, X0, [0, 1], { method: "midpoint", steps: 6 }),
+    },
     { name: "odeint rk4, 3 steps", steps: 3, nfev: 12, fn: () => odeintWithStats(block, X0, [0, 1], { method: "rk4", steps: 3 }) },
-    { name: "odeint dopri5, rtol 1e-4 atol 1e-6 (adaptive)", steps: 0, nfev: 0, fn: () => odeintWithStats(block, X0, [0, 1], { method: "dopri5" }) },
+    {
+      name: "odeint dopri5, rtol 1e-4 atol 1e-6 (adaptive)",
+      steps: 0,
+      nfev: 0,
+      fn: () => odeintWithStats(block, X0, [0, 1], { method: "dopri5" }),
+    },
   ];
   const probeAdaptive = odeintWithStats(block, X0, [0, 1], { method: "dopri5" });
   fixed[4].steps = probeAdaptive.stats.accepted;
@@ -165,7 +229,17 @@ export async function run(filter?: string): Promise<void> {
   for (const c of fixed) {
     const name = `ode: [${B}, ${T}, ${E}] float32 ${c.name}`;
     if (!want(name)) continue;
-    const row: Row = { name: `DiffEqFormer-shaped [${B}, ${T}, ${E}] float32`, solver: c.name, tol: "-", error: "-", steps: c.steps, nfev: c.nfev, msPerSolve: 0, stepsPerSec: 0, fevPerSec: 0 };
+    const row: Row = {
+      name: `DiffEqFormer-shaped [${B}, ${T}, ${E}] float32`,
+      solver: c.name,
+      tol: "-",
+      error: "-",
+      steps: c.steps,
+      nfev: c.nfev,
+      msPerSolve: 0,
+      stepsPerSec: 0,
+      fevPerSec: 0,
+    };
     rows.push(row);
     suite.add(name, c.fn, {
       ...opts,

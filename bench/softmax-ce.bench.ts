@@ -113,29 +113,44 @@ export async function run(filter?: string): Promise<void> {
       fwd();
       bwd();
       if (want(`softmax-ce: ${impl} forward+backward`)) {
-        suite.add(`softmax-ce: ${impl} forward+backward`, () => {
-          setNumThreads(t);
-          fwd();
-          bwd();
-        }, { ...opts, onComplete: record(impl, "forward+backward") });
+        suite.add(
+          `softmax-ce: ${impl} forward+backward`,
+          () => {
+            setNumThreads(t);
+            fwd();
+            bwd();
+          },
+          { ...opts, onComplete: record(impl, "forward+backward") },
+        );
       }
       if (want(`softmax-ce: ${impl} forward only`)) {
-        suite.add(`softmax-ce: ${impl} forward only`, () => {
-          setNumThreads(t);
-          fwd();
-        }, { ...opts, onComplete: record(impl, "forward only") });
+        suite.add(
+          `softmax-ce: ${impl} forward only`,
+          () => {
+            setNumThreads(t);
+            fwd();
+          },
+          { ...opts, onComplete: record(impl, "forward only") },
+        );
       }
       if (want(`softmax-ce: ${impl} backward only`)) {
-        suite.add(`softmax-ce: ${impl} backward only`, () => {
-          setNumThreads(t);
-          bwd();
-        }, { ...opts, onComplete: record(impl, "backward only") });
+        suite.add(
+          `softmax-ce: ${impl} backward only`,
+          () => {
+            setNumThreads(t);
+            bwd();
+          },
+          { ...opts, onComplete: record(impl, "backward only") },
+        );
       }
     }
     if (want("softmax-ce: memcpy reference")) {
       // one copy of the logits between ordinary arrays: qkvflow moves the logits in twice and the
       // gradient out once per iteration, so 3× this is the copying it cannot avoid
-      suite.add("softmax-ce: memcpy reference", () => d.set(x), { ...opts, onComplete: record("TypedArray.set (memcpy)", "one copy of the logits") });
+      suite.add("softmax-ce: memcpy reference", () => d.set(x), {
+        ...opts,
+        onComplete: record("TypedArray.set (memcpy)", "one copy of the logits"),
+      });
     }
     if (want("softmax-ce: plain JS forward+backward")) {
       suite.add("softmax-ce: plain JS forward+backward", () => plainCe(x, targets, g, loss, lse, d), {
@@ -154,21 +169,28 @@ export async function run(filter?: string): Promise<void> {
         const logits = tf.tensor2d(x, [ROWS, COLS]);
         const labels = tf.tensor2d(onehot, [ROWS, COLS]);
         // g per row (0 for ignored rows, as the one-hot row is all zeros there)
-        const gt = tf.tensor2d(Array.from(targets, (t) => (t === IGNORE ? 0 : 1 / ROWS)), [ROWS, 1]);
+        const gt = tf.tensor2d(
+          Array.from(targets, (t) => (t === IGNORE ? 0 : 1 / ROWS)),
+          [ROWS, 1],
+        );
         tfState = [logits, labels, gt];
         // The same math from tfjs ops (tfjs-core without the union package registers no gradients):
         // forward lse = logSumExp(logits), loss = lse - Σ logits·onehot; backward g·(exp(logits - lse) - onehot)
-        suite.add("softmax-ce: tfjs-wasm forward+backward", () => {
-          const [tLoss, tLse] = tf.tidy(() => {
-            const l = tf.logSumExp(logits, 1, true);
-            return [tf.sub(l, tf.sum(tf.mul(logits, labels), 1, true)), l];
-          });
-          tLoss!.dataSync();
-          tLse!.dataSync();
-          const grad = tf.tidy(() => tf.mul(tf.sub(tf.exp(tf.sub(logits, tLse!)), labels), gt));
-          grad.dataSync();
-          tf.dispose([tLoss!, tLse!, grad]);
-        }, { ...opts, minSamples: 2, onComplete: record("tfjs-wasm", "forward+backward") });
+        suite.add(
+          "softmax-ce: tfjs-wasm forward+backward",
+          () => {
+            const [tLoss, tLse] = tf.tidy(() => {
+              const l = tf.logSumExp(logits, 1, true);
+              return [tf.sub(l, tf.sum(tf.mul(logits, labels), 1, true)), l];
+            });
+            tLoss!.dataSync();
+            tLse!.dataSync();
+            const grad = tf.tidy(() => tf.mul(tf.sub(tf.exp(tf.sub(logits, tLse!)), labels), gt));
+            grad.dataSync();
+            tf.dispose([tLoss!, tLse!, grad]);
+          },
+          { ...opts, minSamples: 2, onComplete: record("tfjs-wasm", "forward+backward") },
+        );
       } catch (e) {
         console.log(`tfjs-wasm case not run: ${(e as Error).message}`);
       }

@@ -69,7 +69,12 @@ interface ModelCase {
 
 const SHAPE = { nEmbd: 128, nHead: 4, nLayer: 4, blockSize: SEQ, embdPdrop: 0.1, residPdrop: 0.1 };
 const CASES: ModelCase[] = [
-  { name: "train-step diffeqformer", config: "tiny-diffeqformer-wikitext2.json", torchModel: "diffeqformer", model: { ...SHAPE, timeEmbedDim: 20, sinusoidalDim: 16 } },
+  {
+    name: "train-step diffeqformer",
+    config: "tiny-diffeqformer-wikitext2.json",
+    torchModel: "diffeqformer",
+    model: { ...SHAPE, timeEmbedDim: 20, sinusoidalDim: 16 },
+  },
   { name: "train-step gpt2", config: "tiny-gpt2-wikitext2.json", torchModel: "gpt2", model: { ...SHAPE } },
 ];
 
@@ -97,10 +102,12 @@ function chooseData(tmp: string): DataChoice {
   const env = process.env.QKVFLOW_DATA;
   const shared = path.resolve(root, "..", "shared", "data");
   const sub = (p: string) => ["--set", "data.maxDocuments=100", "--data", p];
-  if (env !== undefined && env.trim() !== "") return { args: sub(path.resolve(env)), describe: `WikiText-2 from $QKVFLOW_DATA = ${env} (first 100 articles per split)` };
+  if (env !== undefined && env.trim() !== "")
+    return { args: sub(path.resolve(env)), describe: `WikiText-2 from $QKVFLOW_DATA = ${env} (first 100 articles per split)` };
   for (const dir of ["wikitext-2-raw-v1", "wikitext-2"]) {
     const p = path.join(shared, dir);
-    if (fs.existsSync(p) && fs.statSync(p).isDirectory()) return { args: sub(p), describe: `WikiText-2 from ../shared/data/${dir} (first 100 articles per split)` };
+    if (fs.existsSync(p) && fs.statSync(p).isDirectory())
+      return { args: sub(p), describe: `WikiText-2 from ../shared/data/${dir} (first 100 articles per split)` };
   }
   // No WikiText-2: a generated text of pseudo-random words; a step's cost does not depend on the token ids.
   const file = path.join(tmp, "generated.txt");
@@ -117,7 +124,9 @@ function chooseData(tmp: string): DataChoice {
     words.push(i % 17 === 16 ? `${w}.\n` : w);
   }
   fs.writeFileSync(file, words.join(" "));
-  console.log(`train-step: no WikiText-2 found (set QKVFLOW_DATA, or put wikitext-2-raw-v1 in ${shared}); training on a generated text of 60,000 pseudo-random words instead (speed does not depend on the text)`);
+  console.log(
+    `train-step: no WikiText-2 found (set QKVFLOW_DATA, or put wikitext-2-raw-v1 in ${shared}); training on a generated text of 60,000 pseudo-random words instead (speed does not depend on the text)`,
+  );
   return {
     args: ["--set", 'data.dataset="text"', "--set", `data.cacheDir=${JSON.stringify(path.join(tmp, "cache"))}`, "--data", file],
     describe: "a generated text of 60,000 pseudo-random words (no WikiText-2 found)",
@@ -147,11 +156,18 @@ function readRecords(file: string): Rec[] {
 }
 
 /** Per-step seconds of the train records (see the module comment), and how they were obtained. */
-export function stepSeconds(records: readonly Rec[], arrivals: ReadonlyMap<number, number>, stepTokens: number): { seconds: number[]; source: string } {
+export function stepSeconds(
+  records: readonly Rec[],
+  arrivals: ReadonlyMap<number, number>,
+  stepTokens: number,
+): { seconds: number[]; source: string } {
   const train = records.filter((r) => r.type === "train" && typeof r.step === "number");
   if (train.length === 0) throw new Error("train-step: the run's metrics.jsonl holds no train records");
   if (train.every((r) => typeof r.elapsed === "number")) {
-    return { seconds: train.map((r, i) => (r.elapsed as number) - (i === 0 ? 0 : (train[i - 1]!.elapsed as number))), source: "metrics.jsonl elapsed" };
+    return {
+      seconds: train.map((r, i) => (r.elapsed as number) - (i === 0 ? 0 : (train[i - 1]!.elapsed as number))),
+      source: "metrics.jsonl elapsed",
+    };
   }
   if (train.every((r) => typeof r.tokensPerSec === "number")) {
     return { seconds: train.map((r) => stepTokens / (r.tokensPerSec as number)), source: "metrics.jsonl tokensPerSec" };
@@ -159,7 +175,10 @@ export function stepSeconds(records: readonly Rec[], arrivals: ReadonlyMap<numbe
   const steps = train.map((r) => r.step as number);
   if (steps.every((s) => arrivals.has(s))) {
     // the first step's time includes start-up; it is one of the warm-up steps that are dropped
-    return { seconds: steps.map((s, i) => arrivals.get(s)! - (i === 0 ? arrivals.get(s)! : arrivals.get(steps[i - 1]!)!)), source: "arrival of each record in metrics.jsonl (polled every 20 ms)" };
+    return {
+      seconds: steps.map((s, i) => arrivals.get(s)! - (i === 0 ? arrivals.get(s)! : arrivals.get(steps[i - 1]!)!)),
+      source: "arrival of each record in metrics.jsonl (polled every 20 ms)",
+    };
   }
   throw new Error("train-step: metrics.jsonl records neither elapsed nor tokensPerSec, and the arrival of every record was not observed");
 }
@@ -186,11 +205,18 @@ async function runQkvflow(c: ModelCase, data: DataChoice, tmp: string): Promise<
     "optimizer.maxGradNorm=1",
   ];
   const args = [
-    "--import", "tsx", cliEntry(), "train",
-    "--config", path.join(root, "configs", c.config),
-    "--steps", String(WARMUP + TIMED),
-    "--out", out,
-    "--progress", "none",
+    "--import",
+    "tsx",
+    cliEntry(),
+    "train",
+    "--config",
+    path.join(root, "configs", c.config),
+    "--steps",
+    String(WARMUP + TIMED),
+    "--out",
+    out,
+    "--progress",
+    "none",
     ...sets.flatMap((s) => ["--set", s]),
     ...data.args,
   ];
@@ -199,7 +225,8 @@ async function runQkvflow(c: ModelCase, data: DataChoice, tmp: string): Promise<
   const t0 = performance.now();
   const poll = setInterval(() => {
     const now = (performance.now() - t0) / 1000;
-    for (const r of readRecords(metricsFile)) if (r.type === "train" && typeof r.step === "number" && !arrivals.has(r.step)) arrivals.set(r.step, now);
+    for (const r of readRecords(metricsFile))
+      if (r.type === "train" && typeof r.step === "number" && !arrivals.has(r.step)) arrivals.set(r.step, now);
   }, 20);
   let output = "";
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -211,13 +238,16 @@ async function runQkvflow(c: ModelCase, data: DataChoice, tmp: string): Promise<
   });
   clearInterval(poll);
   if (code !== 0) {
-    throw new Error(`train-step: qkvflow train (${c.config}) exited with ${code}; its output:\n${output.trim().split("\n").slice(-20).join("\n")}`);
+    throw new Error(
+      `train-step: qkvflow train (${c.config}) exited with ${code}; its output:\n${output.trim().split("\n").slice(-20).join("\n")}`,
+    );
   }
   const cfgFile = path.join(out, "config.json");
   if (!fs.existsSync(cfgFile)) throw new Error(`train-step: the run folder ${out} has no config.json`);
   const config = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as Rec;
   const { seconds, source } = stepSeconds(readRecords(metricsFile), arrivals, BATCH * SEQ);
-  if (seconds.length !== WARMUP + TIMED) throw new Error(`train-step: qkvflow recorded ${seconds.length} steps; expected ${WARMUP + TIMED}`);
+  if (seconds.length !== WARMUP + TIMED)
+    throw new Error(`train-step: qkvflow recorded ${seconds.length} steps; expected ${WARMUP + TIMED}`);
   const m = /([\d,]+) parameters/.exec(output);
   return { seconds, timingSource: source, parameters: m ? Number(m[1]!.replace(/,/g, "")) : null, config };
 }
@@ -227,8 +257,10 @@ function torchPython(): { python: string; version: string } | null {
   const python = process.env.QKVFLOW_TORCH_PYTHON ?? "/usr/bin/python3";
   const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
   if (r.status !== 0) {
-    const why = r.error ? r.error.message : (r.stderr || "").trim().split("\n").at(-1) ?? `exit ${r.status}`;
-    console.log(`train-step: PyTorch is not available through ${python} (${why}); printing qkvflow's figures alone (Debian: apt-get install python3-torch)`);
+    const why = r.error ? r.error.message : ((r.stderr || "").trim().split("\n").at(-1) ?? `exit ${r.status}`);
+    console.log(
+      `train-step: PyTorch is not available through ${python} (${why}); printing qkvflow's figures alone (Debian: apt-get install python3-torch)`,
+    );
     return null;
   }
   return { python, version: r.stdout.trim() };
@@ -250,31 +282,69 @@ function runTorch(python: string, c: ModelCase, config: Rec): TorchResult {
   const opt = (config.optimizer ?? {}) as Rec;
   const num = (k: string): string => {
     const v = opt[k];
-    if (typeof v !== "number") throw new Error(`train-step: the resolved configuration has optimizer.${k} = ${JSON.stringify(v)}; expected a number`);
+    if (typeof v !== "number")
+      throw new Error(`train-step: the resolved configuration has optimizer.${k} = ${JSON.stringify(v)}; expected a number`);
     return String(v);
   };
   // null decay patterns: the trainer's defaults by model kind (see optimizer.decayPatterns in packages/train)
-  const decay = (opt.decayPatterns as string[] | null | undefined) ??
+  const decay =
+    (opt.decayPatterns as string[] | null | undefined) ??
     (c.torchModel === "gpt2" ? [".*attn.*weight", ".*mlp.*weight", "wte\\.weight", "wpe\\.weight"] : ["wte\\.weight", "wpe\\.weight"]);
   const m = c.model;
   const args = [
     path.join(here, "torch_train_step.py"),
-    "--model", c.torchModel,
-    "--embd", String(m.nEmbd), "--layers", String(m.nLayer), "--heads", String(m.nHead),
+    "--model",
+    c.torchModel,
+    "--embd",
+    String(m.nEmbd),
+    "--layers",
+    String(m.nLayer),
+    "--heads",
+    String(m.nHead),
     ...(c.torchModel === "diffeqformer" ? ["--d-emb", String(m.timeEmbedDim), "--sinusoids", String(m.sinusoidalDim)] : []),
-    "--vocab", "50257", "--block", String(m.blockSize), "--seq", String(SEQ), "--batch", String(BATCH),
-    "--dropout", String(m.residPdrop),
-    "--lr", num("lr"), "--beta1", num("beta1"), "--beta2", num("beta2"), "--eps", num("eps"),
-    "--weight-decay", num("weightDecay"),
+    "--vocab",
+    "50257",
+    "--block",
+    String(m.blockSize),
+    "--seq",
+    String(SEQ),
+    "--batch",
+    String(BATCH),
+    "--dropout",
+    String(m.residPdrop),
+    "--lr",
+    num("lr"),
+    "--beta1",
+    num("beta1"),
+    "--beta2",
+    num("beta2"),
+    "--eps",
+    num("eps"),
+    "--weight-decay",
+    num("weightDecay"),
     ...decay.flatMap((d) => ["--decay", d]),
-    "--max-grad-norm", opt.maxGradNorm === null ? "0" : num("maxGradNorm"),
-    "--warmup-ratio", num("warmupRatio"), "--min-lr-ratio", num("minLrRatio"),
-    "--schedule", String(opt.schedule ?? "cosine"),
-    "--threads", String(TORCH_THREADS), "--warmup", String(WARMUP), "--steps", String(TIMED),
+    "--max-grad-norm",
+    opt.maxGradNorm === null ? "0" : num("maxGradNorm"),
+    "--warmup-ratio",
+    num("warmupRatio"),
+    "--min-lr-ratio",
+    num("minLrRatio"),
+    "--schedule",
+    String(opt.schedule ?? "cosine"),
+    "--threads",
+    String(TORCH_THREADS),
+    "--warmup",
+    String(WARMUP),
+    "--steps",
+    String(TIMED),
   ];
-  if (m.embdPdrop !== m.residPdrop) throw new Error("train-step: the PyTorch reference takes one dropout rate for embeddings and residual branches");
+  if (m.embdPdrop !== m.residPdrop)
+    throw new Error("train-step: the PyTorch reference takes one dropout rate for embeddings and residual branches");
   const r = spawnSync(python, args, { encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`train-step: ${python} bench/torch_train_step.py --model ${c.torchModel} failed (exit ${r.status}):\n${(r.stderr || r.error?.message || "").trim()}`);
+  if (r.status !== 0)
+    throw new Error(
+      `train-step: ${python} bench/torch_train_step.py --model ${c.torchModel} failed (exit ${r.status}):\n${(r.stderr || r.error?.message || "").trim()}`,
+    );
   const lines = r.stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]!) as TorchResult;
 }
@@ -291,8 +361,12 @@ function expectedSizes(c: ModelCase): Record<string, number> {
 function checkParameters(c: ModelCase, expected: Record<string, number>, cliTotal: number | null, torch: TorchResult): void {
   const total = Object.values(expected).reduce((a, b) => a + b, 0);
   const problems: string[] = [];
-  if (cliTotal !== null && cliTotal !== total) problems.push(`qkvflow's CLI printed ${cliTotal.toLocaleString("en-US")} parameters, parameterShapes gives ${total.toLocaleString("en-US")}`);
-  if (torch.parameters !== total) problems.push(`PyTorch has ${torch.parameters.toLocaleString("en-US")} parameters, qkvflow ${total.toLocaleString("en-US")}`);
+  if (cliTotal !== null && cliTotal !== total)
+    problems.push(
+      `qkvflow's CLI printed ${cliTotal.toLocaleString("en-US")} parameters, parameterShapes gives ${total.toLocaleString("en-US")}`,
+    );
+  if (torch.parameters !== total)
+    problems.push(`PyTorch has ${torch.parameters.toLocaleString("en-US")} parameters, qkvflow ${total.toLocaleString("en-US")}`);
   for (const [n, size] of Object.entries(expected)) {
     const t = torch.parameterSizes[n];
     if (t === undefined) problems.push(`${n} (${size}) is missing in PyTorch`);
@@ -331,20 +405,28 @@ export async function run(filter?: string): Promise<void> {
       `machine: ${os.cpus()[0]?.model ?? "?"}, ${hardwareThreads()} hardware threads, Node ${process.version}` +
         `${py ? `; PyTorch ${py.version} through ${py.python}, ${TORCH_THREADS} threads` : ""}; load average ${load0.map((x) => x.toFixed(2)).join(" ")}`,
     );
-    console.log(`data: ${data.describe}; batch ${BATCH} × ${SEQ} tokens = ${BATCH * SEQ} tokens per step; median of ${TIMED} steps after ${WARMUP} warm-up steps`);
+    console.log(
+      `data: ${data.describe}; batch ${BATCH} × ${SEQ} tokens = ${BATCH * SEQ} tokens per step; median of ${TIMED} steps after ${WARMUP} warm-up steps`,
+    );
     const rows: Row[] = [];
     for (const c of cases) {
       const expected = expectedSizes(c);
       const total = Object.values(expected).reduce((a, b) => a + b, 0);
       const q = await runQkvflow(c, data, tmp);
       const timed = q.seconds.slice(WARMUP);
-      console.log(`${c.name}: qkvflow steps (s, from ${q.timingSource}): ${q.seconds.map((s) => s.toFixed(2)).join(" ")}; ${q.parameters?.toLocaleString("en-US") ?? "?"} parameters (CLI), ${total.toLocaleString("en-US")} (parameterShapes)`);
+      console.log(
+        `${c.name}: qkvflow steps (s, from ${q.timingSource}): ${q.seconds.map((s) => s.toFixed(2)).join(" ")}; ${q.parameters?.toLocaleString("en-US") ?? "?"} parameters (CLI), ${total.toLocaleString("en-US")} (parameterShapes)`,
+      );
       let torch: TorchResult | null = null;
       if (py) {
         torch = runTorch(py.python, c, q.config);
-        console.log(`${c.name}: PyTorch steps (s): ${torch.stepSeconds.map((s) => s.toFixed(2)).join(" ")}; ${torch.parameters.toLocaleString("en-US")} parameters; BLAS ${torch.blas ?? "?"}, ${torch.threads} threads`);
+        console.log(
+          `${c.name}: PyTorch steps (s): ${torch.stepSeconds.map((s) => s.toFixed(2)).join(" ")}; ${torch.parameters.toLocaleString("en-US")} parameters; BLAS ${torch.blas ?? "?"}, ${torch.threads} threads`,
+        );
         if (torch.blas !== null && !/openblas|mkl|blis/i.test(torch.blas)) {
-          console.log(`train-step: PyTorch runs on ${torch.blas}, not an optimised BLAS (Debian's torch uses whichever libblas.so.3 is installed; apt-get install libopenblas0-pthread), so its figures are far too low`);
+          console.log(
+            `train-step: PyTorch runs on ${torch.blas}, not an optimised BLAS (Debian's torch uses whichever libblas.so.3 is installed; apt-get install libopenblas0-pthread), so its figures are far too low`,
+          );
         }
         checkParameters(c, expected, q.parameters, torch);
       } else if (q.parameters !== null && q.parameters !== total) {
@@ -362,7 +444,12 @@ export async function run(filter?: string): Promise<void> {
       const ratio = r.torch ? `${(qTok / r.torch.tokensPerSecond).toFixed(2)}×` : "-";
       console.log(`| ${r.model} | ${fmtInt(r.parameters)} | ${fmtInt(qTok)} (${qs.toFixed(2)}) | ${tCell} | ${ratio} |`);
     }
-    console.log(`load average after: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+    console.log(
+      `load average after: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
+    );
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -46,14 +46,16 @@ function charCodec(alphabet: string): TextCodec & { vocabSize: number } {
 /** A few hundred AdamW steps of next-character prediction on random windows. */
 function train(model: AnyModel, ids: number[], steps: number, seed: number): void {
   const opt = new AdamW({ weightDecay: 0.01, maxGradNorm: 1 });
-  const T = model.config.blockSize, B = 16;
+  const T = model.config.blockSize,
+    B = 16;
   const vg = valueAndGrad((p: Record<string, Tensor>, x: Tensor, y: Tensor) => {
     model.setParameters(p);
     return model.loss(x, y, { training: false });
   });
   for (let s = 0; s < steps; s++) {
     const u = random.uniform(random.foldIn(random.key(seed), s), [B], { dtype: "float64" }).data();
-    const x = new Int32Array(B * T), y = new Int32Array(B * T);
+    const x = new Int32Array(B * T),
+      y = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
       const start = Math.floor(u[b] * (ids.length - T - 1));
       for (let t = 0; t < T; t++) {
@@ -61,10 +63,15 @@ function train(model: AnyModel, ids: number[], steps: number, seed: number): voi
         y[b * T + t] = ids[start + t + 1];
       }
     }
-    const [loss, grads] = vg(model.parameters(), tensor(x, { shape: [B, T], dtype: "int32" }), tensor(y, { shape: [B, T], dtype: "int32" }));
+    const [loss, grads] = vg(
+      model.parameters(),
+      tensor(x, { shape: [B, T], dtype: "int32" }),
+      tensor(y, { shape: [B, T], dtype: "int32" }),
+    );
     const lr = 3e-3 * Math.min(1, (s + 1) / 20);
     model.setParameters(opt.step(model.parameters(), grads as Record<string, Tensor>, lr).params);
-    if (s % 50 === 0 || s === steps - 1) console.log(`  ${model.config.kind} step ${s + 1}/${steps}: loss ${(loss as Tensor).item().toFixed(3)}`);
+    if (s % 50 === 0 || s === steps - 1)
+      console.log(`  ${model.config.kind} step ${s + 1}/${steps}: loss ${(loss as Tensor).item().toFixed(3)}`);
   }
 }
 
@@ -82,19 +89,34 @@ async function main(): Promise<void> {
   const out = flag(argv, "--out") ?? "analysis-out";
   const steps = Number(flag(argv, "--train-steps") ?? 150);
   const wiki = join(sharedData, "wikitext-2", "valid.txt");
-  const text = (existsSync(wiki) ? readFileSync(wiki, "utf8").slice(0, 200_000) : SENTENCES.join(" ").repeat(50)).replace(/<unk>/g, "?").replace(/\s+/g, " ");
+  const text = (existsSync(wiki) ? readFileSync(wiki, "utf8").slice(0, 200_000) : SENTENCES.join(" ").repeat(50))
+    .replace(/<unk>/g, "?")
+    .replace(/\s+/g, " ");
   const codec = charCodec(" abcdefghijklmnopqrstuvwxyz.,;:'\"()-0123456789?");
   const ids = codec.encode(text);
   const models = [
     { label: "GPT-2 micro", model: createModel(preset("gpt2-micro", { vocabSize: codec.vocabSize }), random.key(0)) },
     { label: "DiffEqFormer micro", model: createModel(preset("diffeqformer-micro", { vocabSize: codec.vocabSize }), random.key(0)) },
   ];
-  console.log(`training two micro models for ${steps} steps on ${existsSync(wiki) ? "WikiText-2 validation" : "built-in"} text (characters)`);
+  console.log(
+    `training two micro models for ${steps} steps on ${existsSync(wiki) ? "WikiText-2 validation" : "built-in"} text (characters)`,
+  );
   for (const m of models) train(m.model, ids, steps, 1);
-  const texts = [...SENTENCES, ...splitSentences(text).filter((s) => s.length > 30).slice(0, 10)];
+  const texts = [
+    ...SENTENCES,
+    ...splitSentences(text)
+      .filter((s) => s.length > 30)
+      .slice(0, 10),
+  ];
   const results = models.map((m) => {
     console.log(`analysing ${m.label}`);
-    return analyzeModel(m.model, { label: m.label, texts, tokenizer: codec, maxTokens: 16, times: m.model.config.kind === "diffeqformer" ? Array.from({ length: 11 }, (_, i) => i / 10) : undefined });
+    return analyzeModel(m.model, {
+      label: m.label,
+      texts,
+      tokenizer: codec,
+      maxTokens: 16,
+      times: m.model.config.kind === "diffeqformer" ? Array.from({ length: 11 }, (_, i) => i / 10) : undefined,
+    });
   });
   const files = writeAnalysis(out, results, { title: "Depth dynamics of micro GPT-2 and DiffEqFormer models" });
   console.log(`wrote ${files.length} files to ${out}; open ${join(out, "report.html")}`);

@@ -8,15 +8,30 @@ import * as ag from "@qkvflow/autograd";
 const x = ag.tensor([0.5, 1.0, 2.0], { dtype: "float64" });
 const f = (x: ag.Tensor) => ag.sum(ag.mul(ag.sin(x), x));
 const g: ag.Tensor = ag.grad(f)(x);
-console.log("d/dx Σ x·sin x      =", Array.from(g.data()).map((v) => v.toFixed(6)).join(", "));
+console.log(
+  "d/dx Σ x·sin x      =",
+  Array.from(g.data())
+    .map((v) => v.toFixed(6))
+    .join(", "),
+);
 console.log("closed form sin+x·cos =", [0.5, 1, 2].map((v) => (Math.sin(v) + v * Math.cos(v)).toFixed(6)).join(", "));
 
 // Forward mode: a Jacobian-vector product, and a Hessian-vector product (forward over reverse).
 const v = ag.onesLike(x);
 const [, jv] = ag.jvp((x: ag.Tensor) => ag.mul(ag.sin(x), x), [x], [v]);
 const [, hv] = ag.jvp((x: ag.Tensor) => ag.grad(f)(x), [x], [v]);
-console.log("J·1 =", Array.from((jv as ag.Tensor).data()).map((v) => v.toFixed(6)).join(", "));
-console.log("H·1 =", Array.from((hv as ag.Tensor).data()).map((v) => v.toFixed(6)).join(", "));
+console.log(
+  "J·1 =",
+  Array.from((jv as ag.Tensor).data())
+    .map((v) => v.toFixed(6))
+    .join(", "),
+);
+console.log(
+  "H·1 =",
+  Array.from((hv as ag.Tensor).data())
+    .map((v) => v.toFixed(6))
+    .join(", "),
+);
 
 // Fit y = 3x − 2 with noise by gradient descent on a parameter tree.
 const key = ag.random.key(0);

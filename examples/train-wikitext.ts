@@ -12,12 +12,12 @@
  * The model and hyper-parameters are configs/tiny-diffeqformer-wikitext2.json; the run folder (default
  * runs/train-wikitext) gets metrics.jsonl, checkpoints/ and result.json. A new run replaces that folder.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { formatSeconds, loadConfig, loadRunData, runTrain, unigramPerplexity, type RunData } from '@qkvflow/train';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatSeconds, loadConfig, loadRunData, runTrain, unigramPerplexity, type RunData } from "@qkvflow/train";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 interface Args {
   data?: string;
@@ -43,24 +43,26 @@ function intOf(name: string, v: string | undefined, min: number): number {
 function parse(argv: string[]): Args {
   const env = process.env;
   const a: Args = {
-    steps: env.QKVFLOW_EXAMPLE_STEPS ? intOf('QKVFLOW_EXAMPLE_STEPS', env.QKVFLOW_EXAMPLE_STEPS, 1) : null,
-    evalTokens: env.QKVFLOW_EXAMPLE_EVAL_TOKENS ? intOf('QKVFLOW_EXAMPLE_EVAL_TOKENS', env.QKVFLOW_EXAMPLE_EVAL_TOKENS, 0) : 32768,
-    out: path.resolve('runs', 'train-wikitext'),
+    steps: env.QKVFLOW_EXAMPLE_STEPS ? intOf("QKVFLOW_EXAMPLE_STEPS", env.QKVFLOW_EXAMPLE_STEPS, 1) : null,
+    evalTokens: env.QKVFLOW_EXAMPLE_EVAL_TOKENS ? intOf("QKVFLOW_EXAMPLE_EVAL_TOKENS", env.QKVFLOW_EXAMPLE_EVAL_TOKENS, 0) : 32768,
+    out: path.resolve("runs", "train-wikitext"),
     resume: false,
     sets: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i]!;
     const next = (): string => argv[++i] ?? fail(`${f} needs a value`);
-    if (f === '--data') a.data = next();
-    else if (f === '--steps') a.steps = intOf('--steps', next(), 1);
-    else if (f === '--eval-tokens') a.evalTokens = intOf('--eval-tokens', next(), 0);
-    else if (f === '--out') a.out = path.resolve(next());
-    else if (f === '--resume') a.resume = true;
-    else if (f === '--progress') a.progress = next();
-    else if (f === '--set') a.sets.push(next());
-    else if (f === '--help' || f === '-h') {
-      console.log('usage: train-wikitext.ts [--data DIR] [--steps N] [--eval-tokens N (0 = whole split)] [--out DIR] [--resume] [--progress MODE] [--set key=value ...]');
+    if (f === "--data") a.data = next();
+    else if (f === "--steps") a.steps = intOf("--steps", next(), 1);
+    else if (f === "--eval-tokens") a.evalTokens = intOf("--eval-tokens", next(), 0);
+    else if (f === "--out") a.out = path.resolve(next());
+    else if (f === "--resume") a.resume = true;
+    else if (f === "--progress") a.progress = next();
+    else if (f === "--set") a.sets.push(next());
+    else if (f === "--help" || f === "-h") {
+      console.log(
+        "usage: train-wikitext.ts [--data DIR] [--steps N] [--eval-tokens N (0 = whole split)] [--out DIR] [--resume] [--progress MODE] [--set key=value ...]",
+      );
       process.exit(0);
     } else fail(`unknown option '${f}'; valid: --data, --steps, --eval-tokens, --out, --resume, --progress, --set`);
   }
@@ -68,19 +70,19 @@ function parse(argv: string[]): Args {
 }
 
 const args = parse(process.argv.slice(2));
-const shared = path.resolve(root, '..', 'shared', 'data', 'wikitext-2');
+const shared = path.resolve(root, "..", "shared", "data", "wikitext-2");
 const dataDir = args.data ?? process.env.QKVFLOW_DATA ?? (fs.existsSync(shared) ? shared : undefined);
 
 const sets = [...args.sets];
 const q = JSON.stringify;
 if (dataDir !== undefined) sets.push(`data.dataDir=${q(path.resolve(dataDir))}`);
-else sets.push('data.download=true');
+else sets.push("data.download=true");
 if (args.steps !== null) sets.push(`train.steps=${args.steps}`);
 if (args.progress !== undefined) sets.push(`train.progress=${q(args.progress)}`);
 sets.push(`train.outDir=${q(args.out)}`);
 let cfg;
 try {
-  cfg = loadConfig(path.join(root, 'configs', 'tiny-diffeqformer-wikitext2.json'), sets);
+  cfg = loadConfig(path.join(root, "configs", "tiny-diffeqformer-wikitext2.json"), sets);
 } catch (err) {
   fail((err as Error).message);
 }
@@ -95,18 +97,18 @@ try {
   const why = (err as Error).message;
   console.error(
     [
-      'train-wikitext: no WikiText-2 data.',
+      "train-wikitext: no WikiText-2 data.",
       why,
-      '',
-      'Provide WikiText-2 locally and point the example at it:',
-      '  npx tsx examples/train-wikitext.ts --data DIR        (or QKVFLOW_DATA=DIR npm start)',
-      'where DIR holds wiki.{train,valid,test}.raw, wiki.*.tokens or {train,valid,test}.txt (valid + test alone are enough).',
-    ].join('\n'),
+      "",
+      "Provide WikiText-2 locally and point the example at it:",
+      "  npx tsx examples/train-wikitext.ts --data DIR        (or QKVFLOW_DATA=DIR npm start)",
+      "where DIR holds wiki.{train,valid,test}.raw, wiki.*.tokens or {train,valid,test}.txt (valid + test alone are enough).",
+    ].join("\n"),
   );
   process.exit(1);
 }
 
-if (!args.resume && fs.existsSync(path.join(args.out, 'config.json'))) fs.rmSync(args.out, { recursive: true, force: true });
+if (!args.resume && fs.existsSync(path.join(args.out, "config.json"))) fs.rmSync(args.out, { recursive: true, force: true });
 const t0 = performance.now();
 const r = await runTrain(cfg, { data, resume: args.resume });
 const seconds = (performance.now() - t0) / 1000;
@@ -115,23 +117,23 @@ if (r.interrupted) {
   process.exit(130);
 }
 const ev = r.lastEval;
-if (ev === null) fail('no evaluation was run');
+if (ev === null) fail("no evaluation was run");
 const evalTokens = data.eval.tokens;
 const scored = evalTokens.subarray(1, 1 + ev.tokens); // exactly the targets the model was scored on
 const uni = unigramPerplexity(data.train.tokens, scored);
-const trainTok = data.train.tokens.length.toLocaleString('en-US');
-const modelLabel = `DiffEqFormer (${r.totalParameters.toLocaleString('en-US')} parameters, ${r.step} steps)`;
+const trainTok = data.train.tokens.length.toLocaleString("en-US");
+const modelLabel = `DiffEqFormer (${r.totalParameters.toLocaleString("en-US")} parameters, ${r.step} steps)`;
 const uniLabel = `unigram model (add-one, fitted on '${data.train.name}')`;
 const width = Math.max(modelLabel.length, uniLabel.length) + 3;
 const lines = [
-  '',
-  `WikiText-2: trained on '${data.train.name}' (${trainTok} tokens), evaluated on '${data.eval.name}' (${ev.tokens.toLocaleString('en-US')} predicted tokens${ev.tokens < evalTokens.length - 1 ? ` of ${(evalTokens.length - 1).toLocaleString('en-US')}` : ''})`,
+  "",
+  `WikiText-2: trained on '${data.train.name}' (${trainTok} tokens), evaluated on '${data.eval.name}' (${ev.tokens.toLocaleString("en-US")} predicted tokens${ev.tokens < evalTokens.length - 1 ? ` of ${(evalTokens.length - 1).toLocaleString("en-US")}` : ""})`,
   ...(data.note !== null ? [`note: ${data.note}`] : []),
   `  ${modelLabel.padEnd(width)}perplexity ${ev.ppl.toFixed(2)}`,
   `  ${uniLabel.padEnd(width)}perplexity ${uni.perplexity.toFixed(2)}`,
-  `  ${ev.ppl < uni.perplexity ? 'the model beats' : 'the model does NOT beat'} the unigram baseline; training took ${formatSeconds(seconds)}`,
+  `  ${ev.ppl < uni.perplexity ? "the model beats" : "the model does NOT beat"} the unigram baseline; training took ${formatSeconds(seconds)}`,
 ];
-console.log(lines.join('\n'));
+console.log(lines.join("\n"));
 const result = {
   steps: r.step,
   trainSplit: data.train.name,
@@ -145,4 +147,4 @@ const result = {
   note: data.note,
   runDir: r.runDir,
 };
-fs.writeFileSync(path.join(r.runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+fs.writeFileSync(path.join(r.runDir, "result.json"), `${JSON.stringify(result, null, 2)}\n`);

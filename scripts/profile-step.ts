@@ -32,8 +32,12 @@ function int(args: Record<string, string>, name: string, dflt: number): number {
 
 const args = parse(process.argv.slice(2));
 const model = args.model ?? "diffeqformer-tiny";
-const E = int(args, "embd", 128), L = int(args, "layers", 4), H = int(args, "heads", 4);
-const B = int(args, "batch", 16), T = int(args, "seq", 128), steps = int(args, "steps", 3);
+const E = int(args, "embd", 128),
+  L = int(args, "layers", 4),
+  H = int(args, "heads", 4);
+const B = int(args, "batch", 16),
+  T = int(args, "seq", 128),
+  steps = int(args, "steps", 3);
 if (args.threads !== undefined) setNumThreads(int(args, "threads", 1));
 
 const times = new Map<string, { ms: number; calls: number }>();
@@ -56,8 +60,14 @@ for (const name of Object.getOwnPropertyNames(CpuBackend.prototype)) {
 
 const net = createModel(preset(model, { nEmbd: E, nHead: H, nLayer: L, blockSize: T, embdPdrop: 0, residPdrop: 0 }), ag.random.key(0));
 const V = net.config.vocabSize;
-const inputs = ag.tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V), { dtype: "int32", shape: [B, T] });
-const targets = ag.tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 104729 + 1) % V), { dtype: "int32", shape: [B, T] });
+const inputs = ag.tensor(
+  Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V),
+  { dtype: "int32", shape: [B, T] },
+);
+const targets = ag.tensor(
+  Int32Array.from({ length: B * T }, (_, i) => (i * 104729 + 1) % V),
+  { dtype: "int32", shape: [B, T] },
+);
 const params = net.parameters();
 const step = ag.valueAndGrad((p: Record<string, ag.Tensor>) => {
   net.setParameters(p);

@@ -58,19 +58,35 @@ test("analysis report renders its plots and heat maps in headless Chromium", { s
     const ode = createModel(preset("diffeqformer-micro", { vocabSize: codec.vocabSize }), random.key(0));
     for (const m of [gpt, ode]) {
       const losses = trainTiny(m, ids, { steps: 40, lr: 1e-2, T: 16, B: 8, seed: 1 });
-      const first = losses.slice(0, 5).reduce((a, b) => a + b, 0) / 5, last = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
+      const first = losses.slice(0, 5).reduce((a, b) => a + b, 0) / 5,
+        last = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
       assert.ok(last < first - 0.3, `${m.config.kind} did not train: loss ${first} → ${last}`);
     }
     // a sentence with markup characters checks the escaping in the browser too
-    const texts = [`<b>"lobster" & co</b> is red`, ...splitSentences(text).filter((s) => s.length > 20).slice(0, 3)];
-    const results = [gpt, ode].map((m, i) => analyzeModel(m, { label: i === 0 ? "GPT-2 micro" : "DiffEqFormer micro", texts, tokenizer: codec, maxTokens: 16 }));
+    const texts = [
+      `<b>"lobster" & co</b> is red`,
+      ...splitSentences(text)
+        .filter((s) => s.length > 20)
+        .slice(0, 3),
+    ];
+    const results = [gpt, ode].map((m, i) =>
+      analyzeModel(m, { label: i === 0 ? "GPT-2 micro" : "DiffEqFormer micro", texts, tokenizer: codec, maxTokens: 16 }),
+    );
     writeAnalysis(work, results, { title: "micro models" });
     const url = pathToFileURL(join(work, "report.html")).href;
 
     const context = await pw.chromium.launchPersistentContext(userData, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
       viewport: { width: 1400, height: 1000 },
     });
     try {
@@ -86,40 +102,65 @@ test("analysis report renders its plots and heat maps in headless Chromium", { s
       assert.equal(await page.title(), "micro models");
 
       // Plots: every <svg class="plot"> is laid out with a real size.
-      const boxes = await page.$$eval("svg.plot", (els) => els.map((e) => {
-        const r = e.getBoundingClientRect();
-        return { w: r.width, h: r.height, cls: e.getAttribute("class") ?? "" };
-      }));
+      const boxes = await page.$$eval("svg.plot", (els) =>
+        els.map((e) => {
+          const r = e.getBoundingClientRect();
+          return { w: r.width, h: r.height, cls: e.getAttribute("class") ?? "" };
+        }),
+      );
       assert.equal(boxes.length, 2 * (3 * 2 + 1 + texts.length + 1) + 3);
       for (const b of boxes) assert.ok(b.w > 200 && b.h > 150, `plot ${b.cls} is ${b.w}×${b.h}`);
       // eigenvalue markers inside the complex-plane plots, and lines in the |λ|(t) plots
-      const eig = await page.$$eval("svg.spectra-complex circle.eig", (els) => els.filter((e) => {
-        const r = e.getBoundingClientRect();
-        const s = (e as unknown as SVGElement).ownerSVGElement!.getBoundingClientRect();
-        return r.width > 0 && r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom;
-      }).length);
+      const eig = await page.$$eval(
+        "svg.spectra-complex circle.eig",
+        (els) =>
+          els.filter((e) => {
+            const r = e.getBoundingClientRect();
+            const s = (e as unknown as SVGElement).ownerSVGElement!.getBoundingClientRect();
+            return r.width > 0 && r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom;
+          }).length,
+      );
       // GPT-2: 2 layers × (2 heads × 8 + 2 × 8 + 16); DiffEqFormer: 3 times × the same
       assert.equal(eig, (2 + 3) * (2 * 8 + 2 * 8 + 16));
-      assert.ok((await page.$$eval("svg.spectra-abs path.series", (els) => els.filter((e) => (e as SVGPathElement).getTotalLength() > 10).length)) >= 2 * 5);
+      assert.ok(
+        (await page.$$eval(
+          "svg.spectra-abs path.series",
+          (els) => els.filter((e) => (e as SVGPathElement).getTotalLength() > 10).length,
+        )) >=
+          2 * 5,
+      );
       const bars = await page.$$eval("svg.lyapunov-bars rect.bar", (els) => els.length);
       const sources = results.reduce((n, r) => n + r.sentences.reduce((m, s) => m + s.query, 0), 0);
       assert.equal(bars, sources);
 
       // Heat maps: three per sentence, side by side, with the quantised colours actually painted.
-      const maps = await page.$$eval(".sentence .maps", (els) => els.map((m) => Array.from(m.querySelectorAll(".heatmap")).map((h) => {
-        const r = h.getBoundingClientRect();
-        return { x: r.left, y: r.top, w: r.width, h: r.height, kind: h.className };
-      })));
+      const maps = await page.$$eval(".sentence .maps", (els) =>
+        els.map((m) =>
+          Array.from(m.querySelectorAll(".heatmap")).map((h) => {
+            const r = h.getBoundingClientRect();
+            return { x: r.left, y: r.top, w: r.width, h: r.height, kind: h.className };
+          }),
+        ),
+      );
       assert.equal(maps.length, 2 * texts.length);
       for (const row of maps) {
         assert.equal(row.length, 3);
         assert.ok(row[0].x < row[1].x && row[1].x < row[2].x, "maps are not side by side");
         assert.ok(Math.abs(row[0].y - row[2].y) < 1 && row.every((r) => r.w > 100 && r.h > 20));
       }
-      const spans = await page.$$eval("span.tok.heat", (els) => els.map((e) => {
-        const r = e.getBoundingClientRect();
-        return { kind: e.getAttribute("data-kind"), level: Number(e.getAttribute("data-level")), bg: getComputedStyle(e).backgroundColor, w: r.width, h: r.height, text: e.textContent };
-      }));
+      const spans = await page.$$eval("span.tok.heat", (els) =>
+        els.map((e) => {
+          const r = e.getBoundingClientRect();
+          return {
+            kind: e.getAttribute("data-kind"),
+            level: Number(e.getAttribute("data-level")),
+            bg: getComputedStyle(e).backgroundColor,
+            w: r.width,
+            h: r.height,
+            text: e.textContent,
+          };
+        }),
+      );
       assert.equal(spans.length, 3 * sources);
       const scheme = { lyapunov: HEAT_COLORS.lyapunov, rollout: HEAT_COLORS.rollout, "grad-input": HEAT_COLORS.gradInput } as const;
       for (const s of spans) {
@@ -135,7 +176,10 @@ test("analysis report renders its plots and heat maps in headless Chromium", { s
       assert.ok((await page.textContent(".sentence .src")) !== null);
       assert.ok(spans.some((s) => s.text === "<"));
       assert.deepEqual(errors, []);
-      assert.ok(requests.every((u) => u.startsWith("file:")), `the report fetched ${requests.filter((u) => !u.startsWith("file:")).join(", ")}`);
+      assert.ok(
+        requests.every((u) => u.startsWith("file:")),
+        `the report fetched ${requests.filter((u) => !u.startsWith("file:")).join(", ")}`,
+      );
     } finally {
       await context.close();
     }

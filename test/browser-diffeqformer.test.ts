@@ -17,8 +17,13 @@ import { buildBrowserExample } from "../examples/browser/build.js";
 import { DEMO, demoTokens, type DemoResult } from "../examples/browser/spec.js";
 
 const CHROMIUM_ARGS = [
-  "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+  "--use-gl=angle",
+  "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
 ];
 
 function findChromium(): string | null {
@@ -64,7 +69,9 @@ describe("browser example: DiffEqFormer on gpu.js WebGL2 in headless Chromium", 
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(e.message));
       await page.goto(`${pathToFileURL(html).href}?mode=webgl2`);
-      await page.waitForFunction(() => (window as unknown as { __qkvflow?: DemoResult }).__qkvflow?.done === true, null, { timeout: 120_000 });
+      await page.waitForFunction(() => (window as unknown as { __qkvflow?: DemoResult }).__qkvflow?.done === true, null, {
+        timeout: 120_000,
+      });
       const r = await page.evaluate(() => (window as unknown as { __qkvflow: DemoResult }).__qkvflow);
       assert.deepEqual(errors, [], "no uncaught page errors");
       assert.ok(r.ok, `the page failed: ${r.error}`);
@@ -72,12 +79,16 @@ describe("browser example: DiffEqFormer on gpu.js WebGL2 in headless Chromium", 
       const ref = cpuLogits();
       assert.deepEqual(r.shape, ref.shape);
       const scale = Math.max(...ref.values.map(Math.abs));
-      let worst = 0, at = 0;
+      let worst = 0,
+        at = 0;
       ref.values.forEach((v, i) => {
         const d = Math.abs(r.logits![i] - v);
         if (d > worst) [worst, at] = [d, i];
       });
-      assert.ok(worst <= 1e-4 * scale + 1e-6, `logit ${at}: ${r.logits![at]} in Chromium (${r.renderer}), ${ref.values[at]} on Node's cpu backend`);
+      assert.ok(
+        worst <= 1e-4 * scale + 1e-6,
+        `logit ${at}: ${r.logits![at]} in Chromium (${r.renderer}), ${ref.values[at]} on Node's cpu backend`,
+      );
     } finally {
       await browser.close();
       rmSync(root, { recursive: true, force: true });

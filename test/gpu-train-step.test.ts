@@ -36,7 +36,8 @@ function assertSameStep(got: StepResult, ref: StepResult): void {
   for (const [name, r] of Object.entries(ref.grads)) {
     const g = got.grads[name];
     const scale = Math.max(...r.map(Math.abs));
-    let worst = 0, at = 0;
+    let worst = 0,
+      at = 0;
     for (let i = 0; i < r.length; i++) {
       const d = Math.abs(g[i] - r[i]);
       if (d > worst) [worst, at] = [d, i];

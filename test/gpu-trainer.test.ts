@@ -30,10 +30,23 @@ async function train(): Promise<{ losses: number[]; norms: number[]; params: Rec
   });
   const dir = mkdtempSync(join(tmpdir(), "qkvflow-gpu-trainer-"));
   try {
-    const r = await new Trainer({ model, config: cfg, trainTokens: TOKENS, runDir: dir, decayPatterns: ["wte\\.weight"], log: () => undefined, handleSignals: false }).run();
+    const r = await new Trainer({
+      model,
+      config: cfg,
+      trainTokens: TOKENS,
+      runDir: dir,
+      decayPatterns: ["wte\\.weight"],
+      log: () => undefined,
+      handleSignals: false,
+    }).run();
     const recs = readMetrics(r.metricsFile).filter((x) => x.type === "train");
     const params = model.parameters();
-    return { losses: recs.map((x) => x.loss as number), norms: recs.map((x) => x.gradNorm as number), params, backend: params["wte.weight"]!._backend.name };
+    return {
+      losses: recs.map((x) => x.loss as number),
+      norms: recs.map((x) => x.gradNorm as number),
+      params,
+      backend: params["wte.weight"]!._backend.name,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -53,13 +66,19 @@ test("Trainer on the gpu backend (gpu.js cpu mode) follows the cpu backend withi
     assert.equal(ref.backend, "cpu");
     assert.equal(got.backend, "gpu-trainer-cpu-mode");
     assert.equal(got.losses.length, 6);
-    got.losses.forEach((l, i) => assert.ok(Math.abs(l - ref.losses[i]!) <= 1e-4 * ref.losses[i]!, `update ${i + 1}: loss ${l}, expected ${ref.losses[i]}`));
-    got.norms.forEach((n, i) => assert.ok(Math.abs(n - ref.norms[i]!) <= 1e-3 * ref.norms[i]!, `update ${i + 1}: gradient norm ${n}, expected ${ref.norms[i]}`));
+    got.losses.forEach((l, i) =>
+      assert.ok(Math.abs(l - ref.losses[i]!) <= 1e-4 * ref.losses[i]!, `update ${i + 1}: loss ${l}, expected ${ref.losses[i]}`),
+    );
+    got.norms.forEach((n, i) =>
+      assert.ok(Math.abs(n - ref.norms[i]!) <= 1e-3 * ref.norms[i]!, `update ${i + 1}: gradient norm ${n}, expected ${ref.norms[i]}`),
+    );
     assert.ok(ref.losses[5]! < ref.losses[0]!, `the loss did not fall: ${ref.losses.join(", ")}`);
     for (const [n, p] of Object.entries(ref.params)) {
-      const a = p.data(), b = got.params[n]!.data();
+      const a = p.data(),
+        b = got.params[n]!.data();
       const scale = Math.max(...Array.from(a, Math.abs));
-      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-4 * scale + 1e-6, `${n}[${i}] = ${b[i]} on the gpu backend, expected ${a[i]}`);
+      for (let i = 0; i < a.length; i++)
+        assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-4 * scale + 1e-6, `${n}[${i}] = ${b[i]} on the gpu backend, expected ${a[i]}`);
     }
   } finally {
     gpu.destroy();
@@ -68,16 +87,29 @@ test("Trainer on the gpu backend (gpu.js cpu mode) follows the cpu backend withi
 
 test("runTrain of the micro DiffEqFormer on the gpu backend (cpu mode): same losses and evaluation as on the cpu backend", async () => {
   const tokens = syntheticTokens(2000, 61, 3);
-  const data: RunData = { train: { name: "train", tokens }, eval: { name: "validation", tokens: tokens.subarray(0, 200) }, splits: {}, source: "synthetic", note: null };
+  const data: RunData = {
+    train: { name: "train", tokens },
+    eval: { name: "validation", tokens: tokens.subarray(0, 200) },
+    splits: {},
+    source: "synthetic",
+    note: null,
+  };
   const run = async () => {
     const out = mkdtempSync(join(tmpdir(), "qkvflow-gpu-dfm-"));
     try {
       const cfg = validateTrainConfig({
-        name: "gpu-dfm", model: { preset: "diffeqformer-micro" }, data: { seqLen: 16 },
+        name: "gpu-dfm",
+        model: { preset: "diffeqformer-micro" },
+        data: { seqLen: 16 },
         train: { steps: 3, batchSize: 4, gradAccum: 2, outDir: out, progress: "none", evalEvery: 0, checkpointEvery: 2 },
       });
       const r = await runTrain(cfg, { data, log: () => undefined, handleSignals: false });
-      return { losses: readMetrics(r.metricsFile).filter((x) => x.type === "train").map((x) => x.loss as number), eval: r.lastEval!.loss };
+      return {
+        losses: readMetrics(r.metricsFile)
+          .filter((x) => x.type === "train")
+          .map((x) => x.loss as number),
+        eval: r.lastEval!.loss,
+      };
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -88,7 +120,9 @@ test("runTrain of the micro DiffEqFormer on the gpu backend (cpu mode): same los
   try {
     const got = await run();
     assert.equal(got.losses.length, 3);
-    got.losses.forEach((l, i) => assert.ok(Math.abs(l - ref.losses[i]!) <= 1e-5 * ref.losses[i]!, `update ${i + 1}: loss ${l}, expected ${ref.losses[i]}`));
+    got.losses.forEach((l, i) =>
+      assert.ok(Math.abs(l - ref.losses[i]!) <= 1e-5 * ref.losses[i]!, `update ${i + 1}: loss ${l}, expected ${ref.losses[i]}`),
+    );
     assert.ok(Math.abs(got.eval - ref.eval) <= 1e-5 * ref.eval, `evaluation loss ${got.eval}, expected ${ref.eval}`);
   } finally {
     setBackend("cpu");

@@ -17,7 +17,14 @@ test("the README's autograd example runs as written and prints the closed-form g
   const file = join(dir, "readme-example.ts");
   writeFileSync(file, m[1]);
   const out = execFileSync(process.execPath, ["--import", "tsx", file], { cwd: root, encoding: "utf8" });
-  const first = JSON.parse(`[${out.split("\n")[0].replace(/^\[|\]$/g, "").split("] [")[0]}]`) as number[];
+  const first = JSON.parse(
+    `[${
+      out
+        .split("\n")[0]
+        .replace(/^\[|\]$/g, "")
+        .split("] [")[0]
+    }]`,
+  ) as number[];
   const expected = [0.5, 1, 2].map((v) => Math.sin(v) + v * Math.cos(v));
   first.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-12, `${v} vs ${expected[i]}`));
   assert.match(out, /\n[\d.e-]+ \[ 3, 1 \] \[ 1 \]\n/);

@@ -36,7 +36,8 @@ const STEPS = 4;
 /** Deterministic token stream over the micro vocabulary (61 tokens). */
 function tokens(n: number, seed: number): Uint16Array {
   const out = new Uint16Array(n);
-  let s = seed >>> 0, cur = 0;
+  let s = seed >>> 0,
+    cur = 0;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     cur = s % 7 === 0 ? s % 61 : (cur * 5 + 2) % 61;
@@ -58,9 +59,19 @@ async function trainRun(kind: Kind): Promise<RunResult> {
       model: { preset: "diffeqformer-micro" },
       data: { seqLen: 16 },
       optimizer: { lr: 3e-3, warmupRatio: 0.25, weightDecay: 0.1 },
-      train: { steps: STEPS, batchSize: 4, gradAccum: 2, evalEvery: 0, evalBatches: 2, evalBatchSize: 4, checkpointEvery: 0, progress: "none" },
+      train: {
+        steps: STEPS,
+        batchSize: 4,
+        gradAccum: 2,
+        evalEvery: 0,
+        evalBatches: 2,
+        evalBatchSize: 4,
+        checkpointEvery: 0,
+        progress: "none",
+      },
     });
-    const losses: number[] = [], gradNorms: number[] = [];
+    const losses: number[] = [],
+      gradNorms: number[] = [];
     let evalLoss = NaN;
     const trainer = new Trainer({
       model,
@@ -78,11 +89,21 @@ async function trainRun(kind: Kind): Promise<RunResult> {
       },
     });
     await trainer.run();
-    const params = Object.fromEntries(Object.entries(model.parameters()).map(([k, v]) => {
-      assert.equal(v._backend, be ?? v._backend, `parameter ${k} lives on ${v._backend.name}`);
-      return [k, Array.from(v.data())];
-    }));
-    return { kind, losses, gradNorms, evalLoss, params, calls: be ? Object.fromEntries(be.calls) : {}, seconds: (performance.now() - t0) / 1000 };
+    const params = Object.fromEntries(
+      Object.entries(model.parameters()).map(([k, v]) => {
+        assert.equal(v._backend, be ?? v._backend, `parameter ${k} lives on ${v._backend.name}`);
+        return [k, Array.from(v.data())];
+      }),
+    );
+    return {
+      kind,
+      losses,
+      gradNorms,
+      evalLoss,
+      params,
+      calls: be ? Object.fromEntries(be.calls) : {},
+      seconds: (performance.now() - t0) / 1000,
+    };
   } finally {
     setBackend("cpu");
     rmSync(runDir, { recursive: true, force: true });
@@ -112,27 +133,42 @@ if (!isMainThread && parentPort && (workerData as { requiredBackendRun?: Kind } 
 }
 
 if (isMainThread) {
-  test("a backend with only the required primitives trains the micro DiffEqFormer like the CPU backend", { timeout: 120_000 }, async (t) => {
+  test("a backend with only the required primitives trains the micro DiffEqFormer like the CPU backend", {
+    timeout: 120_000,
+  }, async (t) => {
     const [ref, got] = await Promise.all([inWorker("cpu"), inWorker("required")]);
-    t.diagnostic(`cpu backend ${ref.seconds.toFixed(1)} s, required-only ${got.seconds.toFixed(1)} s; losses ${ref.losses.join(", ")} and ${got.losses.join(", ")}; primitive calls ${JSON.stringify(got.calls)}`);
+    t.diagnostic(
+      `cpu backend ${ref.seconds.toFixed(1)} s, required-only ${got.seconds.toFixed(1)} s; losses ${ref.losses.join(", ")} and ${got.losses.join(", ")}; primitive calls ${JSON.stringify(got.calls)}`,
+    );
     // the run really happened on the primitives
     assert.ok((got.calls.matmul ?? 0) > 100 && (got.calls.reduce ?? 0) > 100, `primitive calls: ${JSON.stringify(got.calls)}`);
     assert.equal(ref.losses.length, STEPS);
     assert.equal(got.losses.length, STEPS);
-    assert.ok(ref.losses.every((l) => Number.isFinite(l) && l > 1), `reference losses ${ref.losses}`);
+    assert.ok(
+      ref.losses.every((l) => Number.isFinite(l) && l > 1),
+      `reference losses ${ref.losses}`,
+    );
     // Tolerance: the float32 fused kernels (WebAssembly row kernels with a polynomial exp) and the composites on
     // JavaScript primitives differ by a few ulp per op: losses, gradient norms and the evaluation loss must agree
     // to 1e-5 relative (measured: loss equal, gradient norm 2e-8).
     for (let i = 0; i < STEPS; i++) {
-      assert.ok(Math.abs(got.losses[i] - ref.losses[i]) <= 1e-5 * ref.losses[i], `step ${i + 1}: loss ${got.losses[i]}, expected ${ref.losses[i]}`);
-      assert.ok(Math.abs(got.gradNorms[i] - ref.gradNorms[i]) <= 1e-5 * ref.gradNorms[i], `step ${i + 1}: gradient norm ${got.gradNorms[i]}, expected ${ref.gradNorms[i]}`);
+      assert.ok(
+        Math.abs(got.losses[i] - ref.losses[i]) <= 1e-5 * ref.losses[i],
+        `step ${i + 1}: loss ${got.losses[i]}, expected ${ref.losses[i]}`,
+      );
+      assert.ok(
+        Math.abs(got.gradNorms[i] - ref.gradNorms[i]) <= 1e-5 * ref.gradNorms[i],
+        `step ${i + 1}: gradient norm ${got.gradNorms[i]}, expected ${ref.gradNorms[i]}`,
+      );
     }
     assert.ok(Math.abs(got.evalLoss - ref.evalLoss) <= 1e-5 * ref.evalLoss, `evaluation loss ${got.evalLoss}, expected ${ref.evalLoss}`);
     assert.deepEqual(Object.keys(got.params).sort(), Object.keys(ref.params).sort());
     // parameters agree to 1e-5 absolute (measured: 8e-8), except that AdamW's first updates are nearly ±lr·sign(g),
     // so an entry whose gradient is ~0 could move the other way on one backend: at most 0.1% of them, by ≤ 2·lr a step
     const lr = 3e-3;
-    let flips = 0, total = 0, worst = 0;
+    let flips = 0,
+      total = 0,
+      worst = 0;
     for (const [name, r] of Object.entries(ref.params)) {
       const g = got.params[name];
       for (let i = 0; i < r.length; i++) {
@@ -146,7 +182,9 @@ if (isMainThread) {
       }
     }
     const rel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]) / Math.abs(b[i])));
-    t.diagnostic(`largest relative difference: loss ${rel(got.losses, ref.losses).toExponential(2)}, gradient norm ${rel(got.gradNorms, ref.gradNorms).toExponential(2)}; parameters: largest difference ${worst.toExponential(2)}, ${flips} of ${total} beyond 1e-5`);
+    t.diagnostic(
+      `largest relative difference: loss ${rel(got.losses, ref.losses).toExponential(2)}, gradient norm ${rel(got.gradNorms, ref.gradNorms).toExponential(2)}; parameters: largest difference ${worst.toExponential(2)}, ${flips} of ${total} beyond 1e-5`,
+    );
     assert.ok(flips <= total * 1e-3, `${flips} of ${total} parameters differ by more than 1e-5`);
   });
 }

@@ -41,7 +41,10 @@ function show(r: DemoResult): void {
   if (!out) return;
   out.textContent = r.ok
     ? `mode ${r.mode} (${r.renderer}); logits ${JSON.stringify(r.shape)} in ${r.ms?.toFixed(0)} ms\n` +
-      `first values: ${r.logits!.slice(0, 6).map((v) => v.toFixed(5)).join(", ")}`
+      `first values: ${r
+        .logits!.slice(0, 6)
+        .map((v) => v.toFixed(5))
+        .join(", ")}`
     : `failed: ${r.error}`;
 }
 

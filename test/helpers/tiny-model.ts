@@ -3,17 +3,17 @@
  * It implements the TrainableModel contract (functional parameter swapping, mean cross-entropy ignoring −100,
  * state dict) without depending on @qkvflow/models.
  */
-import { add, crossEntropy, dropout, matmul, random, reshape, take, tanh, type Key, type Tensor } from '@qkvflow/autograd';
-import type { ForwardOptions, ModelBackend, TrainableModel } from '@qkvflow/train';
+import { add, crossEntropy, dropout, matmul, random, reshape, take, tanh, type Key, type Tensor } from "@qkvflow/autograd";
+import type { ForwardOptions, ModelBackend, TrainableModel } from "@qkvflow/train";
 
 export interface TinyConfig {
-  kind: 'tiny';
+  kind: "tiny";
   vocabSize: number;
   nEmbd: number;
   blockSize: number;
   nLayer: number;
   dropout: number;
-  dtype: 'float32' | 'float64';
+  dtype: "float32" | "float64";
 }
 
 export class TinyLM implements TrainableModel {
@@ -28,9 +28,9 @@ export class TinyLM implements TrainableModel {
     const [k1, k2] = random.split(key, 2) as [Key, Key];
     const { vocabSize: V, nEmbd: E, dtype } = config;
     this.p = {
-      'wte.weight': random.normal(k1, [V, E], { std: 0.5, dtype }),
-      'head.weight': random.normal(k2, [E, V], { std: 0.5, dtype }),
-      'head.bias': random.normal(random.foldIn(k2, 7), [V], { std: 0, dtype }),
+      "wte.weight": random.normal(k1, [V, E], { std: 0.5, dtype }),
+      "head.weight": random.normal(k2, [E, V], { std: 0.5, dtype }),
+      "head.bias": random.normal(random.foldIn(k2, 7), [V], { std: 0, dtype }),
     };
   }
   parameters(): Record<string, Tensor> {
@@ -40,7 +40,8 @@ export class TinyLM implements TrainableModel {
     for (const [n, t] of Object.entries(p)) {
       const cur = this.p[n];
       if (cur === undefined) throw new Error(`TinyLM.setParameters: unknown parameter '${n}'`);
-      if (cur.shape.join(',') !== t.shape.join(',')) throw new Error(`TinyLM.setParameters: '${n}' has shape [${t.shape}] not [${cur.shape}]`);
+      if (cur.shape.join(",") !== t.shape.join(","))
+        throw new Error(`TinyLM.setParameters: '${n}' has shape [${t.shape}] not [${cur.shape}]`);
       this.p[n] = t;
     }
   }
@@ -49,9 +50,9 @@ export class TinyLM implements TrainableModel {
   }
   logits(inputs: Tensor, opts: ForwardOptions = {}): Tensor {
     const [B, T] = inputs.shape as [number, number];
-    const e = take(this.p['wte.weight']!, reshape(inputs, [-1]), 0);
+    const e = take(this.p["wte.weight"]!, reshape(inputs, [-1]), 0);
     const h = tanh(dropout(e, this.config.dropout, opts.key ?? null, opts.training ?? false));
-    const out = add(matmul(h, this.p['head.weight']!), this.p['head.bias']!);
+    const out = add(matmul(h, this.p["head.weight"]!), this.p["head.bias"]!);
     return reshape(out, [B, T, this.config.vocabSize]);
   }
   loss(inputs: Tensor, targets: Tensor, opts: ForwardOptions = {}): Tensor {
@@ -64,21 +65,21 @@ export class TinyLM implements TrainableModel {
     return this.parameters();
   }
   loadStateDict(sd: Record<string, Tensor>): void {
-    const want = Object.keys(this.p).sort().join(',');
-    const got = Object.keys(sd).sort().join(',');
+    const want = Object.keys(this.p).sort().join(",");
+    const got = Object.keys(sd).sort().join(",");
     if (want !== got) throw new Error(`TinyLM.loadStateDict: keys ${got}; expected ${want}`);
     this.setParameters(sd);
   }
 }
 
 export const tinyConfig = (over: Partial<TinyConfig> = {}): TinyConfig => ({
-  kind: 'tiny',
+  kind: "tiny",
   vocabSize: 32,
   nEmbd: 8,
   blockSize: 64,
   nLayer: 1,
   dropout: 0.1,
-  dtype: 'float32',
+  dtype: "float32",
   ...over,
 });
 
@@ -92,10 +93,10 @@ export const tinyBackend: ModelBackend = {
     return m;
   },
   discretize: () => {
-    throw new Error('tinyBackend: discretize is not supported');
+    throw new Error("tinyBackend: discretize is not supported");
   },
   applyLoRA: () => {
-    throw new Error('tinyBackend: LoRA is not supported');
+    throw new Error("tinyBackend: LoRA is not supported");
   },
 };
 

@@ -74,16 +74,20 @@ export function analyzeModel(model: AnalyzableModel | DynamicsModel, opts: Analy
   }
   const seqs: number[][] = [];
   if (opts.texts && opts.texts.length) {
-    if (!opts.tokenizer) throw new Error("analyzeModel: texts were given without a tokenizer; expected opts.tokenizer (or token ids in opts.sequences)");
+    if (!opts.tokenizer)
+      throw new Error("analyzeModel: texts were given without a tokenizer; expected opts.tokenizer (or token ids in opts.sequences)");
     for (const t of opts.texts) seqs.push(opts.tokenizer.encode(t));
   }
   for (const s of opts.sequences ?? []) seqs.push([...s]);
   const inputs = seqs.map((s) => s.slice(0, maxTokens)).filter((s) => s.length >= 2);
   const notes: string[] = [];
   if (seqs.length > inputs.length) notes.push(`${seqs.length - inputs.length} input(s) with fewer than 2 tokens were skipped`);
-  if (seqs.some((s) => s.length > maxTokens)) notes.push(`inputs longer than ${maxTokens} tokens were cut to their first ${maxTokens} tokens`);
+  if (seqs.some((s) => s.length > maxTokens))
+    notes.push(`inputs longer than ${maxTokens} tokens were cut to their first ${maxTokens} tokens`);
   if (!isDynamics(model) && model.config.kind === "diffeqformer" && !isPaperEuler(model.config.solver.method)) {
-    notes.push(`the model's own forward pass uses the '${model.config.solver.method}' solver; this analysis uses the paper's Euler grid with ${dm.steps.length} steps`);
+    notes.push(
+      `the model's own forward pass uses the '${model.config.solver.method}' solver; this analysis uses the paper's Euler grid with ${dm.steps.length} steps`,
+    );
   }
   const tok = opts.tokenizer;
   const decode = tok ? (id: number) => tok.decode([id]) : undefined;
@@ -99,7 +103,14 @@ export function analyzeModel(model: AnalyzableModel | DynamicsModel, opts: Analy
   });
   return {
     label: opts.label ?? dm.kind,
-    model: { kind: dm.kind, arch: dm.arch, nEmbd: dm.nEmbd, nHead: dm.nHead, vocabSize: dm.vocabSize, steps: dm.steps.map((s) => ({ ...s })) },
+    model: {
+      kind: dm.kind,
+      arch: dm.arch,
+      nEmbd: dm.nEmbd,
+      nHead: dm.nHead,
+      vocabSize: dm.vocabSize,
+      steps: dm.steps.map((s) => ({ ...s })),
+    },
     spectra,
     sentences,
     corpus: aggregateCorpus(sentences),

@@ -5,7 +5,12 @@
 import { readFileSync } from "node:fs";
 import { decodeSafetensors, type Tensor } from "@qkvflow/autograd";
 import {
-  CONFIG_METADATA_KEY, createEmptyModel, modelFromSafetensors, rawToParameter, resolveModelFile, validateConfig,
+  CONFIG_METADATA_KEY,
+  createEmptyModel,
+  modelFromSafetensors,
+  rawToParameter,
+  resolveModelFile,
+  validateConfig,
 } from "@qkvflow/models";
 import { analyzeModel, splitSentences, type AnalysisResult, type TextCodec } from "./analyze.js";
 import type { AnalyzableModel } from "./dynamics.js";
@@ -72,7 +77,21 @@ function posInt(flag: string, v: string): number {
 
 /** Parses the analyze command's arguments (without the subcommand name). */
 export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
-  const a: AnalyzeArgs = { checkpoints: [], labels: [], out: "", texts: [], corpus: null, ids: [], maxSentences: 20, maxTokens: null, times: null, steps: null, ffnUnits: null, seed: 0, title: null };
+  const a: AnalyzeArgs = {
+    checkpoints: [],
+    labels: [],
+    out: "",
+    texts: [],
+    corpus: null,
+    ids: [],
+    maxSentences: 20,
+    maxTokens: null,
+    times: null,
+    steps: null,
+    ffnUnits: null,
+    seed: 0,
+    title: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const eq = flag.indexOf("=");
@@ -84,11 +103,21 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
       return v;
     };
     switch (name) {
-      case "--checkpoint": a.checkpoints.push(value()); break;
-      case "--label": a.labels.push(value()); break;
-      case "--out": a.out = value(); break;
-      case "--text": a.texts.push(value()); break;
-      case "--corpus": a.corpus = value(); break;
+      case "--checkpoint":
+        a.checkpoints.push(value());
+        break;
+      case "--label":
+        a.labels.push(value());
+        break;
+      case "--out":
+        a.out = value();
+        break;
+      case "--text":
+        a.texts.push(value());
+        break;
+      case "--corpus":
+        a.corpus = value();
+        break;
       case "--ids": {
         const v = value();
         const ids = v.split(",").map((s) => Number(s.trim()));
@@ -96,10 +125,18 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
         a.ids.push(ids);
         break;
       }
-      case "--max-sentences": a.maxSentences = posInt(name, value()); break;
-      case "--max-tokens": a.maxTokens = posInt(name, value()); break;
-      case "--steps": a.steps = posInt(name, value()); break;
-      case "--ffn-units": a.ffnUnits = posInt(name, value()); break;
+      case "--max-sentences":
+        a.maxSentences = posInt(name, value());
+        break;
+      case "--max-tokens":
+        a.maxTokens = posInt(name, value());
+        break;
+      case "--steps":
+        a.steps = posInt(name, value());
+        break;
+      case "--ffn-units":
+        a.ffnUnits = posInt(name, value());
+        break;
       case "--seed": {
         const v = value();
         const n = Number(v);
@@ -114,13 +151,17 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
         a.times = ts;
         break;
       }
-      case "--title": a.title = value(); break;
-      default: fail(`unknown option '${flag}'`);
+      case "--title":
+        a.title = value();
+        break;
+      default:
+        fail(`unknown option '${flag}'`);
     }
   }
   if (a.checkpoints.length === 0) fail("no --checkpoint given");
   if (!a.out) fail("no --out folder given");
-  if (a.labels.length > a.checkpoints.length) fail(`${a.labels.length} --label values for ${a.checkpoints.length} --checkpoint values; expected at most one label per checkpoint`);
+  if (a.labels.length > a.checkpoints.length)
+    fail(`${a.labels.length} --label values for ${a.checkpoints.length} --checkpoint values; expected at most one label per checkpoint`);
   if (a.texts.length === 0 && a.corpus === null && a.ids.length === 0) fail("no inputs; give --text, --corpus or --ids");
   return a;
 }
@@ -139,7 +180,10 @@ export function loadAnalyzableModel(p: string): AnalyzableModel {
   const contents = decodeSafetensors(bytes);
   if (contents.metadata[CONFIG_METADATA_KEY] !== undefined) return modelFromSafetensors(bytes);
   const json = contents.metadata.config;
-  if (json === undefined) throw new Error(`loadAnalyzableModel: ${file} has neither '${CONFIG_METADATA_KEY}' nor 'config' metadata; expected a model written by qkvflow`);
+  if (json === undefined)
+    throw new Error(
+      `loadAnalyzableModel: ${file} has neither '${CONFIG_METADATA_KEY}' nor 'config' metadata; expected a model written by qkvflow`,
+    );
   const config = validateConfig(JSON.parse(json));
   const model = createEmptyModel(config);
   const sd: Record<string, Tensor> = {};
@@ -166,20 +210,23 @@ export async function analyzeCommand(argv: readonly string[], deps: AnalyzeCliDe
     const label = args.labels[i] ?? (args.checkpoints.length > 1 ? `${model.config.kind}-${i + 1}` : model.config.kind);
     log(`analyze: ${label} (${model.config.kind}, E=${model.config.nEmbd}, ${model.config.nLayer} layers) from ${ck}`);
     const continuous = model.config.kind === "diffeqformer";
-    if (!continuous && (args.times !== null || args.steps !== null)) log("  --times / --steps apply to DiffEqFormer models only; using this model's layers");
+    if (!continuous && (args.times !== null || args.steps !== null))
+      log("  --times / --steps apply to DiffEqFormer models only; using this model's layers");
     const t0 = Date.now();
-    results.push(analyzeModel(model, {
-      label,
-      texts: tok ? texts : [],
-      sequences: args.ids,
-      ...(tok ? { tokenizer: tok } : {}),
-      ...(args.maxTokens !== null ? { maxTokens: args.maxTokens } : {}),
-      ...(continuous && args.times !== null ? { times: args.times } : {}),
-      ...(continuous && args.steps !== null ? { steps: args.steps } : {}),
-      ...(args.ffnUnits !== null ? { ffnUnits: args.ffnUnits } : {}),
-      seed: args.seed,
-      onSentence: (d, n) => log(`  sequence ${d}/${n}`),
-    }));
+    results.push(
+      analyzeModel(model, {
+        label,
+        texts: tok ? texts : [],
+        sequences: args.ids,
+        ...(tok ? { tokenizer: tok } : {}),
+        ...(args.maxTokens !== null ? { maxTokens: args.maxTokens } : {}),
+        ...(continuous && args.times !== null ? { times: args.times } : {}),
+        ...(continuous && args.steps !== null ? { steps: args.steps } : {}),
+        ...(args.ffnUnits !== null ? { ffnUnits: args.ffnUnits } : {}),
+        seed: args.seed,
+        onSentence: (d, n) => log(`  sequence ${d}/${n}`),
+      }),
+    );
     log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   const files = writeAnalysis(args.out, results, args.title ? { title: args.title } : {});

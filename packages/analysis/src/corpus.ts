@@ -125,9 +125,12 @@ export function spearman(a: readonly number[], b: readonly number[]): number {
   if (a.length !== b.length) throw new Error(`spearman: lengths ${a.length} and ${b.length} differ; expected equal lengths`);
   const n = a.length;
   if (n < 3) return NaN;
-  const ra = ranks(a), rb = ranks(b);
+  const ra = ranks(a),
+    rb = ranks(b);
   const m = (n + 1) / 2;
-  let sab = 0, saa = 0, sbb = 0;
+  let sab = 0,
+    saa = 0,
+    sbb = 0;
   for (let i = 0; i < n; i++) {
     sab += (ra[i] - m) * (rb[i] - m);
     saa += (ra[i] - m) ** 2;
@@ -154,7 +157,9 @@ export function aggregateCorpus(sentences: readonly SentenceAnalysis[]): CorpusS
       (byPos[k] ??= new RunningStat()).add(v);
       (byDist[j - k] ??= new RunningStat()).add(v);
     }
-    const ly = s.maxExponent.slice(0, j), ro = s.rollout.slice(0, j), gi = s.gradInput.abs.slice(0, j);
+    const ly = s.maxExponent.slice(0, j),
+      ro = s.rollout.slice(0, j),
+      gi = s.gradInput.abs.slice(0, j);
     cr.lr.add(spearman(ly, ro));
     cr.lg.add(spearman(ly, gi));
     cr.rg.add(spearman(ro, gi));

@@ -5,35 +5,94 @@
  */
 export type { BlockArch, BlockWeights, LayerNormWeights } from "@qkvflow/models";
 export {
-  dynamicsOf, logitsOf, logitsRow, trajectory,
-  type AnalyzableModel, type DepthStep, type DynamicsModel, type DynamicsOptions,
+  dynamicsOf,
+  logitsOf,
+  logitsRow,
+  trajectory,
+  type AnalyzableModel,
+  type DepthStep,
+  type DynamicsModel,
+  type DynamicsOptions,
 } from "./dynamics.js";
 export { matmulRaw, productEigvals, qrSquarePositive, toFloat64, type ComplexValues } from "./linalg.js";
 export {
-  SPECTRUM_KINDS, blockSpectra, ffnSubset, headFactors, slope, spectraOverDepth, spectrumStats,
-  type BlockSpectra, type SpectraOptions, type SpectraPoint, type SpectraResult, type SpectrumKind, type SpectrumStats,
+  SPECTRUM_KINDS,
+  blockSpectra,
+  ffnSubset,
+  headFactors,
+  slope,
+  spectraOverDepth,
+  spectrumStats,
+  type BlockSpectra,
+  type SpectraOptions,
+  type SpectraPoint,
+  type SpectraResult,
+  type SpectrumKind,
+  type SpectrumStats,
   type SpectrumTrend,
 } from "./spectra.js";
 export {
-  fieldJacobianBlocks, kaplanYorke, modelFieldSteps, sentenceLyapunov, tokenLyapunov,
-  type FieldStep, type LyapunovOptions, type TokenLyapunov,
+  fieldJacobianBlocks,
+  kaplanYorke,
+  modelFieldSteps,
+  sentenceLyapunov,
+  tokenLyapunov,
+  type FieldStep,
+  type LyapunovOptions,
+  type TokenLyapunov,
 } from "./lyapunov.js";
 export {
-  attentionRollout, gradTimesInput, headAveragedAttention, rolloutAlpha, rolloutSaliency, type GradInputSaliency,
+  attentionRollout,
+  gradTimesInput,
+  headAveragedAttention,
+  rolloutAlpha,
+  rolloutSaliency,
+  type GradInputSaliency,
 } from "./saliency.js";
 export {
-  RunningStat, aggregateCorpus, analyzeSentence, ranks, spearman,
-  type CorpusStats, type SentenceAnalysis, type SentenceOptions, type Stat, type TokenStat,
+  RunningStat,
+  aggregateCorpus,
+  analyzeSentence,
+  ranks,
+  spearman,
+  type CorpusStats,
+  type SentenceAnalysis,
+  type SentenceOptions,
+  type Stat,
+  type TokenStat,
 } from "./corpus.js";
 export { analyzeModel, splitSentences, type AnalysisResult, type AnalyzeOptions, type TextCodec } from "./analyze.js";
 export {
-  barPlot, complexPlanePlot, escapeXml, fmtNum, linePlot, niceTicks, rampColor, seriesColor, PALETTE,
-  type LineSeries, type PlotOptions, type ScatterPoint,
+  barPlot,
+  complexPlanePlot,
+  escapeXml,
+  fmtNum,
+  linePlot,
+  niceTicks,
+  rampColor,
+  seriesColor,
+  PALETTE,
+  type LineSeries,
+  type PlotOptions,
+  type ScatterPoint,
 } from "./svg.js";
 export {
-  HEAT_COLORS, HEAT_LEVELS, analysisPlots, comparisonPlots, heatColor, heatLevel, renderReport, tokenText, writeAnalysis,
+  HEAT_COLORS,
+  HEAT_LEVELS,
+  analysisPlots,
+  comparisonPlots,
+  heatColor,
+  heatLevel,
+  renderReport,
+  tokenText,
+  writeAnalysis,
 } from "./report.js";
 export {
-  ANALYZE_USAGE, analyzeCommand, loadAnalyzableModel, parseAnalyzeArgs, resolveModelFile,
-  type AnalyzeArgs, type AnalyzeCliDeps,
+  ANALYZE_USAGE,
+  analyzeCommand,
+  loadAnalyzableModel,
+  parseAnalyzeArgs,
+  resolveModelFile,
+  type AnalyzeArgs,
+  type AnalyzeCliDeps,
 } from "./cli.js";

@@ -38,7 +38,9 @@ export function matmulRaw(a: Float64Array, b: Float64Array, m: number, k: number
  */
 export function productEigvals(a: Float64Array, b: Float64Array, m: number, k: number, full = false): ComplexValues {
   if (a.length !== m * k || b.length !== k * m) {
-    throw new Error(`productEigvals: A has ${a.length} and B ${b.length} entries; expected A [${m}, ${k}] (${m * k}) and B [${k}, ${m}] (${k * m})`);
+    throw new Error(
+      `productEigvals: A has ${a.length} and B ${b.length} entries; expected A [${m}, ${k}] (${m * k}) and B [${k}, ${m}] (${k * m})`,
+    );
   }
   const r = Math.min(m, k);
   let res;

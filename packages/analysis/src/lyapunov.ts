@@ -74,7 +74,12 @@ function fmt(shape: readonly number[]): string {
  * Rows are obtained by batched reverse mode: x is tiled over a batch of c copies and the cotangent selects
  * output (b, j, r0 + b), so one backward pass yields c rows of every J_k.
  */
-export function fieldJacobianBlocks(field: (x: Tensor) => Tensor, x: Tensor, query: number, chunk?: number): { blocks: Float64Array[]; value: Tensor } {
+export function fieldJacobianBlocks(
+  field: (x: Tensor) => Tensor,
+  x: Tensor,
+  query: number,
+  chunk?: number,
+): { blocks: Float64Array[]; value: Tensor } {
   if (x.rank !== 3 || x.shape[0] !== 1) throw new Error(`fieldJacobianBlocks: state ${fmt(x.shape)}; expected [1, T, E]`);
   const [, T, E] = x.shape;
   if (!Number.isInteger(query) || query < 0 || query >= T) throw new Error(`fieldJacobianBlocks: query ${query} is outside 0..${T - 1}`);
@@ -126,7 +131,8 @@ export function tokenLyapunov(steps: readonly FieldStep[], x0: Tensor, opts: Lya
   const logDiag: number[][][] | undefined = opts.keepSteps ? [] : undefined;
   let totalTime = 0;
   for (const [i, st] of steps.entries()) {
-    if (!(st.dt > 0) || !Number.isFinite(st.dt)) throw new Error(`tokenLyapunov: step ${i} has dt = ${st.dt}; expected a finite positive step`);
+    if (!(st.dt > 0) || !Number.isFinite(st.dt))
+      throw new Error(`tokenLyapunov: step ${i} has dt = ${st.dt}; expected a finite positive step`);
     totalTime += st.dt;
     const { blocks, value } = fieldJacobianBlocks(st.field, x, j, opts.chunk);
     const stepLogs: number[][] = [];

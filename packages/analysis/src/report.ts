@@ -36,13 +36,21 @@ export function heatColor(level: number, rgb: readonly number[]): string {
 }
 
 function slug(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "model";
+  return (
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-|-$/g, "") || "model"
+  );
 }
 
 /** Visible text of a token: whitespace and control characters shown as escapes. */
 export function tokenText(t: string): string {
   // eslint-disable-next-line no-control-regex
-  return t.replace(/\n/g, "⏎").replace(/\t/g, "⇥").replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return t
+    .replace(/\n/g, "⏎")
+    .replace(/\t/g, "⇥")
+    .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** The named SVG plots of one analysis: file stem → SVG markup. */
@@ -51,7 +59,8 @@ export function analysisPlots(r: AnalysisResult, maxSentencePlots = 8): Record<s
   const s = slug(r.label);
   const pts = r.spectra.points;
   const ts = pts.map((p) => p.t);
-  const tMin = Math.min(...ts), tMax = Math.max(...ts);
+  const tMin = Math.min(...ts),
+    tMax = Math.max(...ts);
   for (const k of SPECTRUM_KINDS) {
     const stats = r.spectra.stats[k];
     const nHeads = stats.length ? stats[0].radius.length : 0;
@@ -68,7 +77,14 @@ export function analysisPlots(r: AnalysisResult, maxSentencePlots = 8): Record<s
     const points = pts.flatMap((p) => {
       const specs = k === "ffn" ? [p.ffn] : p[k];
       const color = rampColor(tMax > tMin ? (p.t - tMin) / (tMax - tMin) : 0.5);
-      return specs.flatMap((sp, h) => sp.re.map((re, i) => ({ x: re, y: sp.im[i], color, label: `t=${fmtNum(p.t)}${k === "ffn" ? "" : ` head ${h}`}: ${fmtNum(re)}${sp.im[i] >= 0 ? "+" : "−"}${fmtNum(Math.abs(sp.im[i]))}i` })));
+      return specs.flatMap((sp, h) =>
+        sp.re.map((re, i) => ({
+          x: re,
+          y: sp.im[i],
+          color,
+          label: `t=${fmtNum(p.t)}${k === "ffn" ? "" : ` head ${h}`}: ${fmtNum(re)}${sp.im[i] >= 0 ? "+" : "−"}${fmtNum(Math.abs(sp.im[i]))}i`,
+        })),
+      );
     });
     out[`${s}-${k}-complex`] = complexPlanePlot(points, {
       title: `${r.label}: eigenvalues of ${KIND_TITLE[k]}`,
@@ -80,27 +96,57 @@ export function analysisPlots(r: AnalysisResult, maxSentencePlots = 8): Record<s
   }
   out[`${s}-spectra-summary`] = linePlot(
     SPECTRUM_KINDS.flatMap((k, i) => [
-      { label: `${k.toUpperCase()} mean Re λ`, color: seriesColor(i), points: pts.map((p, j) => [p.t, r.spectra.stats[k][j].meanRe] as [number, number]) },
-      { label: `${k.toUpperCase()} frac Re>0`, color: seriesColor(i), dashed: true, points: pts.map((p, j) => [p.t, r.spectra.stats[k][j].fracPositiveRe] as [number, number]) },
+      {
+        label: `${k.toUpperCase()} mean Re λ`,
+        color: seriesColor(i),
+        points: pts.map((p, j) => [p.t, r.spectra.stats[k][j].meanRe] as [number, number]),
+      },
+      {
+        label: `${k.toUpperCase()} frac Re>0`,
+        color: seriesColor(i),
+        dashed: true,
+        points: pts.map((p, j) => [p.t, r.spectra.stats[k][j].fracPositiveRe] as [number, number]),
+      },
     ]),
     { title: `${r.label}: mean Re λ (solid) and fraction Re λ > 0 (dashed)`, xLabel: "t", yLabel: "value", className: "spectra-summary" },
   );
   r.sentences.slice(0, maxSentencePlots).forEach((sent, i) => {
     const j = sent.query;
-    out[`${s}-lyapunov-${i}`] = barPlot(sent.tokens.slice(0, j).map((t) => (t.trim() === "" ? "␣".repeat(Math.max(1, t.length)) : tokenText(t))), sent.maxExponent.slice(0, j), {
-      title: `${r.label}, sentence ${i + 1}: max Lyapunov exponent`,
-      xLabel: `source token (query '${tokenText(sent.tokens[j])}' not shown)`,
-      yLabel: "max λ",
-      className: "lyapunov-bars",
-      colors: sent.maxExponent.slice(0, j).map(() => "#D62728"),
-    });
+    out[`${s}-lyapunov-${i}`] = barPlot(
+      sent.tokens.slice(0, j).map((t) => (t.trim() === "" ? "␣".repeat(Math.max(1, t.length)) : tokenText(t))),
+      sent.maxExponent.slice(0, j),
+      {
+        title: `${r.label}, sentence ${i + 1}: max Lyapunov exponent`,
+        xLabel: `source token (query '${tokenText(sent.tokens[j])}' not shown)`,
+        yLabel: "max λ",
+        className: "lyapunov-bars",
+        colors: sent.maxExponent.slice(0, j).map(() => "#D62728"),
+      },
+    );
   });
   const c = r.corpus;
   if (c.byDistance.length > 1) {
     out[`${s}-corpus-distance`] = linePlot(
-      [{ label: "mean max λ", points: c.byDistance.map((st, d) => [d, st.mean] as [number, number]).filter((p) => p[0] >= 1 && c.byDistance[p[0]].count > 0) },
-        { label: "mean + std", dashed: true, color: "#999999", points: c.byDistance.map((st, d) => [d, st.mean + st.std] as [number, number]).filter((p) => p[0] >= 1 && c.byDistance[p[0]].count > 0) }],
-      { title: `${r.label}: max exponent against distance to the query (corpus)`, xLabel: "query position − token position", yLabel: "max λ", className: "corpus-distance" },
+      [
+        {
+          label: "mean max λ",
+          points: c.byDistance.map((st, d) => [d, st.mean] as [number, number]).filter((p) => p[0] >= 1 && c.byDistance[p[0]].count > 0),
+        },
+        {
+          label: "mean + std",
+          dashed: true,
+          color: "#999999",
+          points: c.byDistance
+            .map((st, d) => [d, st.mean + st.std] as [number, number])
+            .filter((p) => p[0] >= 1 && c.byDistance[p[0]].count > 0),
+        },
+      ],
+      {
+        title: `${r.label}: max exponent against distance to the query (corpus)`,
+        xLabel: "query position − token position",
+        yLabel: "max λ",
+        className: "corpus-distance",
+      },
     );
   }
   return out;
@@ -112,16 +158,34 @@ export function comparisonPlots(results: readonly AnalysisResult[]): Record<stri
   const out: Record<string, string> = {};
   for (const k of SPECTRUM_KINDS) {
     out[`compare-${k}-maxabs`] = linePlot(
-      results.map((r, i) => ({ label: r.label, color: seriesColor(i), dashed: r.model.kind === "gpt2", points: r.spectra.points.map((p, j) => [p.t, r.spectra.stats[k][j].maxAbs] as [number, number]) })),
-      { title: `max |λ| of ${KIND_TITLE[k]} over depth`, xLabel: "t (GPT-2: (layer+1)/L)", yLabel: "max |λ|", className: `compare compare-${k}` },
+      results.map((r, i) => ({
+        label: r.label,
+        color: seriesColor(i),
+        dashed: r.model.kind === "gpt2",
+        points: r.spectra.points.map((p, j) => [p.t, r.spectra.stats[k][j].maxAbs] as [number, number]),
+      })),
+      {
+        title: `max |λ| of ${KIND_TITLE[k]} over depth`,
+        xLabel: "t (GPT-2: (layer+1)/L)",
+        yLabel: "max |λ|",
+        className: `compare compare-${k}`,
+      },
     );
   }
   return out;
 }
 
-function heatSpans(tokens: readonly string[], values: readonly number[], query: number, rgb: readonly number[], what: string, kind: string): string {
+function heatSpans(
+  tokens: readonly string[],
+  values: readonly number[],
+  query: number,
+  rgb: readonly number[],
+  what: string,
+  kind: string,
+): string {
   const src = values.slice(0, query).filter(Number.isFinite);
-  const lo = src.length ? Math.min(...src) : 0, hi = src.length ? Math.max(...src) : 0;
+  const lo = src.length ? Math.min(...src) : 0,
+    hi = src.length ? Math.max(...src) : 0;
   const spans = tokens.map((t, k) => {
     const text = escapeXml(tokenText(t));
     if (k === query) return `<span class="tok query" title="${escapeXml(`query token (not scored): ${tokenText(t)}`)}">${text}</span>`;
@@ -152,8 +216,10 @@ function statCell(s: Stat): string {
 function trendTable(r: AnalysisResult): string {
   const rows = SPECTRUM_KINDS.map((k) => {
     const tr = r.spectra.trend[k];
-    const first = r.spectra.stats[k][0], last = r.spectra.stats[k][r.spectra.stats[k].length - 1];
-    const cell = (a: number | undefined, b: number | undefined, sl: number) => `<td>${escapeXml(fmtNum(a ?? NaN))} → ${escapeXml(fmtNum(b ?? NaN))}</td><td>${escapeXml(fmtNum(sl))}</td>`;
+    const first = r.spectra.stats[k][0],
+      last = r.spectra.stats[k][r.spectra.stats[k].length - 1];
+    const cell = (a: number | undefined, b: number | undefined, sl: number) =>
+      `<td>${escapeXml(fmtNum(a ?? NaN))} → ${escapeXml(fmtNum(b ?? NaN))}</td><td>${escapeXml(fmtNum(sl))}</td>`;
     return `<tr><th>${escapeXml(KIND_TITLE[k])}</th>${cell(first?.maxAbs, last?.maxAbs, tr.maxAbs)}${cell(first?.meanAbs, last?.meanAbs, tr.meanAbs)}${cell(first?.meanRe, last?.meanRe, tr.meanRe)}${cell(first?.fracPositiveRe, last?.fracPositiveRe, tr.fracPositiveRe)}</tr>`;
   });
   return `<table class="trends"><thead><tr><th rowspan="2">matrix</th><th colspan="2">max |λ|</th><th colspan="2">mean |λ|</th><th colspan="2">mean Re λ</th><th colspan="2">fraction Re λ &gt; 0</th></tr>
@@ -164,7 +230,9 @@ function corpusSection(r: AnalysisResult, plots: Record<string, string>): string
   const c = r.corpus;
   const s = slug(r.label);
   const top = c.byToken.filter((t) => t.count > 0).slice(0, 15);
-  const tokRows = top.map((t) => `<tr><td class="mono">${escapeXml(tokenText(t.token))}</td><td>${t.id}</td><td>${statCell(t)}</td></tr>`).join("");
+  const tokRows = top
+    .map((t) => `<tr><td class="mono">${escapeXml(tokenText(t.token))}</td><td>${t.id}</td><td>${statCell(t)}</td></tr>`)
+    .join("");
   const posRows = c.byPosition.map((st, k) => `<tr><td>${k}</td><td>${statCell(st)}</td></tr>`).join("");
   const cor = c.correlation;
   return `<h3>Corpus statistics (${c.sentences} sequence${c.sentences === 1 ? "" : "s"}; query tokens excluded)</h3>
@@ -202,11 +270,18 @@ export function renderReport(results: readonly AnalysisResult[], opts: { title?:
   const maxS = opts.maxSentences ?? 20;
   const cmp = comparisonPlots(results);
   const parts: string[] = [];
-  parts.push(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title><style>${CSS}</style></head><body>`);
+  parts.push(
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeXml(title)}</title><style>${CSS}</style></head><body>`,
+  );
   parts.push(`<h1>${escapeXml(title)}</h1>`);
-  parts.push(`<table class="models"><thead><tr><th>model</th><th>kind</th><th>block</th><th>E</th><th>heads</th><th>steps</th><th>dt</th><th>sequences</th></tr></thead><tbody>${results
-    .map((r) => `<tr><td>${escapeXml(r.label)}</td><td>${escapeXml(r.model.kind)}</td><td>${escapeXml(r.model.arch)}</td><td>${r.model.nEmbd}</td><td>${r.model.nHead}</td><td>${r.model.steps.length}</td><td>${escapeXml(fmtNum(r.model.steps[0]?.dt ?? NaN))}</td><td>${r.sentences.length}</td></tr>`)
-    .join("")}</tbody></table>`);
+  parts.push(
+    `<table class="models"><thead><tr><th>model</th><th>kind</th><th>block</th><th>E</th><th>heads</th><th>steps</th><th>dt</th><th>sequences</th></tr></thead><tbody>${results
+      .map(
+        (r) =>
+          `<tr><td>${escapeXml(r.label)}</td><td>${escapeXml(r.model.kind)}</td><td>${escapeXml(r.model.arch)}</td><td>${r.model.nEmbd}</td><td>${r.model.nHead}</td><td>${r.model.steps.length}</td><td>${escapeXml(fmtNum(r.model.steps[0]?.dt ?? NaN))}</td><td>${r.sentences.length}</td></tr>`,
+      )
+      .join("")}</tbody></table>`,
+  );
   parts.push(`<p class="note">Time grid: a DiffEqFormer with n Euler steps uses dt = 1/n and evaluates step i at t<sub>i</sub> = (i+1)/n on the
 state before the step, exactly as its forward pass; spectra and Lyapunov exponents use the same points. GPT-2 layer i is drawn at t = (i+1)/L (dt = 1).
 Eigenvalues are complex; QK/OV have rank ≤ d<sub>head</sub>, so only their d<sub>head</sub> largest-modulus eigenvalues are shown (the rest are 0).</p>`);
@@ -217,13 +292,17 @@ Eigenvalues are complex; QK/OV have rank ≤ d<sub>head</sub>, so only their d<s
     parts.push(`<h2 id="${escapeXml(s)}">${escapeXml(r.label)}</h2>`);
     for (const n of r.notes ?? []) parts.push(`<p class="note">Note: ${escapeXml(n)}.</p>`);
     parts.push(`<h3>Spectra over depth</h3>${trendTable(r)}`);
-    parts.push(`<div class="plots">${SPECTRUM_KINDS.map((k) => plots[`${s}-${k}-abs`] + plots[`${s}-${k}-complex`]).join("\n")}${plots[`${s}-spectra-summary`]}</div>`);
-    if (r.spectra.ffnSubset) parts.push(`<p class="note">FFN product over ${r.spectra.ffnSubset.length} hidden units drawn from all ${4 * r.model.nEmbd}.</p>`);
+    parts.push(
+      `<div class="plots">${SPECTRUM_KINDS.map((k) => plots[`${s}-${k}-abs`] + plots[`${s}-${k}-complex`]).join("\n")}${plots[`${s}-spectra-summary`]}</div>`,
+    );
+    if (r.spectra.ffnSubset)
+      parts.push(`<p class="note">FFN product over ${r.spectra.ffnSubset.length} hidden units drawn from all ${4 * r.model.nEmbd}.</p>`);
     parts.push(`<h3>Token sensitivity</h3><p class="note">Colour = max over each source token's finite-time Lyapunov spectrum for the query (outlined, last token);
 attention rollout mixes Â = (1−α)I + αĀ per step (α = dt for Euler steps, 1/2 for GPT-2); gradient × input is |Σ<sub>e</sub> x·∂ log p(top prediction)/∂x| at the embedding.
 Each map is scaled from its own minimum (white) to maximum (full colour) over the source tokens.</p>`);
     r.sentences.slice(0, maxS).forEach((sent, i) => parts.push(sentenceBlock(sent, i, plots[`${s}-lyapunov-${i}`])));
-    if (r.sentences.length > maxS) parts.push(`<p class="note">${r.sentences.length - maxS} more sequences are in the JSON data and the statistics below.</p>`);
+    if (r.sentences.length > maxS)
+      parts.push(`<p class="note">${r.sentences.length - maxS} more sequences are in the JSON data and the statistics below.</p>`);
     parts.push(corpusSection(r, plots));
   }
   parts.push("</body></html>");

@@ -39,7 +39,8 @@ export function rolloutAlpha(arch: "sequential" | "parallel", dt: number): numbe
 
 /** R = Â_{n−1} ⋯ Â_0 with Â_i = (1 − α_i)·I + α_i·maps[i]; returns R [T, T] row-major. */
 export function attentionRollout(maps: readonly Float64Array[], alphas: readonly number[], T: number): Float64Array {
-  if (maps.length !== alphas.length) throw new Error(`attentionRollout: ${maps.length} maps but ${alphas.length} mixing weights; expected one per step`);
+  if (maps.length !== alphas.length)
+    throw new Error(`attentionRollout: ${maps.length} maps but ${alphas.length} mixing weights; expected one per step`);
   let R = new Float64Array(T * T);
   for (let i = 0; i < T; i++) R[i * T + i] = 1;
   maps.forEach((A, s) => {
@@ -62,7 +63,11 @@ export function attentionRollout(maps: readonly Float64Array[], alphas: readonly
 export function rolloutSaliency(dm: DynamicsModel, ids: readonly number[], query = ids.length - 1): number[] {
   const T = ids.length;
   if (!Number.isInteger(query) || query < 0 || query >= T) throw new Error(`rolloutSaliency: query ${query} is outside 0..${T - 1}`);
-  const R = attentionRollout(headAveragedAttention(dm, ids), dm.steps.map((s) => rolloutAlpha(dm.arch, s.dt)), T);
+  const R = attentionRollout(
+    headAveragedAttention(dm, ids),
+    dm.steps.map((s) => rolloutAlpha(dm.arch, s.dt)),
+    T,
+  );
   return Array.from(R.subarray(query * T, (query + 1) * T));
 }
 
@@ -82,7 +87,11 @@ export interface GradInputSaliency {
  * Gradient × input at the embedding X_0 of log p(target | tokens ≤ j) at the query position j (default: the
  * last token); target defaults to the model's top prediction there. One backward pass.
  */
-export function gradTimesInput(dm: DynamicsModel, ids: readonly number[], opts: { query?: number; target?: number } = {}): GradInputSaliency {
+export function gradTimesInput(
+  dm: DynamicsModel,
+  ids: readonly number[],
+  opts: { query?: number; target?: number } = {},
+): GradInputSaliency {
   const T = ids.length;
   const j = opts.query ?? T - 1;
   if (!Number.isInteger(j) || j < 0 || j >= T) throw new Error(`gradTimesInput: query ${j} is outside 0..${T - 1}`);
@@ -107,4 +116,3 @@ export function gradTimesInput(dm: DynamicsModel, ids: readonly number[], opts: 
   const signed = Array.from(gx.subarray(0, T));
   return { target, logProb: lpArr[target], signed, abs: signed.map(Math.abs) };
 }
-

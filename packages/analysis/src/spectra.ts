@@ -104,13 +104,17 @@ function transposeRaw(a: Float64Array, m: number, n: number): Float64Array {
 }
 
 /** The per-head factors: QK_h = qk[h].left · qk[h].right, OV_h = ov[h].left · ov[h].right (left E×D, right D×E). */
-export function headFactors(w: BlockWeights, nHead: number): { qk: { left: Float64Array; right: Float64Array }[]; ov: { left: Float64Array; right: Float64Array }[] } {
+export function headFactors(
+  w: BlockWeights,
+  nHead: number,
+): { qk: { left: Float64Array; right: Float64Array }[]; ov: { left: Float64Array; right: Float64Array }[] } {
   const E = w.qkvW.shape[0];
   if (E % nHead !== 0) throw new Error(`headFactors: width ${E} is not divisible by ${nHead} heads`);
   const D = E / nHead;
   const qkv = toFloat64(w.qkvW);
   const proj = toFloat64(w.attnProjW);
-  const qk = [], ov = [];
+  const qk = [],
+    ov = [];
   for (let h = 0; h < nHead; h++) {
     const wq = columns(qkv, E, 3 * E, h * D, (h + 1) * D);
     const wk = columns(qkv, E, 3 * E, E + h * D, E + (h + 1) * D);
@@ -124,23 +128,31 @@ export function headFactors(w: BlockWeights, nHead: number): { qk: { left: Float
 
 /** Draws r distinct hidden units from 0..hidden−1 (sorted), reproducibly from `seed`. */
 export function ffnSubset(hidden: number, r: number, seed = 0): number[] {
-  if (!Number.isInteger(r) || r <= 0 || r > hidden) throw new Error(`ffnSubset: r = ${r}; expected an integer in 1..${hidden} (the number of hidden units)`);
+  if (!Number.isInteger(r) || r <= 0 || r > hidden)
+    throw new Error(`ffnSubset: r = ${r}; expected an integer in 1..${hidden} (the number of hidden units)`);
   const key: Key = random.foldIn(random.key(seed), 0x3ff);
   const perm = Array.from(random.permutation(key, hidden).data() as ArrayLike<number>);
   return perm.slice(0, r).sort((a, b) => a - b);
 }
 
 /** Eigenvalues of QK_h and OV_h per head and of the FFN product for one block. */
-export function blockSpectra(w: BlockWeights, nHead: number, opts: { subset?: readonly number[] | null; full?: boolean } = {}): BlockSpectra {
+export function blockSpectra(
+  w: BlockWeights,
+  nHead: number,
+  opts: { subset?: readonly number[] | null; full?: boolean } = {},
+): BlockSpectra {
   const E = w.qkvW.shape[0];
   const D = E / nHead;
   const { qk, ov } = headFactors(w, nHead);
   const full = opts.full ?? false;
   const hidden = w.fcW.shape[1];
-  let fc = toFloat64(w.fcW), pr = toFloat64(w.mlpProjW), r = hidden;
+  let fc = toFloat64(w.fcW),
+    pr = toFloat64(w.mlpProjW),
+    r = hidden;
   const subset = opts.subset ?? null;
   if (subset) {
-    for (const u of subset) if (!Number.isInteger(u) || u < 0 || u >= hidden) throw new Error(`blockSpectra: FFN unit ${u} is outside 0..${hidden - 1}`);
+    for (const u of subset)
+      if (!Number.isInteger(u) || u < 0 || u >= hidden) throw new Error(`blockSpectra: FFN unit ${u} is outside 0..${hidden - 1}`);
     const fcS = new Float64Array(E * subset.length);
     for (let i = 0; i < E; i++) subset.forEach((u, j) => (fcS[i * subset.length + j] = fc[i * hidden + u]));
     const prS = new Float64Array(subset.length * E);
@@ -160,7 +172,10 @@ export function blockSpectra(w: BlockWeights, nHead: number, opts: { subset?: re
 export function spectrumStats(specs: readonly ComplexValues[]): SpectrumStats {
   const radius = specs.map((s) => s.re.reduce((m, re, i) => Math.max(m, Math.hypot(re, s.im[i])), 0));
   const maxAbs = radius.reduce((a, b) => Math.max(a, b), 0);
-  let n = 0, sumAbs = 0, sumRe = 0, pos = 0;
+  let n = 0,
+    sumAbs = 0,
+    sumRe = 0,
+    pos = 0;
   for (const s of specs) {
     s.re.forEach((re, i) => {
       const a = Math.hypot(re, s.im[i]);
@@ -178,14 +193,16 @@ export function spectrumStats(specs: readonly ComplexValues[]): SpectrumStats {
 export function slope(x: readonly number[], y: readonly number[]): number {
   const n = Math.min(x.length, y.length);
   if (n < 2) return 0;
-  let mx = 0, my = 0;
+  let mx = 0,
+    my = 0;
   for (let i = 0; i < n; i++) {
     mx += x[i];
     my += y[i];
   }
   mx /= n;
   my /= n;
-  let sxy = 0, sxx = 0;
+  let sxy = 0,
+    sxx = 0;
   for (let i = 0; i < n; i++) {
     sxy += (x[i] - mx) * (y[i] - my);
     sxx += (x[i] - mx) ** 2;
@@ -200,7 +217,10 @@ export function slope(x: readonly number[], y: readonly number[]): number {
 export function spectraOverDepth(dm: DynamicsModel, opts: SpectraOptions & { times?: readonly number[] } = {}): SpectraResult {
   let points: { step: DepthStep | null; t: number; w: BlockWeights }[];
   if (opts.times) {
-    if (!dm.weightsAt) throw new Error(`spectraOverDepth: times were given but a '${dm.kind}' model has fixed layers; expected a DiffEqFormer (or leave times out)`);
+    if (!dm.weightsAt)
+      throw new Error(
+        `spectraOverDepth: times were given but a '${dm.kind}' model has fixed layers; expected a DiffEqFormer (or leave times out)`,
+      );
     for (const t of opts.times) if (!Number.isFinite(t)) throw new Error(`spectraOverDepth: time ${t} is not finite`);
     const ws = dm.weightsAt(opts.times);
     points = opts.times.map((t, i) => ({ step: dm.steps.find((s) => Math.abs(s.t - t) < 1e-12) ?? null, t, w: ws[i] }));
@@ -223,11 +243,28 @@ export function spectraOverDepth(dm: DynamicsModel, opts: SpectraOptions & { tim
     const s = stats[k];
     const nr = s.length ? s[0].radius.length : 0;
     trend[k] = {
-      maxAbs: slope(ts, s.map((x) => x.maxAbs)),
-      meanAbs: slope(ts, s.map((x) => x.meanAbs)),
-      meanRe: slope(ts, s.map((x) => x.meanRe)),
-      fracPositiveRe: slope(ts, s.map((x) => x.fracPositiveRe)),
-      radius: Array.from({ length: nr }, (_, h) => slope(ts, s.map((x) => x.radius[h]))),
+      maxAbs: slope(
+        ts,
+        s.map((x) => x.maxAbs),
+      ),
+      meanAbs: slope(
+        ts,
+        s.map((x) => x.meanAbs),
+      ),
+      meanRe: slope(
+        ts,
+        s.map((x) => x.meanRe),
+      ),
+      fracPositiveRe: slope(
+        ts,
+        s.map((x) => x.fracPositiveRe),
+      ),
+      radius: Array.from({ length: nr }, (_, h) =>
+        slope(
+          ts,
+          s.map((x) => x.radius[h]),
+        ),
+      ),
     };
   }
   return { kind: dm.kind, nEmbd: dm.nEmbd, nHead: dm.nHead, headDim: dm.nEmbd / dm.nHead, ffnSubset: subset, points: pts, stats, trend };

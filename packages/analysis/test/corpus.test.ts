@@ -33,8 +33,14 @@ test("Spearman correlation: ±1 for monotone maps, the d² formula without ties,
 
 function sentence(ids: number[], maxExponent: number[], rollout: number[], grad: number[]): SentenceAnalysis {
   return {
-    ids, tokens: ids.map((i) => `t${i}`), query: ids.length - 1, maxExponent, sumExponent: maxExponent, kaplanYorke: maxExponent.map(() => 0),
-    rollout, gradInput: { target: 0, logProb: 0, signed: grad, abs: grad.map(Math.abs) },
+    ids,
+    tokens: ids.map((i) => `t${i}`),
+    query: ids.length - 1,
+    maxExponent,
+    sumExponent: maxExponent,
+    kaplanYorke: maxExponent.map(() => 0),
+    rollout,
+    gradInput: { target: 0, logProb: 0, signed: grad, abs: grad.map(Math.abs) },
   };
 }
 
@@ -53,9 +59,24 @@ test("aggregateCorpus: per token id, position and distance statistics by hand (q
   assert.ok(Math.abs(by.get(8)!.mean - 3) < 1e-12 && Math.abs(by.get(8)!.std - 1) < 1e-12);
   assert.equal(by.get(7)!.token, "t7");
   // positions: 0 → {1, 4}, 1 → {2, 5}, 2 → {3}
-  assert.deepEqual(c.byPosition.map((s) => [s.count, s.mean]), [[2, 2.5], [2, 3.5], [1, 3]]);
+  assert.deepEqual(
+    c.byPosition.map((s) => [s.count, s.mean]),
+    [
+      [2, 2.5],
+      [2, 3.5],
+      [1, 3],
+    ],
+  );
   // distances to the query: s1 (j=3): 1→3, 2→2, 3→1; s2 (j=2): 1→5, 2→4
-  assert.deepEqual(c.byDistance.map((s) => [s.count, s.mean]), [[0, 0], [2, 4], [2, 3], [1, 1]]);
+  assert.deepEqual(
+    c.byDistance.map((s) => [s.count, s.mean]),
+    [
+      [0, 0],
+      [2, 4],
+      [2, 3],
+      [1, 1],
+    ],
+  );
   // correlations: s1 Lyapunov (1,2,3) vs rollout (0.1,0.2,0.3) = 1, vs grad (3,2,1) = −1; s2 has 2 sources → NaN, skipped
   assert.deepEqual([c.correlation.lyapunovVsRollout.count, c.correlation.lyapunovVsRollout.mean], [1, 1]);
   assert.equal(c.correlation.lyapunovVsGradInput.mean, -1);

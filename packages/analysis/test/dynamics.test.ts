@@ -42,9 +42,22 @@ test("the dynamics view reproduces each model's own logits (GPT-2, DiffEqFormer,
     assert.equal(trajectory(dm, ids).length, dm.steps.length + 1);
   }
   assert.equal(dynamicsOf(g).arch, "sequential");
-  assert.deepEqual(dynamicsOf(g).steps.map((s) => [s.t, s.dt]), [[1 / 3, 1], [2 / 3, 1], [1, 1]]);
-  assert.deepEqual(dynamicsOf(o).steps, eulerGrid(4).map((t, index) => ({ index, t, dt: 1 / 4 })));
-  assert.deepEqual(dynamicsOf(d).steps.map((s) => s.dt), new Array(6).fill(1 / 6));
+  assert.deepEqual(
+    dynamicsOf(g).steps.map((s) => [s.t, s.dt]),
+    [
+      [1 / 3, 1],
+      [2 / 3, 1],
+      [1, 1],
+    ],
+  );
+  assert.deepEqual(
+    dynamicsOf(o).steps,
+    eulerGrid(4).map((t, index) => ({ index, t, dt: 1 / 4 })),
+  );
+  assert.deepEqual(
+    dynamicsOf(d).steps.map((s) => s.dt),
+    new Array(6).fill(1 / 6),
+  );
   // A DiffEqFormer analysed on another grid equals its discretisation at that depth (zero-shot depth change).
   const o6 = logitsOf(dynamicsOf(o, { steps: 6 }), ids).data();
   assert.ok(maxAbsDiff(o6, modelLogits(d)) < 2e-4);
@@ -66,7 +79,10 @@ test("dynamics view errors name the function and the expected input", () => {
   const dm = dynamicsOf(g);
   assert.throws(() => dm.embed([1, 12]), /embed: token id 12 at position 1 is outside \[0, 12\)/);
   assert.throws(() => dm.embed(new Array(9).fill(0)), /embed: sequence length 9 is outside 1\.\.8/);
-  assert.throws(() => dynamicsOf(g, { steps: 4 }), /option steps = 4 applies only to a DiffEqFormer; this model is 'gpt2' with fixed layers/);
+  assert.throws(
+    () => dynamicsOf(g, { steps: 4 }),
+    /option steps = 4 applies only to a DiffEqFormer; this model is 'gpt2' with fixed layers/,
+  );
   const o = createModel({ kind: "diffeqformer", ...base, nLayer: 2, timeEmbedDim: 3, sinusoidalDim: 2 }, random.key(6));
   assert.throws(() => dynamicsOf(o, { steps: 0 }), /eulerGrid: n = 0/);
 });

@@ -30,7 +30,12 @@ export function sortComplex(re: readonly number[], im: readonly number[]): [numb
 }
 
 /** Asserts two multisets of complex numbers agree within tol (after sorting). */
-export function assertComplexClose(got: { re: readonly number[]; im: readonly number[] }, want: [number, number][], tol: number, what: string): void {
+export function assertComplexClose(
+  got: { re: readonly number[]; im: readonly number[] },
+  want: [number, number][],
+  tol: number,
+  what: string,
+): void {
   const g = sortComplex(got.re, got.im);
   const w = [...want].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   assert.equal(g.length, w.length, `${what}: ${g.length} eigenvalues, expected ${w.length}`);
@@ -54,8 +59,11 @@ export function charCodec(alphabet: string): TextCodec & { vocabSize: number } {
 /** B random training windows of length T (inputs and next-token targets), deterministic given the seed. */
 function batch(ids: readonly number[], T: number, B: number, seed: number): { x: Tensor; y: Tensor } {
   const key = random.key(seed);
-  const starts = Array.from(random.uniform(key, [B], { dtype: "float64" }).data() as ArrayLike<number>, (u) => Math.floor(u * (ids.length - T - 1)));
-  const x = new Int32Array(B * T), y = new Int32Array(B * T);
+  const starts = Array.from(random.uniform(key, [B], { dtype: "float64" }).data() as ArrayLike<number>, (u) =>
+    Math.floor(u * (ids.length - T - 1)),
+  );
+  const x = new Int32Array(B * T),
+    y = new Int32Array(B * T);
   starts.forEach((s, b) => {
     for (let t = 0; t < T; t++) {
       x[b * T + t] = ids[s + t];
@@ -66,9 +74,14 @@ function batch(ids: readonly number[], T: number, B: number, seed: number): { x:
 }
 
 /** Trains a model in place with plain Adam for `steps` steps; returns the loss of every step. */
-export function trainTiny(model: AnyModel, ids: readonly number[], opts: { steps: number; lr: number; T: number; B: number; seed?: number }): number[] {
+export function trainTiny(
+  model: AnyModel,
+  ids: readonly number[],
+  opts: { steps: number; lr: number; T: number; B: number; seed?: number },
+): number[] {
   const names = Object.keys(model.parameters());
-  const m = new Map<string, Float64Array>(), v = new Map<string, Float64Array>();
+  const m = new Map<string, Float64Array>(),
+    v = new Map<string, Float64Array>();
   const losses: number[] = [];
   const lossOf = (p: Record<string, Tensor>, x: Tensor, y: Tensor): Tensor => {
     model.setParameters(p);
@@ -82,17 +95,21 @@ export function trainTiny(model: AnyModel, ids: readonly number[], opts: { steps
     losses.push(loss.item());
     const next: Record<string, Tensor> = {};
     for (const n of names) {
-      const p = params[n], g = grads[n].data();
+      const p = params[n],
+        g = grads[n].data();
       const pd = p.data();
-      const mm = m.get(n) ?? new Float64Array(p.size), vv = v.get(n) ?? new Float64Array(p.size);
+      const mm = m.get(n) ?? new Float64Array(p.size),
+        vv = v.get(n) ?? new Float64Array(p.size);
       m.set(n, mm);
       v.set(n, vv);
       const out = p.dtype === "float64" ? new Float64Array(p.size) : new Float32Array(p.size);
-      const b1 = 0.9, b2 = 0.999;
+      const b1 = 0.9,
+        b2 = 0.999;
       for (let i = 0; i < p.size; i++) {
         mm[i] = b1 * mm[i] + (1 - b1) * g[i];
         vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
-        const mh = mm[i] / (1 - b1 ** step), vh = vv[i] / (1 - b2 ** step);
+        const mh = mm[i] / (1 - b1 ** step),
+          vh = vv[i] / (1 - b2 ** step);
         out[i] = pd[i] - (opts.lr * mh) / (Math.sqrt(vh) + 1e-8);
       }
       next[n] = tensor(out, { shape: [...p.shape], dtype: p.dtype });

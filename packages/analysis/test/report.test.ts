@@ -6,17 +6,32 @@ import { join } from "node:path";
 import { random } from "@qkvflow/autograd";
 import { createModel } from "@qkvflow/models";
 import {
-  HEAT_COLORS, HEAT_LEVELS, analyzeModel, escapeXml, heatColor, heatLevel, linePlot, niceTicks, renderReport, writeAnalysis,
+  HEAT_COLORS,
+  HEAT_LEVELS,
+  analyzeModel,
+  escapeXml,
+  heatColor,
+  heatLevel,
+  linePlot,
+  niceTicks,
+  renderReport,
+  writeAnalysis,
 } from "../src/index.js";
 import { charCodec } from "./helpers.js";
 
 const codec = charCodec(` abcdefghijklmnopqrstuvwxyz<>&"'/.`);
 
 function tinyAnalysis(label: string, kind: "gpt2" | "diffeqformer") {
-  const cfg = kind === "gpt2"
-    ? { kind, vocabSize: codec.vocabSize, blockSize: 16, nEmbd: 8, nHead: 2, nLayer: 2, initStd: 0.3 }
-    : { kind, vocabSize: codec.vocabSize, blockSize: 16, nEmbd: 8, nHead: 2, nLayer: 3, timeEmbedDim: 3, sinusoidalDim: 2, initStd: 0.3 };
-  return analyzeModel(createModel(cfg, random.key(3)), { label, tokenizer: codec, texts: [`<script>"a"&'b'`, "the cat sat."], maxTokens: 12 });
+  const cfg =
+    kind === "gpt2"
+      ? { kind, vocabSize: codec.vocabSize, blockSize: 16, nEmbd: 8, nHead: 2, nLayer: 2, initStd: 0.3 }
+      : { kind, vocabSize: codec.vocabSize, blockSize: 16, nEmbd: 8, nHead: 2, nLayer: 3, timeEmbedDim: 3, sinusoidalDim: 2, initStd: 0.3 };
+  return analyzeModel(createModel(cfg, random.key(3)), {
+    label,
+    tokenizer: codec,
+    texts: [`<script>"a"&'b'`, "the cat sat."],
+    maxTokens: 12,
+  });
 }
 
 test("escapeXml, heat levels and colours, ticks", () => {
@@ -29,7 +44,18 @@ test("escapeXml, heat levels and colours, ticks", () => {
   assert.equal(heatColor(HEAT_LEVELS - 1, HEAT_COLORS.lyapunov), "rgb(214, 39, 40)");
   assert.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
   assert.deepEqual(niceTicks(-0.013, 0.021, 4), [-0.01, 0, 0.01, 0.02]);
-  const svg = linePlot([{ label: `a<b & "c"`, points: [[0, 1], [1, 2]] }], { title: "T<1>", xLabel: "x", yLabel: "y" });
+  const svg = linePlot(
+    [
+      {
+        label: `a<b & "c"`,
+        points: [
+          [0, 1],
+          [1, 2],
+        ],
+      },
+    ],
+    { title: "T<1>", xLabel: "x", yLabel: "y" },
+  );
   assert.ok(svg.includes("a&lt;b &amp; &quot;c&quot;") && svg.includes("T&lt;1&gt;"));
   assert.ok(!svg.includes("a<b"));
 });
@@ -48,10 +74,15 @@ test("renderReport: plots, three heat maps per sentence with quantised colours, 
   for (const r of [g, o]) {
     for (const s of r.sentences) {
       const j = s.query;
-      const lo = Math.min(...s.maxExponent.slice(0, j)), hi = Math.max(...s.maxExponent.slice(0, j));
+      const lo = Math.min(...s.maxExponent.slice(0, j)),
+        hi = Math.max(...s.maxExponent.slice(0, j));
       s.maxExponent.slice(0, j).forEach((v) => {
         const lvl = heatLevel(v, lo, hi);
-        assert.ok(html.includes(`data-kind="lyapunov" data-level="${lvl}" data-value="${v}" style="background-color:${heatColor(lvl, HEAT_COLORS.lyapunov)}"`));
+        assert.ok(
+          html.includes(
+            `data-kind="lyapunov" data-level="${lvl}" data-value="${v}" style="background-color:${heatColor(lvl, HEAT_COLORS.lyapunov)}"`,
+          ),
+        );
       });
     }
   }
@@ -84,7 +115,10 @@ test("writeAnalysis writes JSON, SVG files and the HTML report; labels must be d
 test("analyzeModel notes skipped and truncated inputs", () => {
   const m = createModel({ kind: "gpt2", vocabSize: codec.vocabSize, blockSize: 16, nEmbd: 8, nHead: 2, nLayer: 1 }, random.key(5));
   const r = analyzeModel(m, { sequences: [[1], [1, 2, 3, 4, 5]], maxTokens: 3 });
-  assert.deepEqual(r.sentences.map((s) => s.ids), [[1, 2, 3]]);
+  assert.deepEqual(
+    r.sentences.map((s) => s.ids),
+    [[1, 2, 3]],
+  );
   assert.equal(r.notes.length, 2);
   assert.match(r.notes.join("; "), /1 input\(s\) with fewer than 2 tokens were skipped; inputs longer than 3 tokens were cut/);
   assert.match(renderReport([r]), /Note: 1 input\(s\) with fewer than 2 tokens were skipped\./);

@@ -2,7 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { random, tensor } from "@qkvflow/autograd";
 import { createModel } from "@qkvflow/models";
-import { attentionRollout, dynamicsOf, gradTimesInput, headAveragedAttention, rolloutAlpha, rolloutSaliency, type DynamicsModel } from "../src/index.js";
+import {
+  attentionRollout,
+  dynamicsOf,
+  gradTimesInput,
+  headAveragedAttention,
+  rolloutAlpha,
+  rolloutSaliency,
+  type DynamicsModel,
+} from "../src/index.js";
 import { maxAbsDiff, naiveMatmul } from "./helpers.js";
 
 test("attention rollout of hand-made maps equals the explicit product of (1−α)I + αA", () => {
@@ -22,8 +30,18 @@ test("attention rollout of hand-made maps equals the explicit product of (1−α
 });
 
 /** Naive attention probabilities averaged over heads at X [T, E] with LN γ, β and fused qkv weights. */
-function naiveAttention(x: number[][], g: ArrayLike<number>, b: ArrayLike<number>, W: ArrayLike<number>, bias: ArrayLike<number>, H: number, eps: number): number[][] {
-  const T = x.length, E = x[0].length, D = E / H;
+function naiveAttention(
+  x: number[][],
+  g: ArrayLike<number>,
+  b: ArrayLike<number>,
+  W: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  H: number,
+  eps: number,
+): number[][] {
+  const T = x.length,
+    E = x[0].length,
+    D = E / H;
   const u = x.map((row) => {
     const mu = row.reduce((s, v) => s + v, 0) / E;
     const va = row.reduce((s, v) => s + (v - mu) ** 2, 0) / E;
@@ -48,9 +66,12 @@ function naiveAttention(x: number[][], g: ArrayLike<number>, b: ArrayLike<number
 }
 
 test("head-averaged attention maps match a naive implementation at the first step's state", () => {
-  const dm = dynamicsOf(createModel({ kind: "gpt2", vocabSize: 12, blockSize: 8, nEmbd: 8, nHead: 2, nLayer: 2, initStd: 0.4 }, random.key(1)));
+  const dm = dynamicsOf(
+    createModel({ kind: "gpt2", vocabSize: 12, blockSize: 8, nEmbd: 8, nHead: 2, nLayer: 2, initStd: 0.4 }, random.key(1)),
+  );
   const ids = [4, 1, 7, 7, 2];
-  const T = ids.length, E = 8;
+  const T = ids.length,
+    E = 8;
   const maps = headAveragedAttention(dm, ids);
   assert.equal(maps.length, 2);
   const x0 = dm.embed(ids).data();
@@ -72,9 +93,15 @@ test("head-averaged attention maps match a naive implementation at the first ste
 });
 
 test("gradient × input: per-token values equal finite differences of log p(target) under scaling that token's embedding", () => {
-  const dm = dynamicsOf(createModel({ kind: "diffeqformer", vocabSize: 12, blockSize: 8, nEmbd: 8, nHead: 2, nLayer: 3, timeEmbedDim: 3, sinusoidalDim: 2, initStd: 0.4 }, random.key(2)));
+  const dm = dynamicsOf(
+    createModel(
+      { kind: "diffeqformer", vocabSize: 12, blockSize: 8, nEmbd: 8, nHead: 2, nLayer: 3, timeEmbedDim: 3, sinusoidalDim: 2, initStd: 0.4 },
+      random.key(2),
+    ),
+  );
   const ids = [3, 9, 0, 5];
-  const T = ids.length, E = 8;
+  const T = ids.length,
+    E = 8;
   const gi = gradTimesInput(dm, ids);
   const x0 = dm.embed(ids);
   // log p(target) at the query as a function of a scale on token k's embedding: d/dε at ε = 0 is Σ_e x·∂/∂x.

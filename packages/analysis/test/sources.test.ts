@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const srcDir = fileURLToPath(new URL("../src", import.meta.url));
-const sources = readdirSync(srcDir).filter((f) => f.endsWith(".ts")).map((f) => ({ file: f, text: readFileSync(join(srcDir, f), "utf8") }));
+const sources = readdirSync(srcDir)
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => ({ file: f, text: readFileSync(join(srcDir, f), "utf8") }));
 
 test("the analysis runs the models' block forward: its sources name no parameters and import no transformer ops", () => {
   assert.ok(sources.length > 5);

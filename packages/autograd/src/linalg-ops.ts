@@ -18,7 +18,8 @@ function out(data: Float64Array, shape: number[], like: Tensor): Tensor {
 function matrixDims(op: string, x: Tensor, square: boolean): { batch: number; m: number; n: number; lead: number[] } {
   requireFloat(op, x);
   if (x.rank < 2) throw new Error(`${op}: got ${fmt(x.shape)}; expected a matrix or a batch of matrices (rank >= 2)`);
-  const m = x.shape[x.rank - 2], n = x.shape[x.rank - 1];
+  const m = x.shape[x.rank - 2],
+    n = x.shape[x.rank - 1];
   if (square && m !== n) throw new Error(`${op}: got ${fmt(x.shape)}; expected square matrices`);
   const lead = x.shape.slice(0, -2);
   return { batch: lead.reduce((a, b) => a * b, 1), m, n, lead };

@@ -65,52 +65,144 @@ declare module "./tensor.js" {
 
 const P = Tensor.prototype as unknown as Record<string, unknown>;
 const methods: Record<string, (this: Tensor, ...a: never[]) => Tensor> = {
-  add(b: TensorLike) { return ew.add(this, b); },
-  sub(b: TensorLike) { return ew.sub(this, b); },
-  mul(b: TensorLike) { return ew.mul(this, b); },
-  div(b: TensorLike) { return ew.div(this, b); },
-  pow(b: TensorLike) { return ew.pow(this, b); },
-  neg() { return ew.neg(this); },
-  exp() { return ew.exp(this); },
-  log() { return ew.log(this); },
-  log1p() { return ew.log1p(this); },
-  sqrt() { return ew.sqrt(this); },
-  rsqrt() { return ew.rsqrt(this); },
-  abs() { return ew.abs(this); },
-  sin() { return ew.sin(this); },
-  cos() { return ew.cos(this); },
-  tanh() { return ew.tanh(this); },
-  sigmoid() { return ew.sigmoid(this); },
-  relu() { return ew.relu(this); },
-  gelu() { return nn.gelu(this); },
-  silu() { return ew.silu(this); },
-  square() { return ew.square(this); },
-  maximum(b: TensorLike) { return ew.maximum(this, b); },
-  minimum(b: TensorLike) { return ew.minimum(this, b); },
-  clamp(lo: TensorLike | null, hi: TensorLike | null) { return ew.clamp(this, lo, hi); },
-  eq(b: TensorLike) { return ew.eq(this, b); },
-  ne(b: TensorLike) { return ew.ne(this, b); },
-  lt(b: TensorLike) { return ew.lt(this, b); },
-  le(b: TensorLike) { return ew.le(this, b); },
-  gt(b: TensorLike) { return ew.gt(this, b); },
-  ge(b: TensorLike) { return ew.ge(this, b); },
-  sum(axes?: Axes, o?: red.ReduceOptions) { return red.sum(this, axes, o); },
-  mean(axes?: Axes, o?: red.ReduceOptions) { return red.mean(this, axes, o); },
-  max(axes?: Axes, o?: red.ReduceOptions) { return red.max(this, axes, o); },
-  min(axes?: Axes, o?: red.ReduceOptions) { return red.min(this, axes, o); },
-  var(axes?: Axes, o?: red.ReduceOptions & { ddof?: number }) { return red.variance(this, axes, o); },
-  logsumexp(axes?: Axes, o?: red.ReduceOptions) { return red.logsumexp(this, axes, o); },
-  matmul(b: Tensor) { return mm.matmul(this, b); },
-  reshape(s: readonly number[]) { return so.reshape(this, s); },
-  transpose(p?: readonly number[]) { return so.transpose(this, p); },
-  expandDims(a: number) { return so.expandDims(this, a); },
-  squeeze(a?: number | readonly number[]) { return so.squeeze(this, a); },
-  broadcastTo(s: readonly number[]) { return bc.broadcastTo(this, s); },
-  slice(b: readonly number[], e?: readonly (number | null)[], st?: readonly number[]) { return so.slice(this, b, e, st); },
-  take(i: Tensor, a?: number) { return ix.take(this, i, a); },
-  cast(d: DType) { return so.cast(this, d); },
-  softmax(a?: number) { return nn.softmax(this, a); },
-  logSoftmax(a?: number) { return nn.logSoftmax(this, a); },
+  add(b: TensorLike) {
+    return ew.add(this, b);
+  },
+  sub(b: TensorLike) {
+    return ew.sub(this, b);
+  },
+  mul(b: TensorLike) {
+    return ew.mul(this, b);
+  },
+  div(b: TensorLike) {
+    return ew.div(this, b);
+  },
+  pow(b: TensorLike) {
+    return ew.pow(this, b);
+  },
+  neg() {
+    return ew.neg(this);
+  },
+  exp() {
+    return ew.exp(this);
+  },
+  log() {
+    return ew.log(this);
+  },
+  log1p() {
+    return ew.log1p(this);
+  },
+  sqrt() {
+    return ew.sqrt(this);
+  },
+  rsqrt() {
+    return ew.rsqrt(this);
+  },
+  abs() {
+    return ew.abs(this);
+  },
+  sin() {
+    return ew.sin(this);
+  },
+  cos() {
+    return ew.cos(this);
+  },
+  tanh() {
+    return ew.tanh(this);
+  },
+  sigmoid() {
+    return ew.sigmoid(this);
+  },
+  relu() {
+    return ew.relu(this);
+  },
+  gelu() {
+    return nn.gelu(this);
+  },
+  silu() {
+    return ew.silu(this);
+  },
+  square() {
+    return ew.square(this);
+  },
+  maximum(b: TensorLike) {
+    return ew.maximum(this, b);
+  },
+  minimum(b: TensorLike) {
+    return ew.minimum(this, b);
+  },
+  clamp(lo: TensorLike | null, hi: TensorLike | null) {
+    return ew.clamp(this, lo, hi);
+  },
+  eq(b: TensorLike) {
+    return ew.eq(this, b);
+  },
+  ne(b: TensorLike) {
+    return ew.ne(this, b);
+  },
+  lt(b: TensorLike) {
+    return ew.lt(this, b);
+  },
+  le(b: TensorLike) {
+    return ew.le(this, b);
+  },
+  gt(b: TensorLike) {
+    return ew.gt(this, b);
+  },
+  ge(b: TensorLike) {
+    return ew.ge(this, b);
+  },
+  sum(axes?: Axes, o?: red.ReduceOptions) {
+    return red.sum(this, axes, o);
+  },
+  mean(axes?: Axes, o?: red.ReduceOptions) {
+    return red.mean(this, axes, o);
+  },
+  max(axes?: Axes, o?: red.ReduceOptions) {
+    return red.max(this, axes, o);
+  },
+  min(axes?: Axes, o?: red.ReduceOptions) {
+    return red.min(this, axes, o);
+  },
+  var(axes?: Axes, o?: red.ReduceOptions & { ddof?: number }) {
+    return red.variance(this, axes, o);
+  },
+  logsumexp(axes?: Axes, o?: red.ReduceOptions) {
+    return red.logsumexp(this, axes, o);
+  },
+  matmul(b: Tensor) {
+    return mm.matmul(this, b);
+  },
+  reshape(s: readonly number[]) {
+    return so.reshape(this, s);
+  },
+  transpose(p?: readonly number[]) {
+    return so.transpose(this, p);
+  },
+  expandDims(a: number) {
+    return so.expandDims(this, a);
+  },
+  squeeze(a?: number | readonly number[]) {
+    return so.squeeze(this, a);
+  },
+  broadcastTo(s: readonly number[]) {
+    return bc.broadcastTo(this, s);
+  },
+  slice(b: readonly number[], e?: readonly (number | null)[], st?: readonly number[]) {
+    return so.slice(this, b, e, st);
+  },
+  take(i: Tensor, a?: number) {
+    return ix.take(this, i, a);
+  },
+  cast(d: DType) {
+    return so.cast(this, d);
+  },
+  softmax(a?: number) {
+    return nn.softmax(this, a);
+  },
+  logSoftmax(a?: number) {
+    return nn.logSoftmax(this, a);
+  },
 };
 for (const [k, f] of Object.entries(methods)) P[k] = f;
 Object.defineProperty(Tensor.prototype, "T", {

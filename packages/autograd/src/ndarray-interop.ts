@@ -13,7 +13,10 @@ export function fromNdarray(a: NdArray): Tensor {
   const shape = [...a.shape];
   const data = a.data as unknown;
   const ok = data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array || data instanceof Uint8Array;
-  if (!ok) throw new Error(`fromNdarray: ndarray data is ${Object.prototype.toString.call(data)}; expected a Float32Array, Float64Array, Int32Array or Uint8Array`);
+  if (!ok)
+    throw new Error(
+      `fromNdarray: ndarray data is ${Object.prototype.toString.call(data)}; expected a Float32Array, Float64Array, Int32Array or Uint8Array`,
+    );
   const arr = data as TypedArray;
   const dense = stridesOf(shape);
   const size = shape.reduce((p, d) => p * d, 1);

@@ -6,7 +6,11 @@ import { rawToTensor, tensorsToRaw } from "./io/tensors.js";
 import type { Tensor } from "./tensor.js";
 
 export {
-  readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync, type WriteSafetensorsOptions,
+  readSafetensorsFile,
+  readSafetensorsFileSync,
+  writeSafetensorsFile,
+  writeSafetensorsFileSync,
+  type WriteSafetensorsOptions,
 } from "./io/safetensors-node.js";
 
 /** Writes named tensors to a safetensors file atomically (temp file, fsync, verify, rename). */

@@ -21,7 +21,19 @@ export type OpName = { [K in keyof Ops]: Ops[K] extends (...args: never[]) => un
 
 /** Ops without a gradient: masks and comparisons, integer-valued results, stop-gradient, constants. */
 export const NOT_DIFFERENTIABLE = [
-  "eq", "ne", "lt", "le", "gt", "ge", "sign", "step", "floor", "isFinite", "stopGradient", "oneHot", "causalMask",
+  "eq",
+  "ne",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "sign",
+  "step",
+  "floor",
+  "isFinite",
+  "stopGradient",
+  "oneHot",
+  "causalMask",
 ] as const satisfies readonly OpName[];
 
 /** Name of an exported differentiable op. */

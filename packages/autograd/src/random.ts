@@ -64,13 +64,18 @@ export function normal(k: Key, shape: readonly number[], opts: { dtype?: FloatDT
   const s = checkShape("random.normal", shape);
   const dtype = opts.dtype ?? "float32";
   const v = raw.normalRaw(k.words, sizeOf(s), dtype);
-  const m = opts.mean ?? 0, sd = opts.std ?? 1;
+  const m = opts.mean ?? 0,
+    sd = opts.std ?? 1;
   if (m !== 0 || sd !== 1) for (let i = 0; i < v.length; i++) v[i] = m + sd * v[i];
   return mk(v, s, dtype);
 }
 
 /** Normal values truncated to [lower, upper] standard deviations, then scaled by `std`. */
-export function truncatedNormal(k: Key, shape: readonly number[], opts: { dtype?: FloatDType; lower?: number; upper?: number; std?: number } = {}): Tensor {
+export function truncatedNormal(
+  k: Key,
+  shape: readonly number[],
+  opts: { dtype?: FloatDType; lower?: number; upper?: number; std?: number } = {},
+): Tensor {
   const s = checkShape("random.truncatedNormal", shape);
   const dtype = opts.dtype ?? "float32";
   const v = raw.truncatedNormalRaw(k.words, sizeOf(s), dtype, opts.lower ?? -2, opts.upper ?? 2);

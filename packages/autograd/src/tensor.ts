@@ -77,7 +77,8 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   item(): number {
-    if (this.size !== 1) throw new Error(`item: tensor has shape [${this.shape.join(", ")}] (${this.size} elements); expected exactly one element`);
+    if (this.size !== 1)
+      throw new Error(`item: tensor has shape [${this.shape.join(", ")}] (${this.size} elements); expected exactly one element`);
     return this.data()[0];
   }
 

@@ -65,7 +65,9 @@ export function tidy<T>(fn: () => T): T {
   scopes.pop();
   if (result !== null && typeof result === "object" && typeof (result as { then?: unknown }).then === "function") {
     for (const b of scope) if (!kept.has(b)) b.release();
-    throw new Error("tidy: the function returned a Promise; expected a synchronous function (device buffers would be released before it settles)");
+    throw new Error(
+      "tidy: the function returned a Promise; expected a synchronous function (device buffers would be released before it settles)",
+    );
   }
   const live = new Set<unknown>();
   collect(result, live, new Set());

@@ -33,17 +33,30 @@ test("closed-form gradients: d/dx sum(x·tanh x) and its second derivative", () 
   const f = (x: Tensor) => ag.sum(ag.mul(x, ag.tanh(x)));
   const g = ag.grad(f)(x);
   const d1 = (v: number) => Math.tanh(v) + v * (1 - Math.tanh(v) ** 2);
-  const d2 = (v: number) => { const s = 1 - Math.tanh(v) ** 2; return 2 * s - 2 * v * Math.tanh(v) * s; };
+  const d2 = (v: number) => {
+    const s = 1 - Math.tanh(v) ** 2;
+    return 2 * s - 2 * v * Math.tanh(v) * s;
+  };
   assertClose(arr(g), [0.3, -1.2, 2.0].map(d1));
   const h = ag.grad((x: Tensor) => ag.sum(ag.grad(f)(x)))(x);
   assertClose(arr(h), [0.3, -1.2, 2.0].map(d2));
 });
 
 test("grad-of-grad of matmul: Hessian-vector product equals finite differences of the gradient", () => {
-  const A = f64([[0.5, -1, 0.2], [0.1, 0.3, -0.7]]);
-  const B = f64([[1, 2], [-0.5, 0.4], [0.3, 0.9]]);
+  const A = f64([
+    [0.5, -1, 0.2],
+    [0.1, 0.3, -0.7],
+  ]);
+  const B = f64([
+    [1, 2],
+    [-0.5, 0.4],
+    [0.3, 0.9],
+  ]);
   const f = (a: Tensor) => ag.sum(ag.tanh(ag.matmul(ag.matmul(a, B), a)));
-  const v = f64([[0.2, -0.1, 0.4], [0.3, 0.5, -0.6]]);
+  const v = f64([
+    [0.2, -0.1, 0.4],
+    [0.3, 0.5, -0.6],
+  ]);
   const hvp = ag.grad((a: Tensor) => ag.sum(ag.mul(ag.grad(f)(a), v)))(A);
   const h = 1e-5;
   const gp = ag.grad(f)(ag.add(A, ag.mul(v, h)));
@@ -71,7 +84,10 @@ test("perturbation confusion is avoided: d/dx [x · d/dy (x + y)] = 1", () => {
 });
 
 test("reverse and forward Jacobians agree with each other and with finite differences", () => {
-  const W = f64([[1, 2, 0.5], [0.3, -1, 2]]);
+  const W = f64([
+    [1, 2, 0.5],
+    [0.3, -1, 2],
+  ]);
   const f = (x: Tensor) => ag.softmax(ag.matmul(W, ag.sin(x)));
   const x = f64([0.1, 0.5, -0.3]);
   const jr = ag.jacobian(f, { mode: "rev" })(x);
@@ -83,7 +99,8 @@ test("reverse and forward Jacobians agree with each other and with finite differ
   for (let j = 0; j < 3; j++) {
     const e = [0, 0, 0];
     e[j] = h;
-    const p = arr(f(ag.add(x, f64(e)))), m = arr(f(ag.sub(x, f64(e))));
+    const p = arr(f(ag.add(x, f64(e)))),
+      m = arr(f(ag.sub(x, f64(e))));
     cols.push(p.map((v, i) => (v - m[i]) / (2 * h)));
   }
   const fd = [0, 1].flatMap((i) => [0, 1, 2].map((j) => cols[j][i]));
@@ -91,8 +108,14 @@ test("reverse and forward Jacobians agree with each other and with finite differ
 });
 
 test("checkpoint gives the same gradients as the plain function, including closed-over tracked tensors", () => {
-  const x0 = f64([[0.2, -0.4], [1.1, 0.3]]);
-  const p0 = f64([[0.5, 1.5], [-0.7, 0.2]]);
+  const x0 = f64([
+    [0.2, -0.4],
+    [1.1, 0.3],
+  ]);
+  const p0 = f64([
+    [0.5, 1.5],
+    [-0.7, 0.2],
+  ]);
   const body = (x: Tensor, p: Tensor) => ag.tanh(ag.matmul(ag.exp(ag.mul(x, 0.5)), p));
   const plain = (x: Tensor, p: Tensor) => ag.sum(ag.mul(body(body(x, p), p), 1.3));
   const ck = (x: Tensor, p: Tensor) => {
@@ -109,12 +132,25 @@ test("checkpoint gives the same gradients as the plain function, including close
   assertClose(arr(h2), arr(h1), 1e-12);
   // tree outputs through checkpoint
   const two = ag.checkpoint((x: Tensor) => ({ a: ag.sin(x), b: [ag.cos(x)] }));
-  const g3 = ag.grad((x: Tensor) => { const o = two(x); return ag.sum(ag.mul(o.a, o.b[0])); })(x0);
-  assertClose(arr(g3), arr(x0).map((v) => Math.cos(2 * v)), 1e-12);
+  const g3 = ag.grad((x: Tensor) => {
+    const o = two(x);
+    return ag.sum(ag.mul(o.a, o.b[0]));
+  })(x0);
+  assertClose(
+    arr(g3),
+    arr(x0).map((v) => Math.cos(2 * v)),
+    1e-12,
+  );
 });
 
 test("grad over trees, argnums and hasAux", () => {
-  const params = { w: f64([[1, 2], [3, 4]]), b: [f64([0.5, -0.5])] };
+  const params = {
+    w: f64([
+      [1, 2],
+      [3, 4],
+    ]),
+    b: [f64([0.5, -0.5])],
+  };
   const x = f64([1, -1]);
   const loss = (p: typeof params, x: Tensor) => {
     const y = ag.add(ag.matmul(p.w, x), p.b[0]);
@@ -135,13 +171,25 @@ test("noGrad and stopGradient block gradients", () => {
   const x = f64([2]);
   const g = ag.grad((x: Tensor) => ag.add(ag.mul(x, x), ag.mul(ag.stopGradient(x), x)))(x);
   assertClose(arr(g), [2 * 2 + 2]);
-  const g2 = ag.grad((x: Tensor) => ag.add(ag.sum(x), ag.noGrad(() => ag.sum(ag.mul(x, 100)))))(x);
+  const g2 = ag.grad((x: Tensor) =>
+    ag.add(
+      ag.sum(x),
+      ag.noGrad(() => ag.sum(ag.mul(x, 100))),
+    ),
+  )(x);
   assertClose(arr(g2), [1]);
 });
 
 test("softmax, logSoftmax, crossEntropy and logsumexp stay finite for logits of magnitude 1e4", () => {
   for (const dtype of ["float32", "float64"] as const) {
-    const logits = ag.tensor([[1e4, -1e4, 0], [-1e4, -1e4, -1e4], [5e3, 1e4, 1e4]], { dtype });
+    const logits = ag.tensor(
+      [
+        [1e4, -1e4, 0],
+        [-1e4, -1e4, -1e4],
+        [5e3, 1e4, 1e4],
+      ],
+      { dtype },
+    );
     const sm = Array.from(ag.softmax(logits).data());
     assertClose(sm, [1, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0, 0.5, 0.5], 1e-6);
     const ls = Array.from(ag.logSoftmax(logits).data());
@@ -153,13 +201,21 @@ test("softmax, logSoftmax, crossEntropy and logsumexp stay finite for logits of 
     assertClose(Array.from(ce.data()), [2e4, Math.log(3), Math.log(2)], 1e-6);
     const g = ag.grad((z: Tensor) => ag.crossEntropy(z, t))(logits);
     assert.ok(Array.from(g.data()).every(Number.isFinite));
-    assertClose(Array.from(g.data()), [1 / 3, -1 / 3, 0, (1 / 3 - 1) / 3, 1 / 9, 1 / 9, 0, 1 / 6, (0.5 - 1) / 3], dtype === "float32" ? 1e-3 : 1e-12);
+    assertClose(
+      Array.from(g.data()),
+      [1 / 3, -1 / 3, 0, (1 / 3 - 1) / 3, 1 / 9, 1 / 9, 0, 1 / 6, (0.5 - 1) / 3],
+      dtype === "float32" ? 1e-3 : 1e-12,
+    );
     // float32 carries ~7 significant digits, so at |logit| = 1e4 log-sum-exp is only known to ~1e-3 (as in any float32 framework)
   }
 });
 
 test("crossEntropy ignores ignoreIndex targets and matches −log softmax", () => {
-  const logits = f64([[1, 2, 3], [0.5, 0.1, -1], [2, 2, 2]]);
+  const logits = f64([
+    [1, 2, 3],
+    [0.5, 0.1, -1],
+    [2, 2, 2],
+  ]);
   const t = ag.tensor([2, -100, 0], { dtype: "int32" });
   const l = ag.crossEntropy(logits, t).item();
   const lsm = (row: number[], k: number) => row[k] - Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
@@ -168,17 +224,32 @@ test("crossEntropy ignores ignoreIndex targets and matches −log softmax", () =
 });
 
 test("layerNorm normalises the last axis", () => {
-  const x = f64([[1, 2, 3, 4], [2, 2, 2, 6]]);
+  const x = f64([
+    [1, 2, 3, 4],
+    [2, 2, 2, 6],
+  ]);
   const y = arr(ag.layerNorm(x, null, null, 0));
-  const norm = (r: number[]) => { const m = r.reduce((a, b) => a + b) / r.length; const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length; return r.map((e) => (e - m) / Math.sqrt(v)); };
+  const norm = (r: number[]) => {
+    const m = r.reduce((a, b) => a + b) / r.length;
+    const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length;
+    return r.map((e) => (e - m) / Math.sqrt(v));
+  };
   assertClose(y, [...norm([1, 2, 3, 4]), ...norm([2, 2, 2, 6])], 1e-12);
 });
 
 test("layerNorm: gamma/beta layouts give the hand-computed affine result and shape; bad input is refused", () => {
-  const x = f64([[1, 2, 3, 4], [2, 2, 2, 6]]);
-  const norm = (r: number[]) => { const m = r.reduce((a, b) => a + b) / r.length; const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length; return r.map((e) => (e - m) / Math.sqrt(v + 1e-5)); };
+  const x = f64([
+    [1, 2, 3, 4],
+    [2, 2, 2, 6],
+  ]);
+  const norm = (r: number[]) => {
+    const m = r.reduce((a, b) => a + b) / r.length;
+    const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length;
+    return r.map((e) => (e - m) / Math.sqrt(v + 1e-5));
+  };
   const xh = [...norm([1, 2, 3, 4]), ...norm([2, 2, 2, 6])];
-  const g = [0.5, 1, 1.5, 2], b = [0, 1, 0, -1];
+  const g = [0.5, 1, 1.5, 2],
+    b = [0, 1, 0, -1];
   const want = xh.map((v, i) => v * g[i % 4] + b[i % 4]);
   // [E] (fused), [1, 1, E] (fused, broadcasting the result up to rank 3), full-shape gamma (ordinary ops)
   assertClose(arr(ag.layerNorm(x, f64(g), f64(b))), want, 1e-12, "[E]");
@@ -219,8 +290,15 @@ test("dropout is deterministic per key, scales kept values and keeps the expecte
 });
 
 test("oneHot and causalMask", () => {
-  assert.deepEqual(ag.oneHot(ag.tensor([2, 0], { dtype: "int32" }), 3).toArray(), [[0, 0, 1], [1, 0, 0]]);
-  assert.deepEqual(ag.causalMask(3).toArray(), [[1, 0, 0], [1, 1, 0], [1, 1, 1]]);
+  assert.deepEqual(ag.oneHot(ag.tensor([2, 0], { dtype: "int32" }), 3).toArray(), [
+    [0, 0, 1],
+    [1, 0, 0],
+  ]);
+  assert.deepEqual(ag.causalMask(3).toArray(), [
+    [1, 0, 0],
+    [1, 1, 0],
+    [1, 1, 1],
+  ]);
 });
 
 test("comparisons return boolean masks", () => {
@@ -232,18 +310,30 @@ test("comparisons return boolean masks", () => {
 });
 
 test("errors name the op, the shapes and what was expected", () => {
-  assert.throws(() => ag.matmul(ag.zeros([2, 3]), ag.zeros([4, 5])), /matmul: inner dimensions differ: \[2, 3\] · \[4, 5\] contracts 3 with 4/);
+  assert.throws(
+    () => ag.matmul(ag.zeros([2, 3]), ag.zeros([4, 5])),
+    /matmul: inner dimensions differ: \[2, 3\] · \[4, 5\] contracts 3 with 4/,
+  );
   assert.throws(() => ag.add(ag.zeros([2, 3]), ag.zeros([4])), /add: shapes \[2, 3\] and \[4\] cannot be broadcast/);
   assert.throws(() => ag.add(ag.zeros([2], "float32"), ag.zeros([2], "float64")), /add: dtype mismatch: float32 \[2\] and float64 \[2\]/);
   assert.throws(() => ag.reshape(ag.zeros([2, 3]), [4]), /reshape: cannot reshape \[2, 3\] \(6 elements\) to \[4\]/);
   assert.throws(() => ag.take(ag.zeros([3]), ag.tensor([3], { dtype: "int32" })), /take: index 3 is out of range for axis 0 of size 3/);
-  assert.throws(() => ag.crossEntropy(ag.zeros([2, 3]), ag.tensor([1, 2, 0], { dtype: "int32" })), /crossEntropy: logits \[2, 3\] and targets \[3\]/);
-  assert.throws(() => ag.grad((x: Tensor) => ag.mul(x, 2))(ag.zeros([3])), /grad: the function returned float32 \[3\]; expected a float tensor with one element/);
+  assert.throws(
+    () => ag.crossEntropy(ag.zeros([2, 3]), ag.tensor([1, 2, 0], { dtype: "int32" })),
+    /crossEntropy: logits \[2, 3\] and targets \[3\]/,
+  );
+  assert.throws(
+    () => ag.grad((x: Tensor) => ag.mul(x, 2))(ag.zeros([3])),
+    /grad: the function returned float32 \[3\]; expected a float tensor with one element/,
+  );
 });
 
 test("matmul follows NumPy's 1-D and broadcasting rules", () => {
   const a = f64([1, 2, 3]);
-  const M = f64([[1, 0, 2], [0, 1, 1]]);
+  const M = f64([
+    [1, 0, 2],
+    [0, 1, 1],
+  ]);
   assert.deepEqual(ag.matmul(a, a).shape, []);
   assert.equal(ag.matmul(a, a).item(), 14);
   assert.deepEqual(ag.matmul(M, a).toArray(), [7, 5]);
@@ -251,7 +341,16 @@ test("matmul follows NumPy's 1-D and broadcasting rules", () => {
   const batch = ag.reshape(f64(Array.from({ length: 12 }, (_, i) => i)), [2, 2, 3]);
   const r = ag.matmul(batch, ag.mT(M));
   assert.deepEqual(r.shape, [2, 2, 2]);
-  assert.deepEqual(r.toArray(), [[[4, 3], [13, 9]], [[22, 15], [31, 21]]]);
+  assert.deepEqual(r.toArray(), [
+    [
+      [4, 3],
+      [13, 9],
+    ],
+    [
+      [22, 15],
+      [31, 21],
+    ],
+  ]);
 });
 
 test("customVjp uses the hand-written backward once for all outputs", () => {
@@ -263,8 +362,12 @@ test("customVjp uses the hand-written backward once for all outputs", () => {
       return [ag.add(ag.mul(ct[0], y), ct[1]), ag.add(ag.mul(ct[0], x), ct[1])] as [Tensor, Tensor];
     },
   );
-  const x = f64([1, 2]), y = f64([3, -1]);
-  const loss = (x: Tensor, y: Tensor) => { const [p, s] = f(x, y); return ag.sum(ag.add(ag.mul(p, 2), ag.mul(s, s))); };
+  const x = f64([1, 2]),
+    y = f64([3, -1]);
+  const loss = (x: Tensor, y: Tensor) => {
+    const [p, s] = f(x, y);
+    return ag.sum(ag.add(ag.mul(p, 2), ag.mul(s, s)));
+  };
   const [gx, gy] = ag.grad(loss, { argnums: [0, 1] })(x, y);
   assert.equal(calls, 1);
   // d/dx [2xy + (x+y)²] = 2y + 2(x+y)

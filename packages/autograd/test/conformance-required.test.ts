@@ -10,7 +10,10 @@ import { layerNorm, setBackend, softmax, tensor } from "../src/index.js";
 import { RequiredOnlyBackend } from "./conformance/required-backend.js";
 import { runConformance } from "./conformance/suite.js";
 
-runConformance("required primitives only (fused ops as composites)", () => new RequiredOnlyBackend(), { tol: { rtol: 2e-6, atol: 3e-7 }, float64: true });
+runConformance("required primitives only (fused ops as composites)", () => new RequiredOnlyBackend(), {
+  tol: { rtol: 2e-6, atol: 3e-7 },
+  float64: true,
+});
 
 it("the required-only backend has no fused kernel, and fused ops run on its primitives", () => {
   const be = new RequiredOnlyBackend("required-only-check");
@@ -18,7 +21,10 @@ it("the required-only backend has no fused kernel, and fused ops run on its prim
   assert.equal(FUSED_KERNELS.length, 9);
   setBackend(be);
   try {
-    const x = tensor([[1, 2, 3], [0, -1, 4]]);
+    const x = tensor([
+      [1, 2, 3],
+      [0, -1, 4],
+    ]);
     const y = layerNorm(softmax(x), null, null);
     assert.equal(y._backend, be);
     assert.ok((be.calls.get("reduce") ?? 0) >= 3 && (be.calls.get("unary") ?? 0) >= 2, `primitive calls: ${[...be.calls].join(", ")}`);

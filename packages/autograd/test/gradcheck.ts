@@ -33,7 +33,7 @@ function dotArr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Deterministic pseudo-random values in [-1, 1) (the harness must not depend on the RNG under test). */
 export function lcg(seed: number): () => number {
-  let s = (seed >>> 0) || 1;
+  let s = seed >>> 0 || 1;
   return () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return (s / 2 ** 32) * 2 - 1;
@@ -102,14 +102,24 @@ export function checkGradients(
       const fm = flatOut(f(...perturbed(inputs, a, e, -h)));
       const fd = (dotArr(u, fp) - dotArr(u, fm)) / (2 * h);
       if (!close(gv[j], fd, atol, rtol)) {
-        throw new Error(`${name}: VJP mismatch for argument ${a} element ${j}: autodiff ${gv[j]} vs finite differences ${fd} (input shapes ${inputs.map((t) => `[${t.shape}]`).join(" ")})`);
+        throw new Error(
+          `${name}: VJP mismatch for argument ${a} element ${j}: autodiff ${gv[j]} vs finite differences ${fd} (input shapes ${inputs.map((t) => `[${t.shape}]`).join(" ")})`,
+        );
       }
     }
 
     // Forward mode along a random direction.
     const v = Float64Array.from({ length: x.size }, () => rnd());
-    const tangents = diffArgs.map((b) => (b === a ? tensor(v, { dtype: "float64", shape: [...x.shape] }) : tensor(new Float64Array(inputs[b].size), { dtype: "float64", shape: [...inputs[b].shape] })));
-    const [, tOut] = jvp(g as (...a: never[]) => unknown, diffArgs.map((b) => inputs[b]), tangents);
+    const tangents = diffArgs.map((b) =>
+      b === a
+        ? tensor(v, { dtype: "float64", shape: [...x.shape] })
+        : tensor(new Float64Array(inputs[b].size), { dtype: "float64", shape: [...inputs[b].shape] }),
+    );
+    const [, tOut] = jvp(
+      g as (...a: never[]) => unknown,
+      diffArgs.map((b) => inputs[b]),
+      tangents,
+    );
     const jv = flatOut(tOut);
     const fp = flatOut(f(...perturbed(inputs, a, v, h)));
     const fm = flatOut(f(...perturbed(inputs, a, v, -h)));
@@ -122,6 +132,7 @@ export function checkGradients(
     // Adjoint identity <u, J v> = <Jᵀ u, v>.
     const lhs = dotArr(u, jv);
     const rhs = dotArr(gv, v);
-    if (!close(lhs, rhs, Math.min(atol, 1e-9), Math.min(rtol, 1e-9) + (opts.adjointRtol ?? 0))) throw new Error(`${name}: <u, Jv> = ${lhs} but <Jᵀu, v> = ${rhs} for argument ${a}`);
+    if (!close(lhs, rhs, Math.min(atol, 1e-9), Math.min(rtol, 1e-9) + (opts.adjointRtol ?? 0)))
+      throw new Error(`${name}: <u, Jv> = ${lhs} but <Jᵀu, v> = ${rhs} for argument ${a}`);
   });
 }

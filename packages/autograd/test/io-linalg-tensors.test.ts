@@ -19,7 +19,10 @@ test("tensor-level safetensors round trip is bit-exact for every dtype", () => {
     const u = back[k];
     assert.equal(u.dtype, t.dtype);
     assert.deepEqual(u.shape, t.shape);
-    assert.deepEqual(new Uint8Array(u.data().buffer, u.data().byteOffset, u.data().byteLength), new Uint8Array(t.data().buffer, t.data().byteOffset, t.data().byteLength));
+    assert.deepEqual(
+      new Uint8Array(u.data().buffer, u.data().byteOffset, u.data().byteLength),
+      new Uint8Array(t.data().buffer, t.data().byteOffset, t.data().byteLength),
+    );
   }
   const dir = mkdtempSync(join(tmpdir(), "qkvflow-st-"));
   try {
@@ -32,7 +35,14 @@ test("tensor-level safetensors round trip is bit-exact for every dtype", () => {
 });
 
 test("linalg.qr and linalg.eigvals on tensors", () => {
-  const a = ag.tensor([[2, 1], [1, 3], [0, 1]], { dtype: "float64" });
+  const a = ag.tensor(
+    [
+      [2, 1],
+      [1, 3],
+      [0, 1],
+    ],
+    { dtype: "float64" },
+  );
   const { q, r } = ag.linalg.qr(a, { positive: true });
   assert.deepEqual(q.shape, [3, 2]);
   const qr = ag.matmul(q, r).data();
@@ -40,10 +50,27 @@ test("linalg.qr and linalg.eigvals on tensors", () => {
   assert.ok(r.data()[0] > 0 && r.data()[3] > 0);
   // rotation by θ scaled by 2: eigenvalues 2e^{±iθ}
   const th = 0.3;
-  const rot = ag.tensor([[2 * Math.cos(th), -2 * Math.sin(th)], [2 * Math.sin(th), 2 * Math.cos(th)]], { dtype: "float64" });
+  const rot = ag.tensor(
+    [
+      [2 * Math.cos(th), -2 * Math.sin(th)],
+      [2 * Math.sin(th), 2 * Math.cos(th)],
+    ],
+    { dtype: "float64" },
+  );
   const { re, im } = ag.linalg.eigvals(rot);
   assert.ok(Math.abs(re.data()[0] - 2 * Math.cos(th)) < 1e-12 && Math.abs(im.data()[0] - 2 * Math.sin(th)) < 1e-12);
   assert.ok(Math.abs(im.data()[1] + 2 * Math.sin(th)) < 1e-12);
-  const { values } = ag.linalg.symEig(ag.tensor([[2, 1], [1, 2]], { dtype: "float64" }));
-  assert.deepEqual(Array.from(values.data()).map((v) => Math.round(v * 1e9) / 1e9), [1, 3]);
+  const { values } = ag.linalg.symEig(
+    ag.tensor(
+      [
+        [2, 1],
+        [1, 2],
+      ],
+      { dtype: "float64" },
+    ),
+  );
+  assert.deepEqual(
+    Array.from(values.data()).map((v) => Math.round(v * 1e9) / 1e9),
+    [1, 3],
+  );
 });

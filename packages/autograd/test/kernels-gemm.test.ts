@@ -19,7 +19,6 @@ import { poolStats } from "../src/backend/cpu/kernels/pool.js";
 
 type F = Float32Array | Float64Array;
 
-
 /** Deterministic pseudo-random values in [-1, 1). */
 function rand(n: number, seed: number, ctor: typeof Float32Array | typeof Float64Array = Float32Array): F {
   const out = new ctor(n);
@@ -67,7 +66,16 @@ function reference(c: Case, a: F, aOff: number, b: F, bOff: number): { val: Floa
 }
 
 /** Rounding bound of a length-k dot product accumulated in precision u, plus the rounding of C itself. */
-function assertClose(got: F, gotOff: number, want: Float64Array, mag: Float64Array, base: Float64Array | null, k: number, u: number, what: string): void {
+function assertClose(
+  got: F,
+  gotOff: number,
+  want: Float64Array,
+  mag: Float64Array,
+  base: Float64Array | null,
+  k: number,
+  u: number,
+  what: string,
+): void {
   for (let i = 0; i < want.length; i++) {
     const w = want[i]! + (base ? base[i]! : 0);
     const tol = (k + 2) * u * (mag[i]! + (base ? Math.abs(base[i]!) : 0)) + 1e-300;
@@ -159,10 +167,13 @@ test("wasm emitter: labels resolve to the right branch depths", () => {
     f.block((exit) => {
       f.loop((top) => {
         f.get(i).get(n!).i32GeS().brIf(exit);
-        f.get(i).i32Const(1).i32And().if(
-          () => f.get(s).get(i).i32Const(3).i32Mul().i32Add().set(s),
-          () => f.get(s).get(i).i32Add().set(s),
-        );
+        f.get(i)
+          .i32Const(1)
+          .i32And()
+          .if(
+            () => f.get(s).get(i).i32Const(3).i32Mul().i32Add().set(s),
+            () => f.get(s).get(i).i32Add().set(s),
+          );
         f.get(i).i32Const(1).i32Add().set(i);
         f.br(top);
       });
@@ -335,8 +346,22 @@ test("sgemm: property test over random small shapes, variants, offsets and batch
         const before = Float64Array.from(c);
         withKernelMode(modes[p.mode]!, () =>
           gemmBatched({
-            transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a, aOffset: p.ao, b, bOffset: p.bo, c, cOffset: p.co,
-            accumulate: p.accumulate, batch: p.batch, strideA: sA, strideB: sB, strideC: sC,
+            transA: p.transA,
+            transB: p.transB,
+            m: p.m,
+            n: p.n,
+            k: p.k,
+            a,
+            aOffset: p.ao,
+            b,
+            bOffset: p.bo,
+            c,
+            cOffset: p.co,
+            accumulate: p.accumulate,
+            batch: p.batch,
+            strideA: sA,
+            strideB: sB,
+            strideC: sC,
           }),
         );
         for (let t2 = 0; t2 < p.batch; t2++) {
@@ -376,13 +401,16 @@ test("gemm: invalid arguments throw errors that name the function and the proble
   assert.throws(() => sgemm({ ...ok, cOffset: 1 }), /sgemm: c has 4 elements/);
   assert.throws(() => sgemm({ ...ok, m: -1 }), /sgemm: m must be a non-negative integer, got -1/);
   assert.throws(() => sgemm({ ...ok, k: 2.5 }), /sgemm: k must be a non-negative integer/);
-  assert.throws(() => sgemm({ ...ok, b: new Float64Array(6) as unknown as Float32Array }), /sgemm: b must be a Float32Array, got Float64Array/);
-  assert.throws(() => dgemm({ ...ok, a: new Float32Array(6) } as unknown as Parameters<typeof dgemm>[0]), /dgemm: a must be a Float64Array/);
-  const shared = new Float32Array(12);
   assert.throws(
-    () => sgemm({ ...ok, a: shared.subarray(0, 6), c: shared.subarray(4, 8) }),
-    /sgemm: c overlaps a/,
+    () => sgemm({ ...ok, b: new Float64Array(6) as unknown as Float32Array }),
+    /sgemm: b must be a Float32Array, got Float64Array/,
   );
+  assert.throws(
+    () => dgemm({ ...ok, a: new Float32Array(6) } as unknown as Parameters<typeof dgemm>[0]),
+    /dgemm: a must be a Float64Array/,
+  );
+  const shared = new Float32Array(12);
+  assert.throws(() => sgemm({ ...ok, a: shared.subarray(0, 6), c: shared.subarray(4, 8) }), /sgemm: c overlaps a/);
   assert.throws(
     () => gemmBatched({ ...ok, batch: 2, strideA: 6, strideB: 6, strideC: 4 }),
     /gemmBatched: a has 6 elements but \[2,3\] at offset 0 with batch 2 and stride 6 needs 12/,
@@ -405,7 +433,11 @@ test("a process that used the worker pool exits by itself (workers are unref'd)"
   const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.signal, null, `child was killed (${r.signal}): the pool kept the process alive`);
   assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { c0: number; cLast: number; stats: { workers: number; parallelCalls: number } };
+  const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
+    c0: number;
+    cLast: number;
+    stats: { workers: number; parallelCalls: number };
+  };
   assert.equal(out.c0, 400);
   assert.equal(out.cLast, 400);
   assert.equal(out.stats.workers, 1);

@@ -15,7 +15,6 @@ import {
   softmaxRows,
 } from "../src/backend/cpu/kernels/rows.js";
 
-
 // ------------------------------------------------------------------------------------------
 // independent float64 references (direct formulas, Math.exp / Math.log / Math.tanh)
 
@@ -36,7 +35,14 @@ function refSoftmax(x: ArrayLike<number>, rows: number, cols: number): Float64Ar
   return out;
 }
 
-function refLayerNorm(x: ArrayLike<number>, gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null, rows: number, cols: number, eps: number) {
+function refLayerNorm(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number> | null,
+  beta: ArrayLike<number> | null,
+  rows: number,
+  cols: number,
+  eps: number,
+) {
   const out = new Float64Array(rows * cols);
   const mean = new Float64Array(rows);
   const rstd = new Float64Array(rows);
@@ -263,7 +269,12 @@ for (const mode of MODES) {
     const skip = skipMode(mode);
     if (skip) return t.skip(skip);
     withKernelMode(mode, () => {
-      for (const [rows, cols] of [[1, 1], [3, 7], [4, 129], [300, 513]] as [number, number][]) {
+      for (const [rows, cols] of [
+        [1, 1],
+        [3, 7],
+        [4, 129],
+        [300, 513],
+      ] as [number, number][]) {
         for (const affine of [true, false]) {
           const x = arr(mode, rand(rows * cols, rows * 13 + cols, -3, 5));
           const gamma = affine ? arr(mode, rand(cols, 5, 0.5, 1.5)) : null;
@@ -376,7 +387,11 @@ for (const mode of MODES) {
       for (let j = 0; j < cols; j++) assert.ok(Number.isNaN(out[j]!), "row 0 is NaN");
       const clean = Float64Array.from(x.subarray(cols));
       clean[2] = -Infinity;
-      const ref = refSoftmax(clean.map((v) => (v === -Infinity ? -1e300 : v)), rows - 1, cols);
+      const ref = refSoftmax(
+        clean.map((v) => (v === -Infinity ? -1e300 : v)),
+        rows - 1,
+        cols,
+      );
       for (let i = 0; i < ref.length; i++) {
         const g = out[cols + i]!;
         if (i === 2 || i === 11) assert.ok(g >= 0 && g < 1e-36, `masked entry ${i} = ${g}`);
@@ -431,7 +446,10 @@ test("row kernels: property test (float32 kernels vs float64 reference)", (t) =>
 test("row kernels: invalid arguments throw errors that name the function and the problem", () => {
   const x = new Float32Array(6);
   assert.throws(() => softmaxRows(x, new Float32Array(5), 2, 3), /softmaxRows: out has 5 elements, expected at least 6 \(\[2,3\]\)/);
-  assert.throws(() => softmaxRows(x, new Float64Array(6) as unknown as Float32Array, 2, 3), /softmaxRows: out must be a Float32Array like the input, got Float64Array/);
+  assert.throws(
+    () => softmaxRows(x, new Float64Array(6) as unknown as Float32Array, 2, 3),
+    /softmaxRows: out must be a Float32Array like the input, got Float64Array/,
+  );
   assert.throws(() => logSoftmaxRows(x, x, -1, 3), /logSoftmaxRows: rows must be a non-negative integer, got -1/);
   const loss = new Float32Array(2);
   const lse = new Float32Array(2);
@@ -439,7 +457,10 @@ test("row kernels: invalid arguments throw errors that name the function and the
     () => crossEntropyRows(x, Int32Array.from([0, 3]), 2, 3, -100, loss, lse),
     /crossEntropyRows: targets\[1\] = 3 is outside \[0, 3\) and is not ignoreIndex \(-100\)/,
   );
-  assert.throws(() => crossEntropyRows(x, Int32Array.from([0]), 2, 3, -100, loss, lse), /crossEntropyRows: targets has 1 elements, expected at least 2/);
+  assert.throws(
+    () => crossEntropyRows(x, Int32Array.from([0]), 2, 3, -100, loss, lse),
+    /crossEntropyRows: targets has 1 elements, expected at least 2/,
+  );
   assert.throws(
     () => crossEntropyBackwardRows(x, Int32Array.from([0, 1]), lse, new Float32Array(1), x, 2, 3, -100),
     /crossEntropyBackwardRows: g has 1 elements, expected at least 2/,

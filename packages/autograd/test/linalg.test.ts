@@ -142,12 +142,9 @@ function assertEigSet(res: { re: Float64Array; im: Float64Array }, expected: [nu
 }
 
 const matArb = (maxN: number, lo = 1) =>
-  fc.integer({ min: lo, max: maxN }).chain((n) =>
-    fc.tuple(
-      fc.constant(n),
-      fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: n * n, maxLength: n * n }),
-    ),
-  );
+  fc
+    .integer({ min: lo, max: maxN })
+    .chain((n) => fc.tuple(fc.constant(n), fc.array(fc.double({ min: -5, max: 5, noNaN: true }), { minLength: n * n, maxLength: n * n })));
 
 // ---------- QR ----------
 
@@ -211,7 +208,14 @@ describe("qrRaw / qrPositive", () => {
         fc.boolean(),
         fc.integer({ min: 1, max: 1e6 }),
         (batch, m, n, mode, positive, seed) => {
-          checkQR(lcgMatrix(batch * m * n, seed).map((x) => 4 * x), batch, m, n, mode, positive);
+          checkQR(
+            lcgMatrix(batch * m * n, seed).map((x) => 4 * x),
+            batch,
+            m,
+            n,
+            mode,
+            positive,
+          );
         },
       ),
       { numRuns: 200 },
@@ -268,24 +272,74 @@ describe("eigvalsRaw", () => {
   test("2-D rotation by θ has eigenvalues e^{±iθ}", () => {
     for (const th of [0.3, 1, 2.5, Math.PI / 2]) {
       const a = Float64Array.from([Math.cos(th), -Math.sin(th), Math.sin(th), Math.cos(th)]);
-      assertEig(eigvalsRaw(a, 2), [[Math.cos(th), Math.sin(th)], [Math.cos(th), -Math.sin(th)]], 1e-15);
+      assertEig(
+        eigvalsRaw(a, 2),
+        [
+          [Math.cos(th), Math.sin(th)],
+          [Math.cos(th), -Math.sin(th)],
+        ],
+        1e-15,
+      );
     }
   });
 
   test("companion matrices of known polynomials", () => {
     // (x−1)(x−2)(x−3) = x³ − 6x² + 11x − 6
-    assertEig(eigvalsRaw(companion([-6, 11, -6]), 3), [[3, 0], [2, 0], [1, 0]], 1e-12);
+    assertEig(
+      eigvalsRaw(companion([-6, 11, -6]), 3),
+      [
+        [3, 0],
+        [2, 0],
+        [1, 0],
+      ],
+      1e-12,
+    );
     // x² + 1 → ±i
-    assertEig(eigvalsRaw(companion([0, 1]), 2), [[0, 1], [0, -1]], 1e-15);
+    assertEig(
+      eigvalsRaw(companion([0, 1]), 2),
+      [
+        [0, 1],
+        [0, -1],
+      ],
+      1e-15,
+    );
     // (x² − 2x + 5)(x − 3) = x³ − 5x² + 11x − 15 → 3, 1 ± 2i
-    assertEig(eigvalsRaw(companion([-5, 11, -15]), 3), [[3, 0], [1, 2], [1, -2]], 1e-12);
+    assertEig(
+      eigvalsRaw(companion([-5, 11, -15]), 3),
+      [
+        [3, 0],
+        [1, 2],
+        [1, -2],
+      ],
+      1e-12,
+    );
     // (x−1)(x−2)…(x−6): moderately ill-conditioned roots
     const p = [-21, 175, -735, 1624, -1764, 720];
-    assertEig(eigvalsRaw(companion(p), 6), [6, 5, 4, 3, 2, 1].map((v) => [v, 0] as [number, number]), 1e-8);
+    assertEig(
+      eigvalsRaw(companion(p), 6),
+      [6, 5, 4, 3, 2, 1].map((v) => [v, 0] as [number, number]),
+      1e-8,
+    );
     // x⁴ − 1 → ±1, ±i (all |λ| = 1, so the computed order depends on rounding: compare as a set)
-    assertEigSet(eigvalsRaw(companion([0, 0, 0, -1]), 4), [[1, 0], [0, 1], [0, -1], [-1, 0]], 1e-14);
+    assertEigSet(
+      eigvalsRaw(companion([0, 0, 0, -1]), 4),
+      [
+        [1, 0],
+        [0, 1],
+        [0, -1],
+        [-1, 0],
+      ],
+      1e-14,
+    );
     // 3 and −3 ± 0: distinct real parts decide the order among equal moduli
-    assertEig(eigvalsRaw(Float64Array.from([-3, 0, 0, 3]), 2), [[3, 0], [-3, 0]], 0);
+    assertEig(
+      eigvalsRaw(Float64Array.from([-3, 0, 0, 3]), 2),
+      [
+        [3, 0],
+        [-3, 0],
+      ],
+      0,
+    );
   });
 
   test("triangular matrices give their diagonal", () => {
@@ -296,7 +350,10 @@ describe("eigvalsRaw", () => {
       for (let j = 0; j < i; j++) a[i * n + j] = 0;
       a[i * n + i] = diag[i];
     }
-    const exp = diag.slice().sort((x, y) => Math.abs(y) - Math.abs(x)).map((v) => [v, 0] as [number, number]);
+    const exp = diag
+      .slice()
+      .sort((x, y) => Math.abs(y) - Math.abs(x))
+      .map((v) => [v, 0] as [number, number]);
     assertEig(eigvalsRaw(a, n), exp, 1e-12);
     assertEig(eigvalsRaw(transpose(a, n, n), n), exp, 1e-12);
   });
@@ -308,27 +365,60 @@ describe("eigvalsRaw", () => {
     const set = (i: number, j: number, v: number) => (d[i * n + j] = v);
     set(0, 0, 5);
     set(1, 1, -4);
-    set(2, 2, 3); set(2, 3, 1); set(3, 2, -1); set(3, 3, 3);
-    set(4, 4, -2); set(4, 5, 2); set(5, 4, -2); set(5, 5, -2);
+    set(2, 2, 3);
+    set(2, 3, 1);
+    set(3, 2, -1);
+    set(3, 3, 3);
+    set(4, 4, -2);
+    set(4, 5, 2);
+    set(5, 4, -2);
+    set(5, 5, -2);
     set(6, 6, 0.5);
     const a = similar(d, n, 4242);
     assertEig(
       eigvalsRaw(a, n),
-      [[5, 0], [-4, 0], [3, 1], [3, -1], [-2, 2], [-2, -2], [0.5, 0], [0, 0]],
+      [
+        [5, 0],
+        [-4, 0],
+        [3, 1],
+        [3, -1],
+        [-2, 2],
+        [-2, -2],
+        [0.5, 0],
+        [0, 0],
+      ],
       1e-10,
     );
   });
 
   test("defective (Jordan) matrices", () => {
-    assertEig(eigvalsRaw(Float64Array.from([2, 1, 0, 2]), 2), [[2, 0], [2, 0]], 1e-7);
+    assertEig(
+      eigvalsRaw(Float64Array.from([2, 1, 0, 2]), 2),
+      [
+        [2, 0],
+        [2, 0],
+      ],
+      1e-7,
+    );
     const j2 = new Float64Array(16);
-    j2[0] = 2; j2[1] = 1; j2[5] = 2; j2[10] = -1; j2[15] = 0.25;
+    j2[0] = 2;
+    j2[1] = 1;
+    j2[5] = 2;
+    j2[10] = -1;
+    j2[15] = 0.25;
     const a = similar(j2, 4, 99);
     const r = eigvalsRaw(a, 4);
     // Double eigenvalue 2 is perturbed by O(√ε); its mean is well conditioned.
     assert.ok(Math.abs(r.re[0] - 2) < 1e-6 && Math.abs(r.re[1] - 2) < 1e-6 && Math.abs(r.im[0]) < 1e-6);
     assert.ok(Math.abs((r.re[0] + r.re[1]) / 2 - 2) < 1e-12);
-    assertEig({ re: r.re.slice(2), im: r.im.slice(2) }, [[-1, 0], [0.25, 0]], 1e-12);
+    assertEig(
+      { re: r.re.slice(2), im: r.im.slice(2) },
+      [
+        [-1, 0],
+        [0.25, 0],
+      ],
+      1e-12,
+    );
     // 3×3 Jordan block for 1 (error O(ε^{1/3})).
     const j3 = Float64Array.from([1, 1, 0, 0, 1, 1, 0, 0, 1]);
     const b = eigvalsRaw(similar(j3, 3, 5), 3);
@@ -364,7 +454,14 @@ describe("eigvalsRaw", () => {
       const exp = [l1, l2].sort((x, y) => Math.abs(y) - Math.abs(x));
       assert.ok(Math.abs(e.re[0] - exp[0]) < 1e-12 && Math.abs(e.re[1] - exp[1]) < 1e-12);
     } else {
-      assertEig({ re: e.re.slice(0, 2), im: e.im.slice(0, 2) }, [[tr / 2, Math.sqrt(-disc)], [tr / 2, -Math.sqrt(-disc)]], 1e-12);
+      assertEig(
+        { re: e.re.slice(0, 2), im: e.im.slice(0, 2) },
+        [
+          [tr / 2, Math.sqrt(-disc)],
+          [tr / 2, -Math.sqrt(-disc)],
+        ],
+        1e-12,
+      );
     }
     for (let i = k; i < n; i++) assert.ok(Math.hypot(e.re[i], e.im[i]) < 1e-12);
   });
@@ -378,7 +475,11 @@ describe("eigvalsRaw", () => {
     const scales = [1, 1e6, 1e-6, 1e3, 1e-3];
     const a = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] = (base[i * n + j] * scales[i]) / scales[j];
-    assertEig(eigvalsRaw(a, n), diag.map((v) => [v, 0] as [number, number]), 1e-9);
+    assertEig(
+      eigvalsRaw(a, n),
+      diag.map((v) => [v, 0] as [number, number]),
+      1e-9,
+    );
   });
 
   test("random matrices: Σλ = trace, Πλ = det (LU), Σλ² = trace(A²), conjugate pairs, ordering", () => {
@@ -461,7 +562,15 @@ describe("eigvalsRaw", () => {
     }
     assert.equal(eigvalsRaw(new Float64Array(0), 0).re.length, 0);
     assertEig(eigvalsRaw(Float64Array.from([-3.5]), 1), [[-3.5, 0]], 0);
-    assertEig(eigvalsRaw(new Float64Array(9), 3), [[0, 0], [0, 0], [0, 0]], 0);
+    assertEig(
+      eigvalsRaw(new Float64Array(9), 3),
+      [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ],
+      0,
+    );
   });
 
   test("errors: non-convergence, bad shapes, non-finite input", () => {

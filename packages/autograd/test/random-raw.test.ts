@@ -98,11 +98,17 @@ describe("keys", () => {
     const key = keyFromSeed(1234);
     const a = splitKey(key, 1000);
     const b = splitKey(key, 1000);
-    assert.deepEqual(a.map((k) => Array.from(k)), b.map((k) => Array.from(k)));
+    assert.deepEqual(
+      a.map((k) => Array.from(k)),
+      b.map((k) => Array.from(k)),
+    );
     const seen = new Set(a.map((k) => `${k[0]},${k[1]}`));
     seen.add(`${key[0]},${key[1]}`);
     assert.equal(seen.size, 1001);
-    assert.deepEqual(splitKey(key, 3).map((k) => Array.from(k)), a.slice(0, 3).map((k) => Array.from(k)));
+    assert.deepEqual(
+      splitKey(key, 3).map((k) => Array.from(k)),
+      a.slice(0, 3).map((k) => Array.from(k)),
+    );
     for (const j of [0, 1, 17, 999]) assert.deepEqual(Array.from(foldIn(key, j)), Array.from(a[j]));
     assert.deepEqual(Array.from(a[5]), threefry2x32(key, 0, 5));
     // Different parents give different children.
@@ -212,7 +218,12 @@ describe("samplers", () => {
 
   test("truncated normal: support, KS against the truncated CDF, tails, mirror symmetry", () => {
     const n = 40_000;
-    for (const [a, b] of [[-1, 1], [0.5, 2.5], [-Infinity, -1], [3, 5]] as [number, number][]) {
+    for (const [a, b] of [
+      [-1, 1],
+      [0.5, 2.5],
+      [-Infinity, -1],
+      [3, 5],
+    ] as [number, number][]) {
       const x = truncatedNormalRaw(key, n, "float64", a, b);
       assert.ok(x.every((v) => v >= a && v <= b));
       const pa = PhiRef(a);
@@ -273,15 +284,24 @@ describe("samplers", () => {
     // float32 logits and a one-hot row.
     const hot = categoricalRaw(key, Float32Array.from([-Infinity, 5, -Infinity]), 1, 3);
     assert.equal(hot[0], 1);
-    assert.throws(() => categoricalRaw(key, new Float64Array(5), 2, 3), /categoricalRaw: logits has 5 entries, expected rows×cols = 2×3 = 6/);
+    assert.throws(
+      () => categoricalRaw(key, new Float64Array(5), 2, 3),
+      /categoricalRaw: logits has 5 entries, expected rows×cols = 2×3 = 6/,
+    );
     assert.throws(() => categoricalRaw(key, Float64Array.from([-Infinity, -Infinity]), 1, 2), /row 0 has all logits -Infinity/);
     assert.throws(() => categoricalRaw(key, Float64Array.from([NaN, 0]), 1, 2), /logits\[0, 0\] is NaN/);
   });
 
   test("permutation is a permutation and uniform over the 6 orders of n = 3 (chi-square)", () => {
     const p = permutationRaw(key, 1000);
-    assert.deepEqual(Array.from(p).sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
-    assert.notDeepEqual(Array.from(p.subarray(0, 20)), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      Array.from(p).sort((a, b) => a - b),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
+    assert.notDeepEqual(
+      Array.from(p.subarray(0, 20)),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     const trials = 12_000;
     const counts = new Map<string, number>();
     const keys = splitKey(key, trials);

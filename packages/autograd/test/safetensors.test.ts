@@ -3,15 +3,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  encodeSafetensors,
-  decodeSafetensors,
-  f16ToF32,
-  bf16ToF32,
-  f32ToF16,
-  f32ToBf16,
-  type RawTensor,
-} from "../src/io/safetensors.js";
+import { encodeSafetensors, decodeSafetensors, f16ToF32, bf16ToF32, f32ToF16, f32ToBf16, type RawTensor } from "../src/io/safetensors.js";
 import {
   readSafetensorsFile,
   writeSafetensorsFile,
@@ -92,12 +84,24 @@ describe("safetensors encode/decode", () => {
     const header = new TextDecoder().decode(enc.subarray(8, 8 + n));
     assert.match(header, /^\{.*\} *$/);
     const trimmed = header.trimEnd();
-    assert.ok(header.length - trimmed.length < 8 && header.slice(trimmed.length).split("").every((c) => c === " "));
+    assert.ok(
+      header.length - trimmed.length < 8 &&
+        header
+          .slice(trimmed.length)
+          .split("")
+          .every((c) => c === " "),
+    );
     const parsed = JSON.parse(header) as Record<string, { data_offsets: [number, number] }>;
     assert.deepEqual(Object.keys(parsed), ["c8", "a4", "b4", "a2", "z8"]);
     assert.deepEqual(
       Object.values(parsed).map((v) => v.data_offsets),
-      [[0, 8], [8, 12], [12, 16], [16, 18], [18, 19]],
+      [
+        [0, 8],
+        [8, 12],
+        [12, 16],
+        [16, 18],
+        [18, 19],
+      ],
     );
     assert.equal(enc.length, 8 + n + 19);
   });
@@ -125,17 +129,32 @@ describe("safetensors encode/decode", () => {
 
   test("encoder validation", () => {
     const f = Float32Array.of(1, 2);
-    assert.throws(() => encodeSafetensors({ x: { dtype: "F32", shape: [3], data: f } }), /encodeSafetensors: tensor 'x' has 2 elements but shape \[3\] needs 3/);
-    assert.throws(() => encodeSafetensors({ x: { dtype: "F64", shape: [2], data: f } }), /tensor 'x' \(dtype F64\) has data of type Float32Array; expected Float64Array/);
-    assert.throws(() => encodeSafetensors({ x: { dtype: "U32" as "F32", shape: [2], data: f } }), /unknown dtype 'U32'; expected one of F64, F32/);
-    assert.throws(() => encodeSafetensors({ x: { dtype: "F32", shape: [-2], data: f } }), /shape \[-2\]; expected an array of non-negative integers/);
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: "F32", shape: [3], data: f } }),
+      /encodeSafetensors: tensor 'x' has 2 elements but shape \[3\] needs 3/,
+    );
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: "F64", shape: [2], data: f } }),
+      /tensor 'x' \(dtype F64\) has data of type Float32Array; expected Float64Array/,
+    );
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: "U32" as "F32", shape: [2], data: f } }),
+      /unknown dtype 'U32'; expected one of F64, F32/,
+    );
+    assert.throws(
+      () => encodeSafetensors({ x: { dtype: "F32", shape: [-2], data: f } }),
+      /shape \[-2\]; expected an array of non-negative integers/,
+    );
     assert.throws(() => encodeSafetensors({ __metadata__: { dtype: "F32", shape: [2], data: f } }), /'__metadata__' is reserved/);
     assert.throws(() => encodeSafetensors({ b: { dtype: "BOOL", shape: [1], data: Uint8Array.of(2) } }), /BOOL tensor 'b' has value 2/);
     assert.throws(() => encodeSafetensors({}, { k: 1 as unknown as string }), /metadata\['k'\] is number; expected a string/);
   });
 
   describe("decoder rejects corrupt files with a precise reason", () => {
-    const good = encodeSafetensors({ a: { dtype: "F32", shape: [2], data: Float32Array.of(1, 2) }, b: { dtype: "I8", shape: [2], data: Int8Array.of(1, 2) } });
+    const good = encodeSafetensors({
+      a: { dtype: "F32", shape: [2], data: Float32Array.of(1, 2) },
+      b: { dtype: "I8", shape: [2], data: Int8Array.of(1, 2) },
+    });
     const withHeader = (json: string, dataLen: number) => handBuild(json, new Array(dataLen).fill(0));
 
     test("truncated before the length / header", () => {
@@ -144,7 +163,10 @@ describe("safetensors encode/decode", () => {
     });
 
     test("truncated data", () => {
-      assert.throws(() => decodeSafetensors(good.subarray(0, good.length - 1)), /tensor 'b' has data_offsets \[8, 10\] out of range; the byte buffer has 9 bytes/);
+      assert.throws(
+        () => decodeSafetensors(good.subarray(0, good.length - 1)),
+        /tensor 'b' has data_offsets \[8, 10\] out of range; the byte buffer has 9 bytes/,
+      );
     });
 
     test("huge header length", () => {
@@ -174,10 +196,7 @@ describe("safetensors encode/decode", () => {
         () => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', 4)),
         /tensor 'a' has data_offsets \[0\]; expected \[begin, end\]/,
       );
-      assert.throws(
-        () => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', 4)),
-        /begin > end/,
-      );
+      assert.throws(() => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}', 4)), /begin > end/);
     });
 
     test("offsets not matching dtype × shape", () => {
@@ -224,7 +243,16 @@ describe("half-precision conversions", () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
 
   test("f16ToF32 decodes known values and every finite pattern exactly", () => {
-    const known: [number, number][] = [[0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x0001, 2 ** -24], [0x0400, 2 ** -14], [0x3555, 0.333251953125], [0x7c00, Infinity], [0xfc00, -Infinity]];
+    const known: [number, number][] = [
+      [0x3c00, 1],
+      [0xc000, -2],
+      [0x7bff, 65504],
+      [0x0001, 2 ** -24],
+      [0x0400, 2 ** -14],
+      [0x3555, 0.333251953125],
+      [0x7c00, Infinity],
+      [0xfc00, -Infinity],
+    ];
     const dec = f16ToF32(Uint16Array.from(known.map((k) => k[0])));
     known.forEach(([, v], i) => assert.equal(dec[i], v));
     const f = f16ToF32(all);
@@ -274,7 +302,10 @@ describe("half-precision conversions", () => {
     }
     // Ties: 1 + 2^-11 is halfway between 1 and 1 + 2^-10 → even (1); 1 + 3·2^-11 → 1 + 2^-9.
     assert.deepEqual(Array.from(f32ToF16(Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11))), [0x3c00, 0x3c02]);
-    assert.deepEqual(Array.from(f32ToF16(Float32Array.of(65519, 65520, -1e9, 2 ** -25, 2 ** -25 * 3, -0))), [0x7bff, 0x7c00, 0xfc00, 0x0000, 0x0002, 0x8000]);
+    assert.deepEqual(
+      Array.from(f32ToF16(Float32Array.of(65519, 65520, -1e9, 2 ** -25, 2 ** -25 * 3, -0))),
+      [0x7bff, 0x7c00, 0xfc00, 0x0000, 0x0002, 0x8000],
+    );
     assert.deepEqual(Array.from(f32ToBf16(Float32Array.of(1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, -0))), [0x3f80, 0x3f82, 0x7f80, 0x8000]);
     // Float64 input is rounded once (no double rounding through float32).
     const x = 1 + 2 ** -11 + 2 ** -40; // just above a tie: must round up

@@ -39,11 +39,23 @@ test("wasm emitter: wrong operand types throw at the instruction, naming functio
     emitError((f) => f.f64Const(1).f64Const(2).f32x4Mul()),
     /function "bad": f32x4\.mul: expected operands \[v128 v128\], found \[f64 f64\]/,
   );
-  assert.match(emitError((f) => f.f64Const(1).f32x4Splat()), /f32x4\.splat: expected operands \[f32\], found \[f64\]/);
-  assert.match(emitError((f) => f.f32Const(1).i32Const(3).i32x4Shl()), /i32x4\.shl: expected operands \[v128 i32\], found \[f32 i32\]/);
+  assert.match(
+    emitError((f) => f.f64Const(1).f32x4Splat()),
+    /f32x4\.splat: expected operands \[f32\], found \[f64\]/,
+  );
+  assert.match(
+    emitError((f) => f.f32Const(1).i32Const(3).i32x4Shl()),
+    /i32x4\.shl: expected operands \[v128 i32\], found \[f32 i32\]/,
+  );
   // an address must be an i32, the stored value of the store's type
-  assert.match(emitError((f) => f.i32Const(0).f64Const(1).f32Store()), /f32\.store: expected operands \[i32 f32\], found \[i32 f64\]/);
-  assert.match(emitError((f) => f.f32Const(0).v128Load()), /v128\.load: expected operands \[i32\], found \[f32\]/);
+  assert.match(
+    emitError((f) => f.i32Const(0).f64Const(1).f32Store()),
+    /f32\.store: expected operands \[i32 f32\], found \[i32 f64\]/,
+  );
+  assert.match(
+    emitError((f) => f.f32Const(0).v128Load()),
+    /v128\.load: expected operands \[i32\], found \[f32\]/,
+  );
   // too few operands
   assert.match(
     emitError((f) => f.i32Const(1).i32Add()),
@@ -51,20 +63,34 @@ test("wasm emitter: wrong operand types throw at the instruction, naming functio
   );
   // values outside a block are not operands inside it
   assert.match(
-    emitError((f) => f.i32Const(1).block(() => f.i32Eqz()).drop()),
+    emitError((f) =>
+      f
+        .i32Const(1)
+        .block(() => f.i32Eqz())
+        .drop(),
+    ),
     /i32\.eqz: expected operands \[i32\], found \[\] \(only 0 values in the enclosing block\)/,
   );
-  assert.match(emitError((f) => f.f32Const(1).if(() => {})), /if: expected operands \[i32\], found \[f32\]/);
+  assert.match(
+    emitError((f) => f.f32Const(1).if(() => {})),
+    /if: expected operands \[i32\], found \[f32\]/,
+  );
   assert.match(
     emitError((f) => f.f32Const(1).f64Const(2).i32Const(0).select().drop()),
     /select: expected operands \[t t i32\] \(two values of one type, then an i32\), found \[f32 f64 i32\]/,
   );
-  assert.match(emitError((f) => f.drop()), /drop: expected one operand, found \[\]/);
+  assert.match(
+    emitError((f) => f.drop()),
+    /drop: expected one operand, found \[\]/,
+  );
 });
 
 test("wasm emitter: block results, branches and the function end are checked", () => {
   // a block declared to give f32 that ends with an i32
-  assert.match(emitError((f) => f.block(() => f.i32Const(1), "f32").drop()), /end of block \$L0: expected operands \[f32\], found \[i32\]/);
+  assert.match(
+    emitError((f) => f.block(() => f.i32Const(1), "f32").drop()),
+    /end of block \$L0: expected operands \[f32\], found \[i32\]/,
+  );
   // a block without result that leaves a value
   assert.match(
     emitError((f) => f.block(() => f.i32Const(1))),
@@ -72,36 +98,71 @@ test("wasm emitter: block results, branches and the function end are checked", (
   );
   // if/else: each arm must give the result type
   assert.match(
-    emitError((f) => f.i32Const(1).if(() => f.f32Const(1), () => f.i32Const(2), "f32").drop()),
+    emitError((f) =>
+      f
+        .i32Const(1)
+        .if(
+          () => f.f32Const(1),
+          () => f.i32Const(2),
+          "f32",
+        )
+        .drop(),
+    ),
     /end of if \$L0: expected operands \[f32\], found \[i32\]/,
   );
   assert.match(
-    emitError((f) => f.i32Const(1).if(() => f.i32Const(1), () => f.f32Const(2), "f32").drop()),
+    emitError((f) =>
+      f
+        .i32Const(1)
+        .if(
+          () => f.i32Const(1),
+          () => f.f32Const(2),
+          "f32",
+        )
+        .drop(),
+    ),
     /else of if \$L0: expected operands \[f32\], found \[i32\]/,
   );
   assert.match(
-    emitError((f) => f.i32Const(1).if(() => f.f32Const(1), undefined, "f32").drop()),
+    emitError((f) =>
+      f
+        .i32Const(1)
+        .if(() => f.f32Const(1), undefined, "f32")
+        .drop(),
+    ),
     /if: an if with result f32 needs an else branch/,
   );
   // a branch carries the label's types: a block's results, nothing for a loop
-  assert.match(emitError((f) => f.block((b) => f.i32Const(1).br(b), "f32").drop()), /br \$L0: expected operands \[f32\], found \[i32\]/);
+  assert.match(
+    emitError((f) => f.block((b) => f.i32Const(1).br(b), "f32").drop()),
+    /br \$L0: expected operands \[f32\], found \[i32\]/,
+  );
   assert.match(
     emitError((f) => f.block((b) => f.f32Const(1).brIf(b).drop(), "f32").drop()),
     /br_if \$L0: expected operands \[i32\], found \[f32\]/,
   );
   // a label used outside its block
   let outer: Label | null = null;
-  assert.match(emitError((f) => {
-    f.block((b) => (outer = b));
-    f.br(outer!);
-  }), /br: branch to label \$L0, which is not in scope/);
+  assert.match(
+    emitError((f) => {
+      f.block((b) => (outer = b));
+      f.br(outer!);
+    }),
+    /br: branch to label \$L0, which is not in scope/,
+  );
   // unbalanced stack at the function end, in both directions
   assert.match(
     emitError((f) => f.i32Const(1).f32Const(2), ["f32"]),
     /end of function: expected exactly \[f32\] on the stack, found \[i32 f32\] \(1 value left over\)/,
   );
-  assert.match(emitError(() => {}, ["i32"]), /end of function: expected operands \[i32\], found \[\]/);
-  assert.match(emitError((f) => f.f32Const(0).ret(), ["i32"]), /return: expected operands \[i32\], found \[f32\]/);
+  assert.match(
+    emitError(() => {}, ["i32"]),
+    /end of function: expected operands \[i32\], found \[\]/,
+  );
+  assert.match(
+    emitError((f) => f.f32Const(0).ret(), ["i32"]),
+    /return: expected operands \[i32\], found \[f32\]/,
+  );
 });
 
 test("wasm emitter: locals are typed and belong to their function; lanes and calls are checked", () => {
@@ -109,7 +170,10 @@ test("wasm emitter: locals are typed and belong to their function; lanes and cal
     emitError((f) => f.i32Const(1).set(f.local("f32", "acc"))),
     /function "bad": local\.set \$acc: expected operands \[f32\], found \[i32\]/,
   );
-  assert.match(emitError((f) => f.f64Const(1).tee(f.local("v128")).drop()), /local\.tee 0: expected operands \[v128\], found \[f64\]/);
+  assert.match(
+    emitError((f) => f.f64Const(1).tee(f.local("v128")).drop()),
+    /local\.tee 0: expected operands \[v128\], found \[f64\]/,
+  );
   const mb = new ModuleBuilder();
   let foreign: Local | null = null;
   mb.func("one", { n: "i32" }, [], (_f, n) => (foreign = n!));
@@ -118,8 +182,14 @@ test("wasm emitter: locals are typed and belong to their function; lanes and cal
     (e: Error) =>
       e instanceof WasmEmitError && /function "two": local\.get: local 0 \(i32 \$n\) was not declared in this function/.test(e.message),
   );
-  assert.match(emitError((f) => f.f32x4Const(1, 2, 3, 4).f32x4ExtractLane(4).drop()), /f32x4\.extract_lane: lane 4 is outside 0\.\.3/);
-  assert.match(emitError((f) => f.i32Const(0).f32x4Const(1, 2, 3, 4).v128Store64Lane(2)), /v128\.store64_lane: lane 2 is outside 0\.\.1/);
+  assert.match(
+    emitError((f) => f.f32x4Const(1, 2, 3, 4).f32x4ExtractLane(4).drop()),
+    /f32x4\.extract_lane: lane 4 is outside 0\.\.3/,
+  );
+  assert.match(
+    emitError((f) => f.i32Const(0).f32x4Const(1, 2, 3, 4).v128Store64Lane(2)),
+    /v128\.store64_lane: lane 2 is outside 0\.\.1/,
+  );
   // a callee's parameter types are checked; a callee from another module is refused
   const other = new ModuleBuilder();
   const sq = other.func({ name: "sq" }, ["f64"], ["f64"], (f, x) => f.get(x!).get(x!).f64Mul());
@@ -145,7 +215,10 @@ test("wasm emitter: code after a branch is stack-polymorphic, as in the specific
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
   assert.equal((inst.exports.f as () => number)(), 7);
   // but a known wrong type below a branch still fails
-  assert.match(emitError((f) => f.block((b) => f.br(b).f32Const(1).i32Eqz())), /i32\.eqz: expected operands \[i32\], found \[f32\]/);
+  assert.match(
+    emitError((f) => f.block((b) => f.br(b).f32Const(1).i32Eqz())),
+    /i32\.eqz: expected operands \[i32\], found \[f32\]/,
+  );
 });
 
 // ------------------------------------------------------------------------------------------
@@ -168,7 +241,10 @@ const LEAVES: Record<string, Leaf> = {
   "f32.const 1": { bytes: [0x43, 0x00, 0x00, 0x80, 0x3f], emit: (f) => f.f32Const(1), pops: [], pushes: ["f32"] },
   "f64.const 1": { bytes: [0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f], emit: (f) => f.f64Const(1), pops: [], pushes: ["f64"] },
   "v128.const 0": {
-    bytes: [0xfd, 0x0c, ...new Array<number>(16).fill(0)], emit: (f) => f.f32x4Const(0, 0, 0, 0), pops: [], pushes: ["v128"],
+    bytes: [0xfd, 0x0c, ...new Array<number>(16).fill(0)],
+    emit: (f) => f.f32x4Const(0, 0, 0, 0),
+    pops: [],
+    pushes: ["v128"],
   },
   "i32.add": { bytes: [0x6a], emit: (f) => f.i32Add(), pops: ["i32", "i32"], pushes: ["i32"] },
   "i32.eqz": { bytes: [0x45], emit: (f) => f.i32Eqz(), pops: ["i32"], pushes: ["i32"] },
@@ -207,7 +283,13 @@ type Node =
  * result types, and branches to enclosing labels.
  */
 function buildProgram(choices: number[], results: Ty[]): Node[] {
-  interface Open { kind: "block" | "loop" | "if"; type: Ty | null; node: Node[]; types: Ty[]; thenArm?: Node[] }
+  interface Open {
+    kind: "block" | "loop" | "if";
+    type: Ty | null;
+    node: Node[];
+    types: Ty[];
+    thenArm?: Node[];
+  }
   const root: Open = { kind: "block", type: results[0] ?? null, node: [], types: [] };
   const open: Open[] = [root];
   const CONST: Record<Ty, string> = { i32: "i32.const 1", f32: "f32.const 1", f64: "f64.const 1", v128: "v128.const 0" };
@@ -313,7 +395,14 @@ function encodeByHand(prog: Node[], results: Ty[]): Uint8Array<ArrayBuffer> {
   const body = [3, 1, VT.i32, 1, VT.f32, 1, VT.v128, ...code, 0x0b];
   const section = (id: number, content: number[]): number[] => [id, ...leb(content.length), ...content];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [1, 0x60, 0, results.length, ...results.map((r) => VT[r])]),
     ...section(3, [1, 0]),
     ...section(10, [1, ...leb(body.length), ...body]),
@@ -438,10 +527,30 @@ test("wasm emitter: the name section names functions, parameters and locals", ()
   const sections = WebAssembly.Module.customSections(mod, "name");
   assert.equal(sections.length, 1);
   const { funcs, locals } = decodeNames(sections[0]!);
-  assert.deepEqual([...funcs], [[0, "twice"], [2, "main"]]);
-  assert.deepEqual([...locals.get(0)!], [[0, "v"], [1, "t"]]);
+  assert.deepEqual(
+    [...funcs],
+    [
+      [0, "twice"],
+      [2, "main"],
+    ],
+  );
+  assert.deepEqual(
+    [...locals.get(0)!],
+    [
+      [0, "v"],
+      [1, "t"],
+    ],
+  );
   assert.deepEqual([...locals.get(1)!], [[1, "k"]]);
-  assert.deepEqual([...locals.get(2)!], [[0, "x"], [1, "n"], [2, "j"], [4, "j_1"]]);
+  assert.deepEqual(
+    [...locals.get(2)!],
+    [
+      [0, "x"],
+      [1, "n"],
+      [2, "j"],
+      [4, "j_1"],
+    ],
+  );
   const inst = new WebAssembly.Instance(mod, {});
   assert.equal((inst.exports.main as (x: number, n: number) => number)(1.5, 0), 3);
 });
@@ -479,7 +588,15 @@ function kernelModule(blk: GemmBlocking, shared: boolean, text = false): ModuleB
 
 test("kernel module: every blocking and memory kind validates and names every function", () => {
   const exported = [
-    "gemm_f32", "softmax_f32", "logsoftmax_f32", "ce_fwd_f32", "ce_bwd_f32", "ln_fwd_f32", "ln_bwd_f32", "gelu_f32", "gelu_bwd_f32",
+    "gemm_f32",
+    "softmax_f32",
+    "logsoftmax_f32",
+    "ce_fwd_f32",
+    "ce_bwd_f32",
+    "ln_fwd_f32",
+    "ln_bwd_f32",
+    "gelu_f32",
+    "gelu_bwd_f32",
   ];
   const internal = ["gemm_kernel", "gemm_edge", "gemm_pack_a", "gemm_pack_b", "log64"];
   for (const blk of BLOCKINGS) {
@@ -502,29 +619,90 @@ test("kernel module: every blocking and memory kind validates and names every fu
 
 /** First bytes of each instruction in the kernels, from the specification's opcode tables. */
 const OPCODES: Record<string, number[]> = {
-  unreachable: [0x00], block: [0x02], loop: [0x03], if: [0x04], else: [0x05], end: [0x0b], br: [0x0c], br_if: [0x0d],
-  return: [0x0f], call: [0x10], drop: [0x1a], select: [0x1b],
-  "local.get": [0x20], "local.set": [0x21], "local.tee": [0x22],
-  "i32.load": [0x28], "i64.load": [0x29], "f32.load": [0x2a], "f64.load": [0x2b],
-  "i32.store": [0x36], "i64.store": [0x37], "f32.store": [0x38], "f64.store": [0x39],
-  "i32.const": [0x41], "i64.const": [0x42], "f32.const": [0x43], "f64.const": [0x44],
-  "i32.eqz": [0x45], "i32.eq": [0x46], "i32.ne": [0x47], "i32.lt_s": [0x48], "i32.gt_s": [0x4a], "i32.ge_s": [0x4e],
-  "f64.eq": [0x61], "f64.gt": [0x64],
-  "i32.add": [0x6a], "i32.sub": [0x6b], "i32.mul": [0x6c], "i32.div_s": [0x6d], "i32.and": [0x71], "i32.or": [0x72],
-  "i64.and": [0x83], "i64.or": [0x84], "i64.shr_u": [0x88],
-  "f32.add": [0x92], "f32.sub": [0x93], "f32.max": [0x97],
-  "f64.sqrt": [0x9f], "f64.add": [0xa0], "f64.sub": [0xa1], "f64.mul": [0xa2], "f64.div": [0xa3],
-  "i32.wrap_i64": [0xa7], "f32.demote_f64": [0xb6], "f64.convert_i32_s": [0xb7], "f64.promote_f32": [0xbb],
-  "i64.reinterpret_f64": [0xbd], "f64.reinterpret_i64": [0xbf],
+  unreachable: [0x00],
+  block: [0x02],
+  loop: [0x03],
+  if: [0x04],
+  else: [0x05],
+  end: [0x0b],
+  br: [0x0c],
+  br_if: [0x0d],
+  return: [0x0f],
+  call: [0x10],
+  drop: [0x1a],
+  select: [0x1b],
+  "local.get": [0x20],
+  "local.set": [0x21],
+  "local.tee": [0x22],
+  "i32.load": [0x28],
+  "i64.load": [0x29],
+  "f32.load": [0x2a],
+  "f64.load": [0x2b],
+  "i32.store": [0x36],
+  "i64.store": [0x37],
+  "f32.store": [0x38],
+  "f64.store": [0x39],
+  "i32.const": [0x41],
+  "i64.const": [0x42],
+  "f32.const": [0x43],
+  "f64.const": [0x44],
+  "i32.eqz": [0x45],
+  "i32.eq": [0x46],
+  "i32.ne": [0x47],
+  "i32.lt_s": [0x48],
+  "i32.gt_s": [0x4a],
+  "i32.ge_s": [0x4e],
+  "f64.eq": [0x61],
+  "f64.gt": [0x64],
+  "i32.add": [0x6a],
+  "i32.sub": [0x6b],
+  "i32.mul": [0x6c],
+  "i32.div_s": [0x6d],
+  "i32.and": [0x71],
+  "i32.or": [0x72],
+  "i64.and": [0x83],
+  "i64.or": [0x84],
+  "i64.shr_u": [0x88],
+  "f32.add": [0x92],
+  "f32.sub": [0x93],
+  "f32.max": [0x97],
+  "f64.sqrt": [0x9f],
+  "f64.add": [0xa0],
+  "f64.sub": [0xa1],
+  "f64.mul": [0xa2],
+  "f64.div": [0xa3],
+  "i32.wrap_i64": [0xa7],
+  "f32.demote_f64": [0xb6],
+  "f64.convert_i32_s": [0xb7],
+  "f64.promote_f32": [0xbb],
+  "i64.reinterpret_f64": [0xbd],
+  "f64.reinterpret_i64": [0xbf],
   "memory.fill": [0xfc, 0x0b],
-  "v128.load": [0xfd, 0x00], "v128.load32_splat": [0xfd, 0x09], "v128.store": [0xfd, 0x0b], "v128.const": [0xfd, 0x0c],
-  "i8x16.shuffle": [0xfd, 0x0d], "f32x4.splat": [0xfd, 0x13], "f32x4.extract_lane": [0xfd, 0x1f],
-  "f32x4.lt": [0xfd, 0x43], "f32x4.ge": [0xfd, 0x46], "v128.and": [0xfd, 0x4e], "v128.andnot": [0xfd, 0x4f],
-  "v128.bitselect": [0xfd, 0x52], "v128.store32_lane": [0xfd, 0x5a], "v128.load32_zero": [0xfd, 0x5c],
+  "v128.load": [0xfd, 0x00],
+  "v128.load32_splat": [0xfd, 0x09],
+  "v128.store": [0xfd, 0x0b],
+  "v128.const": [0xfd, 0x0c],
+  "i8x16.shuffle": [0xfd, 0x0d],
+  "f32x4.splat": [0xfd, 0x13],
+  "f32x4.extract_lane": [0xfd, 0x1f],
+  "f32x4.lt": [0xfd, 0x43],
+  "f32x4.ge": [0xfd, 0x46],
+  "v128.and": [0xfd, 0x4e],
+  "v128.andnot": [0xfd, 0x4f],
+  "v128.bitselect": [0xfd, 0x52],
+  "v128.store32_lane": [0xfd, 0x5a],
+  "v128.load32_zero": [0xfd, 0x5c],
   "f64x2.promote_low_f32x4": [0xfd, 0x5f],
-  "i32x4.shl": [0xfd, 0xab, 0x01], "i32x4.add": [0xfd, 0xae, 0x01],
-  "f32x4.abs": [0xfd, 0xe0, 0x01], "f32x4.neg": [0xfd, 0xe1, 0x01], "f32x4.add": [0xfd, 0xe4, 0x01], "f32x4.sub": [0xfd, 0xe5, 0x01],
-  "f32x4.mul": [0xfd, 0xe6, 0x01], "f32x4.div": [0xfd, 0xe7, 0x01], "f32x4.pmax": [0xfd, 0xeb, 0x01], "f64x2.add": [0xfd, 0xf0, 0x01],
+  "i32x4.shl": [0xfd, 0xab, 0x01],
+  "i32x4.add": [0xfd, 0xae, 0x01],
+  "f32x4.abs": [0xfd, 0xe0, 0x01],
+  "f32x4.neg": [0xfd, 0xe1, 0x01],
+  "f32x4.add": [0xfd, 0xe4, 0x01],
+  "f32x4.sub": [0xfd, 0xe5, 0x01],
+  "f32x4.mul": [0xfd, 0xe6, 0x01],
+  "f32x4.div": [0xfd, 0xe7, 0x01],
+  "f32x4.pmax": [0xfd, 0xeb, 0x01],
+  "f64x2.add": [0xfd, 0xf0, 0x01],
 };
 
 test("text listing: every instruction's offset points at its opcode in the module bytes", () => {

@@ -9,8 +9,25 @@
  * concrete weights (`BlockWeights`, e.g. generated at a time t, or cast to float64 for analysis).
  */
 import {
-  add, cast, causalMask, gelu, getBackend, keep, layerNorm, matmul, matmulT, mul, random, reshape, slice, softmax,
-  transpose, where, type Backend, type Key, type Tensor,
+  add,
+  cast,
+  causalMask,
+  gelu,
+  getBackend,
+  keep,
+  layerNorm,
+  matmul,
+  matmulT,
+  mul,
+  random,
+  reshape,
+  slice,
+  softmax,
+  transpose,
+  where,
+  type Backend,
+  type Key,
+  type Tensor,
 } from "@qkvflow/autograd";
 import { linear, maybeDropout } from "./layers.js";
 
@@ -187,7 +204,8 @@ export function mlpForward(x: Tensor, fc: (x: Tensor) => Tensor, proj: (h: Tenso
 /** The two branches of a block: a = drop(attn(LN_a(x))), h (x + a when sequential, else x), m = drop(mlp(LN_m(h))). */
 function branches(fn: string, x: Tensor, f: BlockFns, o: BlockOptions): { a: Tensor; h: Tensor; m: Tensor } {
   checkInput(fn, x, o.nHead);
-  const rate = o.rate ?? 0, training = o.training ?? false;
+  const rate = o.rate ?? 0,
+    training = o.training ?? false;
   const [ka, km] = o.key && training && rate > 0 ? random.split(o.key, 2) : [null, null];
   const a = maybeDropout(causalSelfAttention(f.lnAttn(x), o.nHead, f.qkv, f.attnProj), rate, ka, training);
   const h = o.arch === "sequential" ? add(x, a) : x;

@@ -96,7 +96,10 @@ export function latestCheckpointDir(root: string, files: readonly string[] = CHE
  */
 export function resolveCheckpointDir(p: string, files: readonly string[] = CHECKPOINT_FILES): string | null {
   const abs = path.resolve(p);
-  if (!fs.existsSync(abs)) throw new Error(`resolveCheckpointDir: '${p}' does not exist; expected a run folder, its checkpoints folder or a step-* checkpoint folder`);
+  if (!fs.existsSync(abs))
+    throw new Error(
+      `resolveCheckpointDir: '${p}' does not exist; expected a run folder, its checkpoints folder or a step-* checkpoint folder`,
+    );
   if (isCheckpointDir(abs, files)) return abs;
   return latestCheckpointDir(checkpointsRoot(abs), files);
 }
@@ -104,7 +107,8 @@ export function resolveCheckpointDir(p: string, files: readonly string[] = CHECK
 /** The model file a path stands for: a file itself, a folder with model.safetensors, or a run folder's latest checkpoint. */
 export function resolveModelFile(p: string): string {
   const abs = path.resolve(p);
-  if (!fs.existsSync(abs)) throw new Error(`resolveModelFile: '${p}' does not exist; expected a .safetensors file, a checkpoint folder or a run folder`);
+  if (!fs.existsSync(abs))
+    throw new Error(`resolveModelFile: '${p}' does not exist; expected a .safetensors file, a checkpoint folder or a run folder`);
   if (fs.statSync(abs).isFile()) return abs;
   const dir = resolveCheckpointDir(abs, [MODEL_FILE]);
   if (dir === null) throw new Error(`resolveModelFile: '${p}' holds no ${MODEL_FILE} (nor ${CHECKPOINTS_DIR}/step-*/${MODEL_FILE})`);

@@ -143,8 +143,19 @@ export type ModelConfigInput =
   | (Partial<Omit<DiscretizedConfig, "kind">> & { kind: "discretized" });
 
 const BASE_KEYS = [
-  "kind", "vocabSize", "blockSize", "nEmbd", "nHead", "nLayer", "embdPdrop", "residPdrop", "layerNormEps",
-  "initStd", "dtype", "gradientCheckpointing", "lora",
+  "kind",
+  "vocabSize",
+  "blockSize",
+  "nEmbd",
+  "nHead",
+  "nLayer",
+  "embdPdrop",
+  "residPdrop",
+  "layerNormEps",
+  "initStd",
+  "dtype",
+  "gradientCheckpointing",
+  "lora",
 ] as const;
 const KEYS: Record<ModelKind, readonly string[]> = {
   gpt2: BASE_KEYS,
@@ -162,7 +173,9 @@ function fail(what: string, got: unknown, expected: string): never {
 function checkKeys(where: string, obj: Record<string, unknown>, valid: readonly string[]): void {
   const unknown = Object.keys(obj).filter((k) => !valid.includes(k));
   if (unknown.length > 0) {
-    throw new Error(`validateConfig: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `'${k}'`).join(", ")} in ${where}; valid keys are ${valid.join(", ")}`);
+    throw new Error(
+      `validateConfig: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `'${k}'`).join(", ")} in ${where}; valid keys are ${valid.join(", ")}`,
+    );
   }
 }
 
@@ -209,7 +222,8 @@ export function validateLoRAConfig(v: unknown): LoRAConfig {
     targets: stringList("lora.targets", o.targets),
     trainable: stringList("lora.trainable", o.trainable),
     initStd: (() => {
-      if (typeof o.initStd !== "number" || !(o.initStd >= 0) || !Number.isFinite(o.initStd)) fail("lora.initStd", o.initStd, "a finite number >= 0");
+      if (typeof o.initStd !== "number" || !(o.initStd >= 0) || !Number.isFinite(o.initStd))
+        fail("lora.initStd", o.initStd, "a finite number >= 0");
       return o.initStd;
     })(),
     merged: bool("lora.merged", o.merged),
@@ -220,7 +234,8 @@ function validateSolver(v: unknown): SolverConfig {
   if (!isPlainObject(v)) fail("solver", v, `an object such as { method: '${PAPER_EULER}' }`);
   checkKeys("solver", v, SOLVER_KEYS);
   const method = v.method ?? PAPER_EULER;
-  if (typeof method !== "string" || method.length === 0) fail("solver.method", method, `a solver name such as '${PAPER_EULER}', 'rk4' or 'dopri5'`);
+  if (typeof method !== "string" || method.length === 0)
+    fail("solver.method", method, `a solver name such as '${PAPER_EULER}', 'rk4' or 'dopri5'`);
   const out: SolverConfig = { method: canonicalSolverMethod(method) };
   if (v.steps !== undefined) out.steps = posInt("solver.steps", v.steps);
   if (v.rtol !== undefined) out.rtol = posNum("solver.rtol", v.rtol);
@@ -242,7 +257,8 @@ export function validateConfig(input: unknown): ModelConfig {
   checkKeys(`a '${k}' configuration`, input, KEYS[k]);
   const nEmbd = posInt("nEmbd", input.nEmbd);
   const nHead = posInt("nHead", input.nHead);
-  if (nEmbd % nHead !== 0) throw new Error(`validateConfig: nEmbd ${nEmbd} is not divisible by nHead ${nHead}; expected nEmbd = nHead · headDim`);
+  if (nEmbd % nHead !== 0)
+    throw new Error(`validateConfig: nEmbd ${nEmbd} is not divisible by nHead ${nHead}; expected nEmbd = nHead · headDim`);
   const nLayer = posInt("nLayer", input.nLayer);
   const dtype = input.dtype ?? "float32";
   if (dtype !== "float32" && dtype !== "float64") fail("dtype", dtype, "'float32' or 'float64'");
@@ -278,13 +294,30 @@ const GPT2_VOCAB = 50257;
 const GPT2_CONTEXT = 1024;
 
 function gpt2(nEmbd: number, nHead: number, nLayer: number): Gpt2Config {
-  return validateConfig({ kind: "gpt2", vocabSize: GPT2_VOCAB, blockSize: GPT2_CONTEXT, nEmbd, nHead, nLayer, embdPdrop: 0.1, residPdrop: 0.1 }) as Gpt2Config;
+  return validateConfig({
+    kind: "gpt2",
+    vocabSize: GPT2_VOCAB,
+    blockSize: GPT2_CONTEXT,
+    nEmbd,
+    nHead,
+    nLayer,
+    embdPdrop: 0.1,
+    residPdrop: 0.1,
+  }) as Gpt2Config;
 }
 
 function ode(nEmbd: number, nHead: number, nLayer: number, d: number, S: number): DiffEqFormerConfig {
   return validateConfig({
-    kind: "diffeqformer", vocabSize: GPT2_VOCAB, blockSize: GPT2_CONTEXT, nEmbd, nHead, nLayer, timeEmbedDim: d, sinusoidalDim: S,
-    embdPdrop: 0.1, residPdrop: 0.1,
+    kind: "diffeqformer",
+    vocabSize: GPT2_VOCAB,
+    blockSize: GPT2_CONTEXT,
+    nEmbd,
+    nHead,
+    nLayer,
+    timeEmbedDim: d,
+    sinusoidalDim: S,
+    embdPdrop: 0.1,
+    residPdrop: 0.1,
   }) as DiffEqFormerConfig;
 }
 
@@ -309,14 +342,38 @@ export const presets: Record<string, ModelConfig> = {
   "diffeqformer-finetune": ode(1024, 16, 18, 100, 256),
   /** 18-layer GPT-2 (E 1024) matching the fine-tuning experiments' depth. */
   "gpt2-18": gpt2(1024, 16, 18),
-  "gpt2-tiny": validateConfig({ kind: "gpt2", vocabSize: GPT2_VOCAB, blockSize: 128, nEmbd: 128, nHead: 4, nLayer: 4, embdPdrop: 0.1, residPdrop: 0.1 }),
+  "gpt2-tiny": validateConfig({
+    kind: "gpt2",
+    vocabSize: GPT2_VOCAB,
+    blockSize: 128,
+    nEmbd: 128,
+    nHead: 4,
+    nLayer: 4,
+    embdPdrop: 0.1,
+    residPdrop: 0.1,
+  }),
   "diffeqformer-tiny": validateConfig({
-    kind: "diffeqformer", vocabSize: GPT2_VOCAB, blockSize: 128, nEmbd: 128, nHead: 4, nLayer: 4, timeEmbedDim: 8, sinusoidalDim: 16,
-    embdPdrop: 0.1, residPdrop: 0.1,
+    kind: "diffeqformer",
+    vocabSize: GPT2_VOCAB,
+    blockSize: 128,
+    nEmbd: 128,
+    nHead: 4,
+    nLayer: 4,
+    timeEmbedDim: 8,
+    sinusoidalDim: 16,
+    embdPdrop: 0.1,
+    residPdrop: 0.1,
   }),
   "gpt2-micro": validateConfig({ kind: "gpt2", vocabSize: 61, blockSize: 16, nEmbd: 16, nHead: 2, nLayer: 2 }),
   "diffeqformer-micro": validateConfig({
-    kind: "diffeqformer", vocabSize: 61, blockSize: 16, nEmbd: 16, nHead: 2, nLayer: 3, timeEmbedDim: 4, sinusoidalDim: 4,
+    kind: "diffeqformer",
+    vocabSize: 61,
+    blockSize: 16,
+    nEmbd: 16,
+    nHead: 2,
+    nLayer: 3,
+    timeEmbedDim: 4,
+    sinusoidalDim: 4,
   }),
 };
 

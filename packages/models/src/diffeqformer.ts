@@ -40,9 +40,16 @@ export class DiffEqFormerBlock extends Module {
   readonly attn: TemporalAttention;
   readonly ln_m: TemporalLayerNorm;
   readonly mlp: TemporalMlp;
-  constructor(init: Initializer, path: string, readonly config: DiffEqFormerConfig) {
+  constructor(
+    init: Initializer,
+    path: string,
+    readonly config: DiffEqFormerConfig,
+  ) {
     super();
-    const c = config, w = 2 * c.sinusoidalDim + 1, d = c.timeEmbedDim, E = c.nEmbd;
+    const c = config,
+      w = 2 * c.sinusoidalDim + 1,
+      d = c.timeEmbedDim,
+      E = c.nEmbd;
     this.ln_a = this.registerModule("ln_a", new TemporalLayerNorm(init, `${path}.ln_a`, w, d, E, c.layerNormEps, c.initStd));
     this.attn = this.registerModule("attn", new TemporalAttention(init, `${path}.attn`, w, d, E, c.initStd));
     this.ln_m = this.registerModule("ln_m", new TemporalLayerNorm(init, `${path}.ln_m`, w, d, E, c.layerNormEps, c.initStd));
@@ -57,17 +64,28 @@ export class DiffEqFormerBlock extends Module {
     const n = ts.length;
     if (n === 0) return [];
     const e = timeEmbedding(ts, this.config.sinusoidalDim, this.config.dtype);
-    const per = (x: Tensor): Tensor[] => (n === 1 ? [reshape(x, x.shape.slice(1))] : split(x, n, 0).map((p) => reshape(p, p.shape.slice(1))));
-    const lnA = this.ln_a.paramsAt(e), lnM = this.ln_m.paramsAt(e);
-    const ca = this.attn.c_attn.weightsAt(e), ap = this.attn.c_proj.weightsAt(e);
-    const fc = this.mlp.c_fc.weightsAt(e), mp = this.mlp.c_proj.weightsAt(e);
+    const per = (x: Tensor): Tensor[] =>
+      n === 1 ? [reshape(x, x.shape.slice(1))] : split(x, n, 0).map((p) => reshape(p, p.shape.slice(1)));
+    const lnA = this.ln_a.paramsAt(e),
+      lnM = this.ln_m.paramsAt(e);
+    const ca = this.attn.c_attn.weightsAt(e),
+      ap = this.attn.c_proj.weightsAt(e);
+    const fc = this.mlp.c_fc.weightsAt(e),
+      mp = this.mlp.c_proj.weightsAt(e);
     const parts = [lnA.scale, lnA.shift, lnM.scale, lnM.shift, ca.W, ca.b, ap.W, ap.b, fc.W, fc.b, mp.W, mp.b].map(per);
     return ts.map((_, i) => {
       const [as, ash, ms, msh, caW, cab, apW, apb, fcW, fcb, mpW, mpb] = parts.map((p) => p[i]);
       return {
         lnAttn: { weight: as, bias: ash },
         lnMlp: { weight: ms, bias: msh },
-        qkvW: caW, qkvB: cab, attnProjW: apW, attnProjB: apb, fcW, fcB: fcb, mlpProjW: mpW, mlpProjB: mpb,
+        qkvW: caW,
+        qkvB: cab,
+        attnProjW: apW,
+        attnProjB: apb,
+        fcW,
+        fcB: fcb,
+        mlpProjW: mpW,
+        mlpProjB: mpb,
       };
     });
   }
@@ -116,7 +134,7 @@ export class DiffEqFormer extends TransformerLM {
   /** Steps of the paper's Euler grid (default: the solver's steps for the paper's scheme, else nLayer). */
   private gridSteps(steps: number | undefined): number {
     const c = this.config;
-    return steps ?? (isPaperEuler(c.solver.method) ? c.solver.steps ?? c.nLayer : c.nLayer);
+    return steps ?? (isPaperEuler(c.solver.method) ? (c.solver.steps ?? c.nLayer) : c.nLayer);
   }
 
   /** Step i of the Euler grid with n steps: t_i = (i+1)/n, dt = 1/n. */

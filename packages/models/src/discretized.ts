@@ -98,8 +98,14 @@ function copyWeights(w: BlockWeights): BlockWeights {
   return {
     lnAttn: { weight: copyOf(w.lnAttn.weight), bias: copyOf(w.lnAttn.bias) },
     lnMlp: { weight: copyOf(w.lnMlp.weight), bias: copyOf(w.lnMlp.bias) },
-    qkvW: copyOf(w.qkvW), qkvB: c(w.qkvB), attnProjW: copyOf(w.attnProjW), attnProjB: c(w.attnProjB),
-    fcW: copyOf(w.fcW), fcB: c(w.fcB), mlpProjW: copyOf(w.mlpProjW), mlpProjB: c(w.mlpProjB),
+    qkvW: copyOf(w.qkvW),
+    qkvB: c(w.qkvB),
+    attnProjW: copyOf(w.attnProjW),
+    attnProjB: c(w.attnProjB),
+    fcW: copyOf(w.fcW),
+    fcB: c(w.fcB),
+    mlpProjW: copyOf(w.mlpProjW),
+    mlpProjB: c(w.mlpProjB),
   };
 }
 
@@ -113,9 +119,19 @@ export function discretize(model: DiffEqFormer, M: number): DiscretizedModel {
   if (!Number.isInteger(M) || M <= 0) throw new Error(`discretize: M = ${M}; expected a positive integer number of layers`);
   const c = model.config;
   const config: DiscretizedConfig = {
-    kind: "discretized", vocabSize: c.vocabSize, blockSize: c.blockSize, nEmbd: c.nEmbd, nHead: c.nHead, nLayer: M,
-    embdPdrop: c.embdPdrop, residPdrop: c.residPdrop, layerNormEps: c.layerNormEps, initStd: c.initStd, dtype: c.dtype,
-    gradientCheckpointing: c.gradientCheckpointing, dt: 1 / M,
+    kind: "discretized",
+    vocabSize: c.vocabSize,
+    blockSize: c.blockSize,
+    nEmbd: c.nEmbd,
+    nHead: c.nHead,
+    nLayer: M,
+    embdPdrop: c.embdPdrop,
+    residPdrop: c.residPdrop,
+    layerNormEps: c.layerNormEps,
+    initStd: c.initStd,
+    dtype: c.dtype,
+    gradientCheckpointing: c.gradientCheckpointing,
+    dt: 1 / M,
   };
   const out = new DiscretizedModel(config, null);
   const sd: Record<string, Tensor> = {};

@@ -14,7 +14,14 @@ import { eulerGrid } from "./time-embedding.js";
 export class Attention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
-  constructor(init: Initializer, path: string, readonly nEmbd: number, readonly nHead: number, projStd: number, std: number) {
+  constructor(
+    init: Initializer,
+    path: string,
+    readonly nEmbd: number,
+    readonly nHead: number,
+    projStd: number,
+    std: number,
+  ) {
     super();
     this.c_attn = this.registerModule("c_attn", new Linear(init, `${path}.c_attn`, nEmbd, 3 * nEmbd, { std }));
     this.c_proj = this.registerModule("c_proj", new Linear(init, `${path}.c_proj`, nEmbd, nEmbd, { std: projStd }));
@@ -22,7 +29,12 @@ export class Attention extends Module {
 
   /** Attention output [B, T, E]. */
   forward(x: Tensor): Tensor {
-    return causalSelfAttention(x, this.nHead, (v) => this.c_attn.forward(v), (v) => this.c_proj.forward(v));
+    return causalSelfAttention(
+      x,
+      this.nHead,
+      (v) => this.c_attn.forward(v),
+      (v) => this.c_proj.forward(v),
+    );
   }
 }
 
@@ -38,7 +50,11 @@ export class Mlp extends Module {
 
   /** MLP output [B, T, E]. */
   forward(x: Tensor): Tensor {
-    return mlpForward(x, (v) => this.c_fc.forward(v), (v) => this.c_proj.forward(v));
+    return mlpForward(
+      x,
+      (v) => this.c_fc.forward(v),
+      (v) => this.c_proj.forward(v),
+    );
   }
 }
 
@@ -71,7 +87,8 @@ export abstract class StaticBlock extends Module {
   /** The weights the block applies, with unmerged LoRA adapters folded in (W + (alpha/r)·A·B). */
   weights(): BlockWeights {
     const bias = (l: Linear) => (l.hasParam("bias") ? l.param("bias") : null);
-    const { c_attn, c_proj } = this.attn, { c_fc, c_proj: mlpProj } = this.mlp;
+    const { c_attn, c_proj } = this.attn,
+      { c_fc, c_proj: mlpProj } = this.mlp;
     return {
       lnAttn: { weight: this.normAttn.param("weight"), bias: this.normAttn.param("bias") },
       lnMlp: { weight: this.normMlp.param("weight"), bias: this.normMlp.param("bias") },

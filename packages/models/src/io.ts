@@ -8,8 +8,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  cast, decodeSafetensors, encodeSafetensors, rawToTensor, tensorToRaw, tensorsToRaw, type RawTensor,
-  type SafetensorsContents, type Tensor,
+  cast,
+  decodeSafetensors,
+  encodeSafetensors,
+  rawToTensor,
+  tensorToRaw,
+  tensorsToRaw,
+  type RawTensor,
+  type SafetensorsContents,
+  type Tensor,
 } from "@qkvflow/autograd";
 import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "@qkvflow/autograd/node";
 import { MODEL_FILE } from "./checkpoint-layout.js";
@@ -56,7 +63,8 @@ export function decodeModelFile(bytes: Uint8Array, where = MODEL_FILE): { model:
   const model: Record<string, Tensor> = {};
   for (const [n, r] of Object.entries(c.tensors)) model[n] = rawToTensor(n, r);
   const cfg = c.metadata[CONFIG_METADATA_KEY];
-  if (cfg === undefined) throw new Error(`decodeModelFile: ${where} has no '${CONFIG_METADATA_KEY}' metadata entry; expected a model file written by qkvflow`);
+  if (cfg === undefined)
+    throw new Error(`decodeModelFile: ${where} has no '${CONFIG_METADATA_KEY}' metadata entry; expected a model file written by qkvflow`);
   let modelConfig: unknown;
   try {
     modelConfig = JSON.parse(cfg);
@@ -74,7 +82,9 @@ export function modelToSafetensors(model: TransformerLM, metadata: Record<string
 function fromContents(fn: string, c: SafetensorsContents): AnyModel {
   const json = c.metadata[CONFIG_METADATA_KEY];
   if (json === undefined) {
-    throw new Error(`${fn}: the file has no '${CONFIG_METADATA_KEY}' metadata; expected a checkpoint written by saveModel (for Hugging Face GPT-2 files use loadGpt2FromHuggingFace)`);
+    throw new Error(
+      `${fn}: the file has no '${CONFIG_METADATA_KEY}' metadata; expected a checkpoint written by saveModel (for Hugging Face GPT-2 files use loadGpt2FromHuggingFace)`,
+    );
   }
   let cfg: unknown;
   try {
@@ -151,8 +161,12 @@ export function gpt2FromHuggingFace(source: Uint8Array | SafetensorsContents, op
     }
     raw[n] = t;
   }
-  const wte = raw["wte.weight"], wpe = raw["wpe.weight"];
-  if (!wte || !wpe) throw new Error(`${fn}: no 'wte.weight' / 'wpe.weight' tensors (names seen: ${Object.keys(contents.tensors).slice(0, 8).join(", ")}…); expected a GPT-2 checkpoint`);
+  const wte = raw["wte.weight"],
+    wpe = raw["wpe.weight"];
+  if (!wte || !wpe)
+    throw new Error(
+      `${fn}: no 'wte.weight' / 'wpe.weight' tensors (names seen: ${Object.keys(contents.tensors).slice(0, 8).join(", ")}…); expected a GPT-2 checkpoint`,
+    );
   const [V, E] = wte.shape;
   let nLayer = 0;
   for (const n of Object.keys(raw)) {
@@ -160,9 +174,15 @@ export function gpt2FromHuggingFace(source: Uint8Array | SafetensorsContents, op
     if (m) nLayer = Math.max(nLayer, Number(m[1]) + 1);
   }
   const nHead = opts.nHead ?? num(opts.hfConfig, "n_head") ?? (E % 64 === 0 ? E / 64 : undefined);
-  if (nHead === undefined) throw new Error(`${fn}: cannot infer the number of heads for width ${E} (not a multiple of 64); pass opts.nHead or opts.hfConfig`);
+  if (nHead === undefined)
+    throw new Error(`${fn}: cannot infer the number of heads for width ${E} (not a multiple of 64); pass opts.nHead or opts.hfConfig`);
   const config = validateConfig({
-    kind: "gpt2", vocabSize: V, blockSize: wpe.shape[0], nEmbd: E, nHead, nLayer,
+    kind: "gpt2",
+    vocabSize: V,
+    blockSize: wpe.shape[0],
+    nEmbd: E,
+    nHead,
+    nLayer,
     embdPdrop: num(opts.hfConfig, "embd_pdrop") ?? 0.1,
     residPdrop: num(opts.hfConfig, "resid_pdrop") ?? 0.1,
     layerNormEps: num(opts.hfConfig, "layer_norm_epsilon") ?? 1e-5,

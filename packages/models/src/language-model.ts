@@ -3,10 +3,29 @@
  * position embeddings, the final LayerNorm, the tied unembedding and the loss.
  */
 import {
-  add, cast, layerNorm, linearCrossEntropy, matmulT, mul, noGrad, random, reshape, slice, take, tensor, type Key, type Tensor,
+  add,
+  cast,
+  layerNorm,
+  linearCrossEntropy,
+  matmulT,
+  mul,
+  noGrad,
+  random,
+  reshape,
+  slice,
+  take,
+  tensor,
+  type Key,
+  type Tensor,
 } from "@qkvflow/autograd";
 import {
-  attentionProbs, blockFns, blockUpdate, castBlockWeights, type BlockArch, type BlockWeights, type LayerNormWeights,
+  attentionProbs,
+  blockFns,
+  blockUpdate,
+  castBlockWeights,
+  type BlockArch,
+  type BlockWeights,
+  type LayerNormWeights,
 } from "./block.js";
 import type { ModelConfig, ModelKind } from "./config.js";
 import { Embedding, LayerNorm, maybeDropout } from "./layers.js";
@@ -101,7 +120,8 @@ export interface DepthDynamics {
 
 /** X(0) = wte[ids] + wpe[0..T) for int32 ids [..., T]: [..., T, E]. */
 function embedTokens(wte: Tensor, wpe: Tensor, ids: Tensor): Tensor {
-  const T = ids.shape[ids.rank - 1], E = wte.shape[1];
+  const T = ids.shape[ids.rank - 1],
+    E = wte.shape[1];
   return add(take(wte, ids, 0), slice(wpe, [0, 0], [T, E]));
 }
 
@@ -152,12 +172,14 @@ export abstract class TransformerLM extends Module implements LanguageModel {
   /** Checks int32 token ids [B, T] with T ≤ blockSize and ids in [0, V). */
   protected checkInputs(fn: string, inputs: Tensor): void {
     const c = this._config;
-    if (inputs.dtype !== "int32" || inputs.rank !== 2) throw new Error(`${fn}: inputs are ${inputs.dtype} ${fmt(inputs.shape)}; expected int32 token ids [B, T]`);
+    if (inputs.dtype !== "int32" || inputs.rank !== 2)
+      throw new Error(`${fn}: inputs are ${inputs.dtype} ${fmt(inputs.shape)}; expected int32 token ids [B, T]`);
     const T = inputs.shape[1];
     if (T < 1 || T > c.blockSize) throw new Error(`${fn}: sequence length ${T} is outside 1..${c.blockSize} (the model's blockSize)`);
     const d = inputs.data();
     for (let i = 0; i < d.length; i++) {
-      if (d[i] < 0 || d[i] >= c.vocabSize) throw new Error(`${fn}: token id ${d[i]} at flat position ${i} is outside [0, ${c.vocabSize}) (the vocabulary)`);
+      if (d[i] < 0 || d[i] >= c.vocabSize)
+        throw new Error(`${fn}: token id ${d[i]} at flat position ${i} is outside [0, ${c.vocabSize}) (the vocabulary)`);
     }
   }
 
@@ -199,7 +221,9 @@ export abstract class TransformerLM extends Module implements LanguageModel {
   /** @internal the error for a `steps` option given to a model with fixed layers. */
   protected checkFixedDepth(fn: string, steps: number | undefined): void {
     if (steps !== undefined) {
-      throw new Error(`${fn}: option steps = ${steps} applies only to a DiffEqFormer; this model is '${this._config.kind}' with fixed layers`);
+      throw new Error(
+        `${fn}: option steps = ${steps} applies only to a DiffEqFormer; this model is '${this._config.kind}' with fixed layers`,
+      );
     }
   }
 
@@ -213,7 +237,8 @@ export abstract class TransformerLM extends Module implements LanguageModel {
     const dtype = opts.dtype ?? "float64";
     const castT = (t: Tensor): Tensor => (t.dtype === dtype ? t : cast(t, dtype));
     const steps = this.depthSteps(opts.steps);
-    const E = c.nEmbd, eps = c.layerNormEps;
+    const E = c.nEmbd,
+      eps = c.layerNormEps;
     const { wte, wpe, lnF } = noGrad(() => ({
       wte: castT(this.wte.param("weight")),
       wpe: castT(this.wpe.param("weight")),
@@ -224,7 +249,12 @@ export abstract class TransformerLM extends Module implements LanguageModel {
     const update = (x: Tensor, w: BlockWeights): Tensor => blockUpdate(x, blockFns(w, eps), o);
     const gen = this.weightsAt?.bind(this);
     return {
-      kind: c.kind, nEmbd: E, nHead: c.nHead, layerNormEps: eps, vocabSize: c.vocabSize, blockSize: c.blockSize,
+      kind: c.kind,
+      nEmbd: E,
+      nHead: c.nHead,
+      layerNormEps: eps,
+      vocabSize: c.vocabSize,
+      blockSize: c.blockSize,
       arch: this.blockArch,
       steps,
       stepWeights: () => ws,
@@ -233,7 +263,8 @@ export abstract class TransformerLM extends Module implements LanguageModel {
         const T = ids.length;
         if (T < 1 || T > c.blockSize) throw new Error(`embed: sequence length ${T} is outside 1..${c.blockSize} (the model's blockSize)`);
         ids.forEach((id, i) => {
-          if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`embed: token id ${id} at position ${i} is outside [0, ${c.vocabSize})`);
+          if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+            throw new Error(`embed: token id ${id} at position ${i} is outside [0, ${c.vocabSize})`);
         });
         return noGrad(() => embedTokens(wte, wpe, tensor(Int32Array.from(ids), { shape: [1, T], dtype: "int32" })));
       },

@@ -11,7 +11,8 @@ function fmt(shape: readonly number[]): string {
 
 /** y = x·W + b over the last axis of x (any leading shape); W is [in, out], b is [out] or null. */
 export function linear(x: Tensor, W: Tensor, b: Tensor | null): Tensor {
-  const inF = W.shape[0], outF = W.shape[1];
+  const inF = W.shape[0],
+    outF = W.shape[1];
   if (W.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== inF) {
     throw new Error(`linear: input ${fmt(x.shape)} and weight ${fmt(W.shape)}; expected weight [in, out] with in = the input's last axis`);
   }
@@ -71,7 +72,8 @@ export class Linear extends Module {
    * pass computes the same map as x·W + (alpha/r)·(x·A)·B).
    */
   effectiveWeight(): Tensor {
-    const W = this.param("weight"), a = this.adapter;
+    const W = this.param("weight"),
+      a = this.adapter;
     if (!a || a.merged) return W;
     return add(W, mul(matmul(this.param("lora_A"), this.param("lora_B")), a.scale));
   }
@@ -92,9 +94,10 @@ export class Linear extends Module {
     const a = this.adapter;
     if (!a || !a.merged) return;
     const cur = this.param("weight");
-    const restored = a.stash && a.stash.merged === cur
-      ? a.stash.base
-      : noGrad(() => sub(cur, mul(matmul(this.param("lora_A"), this.param("lora_B")), a.scale)));
+    const restored =
+      a.stash && a.stash.merged === cur
+        ? a.stash.base
+        : noGrad(() => sub(cur, mul(matmul(this.param("lora_A"), this.param("lora_B")), a.scale)));
     this.registerParam("weight", restored);
     a.merged = false;
     a.stash = null;
@@ -111,7 +114,13 @@ export class Linear extends Module {
 
 /** Token or position embedding table [count, dim]. */
 export class Embedding extends Module {
-  constructor(init: Initializer, path: string, readonly count: number, readonly dim: number, std: number) {
+  constructor(
+    init: Initializer,
+    path: string,
+    readonly count: number,
+    readonly dim: number,
+    std: number,
+  ) {
     super();
     this.registerParam("weight", init.make(`${path}.weight`, [count, dim], { kind: "normal", std }));
   }
@@ -124,7 +133,12 @@ export class Embedding extends Module {
 
 /** LayerNorm over the last axis with learned scale `weight` and shift `bias`. */
 export class LayerNorm extends Module {
-  constructor(init: Initializer, path: string, readonly dim: number, readonly eps: number) {
+  constructor(
+    init: Initializer,
+    path: string,
+    readonly dim: number,
+    readonly eps: number,
+  ) {
     super();
     this.registerParam("weight", init.make(`${path}.weight`, [dim], { kind: "ones" }));
     this.registerParam("bias", init.make(`${path}.bias`, [dim], { kind: "zeros" }));

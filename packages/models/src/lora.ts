@@ -30,7 +30,9 @@ export function linearLayers(model: TransformerLM): [string, Linear][] {
 
 /** Linear layers carrying an adapter. */
 function adapted(model: TransformerLM): Linear[] {
-  return linearLayers(model).map(([, l]) => l).filter((l) => l.hasAdapter);
+  return linearLayers(model)
+    .map(([, l]) => l)
+    .filter((l) => l.hasAdapter);
 }
 
 /** Attaches adapters in place to every Linear layer matching `targets`; records the settings in `model.config.lora`. */
@@ -49,7 +51,9 @@ export function attach(model: TransformerLM, cfg: LoRAConfig, key: Key | null): 
   const all = linearLayers(model);
   const chosen = all.filter(([n]) => matchesAny(n, cfg.targets));
   if (chosen.length === 0) {
-    throw new Error(`applyLoRA: targets ${JSON.stringify(cfg.targets)} match no Linear layer; the Linear layers are ${all.map(([n]) => n).join(", ")}`);
+    throw new Error(
+      `applyLoRA: targets ${JSON.stringify(cfg.targets)} match no Linear layer; the Linear layers are ${all.map(([n]) => n).join(", ")}`,
+    );
   }
   const init = new Initializer(key ? random.foldIn(key, hashName("lora")) : null, model.config.dtype);
   for (const [n, l] of chosen) {

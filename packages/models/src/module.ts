@@ -28,14 +28,16 @@ export class Module {
 
   /** Registers (or replaces) a parameter of this module. */
   protected registerParam(name: string, value: Tensor): Tensor {
-    if (name.length === 0 || name.includes(".")) throw new Error(`Module.registerParam: name '${name}' is invalid; expected a non-empty name without dots`);
+    if (name.length === 0 || name.includes("."))
+      throw new Error(`Module.registerParam: name '${name}' is invalid; expected a non-empty name without dots`);
     this._params.set(name, value);
     return value;
   }
 
   /** Registers a child module under `name`. */
   protected registerModule<M extends Module>(name: string, child: M): M {
-    if (name.length === 0 || name.includes(".")) throw new Error(`Module.registerModule: name '${name}' is invalid; expected a non-empty name without dots`);
+    if (name.length === 0 || name.includes("."))
+      throw new Error(`Module.registerModule: name '${name}' is invalid; expected a non-empty name without dots`);
     this._children.set(name, child);
     return child;
   }

@@ -34,7 +34,8 @@ export function parameterShapes(input: ModelConfig | ModelConfigInput): Record<s
       linear(out, linears, `${p}.mlp.c_proj`, 4 * E, E);
     }
   } else {
-    const w = 2 * c.sinusoidalDim + 1, d = c.timeEmbedDim;
+    const w = 2 * c.sinusoidalDim + 1,
+      d = c.timeEmbedDim;
     const hyper = (p: string) => {
       linear(out, linears, `${p}.lin1`, w, d);
       linear(out, linears, `${p}.lin2`, d, d);

@@ -21,7 +21,13 @@ export class ParamGroup extends Module {
 abstract class Hyper extends Module {
   readonly lin1: Linear;
   readonly lin2: Linear;
-  protected constructor(init: Initializer, path: string, readonly embedWidth: number, readonly d: number, std: number) {
+  protected constructor(
+    init: Initializer,
+    path: string,
+    readonly embedWidth: number,
+    readonly d: number,
+    std: number,
+  ) {
     super();
     this.lin1 = this.registerModule("lin1", new Linear(init, `${path}.lin1`, embedWidth, d, { std }));
     this.lin2 = this.registerModule("lin2", new Linear(init, `${path}.lin2`, d, d, { std }));
@@ -41,19 +47,31 @@ export class TemporalLinear extends Hyper {
   readonly f_W: ParamGroup;
 
   /** Init (reference code): lin1, lin2 and A ~ N(0, std²), biases and B_W = 0, F_b ~ N(0, 1e-4²). */
-  constructor(init: Initializer, path: string, embedWidth: number, d: number, readonly inFeatures: number, readonly outFeatures: number, std: number) {
+  constructor(
+    init: Initializer,
+    path: string,
+    embedWidth: number,
+    d: number,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    std: number,
+  ) {
     super(init, path, embedWidth, d, std);
-    this.f_W = this.registerModule("f_W", new ParamGroup({
-      weight: init.make(`${path}.f_W.weight`, [d, inFeatures, outFeatures], { kind: "normal", std }),
-      bias: init.make(`${path}.f_W.bias`, [inFeatures, outFeatures], { kind: "zeros" }),
-    }));
+    this.f_W = this.registerModule(
+      "f_W",
+      new ParamGroup({
+        weight: init.make(`${path}.f_W.weight`, [d, inFeatures, outFeatures], { kind: "normal", std }),
+        bias: init.make(`${path}.f_W.bias`, [inFeatures, outFeatures], { kind: "zeros" }),
+      }),
+    );
     this.registerParam("f_b", init.make(`${path}.f_b`, [d, outFeatures], { kind: "normal", std: 1e-4 }));
   }
 
   /** W(t) [n, in, out] and b(t) [n, out] for embedded times e [n, 2S+1]. */
   weightsAt(e: Tensor): { W: Tensor; b: Tensor } {
     const h = this.hyper(e);
-    const n = e.shape[0], io = this.inFeatures * this.outFeatures;
+    const n = e.shape[0],
+      io = this.inFeatures * this.outFeatures;
     const A = reshape(this.f_W.param("weight"), [this.d, io]);
     const W = reshape(add(matmul(h, A), reshape(this.f_W.param("bias"), [io])), [n, this.inFeatures, this.outFeatures]);
     const b = matmul(h, this.param("f_b"));
@@ -64,7 +82,15 @@ export class TemporalLinear extends Hyper {
 /** LayerNorm whose scale and shift are generated from t. Parameters: lin1, lin2, gamma Γ [E, d], beta B [E, d]. */
 export class TemporalLayerNorm extends Hyper {
   /** Init: hypernetwork as TemporalLinear; Γ = B = 0, so it starts as the plain LayerNorm. */
-  constructor(init: Initializer, path: string, embedWidth: number, d: number, readonly dim: number, readonly eps: number, std: number) {
+  constructor(
+    init: Initializer,
+    path: string,
+    embedWidth: number,
+    d: number,
+    readonly dim: number,
+    readonly eps: number,
+    std: number,
+  ) {
     super(init, path, embedWidth, d, std);
     this.registerParam("gamma", init.make(`${path}.gamma`, [dim, d], { kind: "zeros" }));
     this.registerParam("beta", init.make(`${path}.beta`, [dim, d], { kind: "zeros" }));

@@ -16,7 +16,8 @@ export const MAX_PERIOD = 10000;
 export function timeEmbedding(ts: readonly number[], S: number, dtype: ModelDType = "float32"): Tensor {
   if (!Number.isInteger(S) || S <= 0) throw new Error(`timeEmbedding: S = ${S}; expected a positive integer`);
   for (const t of ts) if (!Number.isFinite(t)) throw new Error(`timeEmbedding: time ${t} is not finite`);
-  const n = ts.length, w = 2 * S + 1;
+  const n = ts.length,
+    w = 2 * S + 1;
   const out = dtype === "float32" ? new Float32Array(n * w) : new Float64Array(n * w);
   for (let i = 0; i < n; i++) {
     const t = ts[i];

@@ -2,13 +2,33 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { add, decodeSafetensors, encodeSafetensors, mul, noGrad, random, tensor, type Tensor } from "@qkvflow/autograd";
 import {
-  applyLoRA, blockFns, blockForward, blockUpdate, createModel, discretize, eulerGrid, isPaperEuler, modelFromSafetensors,
-  modelToSafetensors, preset, upgradeModelConfig, validateConfig, CONFIG_METADATA_KEY, PAPER_EULER, type DiffEqFormer,
-  type DiscretizedModel, type Gpt2Model, type ModelConfig, type StaticBlock,
+  applyLoRA,
+  blockFns,
+  blockForward,
+  blockUpdate,
+  createModel,
+  discretize,
+  eulerGrid,
+  isPaperEuler,
+  modelFromSafetensors,
+  modelToSafetensors,
+  preset,
+  upgradeModelConfig,
+  validateConfig,
+  CONFIG_METADATA_KEY,
+  PAPER_EULER,
+  type DiffEqFormer,
+  type DiscretizedModel,
+  type Gpt2Model,
+  type ModelConfig,
+  type StaticBlock,
 } from "@qkvflow/models";
 import { maxAbs, maxAbsDiff, perturbed, refGpt2Logits } from "./helpers.js";
 
-const idsList = [[1, 5, 9, 13, 2, 7], [3, 3, 8, 1, 0, 60]];
+const idsList = [
+  [1, 5, 9, 13, 2, 7],
+  [3, 3, 8, 1, 0, 60],
+];
 const ids = () => tensor(idsList, { dtype: "int32" });
 
 function micro<M>(name: string, overrides: Record<string, unknown> = {}, seed = 3): M {
@@ -43,7 +63,10 @@ test("each GPT-2 and discretised layer is blockForward of its weights(); unmerge
       // the layer is an Euler step of its residual update (GPT-2: x + g(x) with g = a + m, equal up to rounding)
       const euler = add(x, mul(blockUpdate(x, b.fns(), o), dt)).data();
       assert.ok(maxAbsDiff(viaModules, euler) < 1e-12, `${c.kind} layer ${i}: x + dt·g(x)`);
-      const noAdapter = blockForward(x, blockFns({ ...b.weights(), qkvW: b.attn.c_attn.param("weight") }, c.layerNormEps), { ...o, dt }).data();
+      const noAdapter = blockForward(x, blockFns({ ...b.weights(), qkvW: b.attn.c_attn.param("weight") }, c.layerNormEps), {
+        ...o,
+        dt,
+      }).data();
       assert.ok(maxAbsDiff(viaModules, noAdapter) > 1e-3, "the adapters matter for this check");
     });
   }
@@ -57,8 +80,14 @@ test("a sequential block has no step size; the block checks its input", () => {
   const g = micro<Gpt2Model>("gpt2-micro");
   const x = g.embed(ids());
   const f = g.blocks[0].fns();
-  assert.throws(() => blockForward(x, f, { nHead: 2, arch: "sequential", dt: 0.5 }), /blockForward: dt = 0.5 for a sequential block; expected 1/);
-  assert.throws(() => blockUpdate(tensor([1, 2], { dtype: "float64" }), f, { nHead: 2, arch: "parallel" }), /blockUpdate: input \[2\]; expected \[B, T, E\]/);
+  assert.throws(
+    () => blockForward(x, f, { nHead: 2, arch: "sequential", dt: 0.5 }),
+    /blockForward: dt = 0.5 for a sequential block; expected 1/,
+  );
+  assert.throws(
+    () => blockUpdate(tensor([1, 2], { dtype: "float64" }), f, { nHead: 2, arch: "parallel" }),
+    /blockUpdate: input \[2\]; expected \[B, T, E\]/,
+  );
   assert.throws(() => blockUpdate(x, f, { nHead: 3, arch: "parallel" }), /blockUpdate: width 16 is not divisible by 3 heads/);
 });
 
@@ -66,15 +95,30 @@ test("depth steps and the dynamics view follow the model's own forward pass", ()
   const g = micro<Gpt2Model>("gpt2-micro");
   const o = micro<DiffEqFormer>("diffeqformer-micro");
   const d = discretize(o, 5);
-  assert.deepEqual(g.depthSteps(), [{ index: 0, t: 0.5, dt: 1 }, { index: 1, t: 1, dt: 1 }]);
-  assert.deepEqual(d.depthSteps().map((s) => [s.t, s.dt]), eulerGrid(5).map((t) => [t, 1 / 5]));
-  assert.deepEqual(o.depthSteps().map((s) => [s.t, s.dt]), eulerGrid(3).map((t) => [t, 1 / 3]));
-  assert.deepEqual(o.depthSteps(6).map((s) => s.t), eulerGrid(6));
+  assert.deepEqual(g.depthSteps(), [
+    { index: 0, t: 0.5, dt: 1 },
+    { index: 1, t: 1, dt: 1 },
+  ]);
+  assert.deepEqual(
+    d.depthSteps().map((s) => [s.t, s.dt]),
+    eulerGrid(5).map((t) => [t, 1 / 5]),
+  );
+  assert.deepEqual(
+    o.depthSteps().map((s) => [s.t, s.dt]),
+    eulerGrid(3).map((t) => [t, 1 / 3]),
+  );
+  assert.deepEqual(
+    o.depthSteps(6).map((s) => s.t),
+    eulerGrid(6),
+  );
   const viaSolverSteps = micro<DiffEqFormer>("diffeqformer-micro", { solver: { steps: 4 } });
   assert.equal(viaSolverSteps.depthSteps().length, 4);
   // another solver: the analysed grid falls back to nLayer steps
   assert.equal(micro<DiffEqFormer>("diffeqformer-micro", { solver: { method: "rk4", steps: 7 } }).depthSteps().length, 3);
-  assert.throws(() => g.depthSteps(4), /depthSteps: option steps = 4 applies only to a DiffEqFormer; this model is 'gpt2' with fixed layers/);
+  assert.throws(
+    () => g.depthSteps(4),
+    /depthSteps: option steps = 4 applies only to a DiffEqFormer; this model is 'gpt2' with fixed layers/,
+  );
   // The view's trajectory is the model's forward: bit-identical for the Euler-scaled models in float64 ...
   for (const m of [o, d, viaSolverSteps]) {
     const dm = m.dynamics();
@@ -115,16 +159,21 @@ test("solver 'euler-right-time' is the paper's scheme X_{i+1} = X_i + dt·f(X_i,
   const solverOf = (c: ModelConfig) => (c.kind === "diffeqformer" ? c.solver : null);
   assert.equal(PAPER_EULER, "euler-right-time");
   assert.equal(solverOf(validateConfig(preset("diffeqformer-micro")))?.method, PAPER_EULER);
-  assert.deepEqual(solverOf(validateConfig({ ...preset("diffeqformer-micro"), solver: { method: "euler", steps: 4 } })), { method: PAPER_EULER, steps: 4 });
+  assert.deepEqual(solverOf(validateConfig({ ...preset("diffeqformer-micro"), solver: { method: "euler", steps: 4 } })), {
+    method: PAPER_EULER,
+    steps: 4,
+  });
   assert.equal(solverOf(preset("diffeqformer-micro", { solver: { method: "euler" } }))?.method, PAPER_EULER);
   assert.equal(solverOf(preset("diffeqformer-micro", { solver: { method: "rk4" } }))?.method, "rk4");
   assert.ok(isPaperEuler("euler") && isPaperEuler(PAPER_EULER) && !isPaperEuler("rk4") && !isPaperEuler("constructor"));
 
   // What the name says, against a hand loop over the model's vector field.
   const m = micro<DiffEqFormer>("diffeqformer-micro", { solver: { steps: 4 } });
-  const n = 4, dt = 1 / n;
+  const n = 4,
+    dt = 1 / n;
   const x0 = m.embed(ids());
-  let right: Tensor = x0, left: Tensor = x0;
+  let right: Tensor = x0,
+    left: Tensor = x0;
   for (let i = 0; i < n; i++) {
     right = add(right, mul(m.vectorField(right, (i + 1) / n), dt));
     left = add(left, mul(m.vectorField(left, i / n), dt));

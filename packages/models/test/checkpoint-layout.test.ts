@@ -4,7 +4,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  CHECKPOINT_FILES, MODEL_FILE, checkpointDirName, checkpointStep, latestCheckpointDir, listCheckpointDirs, resolveCheckpointDir,
+  CHECKPOINT_FILES,
+  MODEL_FILE,
+  checkpointDirName,
+  checkpointStep,
+  latestCheckpointDir,
+  listCheckpointDirs,
+  resolveCheckpointDir,
   resolveModelFile,
 } from "../src/index.js";
 
@@ -40,7 +46,10 @@ test("listing and resolving: complete folders only, ascending by step (numerical
     const b = checkpoint(run, 100_000_000); // sorts before 'step-99999999' as a string
     checkpoint(run, 200_000_000, [MODEL_FILE]); // incomplete for the trainer
     const root = join(run, "checkpoints");
-    assert.deepEqual(listCheckpointDirs(root).map((c) => c.dir), [a, b]);
+    assert.deepEqual(
+      listCheckpointDirs(root).map((c) => c.dir),
+      [a, b],
+    );
     assert.equal(resolveCheckpointDir(run), b, "no latest.json: the newest complete folder");
     writeFileSync(join(root, "latest.json"), JSON.stringify({ step: 99_999_999, dir: checkpointDirName(99_999_999) }));
     assert.equal(resolveCheckpointDir(run), a, "latest.json wins");
@@ -65,7 +74,13 @@ test("resolveModelFile: a file, a folder with model.safetensors, a run folder's 
     assert.equal(resolveModelFile(run), join(full, MODEL_FILE));
     assert.equal(resolveModelFile(only), join(only, MODEL_FILE));
     mkdirSync(join(dir, "empty"));
-    assert.throws(() => resolveModelFile(join(dir, "empty")), /resolveModelFile: '.*empty' holds no model.safetensors \(nor checkpoints\/step-\*\/model.safetensors\)/);
-    assert.throws(() => resolveModelFile(join(dir, "missing")), /resolveModelFile: '.*missing' does not exist; expected a .safetensors file/);
+    assert.throws(
+      () => resolveModelFile(join(dir, "empty")),
+      /resolveModelFile: '.*empty' holds no model.safetensors \(nor checkpoints\/step-\*\/model.safetensors\)/,
+    );
+    assert.throws(
+      () => resolveModelFile(join(dir, "missing")),
+      /resolveModelFile: '.*missing' does not exist; expected a .safetensors file/,
+    );
   });
 });

@@ -53,7 +53,9 @@ test("DiffEqFormer parameter names are the documented safetensors names", () => 
   const c = presets["diffeqformer-micro"];
   if (c.kind !== "diffeqformer") throw new Error("expected a diffeqformer preset");
   const s = parameterShapes(c);
-  const E = c.nEmbd, d = c.timeEmbedDim, w = 2 * c.sinusoidalDim + 1;
+  const E = c.nEmbd,
+    d = c.timeEmbedDim,
+    w = 2 * c.sinusoidalDim + 1;
   assert.deepEqual(s["block.attn.c_attn.lin1.weight"], [w, d]);
   assert.deepEqual(s["block.attn.c_attn.lin1.bias"], [d]);
   assert.deepEqual(s["block.attn.c_attn.lin2.weight"], [d, d]);
@@ -69,14 +71,31 @@ test("DiffEqFormer parameter names are the documented safetensors names", () => 
 });
 
 test("configurations validate with clear errors and survive JSON", () => {
-  assert.throws(() => validateConfig({ kind: "gpt2", vocabSize: 10, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, nLayers: 3 }),
-    /unknown key 'nLayers'.*valid keys are kind, vocabSize, blockSize, nEmbd, nHead, nLayer/);
+  assert.throws(
+    () => validateConfig({ kind: "gpt2", vocabSize: 10, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, nLayers: 3 }),
+    /unknown key 'nLayers'.*valid keys are kind, vocabSize, blockSize, nEmbd, nHead, nLayer/,
+  );
   assert.throws(() => validateConfig({ kind: "bert" }), /kind is "bert"; expected one of gpt2, diffeqformer, discretized/);
-  assert.throws(() => validateConfig({ kind: "gpt2", vocabSize: 10, blockSize: 4, nEmbd: 10, nHead: 3, nLayer: 1 }), /nEmbd 10 is not divisible by nHead 3/);
-  assert.throws(() => validateConfig({ kind: "gpt2", vocabSize: 0, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1 }), /vocabSize is 0; expected a positive integer/);
-  assert.throws(() => validateConfig({ kind: "gpt2", vocabSize: 9, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, residPdrop: 1 }), /residPdrop is 1; expected a number in \[0, 1\)/);
-  assert.throws(() => validateConfig({ ...presets["diffeqformer-micro"], solver: { method: "rk4", tol: 1 } }), /unknown key 'tol' in solver; valid keys are method, steps, rtol, atol, maxSteps/);
-  assert.throws(() => validateConfig({ ...presets["gpt2-micro"], timeEmbedDim: 4 }), /unknown key 'timeEmbedDim' in a 'gpt2' configuration/);
+  assert.throws(
+    () => validateConfig({ kind: "gpt2", vocabSize: 10, blockSize: 4, nEmbd: 10, nHead: 3, nLayer: 1 }),
+    /nEmbd 10 is not divisible by nHead 3/,
+  );
+  assert.throws(
+    () => validateConfig({ kind: "gpt2", vocabSize: 0, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1 }),
+    /vocabSize is 0; expected a positive integer/,
+  );
+  assert.throws(
+    () => validateConfig({ kind: "gpt2", vocabSize: 9, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, residPdrop: 1 }),
+    /residPdrop is 1; expected a number in \[0, 1\)/,
+  );
+  assert.throws(
+    () => validateConfig({ ...presets["diffeqformer-micro"], solver: { method: "rk4", tol: 1 } }),
+    /unknown key 'tol' in solver; valid keys are method, steps, rtol, atol, maxSteps/,
+  );
+  assert.throws(
+    () => validateConfig({ ...presets["gpt2-micro"], timeEmbedDim: 4 }),
+    /unknown key 'timeEmbedDim' in a 'gpt2' configuration/,
+  );
   assert.throws(() => preset("gpt5"), /unknown preset 'gpt5'; valid presets are gpt2-small/);
   for (const [name, c] of Object.entries(presets)) assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c))), c, name);
   const tiny = presets["diffeqformer-tiny"];

@@ -2,11 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { layerNorm, random, tensor, type Tensor } from "@qkvflow/autograd";
 import { listSolvers } from "@qkvflow/ode";
+import { createModel, discretize, eulerGrid, preset, timeEmbedding, type DiffEqFormer, type SolverConfig } from "@qkvflow/models";
 import {
-  createModel, discretize, eulerGrid, preset, timeEmbedding, type DiffEqFormer, type SolverConfig,
-} from "@qkvflow/models";
-import {
-  maxAbs, maxAbsDiff, perturbed, refDiffEqFormerLogits, refField, refTemporalLinear, refTemporalNorm, refTimeEmbedding,
+  maxAbs,
+  maxAbsDiff,
+  perturbed,
+  refDiffEqFormerLogits,
+  refField,
+  refTemporalLinear,
+  refTemporalNorm,
+  refTimeEmbedding,
 } from "./helpers.js";
 
 const S = 4;
@@ -17,14 +22,22 @@ function micro(dtype: "float32" | "float64", solver?: Partial<SolverConfig>, see
   return m;
 }
 
-const idsList = [[1, 5, 9, 13, 2, 7], [3, 3, 8, 1, 0, 60]];
+const idsList = [
+  [1, 5, 9, 13, 2, 7],
+  [3, 3, 8, 1, 0, 60],
+];
 const ids = () => tensor(idsList, { dtype: "int32" });
 
 test("time embedding e(t) = [t, sin(1000·t·f_k), cos(1000·t·f_k)], f_k = exp(−ln(10000)·k/S)", () => {
   const ts = [0, 0.25, 1 / 3, 1];
   const e = timeEmbedding(ts, S, "float64");
   assert.deepEqual(e.shape, [4, 2 * S + 1]);
-  assert.ok(maxAbsDiff(e.data(), ts.flatMap((t) => refTimeEmbedding(t, S))) < 1e-12);
+  assert.ok(
+    maxAbsDiff(
+      e.data(),
+      ts.flatMap((t) => refTimeEmbedding(t, S)),
+    ) < 1e-12,
+  );
   const d = e.data();
   // closed forms: e(0) = [0, 0…, 1…]; at t = 1 the first sinusoid is sin(1000), the last cos(1000·10000^(−3/4)) = cos(1)
   assert.deepEqual(Array.from(d.slice(0, 9)), [0, 0, 0, 0, 0, 1, 1, 1, 1]);
@@ -39,12 +52,27 @@ test("TemporalLinear: batched W(t) = B_W + Σ h_k(t)·A_k and b(t) = h(t)·F_b m
   const p = m.parameters();
   const ts = [0.1, 0.5, 0.9];
   const e = timeEmbedding(ts, S, "float64");
-  for (const [mod, path] of [[m.block.attn.c_attn, "block.attn.c_attn"], [m.block.mlp.c_proj, "block.mlp.c_proj"]] as const) {
+  for (const [mod, path] of [
+    [m.block.attn.c_attn, "block.attn.c_attn"],
+    [m.block.mlp.c_proj, "block.mlp.c_proj"],
+  ] as const) {
     const { W, b } = mod.weightsAt(e);
     assert.deepEqual(W.shape, [3, mod.inFeatures, mod.outFeatures]);
     const want = ts.map((t) => refTemporalLinear(p, path, t, S));
-    assert.ok(maxAbsDiff(W.data(), want.flatMap((w) => w.W.flat())) < 1e-12, path);
-    assert.ok(maxAbsDiff(b.data(), want.flatMap((w) => w.b)) < 1e-12, path);
+    assert.ok(
+      maxAbsDiff(
+        W.data(),
+        want.flatMap((w) => w.W.flat()),
+      ) < 1e-12,
+      path,
+    );
+    assert.ok(
+      maxAbsDiff(
+        b.data(),
+        want.flatMap((w) => w.b),
+      ) < 1e-12,
+      path,
+    );
   }
 });
 
@@ -59,7 +87,10 @@ test("temporal LayerNorm: γ(t) = 1 + Γ·h_ln(t), β(t) = B·h_ln(t) give a t-d
   const m = micro("float64");
   const p = m.parameters();
   const E = m.config.nEmbd;
-  const x = tensor(Array.from({ length: 3 * E }, (_, i) => Math.sin(0.7 * i) + 0.1 * i), { shape: [3, E], dtype: "float64" });
+  const x = tensor(
+    Array.from({ length: 3 * E }, (_, i) => Math.sin(0.7 * i) + 0.1 * i),
+    { shape: [3, E], dtype: "float64" },
+  );
   const outs: Float64Array[] = [];
   for (const t of [0.2, 0.8]) {
     const { scale, shift } = m.block.ln_m.paramsAt(timeEmbedding([t], S, "float64"));
@@ -92,7 +123,15 @@ test("the Euler forward (t_i = (i+1)/L) and the vector field match a naive refer
   const f = m.vectorField(X, 0.37).data();
   const E = m.config.nEmbd;
   const Xs = X.data();
-  const wantF = idsList.flatMap((s, b) => refField(p, s.map((_, t) => Array.from(Xs.slice((b * s.length + t) * E, (b * s.length + t + 1) * E))), 0.37, 2, S).flat());
+  const wantF = idsList.flatMap((s, b) =>
+    refField(
+      p,
+      s.map((_, t) => Array.from(Xs.slice((b * s.length + t) * E, (b * s.length + t + 1) * E))),
+      0.37,
+      2,
+      S,
+    ).flat(),
+  );
   assert.ok(maxAbsDiff(f, wantF) < 1e-11);
 });
 
@@ -103,7 +142,8 @@ test("discretize(L) equals the ODE forward to float32 round-off; its layers hold
   assert.equal(d.config.kind, "discretized");
   assert.equal(d.config.nLayer, L);
   assert.equal(d.config.dt, 1 / L);
-  const a = m.logits(ids()).data(), b = d.logits(ids()).data();
+  const a = m.logits(ids()).data(),
+    b = d.logits(ids()).data();
   assert.ok(maxAbs(a) > 1, "non-trivial logits");
   assert.ok(maxAbsDiff(a, b) <= 1e-6 * maxAbs(a), `max |Δ| = ${maxAbsDiff(a, b)}`);
   // with dropout on, the same key gives the same masks in both models
@@ -111,11 +151,13 @@ test("discretize(L) equals the ODE forward to float32 round-off; its layers hold
   drop.setParameters(m.parameters());
   const dd = discretize(drop, L);
   const o = { training: true, key: random.key(11) };
-  const ta = drop.logits(ids(), o).data(), tb = dd.logits(ids(), o).data();
+  const ta = drop.logits(ids(), o).data(),
+    tb = dd.logits(ids(), o).data();
   assert.ok(maxAbsDiff(ta, a) > 1e-3, "dropout changes the output");
   assert.ok(maxAbsDiff(ta, tb) <= 1e-6 * maxAbs(ta), `training: max |Δ| = ${maxAbsDiff(ta, tb)}`);
   // layer 1 has the generated weights of t = 2/L, LayerNorms evaluated through their own hypernetworks
-  const p = m.parameters(), q = d.parameters();
+  const p = m.parameters(),
+    q = d.parameters();
   const t = 2 / L;
   const w = refTemporalLinear(p, "block.attn.c_attn", t, S);
   assert.ok(maxAbsDiff(q["h.1.attn.c_attn.weight"].data(), w.W.flat()) < 1e-5);

@@ -26,7 +26,10 @@ test("a Hugging Face GPT-2 checkpoint loads and its logits match the NumPy refer
   const { bytes, fx } = loadFixture();
   const model = gpt2FromHuggingFace(bytes, { nHead: fx.config.n_head });
   const c = model.config;
-  assert.deepEqual([c.vocabSize, c.blockSize, c.nEmbd, c.nHead, c.nLayer], [fx.config.vocab_size, fx.config.n_positions, fx.config.n_embd, 2, fx.config.n_layer]);
+  assert.deepEqual(
+    [c.vocabSize, c.blockSize, c.nEmbd, c.nHead, c.nLayer],
+    [fx.config.vocab_size, fx.config.n_positions, fx.config.n_embd, 2, fx.config.n_layer],
+  );
   const ids = tensor(fx.input_ids, { dtype: "int32" });
   const got = model.logits(ids);
   assert.deepEqual(got.shape, [fx.input_ids.length, fx.input_ids[0].length, fx.config.vocab_size]);
@@ -66,21 +69,28 @@ test("HF loading reports missing / unexpected tensors and an untied lm_head by n
 test("GPT-2 forward equals a naive reference on perturbed weights, and the loss is the mean cross-entropy", () => {
   const m = createModel({ ...presets["gpt2-micro"], dtype: "float64" }, random.key(3)) as Gpt2Model;
   m.setParameters(perturbed(m.parameters(), 11, 0.4));
-  const ids = [[3, 14, 15, 9, 2, 6], [5, 35, 8, 9, 7, 9]];
+  const ids = [
+    [3, 14, 15, 9, 2, 6],
+    [5, 35, 8, 9, 7, 9],
+  ];
   const x = tensor(ids, { dtype: "int32" });
   const got = m.logits(x);
   const p = m.parameters();
   const want = ids.map((s) => refGpt2Logits(p, s, m.config.nLayer, m.config.nHead)).flat(2);
   assert.ok(maxAbsDiff(got.data(), want) < 1e-10);
-  const targets = [[14, 15, 9, 2, 6, 5], [35, 8, 9, 7, 9, 3]];
+  const targets = [
+    [14, 15, 9, 2, 6, 5],
+    [35, 8, 9, 7, 9, 3],
+  ];
   const V = m.config.vocabSize;
   let nll = 0;
-  for (let b = 0; b < 2; b++) for (let t = 0; t < 6; t++) {
-    const row = want.slice((b * 6 + t) * V, (b * 6 + t + 1) * V);
-    const mx = Math.max(...row);
-    const lse = mx + Math.log(row.reduce((s, v) => s + Math.exp(v - mx), 0));
-    nll += lse - row[targets[b][t]];
-  }
+  for (let b = 0; b < 2; b++)
+    for (let t = 0; t < 6; t++) {
+      const row = want.slice((b * 6 + t) * V, (b * 6 + t + 1) * V);
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((s, v) => s + Math.exp(v - mx), 0));
+      nll += lse - row[targets[b][t]];
+    }
   const loss = m.loss(x, tensor(targets, { dtype: "int32" })).item();
   assert.ok(Math.abs(loss - nll / 12) < 1e-10, `loss ${loss} vs ${nll / 12}`);
 });
@@ -111,14 +121,29 @@ test("inputs are checked: dtype, rank, length and token range", () => {
   assert.throws(() => m.logits(tensor([[1, 99]], { dtype: "int32" })), /token id 99 at flat position 1 is outside \[0, 61\)/);
   const long = tensor([Array.from({ length: 17 }, () => 1)], { dtype: "int32" });
   assert.throws(() => m.logits(long), /sequence length 17 is outside 1\.\.16/);
-  assert.throws(() => m.loss(tensor([[1, 2]], { dtype: "int32" }), tensor([[1]], { dtype: "int32" })), /targets are int32 \[1, 1\]; expected int32 \[1, 2\]/);
+  assert.throws(
+    () => m.loss(tensor([[1, 2]], { dtype: "int32" }), tensor([[1]], { dtype: "int32" })),
+    /targets are int32 \[1, 1\]; expected int32 \[1, 2\]/,
+  );
 });
 
 test("loss (fused projection + cross-entropy) equals crossEntropy of logits in float32, with ignored targets, value and gradients", async () => {
   const { crossEntropy, valueAndGrad } = await import("@qkvflow/autograd");
   const m = createModel({ ...presets["gpt2-micro"], vocabSize: 211 }, random.key(9));
-  const x = tensor([[5, 17, 3, 99, 0, 42], [7, 7, 150, 2, 9, 1]], { dtype: "int32" });
-  const y = tensor([[17, 3, 99, -100, 42, 8], [7, 150, 2, 9, 1, -100]], { dtype: "int32" });
+  const x = tensor(
+    [
+      [5, 17, 3, 99, 0, 42],
+      [7, 7, 150, 2, 9, 1],
+    ],
+    { dtype: "int32" },
+  );
+  const y = tensor(
+    [
+      [17, 3, 99, -100, 42, 8],
+      [7, 150, 2, 9, 1, -100],
+    ],
+    { dtype: "int32" },
+  );
   const params = m.parameters();
   const f = (fused: boolean) => (p: typeof params) => {
     m.setParameters(p);
@@ -128,7 +153,8 @@ test("loss (fused projection + cross-entropy) equals crossEntropy of logits in f
   const [l2, g2] = valueAndGrad(f(false))(params);
   assert.ok(Math.abs(l1.item() - l2.item()) < 1e-5 * Math.abs(l2.item()), `loss ${l1.item()} vs ${l2.item()}`);
   for (const k of Object.keys(params)) {
-    const a = (g1 as Record<string, typeof l1>)[k].data(), b = (g2 as Record<string, typeof l1>)[k].data();
+    const a = (g1 as Record<string, typeof l1>)[k].data(),
+      b = (g2 as Record<string, typeof l1>)[k].data();
     let scale = 0;
     for (const v of b) scale = Math.max(scale, Math.abs(v));
     assert.ok(maxAbsDiff(a, b) <= 1e-5 * Math.max(scale, 1e-3), `gradient of ${k}: max difference ${maxAbsDiff(a, b)} (scale ${scale})`);

@@ -4,8 +4,20 @@ import { random, tensor, valueAndGrad, type Key, type Tensor } from "@qkvflow/au
 import { createModel, discretize, preset, type AnyModel, type DiffEqFormer } from "@qkvflow/models";
 import { lcg, maxAbs, maxAbsDiff, perturbed } from "./helpers.js";
 
-const x = tensor([[1, 5, 9, 13, 2], [3, 3, 8, 1, 0]], { dtype: "int32" });
-const y = tensor([[5, 9, 13, 2, 4], [3, 8, 1, 0, 60]], { dtype: "int32" });
+const x = tensor(
+  [
+    [1, 5, 9, 13, 2],
+    [3, 3, 8, 1, 0],
+  ],
+  { dtype: "int32" },
+);
+const y = tensor(
+  [
+    [5, 9, 13, 2, 4],
+    [3, 8, 1, 0, 60],
+  ],
+  { dtype: "int32" },
+);
 
 /** Gradients the way the trainer computes them. */
 function trainerGrads(model: AnyModel, opts: { key?: Key; training?: boolean }): { loss: number; grads: Record<string, Tensor> } {
@@ -60,7 +72,14 @@ test("DiffEqFormer: gradients of every parameter, hypernetworks included, pass a
   const m = createModel(preset("diffeqformer-micro", { dtype: "float64", residPdrop: 0.1 }), random.key(2)) as DiffEqFormer;
   m.setParameters(perturbed(m.parameters(), 22, 0.3));
   const { grads } = trainerGrads(m, {});
-  for (const n of ["block.attn.c_attn.lin1.weight", "block.mlp.c_fc.lin2.bias", "block.mlp.c_proj.f_W.weight", "block.attn.c_proj.f_b", "block.ln_a.gamma", "block.ln_m.beta"]) {
+  for (const n of [
+    "block.attn.c_attn.lin1.weight",
+    "block.mlp.c_fc.lin2.bias",
+    "block.mlp.c_proj.f_W.weight",
+    "block.attn.c_proj.f_b",
+    "block.ln_a.gamma",
+    "block.ln_m.beta",
+  ]) {
     assert.ok(maxAbs(grads[n].data()) > 1e-4, `${n} gets a non-trivial gradient`);
   }
   fdCheck(m, {}, 2, 4);
@@ -68,7 +87,10 @@ test("DiffEqFormer: gradients of every parameter, hypernetworks included, pass a
 });
 
 test("DiffEqFormer through an @qkvflow/ode solver (rk4) and the discretised model: finite-difference spot checks", () => {
-  const m = createModel(preset("diffeqformer-micro", { dtype: "float64", solver: { method: "rk4", steps: 2 } }), random.key(4)) as DiffEqFormer;
+  const m = createModel(
+    preset("diffeqformer-micro", { dtype: "float64", solver: { method: "rk4", steps: 2 } }),
+    random.key(4),
+  ) as DiffEqFormer;
   m.setParameters(perturbed(m.parameters(), 23, 0.3));
   fdCheck(m, {}, 1, 6);
   const d = discretize(m, 2);
@@ -81,7 +103,8 @@ test("gradient checkpointing gives the same loss and gradients", () => {
     plain.setParameters(perturbed(plain.parameters(), 24, 0.3));
     const ck = createModel(preset(name, { dtype: "float64", gradientCheckpointing: true }), random.key(5));
     ck.setParameters(plain.parameters());
-    const a = trainerGrads(plain, {}), b = trainerGrads(ck, {});
+    const a = trainerGrads(plain, {}),
+      b = trainerGrads(ck, {});
     assert.ok(Math.abs(a.loss - b.loss) < 1e-12, name);
     for (const n of Object.keys(a.grads)) assert.ok(maxAbsDiff(a.grads[n].data(), b.grads[n].data()) < 1e-10, `${name}: ${n}`);
   }

@@ -6,7 +6,7 @@ import { tensor, type Tensor } from "@qkvflow/autograd";
 
 /** Deterministic pseudo-random numbers in [-1, 1) (independent of the library's RNG). */
 export function lcg(seed: number): () => number {
-  let s = (seed >>> 0) || 1;
+  let s = seed >>> 0 || 1;
   return () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return (s / 2 ** 32) * 2 - 1;
@@ -84,7 +84,9 @@ function silu(x: number): number {
 
 /** Causal attention over a sequence of rows X [T][E] with given per-row linear maps. */
 function attention(X: Mat, H: number, Wqkv: Mat, bqkv: number[], Wo: Mat, bo: number[]): Mat {
-  const T = X.length, E = X[0].length, D = E / H;
+  const T = X.length,
+    E = X[0].length,
+    D = E / H;
   const qkv = X.map((x) => addv(vecMat(x, Wqkv), bqkv));
   const out: Mat = X.map(() => new Array<number>(E).fill(0));
   for (let h = 0; h < H; h++) {
@@ -109,13 +111,15 @@ function mlp(X: Mat, Wfc: Mat, bfc: number[], Wp: Mat, bp: number[]): Mat {
 }
 
 function embed(p: Record<string, Tensor>, ids: number[]): Mat {
-  const wte = mat(p, "wte.weight"), wpe = mat(p, "wpe.weight");
+  const wte = mat(p, "wte.weight"),
+    wpe = mat(p, "wpe.weight");
   return ids.map((id, t) => addv(wte[id], wpe[t]));
 }
 
 function head(p: Record<string, Tensor>, X: Mat, eps: number): Mat {
   const wte = mat(p, "wte.weight");
-  const g = get(p, "ln_f.weight"), b = get(p, "ln_f.bias");
+  const g = get(p, "ln_f.weight"),
+    b = get(p, "ln_f.bias");
   return X.map((x) => {
     const y = ln(x, g, b, eps);
     return wte.map((row) => row.reduce((s, v, i) => s + v * y[i], 0));
@@ -124,7 +128,8 @@ function head(p: Record<string, Tensor>, X: Mat, eps: number): Mat {
 
 /** Naive e(t): [t, sin(1000 t f_k), cos(1000 t f_k)], f_k = 10000^(−k/S). */
 export function refTimeEmbedding(t: number, S: number): number[] {
-  const s: number[] = [], c: number[] = [];
+  const s: number[] = [],
+    c: number[] = [];
   for (let k = 0; k < S; k++) {
     const a = 1000 * t * Math.pow(10000, -k / S);
     s.push(Math.sin(a));
@@ -155,7 +160,8 @@ export function refTemporalLinear(p: Record<string, Tensor>, path: string, t: nu
 /** Naive γ(t) = 1 + Γ h(t), β(t) = B h(t) of a temporal LayerNorm. */
 export function refTemporalNorm(p: Record<string, Tensor>, path: string, t: number, S: number): { g: number[]; b: number[] } {
   const h = refHyper(p, path, t, S);
-  const G = mat(p, `${path}.gamma`), Bm = mat(p, `${path}.beta`);
+  const G = mat(p, `${path}.gamma`),
+    Bm = mat(p, `${path}.beta`);
   return {
     g: G.map((row) => 1 + row.reduce((s, v, k) => s + v * h[k], 0)),
     b: Bm.map((row) => row.reduce((s, v, k) => s + v * h[k], 0)),
@@ -167,11 +173,22 @@ export function refGpt2Logits(p: Record<string, Tensor>, ids: number[], nLayer: 
   let X = embed(p, ids);
   for (let l = 0; l < nLayer; l++) {
     const q = `h.${l}`;
-    const a = attention(X.map((x) => ln(x, get(p, `${q}.ln_1.weight`), get(p, `${q}.ln_1.bias`), eps)), nHead,
-      mat(p, `${q}.attn.c_attn.weight`), get(p, `${q}.attn.c_attn.bias`), mat(p, `${q}.attn.c_proj.weight`), get(p, `${q}.attn.c_proj.bias`));
+    const a = attention(
+      X.map((x) => ln(x, get(p, `${q}.ln_1.weight`), get(p, `${q}.ln_1.bias`), eps)),
+      nHead,
+      mat(p, `${q}.attn.c_attn.weight`),
+      get(p, `${q}.attn.c_attn.bias`),
+      mat(p, `${q}.attn.c_proj.weight`),
+      get(p, `${q}.attn.c_proj.bias`),
+    );
     X = X.map((x, i) => addv(x, a[i]));
-    const m = mlp(X.map((x) => ln(x, get(p, `${q}.ln_2.weight`), get(p, `${q}.ln_2.bias`), eps)),
-      mat(p, `${q}.mlp.c_fc.weight`), get(p, `${q}.mlp.c_fc.bias`), mat(p, `${q}.mlp.c_proj.weight`), get(p, `${q}.mlp.c_proj.bias`));
+    const m = mlp(
+      X.map((x) => ln(x, get(p, `${q}.ln_2.weight`), get(p, `${q}.ln_2.bias`), eps)),
+      mat(p, `${q}.mlp.c_fc.weight`),
+      get(p, `${q}.mlp.c_fc.bias`),
+      mat(p, `${q}.mlp.c_proj.weight`),
+      get(p, `${q}.mlp.c_proj.bias`),
+    );
     X = X.map((x, i) => addv(x, m[i]));
   }
   return head(p, X, eps);
@@ -179,11 +196,27 @@ export function refGpt2Logits(p: Record<string, Tensor>, ids: number[], nLayer: 
 
 /** The DiffEqFormer vector field at time t for one sequence X [T][E]. */
 export function refField(p: Record<string, Tensor>, X: Mat, t: number, nHead: number, S: number, eps = 1e-5): Mat {
-  const la = refTemporalNorm(p, "block.ln_a", t, S), lm = refTemporalNorm(p, "block.ln_m", t, S);
-  const ca = refTemporalLinear(p, "block.attn.c_attn", t, S), ap = refTemporalLinear(p, "block.attn.c_proj", t, S);
-  const fc = refTemporalLinear(p, "block.mlp.c_fc", t, S), mp = refTemporalLinear(p, "block.mlp.c_proj", t, S);
-  const a = attention(X.map((x) => ln(x, la.g, la.b, eps)), nHead, ca.W, ca.b, ap.W, ap.b);
-  const m = mlp(X.map((x) => ln(x, lm.g, lm.b, eps)), fc.W, fc.b, mp.W, mp.b);
+  const la = refTemporalNorm(p, "block.ln_a", t, S),
+    lm = refTemporalNorm(p, "block.ln_m", t, S);
+  const ca = refTemporalLinear(p, "block.attn.c_attn", t, S),
+    ap = refTemporalLinear(p, "block.attn.c_proj", t, S);
+  const fc = refTemporalLinear(p, "block.mlp.c_fc", t, S),
+    mp = refTemporalLinear(p, "block.mlp.c_proj", t, S);
+  const a = attention(
+    X.map((x) => ln(x, la.g, la.b, eps)),
+    nHead,
+    ca.W,
+    ca.b,
+    ap.W,
+    ap.b,
+  );
+  const m = mlp(
+    X.map((x) => ln(x, lm.g, lm.b, eps)),
+    fc.W,
+    fc.b,
+    mp.W,
+    mp.b,
+  );
   return a.map((v, i) => addv(v, m[i]));
 }
 

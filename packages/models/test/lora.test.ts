@@ -2,12 +2,32 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { random, sub, mul, tensor, valueAndGrad, type Tensor } from "@qkvflow/autograd";
 import {
-  applyLoRA, countParameters, createModel, discretize, linearLayers, mergeLoRA, preset, unmergeLoRA, type DiffEqFormer,
+  applyLoRA,
+  countParameters,
+  createModel,
+  discretize,
+  linearLayers,
+  mergeLoRA,
+  preset,
+  unmergeLoRA,
+  type DiffEqFormer,
 } from "@qkvflow/models";
 import { maxAbsDiff, perturbed } from "./helpers.js";
 
-const x = tensor([[1, 5, 9, 13, 2], [3, 3, 8, 1, 0]], { dtype: "int32" });
-const y = tensor([[5, 9, 13, 2, 4], [3, 8, 1, 0, 60]], { dtype: "int32" });
+const x = tensor(
+  [
+    [1, 5, 9, 13, 2],
+    [3, 3, 8, 1, 0],
+  ],
+  { dtype: "int32" },
+);
+const y = tensor(
+  [
+    [5, 9, 13, 2, 4],
+    [3, 8, 1, 0, 60],
+  ],
+  { dtype: "int32" },
+);
 
 function source(dtype: "float32" | "float64" = "float64"): DiffEqFormer {
   const m = createModel(preset("diffeqformer-micro", { dtype }), random.key(3)) as DiffEqFormer;
@@ -29,7 +49,14 @@ test("LoRA on the discretised model: B = 0 start, adapters only are trainable, c
   assert.ok(Array.from(p["h.0.attn.c_attn.lora_B"].data()).every((v) => v === 0));
   assert.ok(Array.from(p["h.0.attn.c_attn.lora_A"].data()).some((v) => v !== 0));
   assert.equal(countParameters(d.config), d.numParameters());
-  assert.deepEqual(d.config.lora, { rank: 2, alpha: 8, targets: ["h.*.attn.c_attn", "h.*.mlp.c_fc"], trainable: ["wte.weight"], initStd: 0.02, merged: false });
+  assert.deepEqual(d.config.lora, {
+    rank: 2,
+    alpha: 8,
+    targets: ["h.*.attn.c_attn", "h.*.mlp.c_fc"],
+    trainable: ["wte.weight"],
+    initStd: 0.02,
+    merged: false,
+  });
 });
 
 test("an adapted layer computes x·(W + (alpha/r)·A·B) + b; merge gives the same output and unmerge restores W exactly", () => {
@@ -43,7 +70,9 @@ test("an adapted layer computes x·(W + (alpha/r)·A·B) + b; merge gives the sa
   const p = d.parameters();
   const merged: Record<string, Tensor> = {};
   for (const [n] of linearLayers(plain)) {
-    const W = p[`${n}.weight`], A = p[`${n}.lora_A`].data(), B = p[`${n}.lora_B`].data();
+    const W = p[`${n}.weight`],
+      A = p[`${n}.lora_A`].data(),
+      B = p[`${n}.lora_B`].data();
     const [I, O] = W.shape;
     const w = Float64Array.from(W.data());
     for (let i = 0; i < I; i++) for (let o = 0; o < O; o++) for (let k = 0; k < 3; k++) w[i * O + o] += 2 * A[i * 3 + k] * B[k * O + o];
@@ -85,9 +114,15 @@ test("training the adapters with the trainer's pattern leaves the frozen base un
 
 test("LoRA errors: no matching layer (the Linear layers are listed), applied twice, merge without adapters", () => {
   const g = createModel(preset("gpt2-micro"), random.key(1));
-  assert.throws(() => applyLoRA(g, { targets: ["h.*.attn.q_proj"], key: random.key(1) }), /match no Linear layer; the Linear layers are h\.0\.attn\.c_attn, h\.0\.attn\.c_proj/);
+  assert.throws(
+    () => applyLoRA(g, { targets: ["h.*.attn.q_proj"], key: random.key(1) }),
+    /match no Linear layer; the Linear layers are h\.0\.attn\.c_attn, h\.0\.attn\.c_proj/,
+  );
   assert.throws(() => mergeLoRA(g), /mergeLoRA: the model has no LoRA adapters/);
   applyLoRA(g, { targets: ["h.0.*"], key: random.key(1) });
   assert.throws(() => applyLoRA(g, { key: random.key(1) }), /already has LoRA adapters/);
-  assert.throws(() => applyLoRA(createModel(preset("gpt2-micro"), random.key(1)), { rank: 0, key: random.key(1) }), /lora\.rank is 0; expected a positive integer/);
+  assert.throws(
+    () => applyLoRA(createModel(preset("gpt2-micro"), random.key(1)), { rank: 0, key: random.key(1) }),
+    /lora\.rank is 0; expected a positive integer/,
+  );
 });

@@ -4,7 +4,13 @@ import { random, tensor } from "@qkvflow/autograd";
 import { createModel, preset, presets } from "@qkvflow/models";
 import { maxAbsDiff } from "./helpers.js";
 
-const ids = tensor([[1, 5, 9, 13], [3, 3, 8, 1]], { dtype: "int32" });
+const ids = tensor(
+  [
+    [1, 5, 9, 13],
+    [3, 3, 8, 1],
+  ],
+  { dtype: "int32" },
+);
 
 test("init is deterministic from the key and depends only on (key, parameter name)", () => {
   for (const name of ["gpt2-micro", "diffeqformer-micro"]) {
@@ -23,12 +29,25 @@ test("init is deterministic from the key and depends only on (key, parameter nam
 test("parameters() lists dotted names in a deterministic order", () => {
   const names = Object.keys(createModel(presets["gpt2-micro"], random.key(1)).parameters());
   assert.deepEqual(names.slice(0, 8), [
-    "wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias",
-    "h.0.attn.c_proj.weight", "h.0.attn.c_proj.bias",
+    "wte.weight",
+    "wpe.weight",
+    "h.0.ln_1.weight",
+    "h.0.ln_1.bias",
+    "h.0.attn.c_attn.weight",
+    "h.0.attn.c_attn.bias",
+    "h.0.attn.c_proj.weight",
+    "h.0.attn.c_proj.bias",
   ]);
   assert.deepEqual(names.slice(-2), ["ln_f.weight", "ln_f.bias"]);
   const ode = Object.keys(createModel(presets["diffeqformer-micro"], random.key(1)).parameters());
-  assert.deepEqual(ode.slice(2, 8), ["block.ln_a.gamma", "block.ln_a.beta", "block.ln_a.lin1.weight", "block.ln_a.lin1.bias", "block.ln_a.lin2.weight", "block.ln_a.lin2.bias"]);
+  assert.deepEqual(ode.slice(2, 8), [
+    "block.ln_a.gamma",
+    "block.ln_a.beta",
+    "block.ln_a.lin1.weight",
+    "block.ln_a.lin1.bias",
+    "block.ln_a.lin2.weight",
+    "block.ln_a.lin2.bias",
+  ]);
 });
 
 test("train / eval mode switches dropout; training needs a key and is reproducible from it", () => {

@@ -57,7 +57,13 @@ function isFloat(x: Tensor): boolean {
  * Solves y' = f(t, y, params) like odeint and returns the solution with a `backward` function computing
  * gradients by the continuous adjoint method (no graph of the forward solve is kept).
  */
-export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly number[] | Float64Array, params: P, options: AdjointOptions = {}): AdjointSolution<Y, P> {
+export function odeintAdjointVjp<Y, P>(
+  f: ParamField<Y, P>,
+  y0: Y,
+  ts: readonly number[] | Float64Array,
+  params: P,
+  options: AdjointOptions = {},
+): AdjointSolution<Y, P> {
   const fn = "odeintAdjoint";
   checkOptions(fn, options);
   if (typeof f !== "function") throw new Error(`${fn}: f is ${typeof f}; expected a function (t, y, params) => dy/dt`);
@@ -90,7 +96,17 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
   const pFloat = pFloatIdx.map((i) => pLeaves[i]);
 
   const fwd = noGrad(() =>
-    solveFlat({ fn, f: (t, y) => flatF(t, y, pFloat), y0: yFlat.leaves.map((x) => stopGradient(x)), ts: times, rtol: tol.rtol, atol: tol.atol, solver, controller, opts: fwdOpts }),
+    solveFlat({
+      fn,
+      f: (t, y) => flatF(t, y, pFloat),
+      y0: yFlat.leaves.map((x) => stopGradient(x)),
+      ts: times,
+      rtol: tol.rtol,
+      atol: tol.atol,
+      solver,
+      controller,
+      opts: fwdOpts,
+    }),
   );
   onStats?.("forward", fwd.stats);
   const ys = fwd.ys.map((leaves, i) => (i === 0 ? y0 : yFlat.unflatten(leaves)));
@@ -98,7 +114,9 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
   const backward = (cotangents: readonly (Y | null | undefined)[]) => {
     const bfn = "odeintAdjoint (backward solve)";
     if (!Array.isArray(cotangents) || cotangents.length !== times.length) {
-      throw new Error(`${bfn}: got ${Array.isArray(cotangents) ? cotangents.length : typeof cotangents} cotangents; expected ${times.length}, one per output time`);
+      throw new Error(
+        `${bfn}: got ${Array.isArray(cotangents) ? cotangents.length : typeof cotangents} cotangents; expected ${times.length}, one per output time`,
+      );
     }
     const cts: (Tensor[] | null)[] = cotangents.map((c, i) => {
       if (c === null || c === undefined) return null;
@@ -123,10 +141,18 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
     const bsolver = resolveSolver(bfn, bopts.method);
     const bcontroller = controllerFromOptions(bfn, bsolver, bopts);
     const bspec = o.stepSizeController !== undefined ? toleranceOptions(o) : { rtol: o.rtol, atol: o.atol };
-    const oRtol = augmentedTolerance(bfn, "rtol", bspec.rtol), oAtol = augmentedTolerance(bfn, "atol", bspec.atol);
-    const minR = Math.min(...tol.rtol), minA = Math.min(...tol.atol);
-    const rtol = [...(oRtol !== undefined ? new Array<number>(2 * nY).fill(oRtol) : [...tol.rtol, ...tol.rtol]), ...pFloat.map(() => oRtol ?? minR)];
-    const atol = [...(oAtol !== undefined ? new Array<number>(2 * nY).fill(oAtol) : [...tol.atol, ...tol.atol]), ...pFloat.map(() => oAtol ?? minA)];
+    const oRtol = augmentedTolerance(bfn, "rtol", bspec.rtol),
+      oAtol = augmentedTolerance(bfn, "atol", bspec.atol);
+    const minR = Math.min(...tol.rtol),
+      minA = Math.min(...tol.atol);
+    const rtol = [
+      ...(oRtol !== undefined ? new Array<number>(2 * nY).fill(oRtol) : [...tol.rtol, ...tol.rtol]),
+      ...pFloat.map(() => oRtol ?? minR),
+    ];
+    const atol = [
+      ...(oAtol !== undefined ? new Array<number>(2 * nY).fill(oAtol) : [...tol.atol, ...tol.atol]),
+      ...pFloat.map(() => oAtol ?? minA),
+    ];
     const stats: OdeStats = { nfev: 0, accepted: 0, rejected: 0 };
 
     const N = times.length;
@@ -134,7 +160,17 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
     let g: Tensor[] = pFloat.map((x) => zeros(x.shape, x.dtype));
     for (let i = N - 1; i >= 1; i--) {
       const z0 = [...fwd.ys[i], ...a, ...g];
-      const sol = solveFlat({ fn: bfn, f: augF, y0: z0, ts: [times[i], times[i - 1]], rtol, atol, solver: bsolver, controller: bcontroller, opts: bopts });
+      const sol = solveFlat({
+        fn: bfn,
+        f: augF,
+        y0: z0,
+        ts: [times[i], times[i - 1]],
+        rtol,
+        atol,
+        solver: bsolver,
+        controller: bcontroller,
+        opts: bopts,
+      });
       stats.nfev += sol.stats.nfev;
       stats.accepted += sol.stats.accepted;
       stats.rejected += sol.stats.rejected;
@@ -158,7 +194,8 @@ export function odeintAdjointVjp<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly 
  * forward solve uses a controller, `o` overrides it with a controller (or only the tolerances rtol / atol).
  */
 function backwardOptions(bfn: string, fwd: OdeintOptions, o: AdjointSolveOptions): OdeintOptions {
-  if (o === null || typeof o !== "object") throw new Error(`${bfn}: options.adjoint is ${String(o)}; expected an object of backward-solve options`);
+  if (o === null || typeof o !== "object")
+    throw new Error(`${bfn}: options.adjoint is ${String(o)}; expected an object of backward-solve options`);
   if (o.stepSizeController !== undefined) {
     const base: Record<string, unknown> = { ...fwd };
     for (const k of flatStepOptionsIn(fwd)) delete base[k];
@@ -167,7 +204,9 @@ function backwardOptions(bfn: string, fwd: OdeintOptions, o: AdjointSolveOptions
   if (fwd.stepSizeController !== undefined) {
     const flat = flatStepOptionsIn(o).filter((k) => k !== "rtol" && k !== "atol");
     if (flat.length > 0) {
-      throw new Error(`${bfn}: options.adjoint gives the step options ${flat.join(", ")} but the forward solve uses a stepSizeController; expected options.adjoint.stepSizeController for the backward solve (or only rtol / atol)`);
+      throw new Error(
+        `${bfn}: options.adjoint gives the step options ${flat.join(", ")} but the forward solve uses a stepSizeController; expected options.adjoint.stepSizeController for the backward solve (or only rtol / atol)`,
+      );
     }
     const { rtol: _r, atol: _a, ...rest } = o;
     return { ...fwd, ...rest, checkpoint: false };
@@ -178,7 +217,9 @@ function backwardOptions(bfn: string, fwd: OdeintOptions, o: AdjointSolveOptions
 /** A tolerance of the augmented backward state: undefined (use the forward ones) or one number for all leaves. */
 function augmentedTolerance(bfn: string, name: string, v: Tolerance | undefined): number | undefined {
   if (v === undefined || typeof v === "number") return v;
-  throw new Error(`${bfn}: the backward solve's ${name} is a tree; expected one number (the augmented state [y, a, ∂L/∂params] does not have the state's structure)`);
+  throw new Error(
+    `${bfn}: the backward solve's ${name} is a tree; expected one number (the augmented state [y, a, ∂L/∂params] does not have the state's structure)`,
+  );
 }
 
 /**
@@ -187,7 +228,13 @@ function augmentedTolerance(bfn: string, name: string, v: Tolerance | undefined)
  * of the number of steps). Every tensor f depends on that needs a gradient must be inside `params`
  * (tensors closed over by f get none). Reverse mode, first order only.
  */
-export function odeintAdjoint<Y, P>(f: ParamField<Y, P>, y0: Y, ts: readonly number[] | Float64Array, params: P, options: AdjointOptions = {}): Y[] {
+export function odeintAdjoint<Y, P>(
+  f: ParamField<Y, P>,
+  y0: Y,
+  ts: readonly number[] | Float64Array,
+  params: P,
+  options: AdjointOptions = {},
+): Y[] {
   let sol: AdjointSolution<Y, P> | null = null;
   const wrapped = customVjp(
     (y: Y, p: P): Y[] => {

@@ -8,7 +8,17 @@
 import { noGrad, type Tensor } from "@qkvflow/autograd";
 import { listSolvers, getSolver } from "./registry.js";
 import { hostValues, scaledRms, tensorLike } from "./state.js";
-import type { AdaptiveStepSizeController, ControllerStart, FixedStepSizeController, OdeintOptions, Solver, StepAttempt, StepDecision, StepSizeController, Tolerance } from "./types.js";
+import type {
+  AdaptiveStepSizeController,
+  ControllerStart,
+  FixedStepSizeController,
+  OdeintOptions,
+  Solver,
+  StepAttempt,
+  StepDecision,
+  StepSizeController,
+  Tolerance,
+} from "./types.js";
 import { checkFactors, checkCoefficients, checkFixedStep, checkKnownKeys, checkNonNegative, checkPositive } from "./validate.js";
 
 /** Settings of ConstantStepSize. */
@@ -34,7 +44,8 @@ export class ConstantStepSize implements FixedStepSizeController {
 
   constructor(options: ConstantStepSizeOptions = {}) {
     const where = "ConstantStepSize";
-    if (options === null || typeof options !== "object") throw new Error(`${where}: options is ${String(options)}; expected an object { dt?, steps?, maxSteps? }`);
+    if (options === null || typeof options !== "object")
+      throw new Error(`${where}: options is ${String(options)}; expected an object { dt?, steps?, maxSteps? }`);
     checkKnownKeys(where, options, ["dt", "steps", "maxSteps"]);
     checkFixedStep(where, options);
     checkPositive(where, "maxSteps", options.maxSteps, true);
@@ -89,12 +100,28 @@ export interface PIDState {
   prevPrev: number;
 }
 
-const PID_KEYS = ["rtol", "atol", "pcoeff", "icoeff", "dcoeff", "safety", "factorMin", "factorMax", "dtmin", "dtmax", "firstStep", "maxSteps"] as const;
+const PID_KEYS = [
+  "rtol",
+  "atol",
+  "pcoeff",
+  "icoeff",
+  "dcoeff",
+  "safety",
+  "factorMin",
+  "factorMax",
+  "dtmin",
+  "dtmax",
+  "firstStep",
+  "maxSteps",
+] as const;
 
 function checkTolerance(where: string, name: string, v: Tolerance | undefined): void {
   if (v === undefined) return;
   if (typeof v === "number") checkNonNegative(where, name, v);
-  else if (v === null || typeof v !== "object") throw new Error(`${where}: ${name} is ${v === null ? "null" : typeof v}; expected a number >= 0 or a tree of numbers matching the state`);
+  else if (v === null || typeof v !== "object")
+    throw new Error(
+      `${where}: ${name} is ${v === null ? "null" : typeof v}; expected a number >= 0 or a tree of numbers matching the state`,
+    );
 }
 
 /**
@@ -124,7 +151,8 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
 
   constructor(options: PIDControllerOptions = {}) {
     const where = "PIDController";
-    if (options === null || typeof options !== "object") throw new Error(`${where}: options is ${String(options)}; expected an object of settings (${PID_KEYS.join(", ")})`);
+    if (options === null || typeof options !== "object")
+      throw new Error(`${where}: options is ${String(options)}; expected an object of settings (${PID_KEYS.join(", ")})`);
     checkKnownKeys(where, options, PID_KEYS);
     checkTolerance(where, "rtol", options.rtol);
     checkTolerance(where, "atol", options.atol);
@@ -162,8 +190,13 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
     const { k } = state;
     const { safety, factorMin, factorMax } = this;
     if (Number.isFinite(ratio) && ratio <= 1) {
-      const p = this.pcoeff, i = this.icoeff, d = this.dcoeff;
-      let factor = ratio === 0 ? factorMax : safety * Math.pow(ratio, -(p + i + d) / k) * Math.pow(state.prev, (p + 2 * d) / k) * Math.pow(state.prevPrev, -d / k);
+      const p = this.pcoeff,
+        i = this.icoeff,
+        d = this.dcoeff;
+      let factor =
+        ratio === 0
+          ? factorMax
+          : safety * Math.pow(ratio, -(p + i + d) / k) * Math.pow(state.prev, (p + 2 * d) / k) * Math.pow(state.prevPrev, -d / k);
       factor = Math.min(factorMax, Math.max(factorMin, factor));
       const next = Math.max(this.dtmin, Math.min(h * factor, this.dtmax));
       return { accept: true, h: next, state: { k, prev: Math.max(ratio, 1e-4), prevPrev: state.prev } };
@@ -172,7 +205,12 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
     let next = h * factor;
     if (next < this.dtmin) {
       if (h <= this.dtmin) {
-        return { accept: false, h: this.dtmin, state, failure: `a step of h = ${h} failed the error test (error ratio ${ratio.toPrecision(3)}) and the step size cannot go below dtmin = ${this.dtmin}` };
+        return {
+          accept: false,
+          h: this.dtmin,
+          state,
+          failure: `a step of h = ${h} failed the error test (error ratio ${ratio.toPrecision(3)}) and the step size cannot go below dtmin = ${this.dtmin}`,
+        };
       }
       next = this.dtmin;
     }
@@ -189,20 +227,23 @@ export function selectInitialStep(start: ControllerStart): number {
   const { f, t0, tEnd, y0, rtol, atol, order } = start;
   const dir = Math.sign(tEnd - t0);
   return noGrad(() => {
-    const y0v = y0.map(hostValues), f0v = start.f0.map(hostValues);
+    const y0v = y0.map(hostValues),
+      f0v = start.f0.map(hostValues);
     const d0 = scaledRms(y0v, y0, rtol, atol);
     const d1 = scaledRms(f0v, y0, rtol, atol);
     let h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
     h0 = Math.min(h0, Math.abs(tEnd - t0));
     const y1 = y0.map((leaf, l) => {
-      const a = y0v[l], b = f0v[l];
+      const a = y0v[l],
+        b = f0v[l];
       const v = new Float64Array(a.length);
       for (let i = 0; i < a.length; i++) v[i] = a[i] + dir * h0 * b[i];
       return tensorLike(v, leaf);
     });
     const f1: Tensor[] = f(t0 + dir * h0, y1);
     const diff = f1.map((x, l) => {
-      const a = hostValues(x), b = f0v[l];
+      const a = hostValues(x),
+        b = f0v[l];
       const v = new Float64Array(a.length);
       for (let i = 0; i < a.length; i++) v[i] = a[i] - b[i];
       return v;
@@ -216,7 +257,9 @@ export function selectInitialStep(start: ControllerStart): number {
 }
 
 function adaptiveNames(): string {
-  return listSolvers().filter((n) => getSolver(n).adaptive).join(", ");
+  return listSolvers()
+    .filter((n) => getSolver(n).adaptive)
+    .join(", ");
 }
 
 /**
@@ -227,7 +270,9 @@ export function controllerFromOptions(fn: string, solver: Solver, o: OdeintOptio
   const c = o.stepSizeController;
   if (c !== undefined) {
     if (c.kind === "adaptive" && !solver.adaptive) {
-      throw new Error(`${fn}: the ${c.name} chooses steps from an error estimate, but method '${solver.name}' has none; expected an adaptive method (${adaptiveNames()}) or a ConstantStepSize`);
+      throw new Error(
+        `${fn}: the ${c.name} chooses steps from an error estimate, but method '${solver.name}' has none; expected an adaptive method (${adaptiveNames()}) or a ConstantStepSize`,
+      );
     }
     return c;
   }
@@ -236,8 +281,16 @@ export function controllerFromOptions(fn: string, solver: Solver, o: OdeintOptio
       return new ConstantStepSize({ dt: o.dt, steps: o.steps, maxSteps: o.maxSteps });
     }
     return new PIDController({
-      rtol: o.rtol, atol: o.atol, firstStep: o.firstStep, dtmax: o.maxStep, maxSteps: o.maxSteps,
-      pcoeff: o.pcoeff, icoeff: o.icoeff, safety: o.safety, factorMin: o.factorMin, factorMax: o.factorMax,
+      rtol: o.rtol,
+      atol: o.atol,
+      firstStep: o.firstStep,
+      dtmax: o.maxStep,
+      maxSteps: o.maxSteps,
+      pcoeff: o.pcoeff,
+      icoeff: o.icoeff,
+      safety: o.safety,
+      factorMin: o.factorMin,
+      factorMax: o.factorMax,
     });
   } catch (e) {
     throw new Error(`${fn}: ${(e as Error).message}`);

@@ -37,7 +37,13 @@ export function explicitRK(tableau: ButcherTableau): Solver {
       const err = needError && bErr ? hostIncrement(h, bErr, ks) : null;
       const res: StepResult = { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev };
       if (interpPolys) {
-        res.interpolate = (theta: number) => combine(y, h, interpPolys.map((p) => polyEval(p, theta)), ks);
+        res.interpolate = (theta: number) =>
+          combine(
+            y,
+            h,
+            interpPolys.map((p) => polyEval(p, theta)),
+            ks,
+          );
       }
       return res;
     },

@@ -5,19 +5,49 @@
  * custom solvers.
  */
 export type {
-  FlatField, Solver, StepResult, Tolerance, OdeStats, OdeintOptions, OdeSolution,
-  StepSizeController, AdaptiveStepSizeController, FixedStepSizeController, ControllerStart, StepAttempt, StepDecision,
+  FlatField,
+  Solver,
+  StepResult,
+  Tolerance,
+  OdeStats,
+  OdeintOptions,
+  OdeSolution,
+  StepSizeController,
+  AdaptiveStepSizeController,
+  FixedStepSizeController,
+  ControllerStart,
+  StepAttempt,
+  StepDecision,
 } from "./types.js";
 export { odeint, odeintWithStats } from "./odeint.js";
 export {
-  ConstantStepSize, PIDController, selectInitialStep, type ConstantStepSizeOptions, type PIDControllerOptions, type PIDState,
+  ConstantStepSize,
+  PIDController,
+  selectInitialStep,
+  type ConstantStepSizeOptions,
+  type PIDControllerOptions,
+  type PIDState,
 } from "./controller.js";
 export {
-  odeintAdjoint, odeintAdjointVjp, type AdjointOptions, type AdjointSolveOptions, type AdjointSolution, type ParamField,
+  odeintAdjoint,
+  odeintAdjointVjp,
+  type AdjointOptions,
+  type AdjointSolveOptions,
+  type AdjointSolution,
+  type ParamField,
 } from "./adjoint.js";
 export { customVjp } from "./custom-vjp.js";
 export { explicitRK } from "./explicit-rk.js";
-export { validateTableau, polyMul, polyAdd, polyEval, interpFromPolys, type ButcherTableau, type NormalizedTableau, type Poly } from "./tableau.js";
+export {
+  validateTableau,
+  polyMul,
+  polyAdd,
+  polyEval,
+  interpFromPolys,
+  type ButcherTableau,
+  type NormalizedTableau,
+  type Poly,
+} from "./tableau.js";
 export { EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5, BUILTIN_TABLEAUS } from "./tableaus.js";
 export { registerSolver, unregisterSolver, listSolvers, getSolver, type RegisterOptions } from "./registry.js";
 export { combine, increment, hermite } from "./state.js";

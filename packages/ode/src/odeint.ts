@@ -15,7 +15,12 @@ export function odeint<Y>(f: (t: number, y: Y) => Y, y0: Y, ts: readonly number[
 }
 
 /** Like odeint, also returning counters: vector-field evaluations, accepted and rejected steps. */
-export function odeintWithStats<Y>(f: (t: number, y: Y) => Y, y0: Y, ts: readonly number[] | Float64Array, options: OdeintOptions = {}): OdeSolution<Y> {
+export function odeintWithStats<Y>(
+  f: (t: number, y: Y) => Y,
+  y0: Y,
+  ts: readonly number[] | Float64Array,
+  options: OdeintOptions = {},
+): OdeSolution<Y> {
   const fn = "odeint";
   checkOptions(fn, options);
   const solver = resolveSolver(fn, options.method);
@@ -26,6 +31,16 @@ export function odeintWithStats<Y>(f: (t: number, y: Y) => Y, y0: Y, ts: readonl
   const spec = toleranceOptions(options);
   const tol = resolveTolerances(fn, y0, flat.leaves, spec.rtol, spec.atol);
   const controller = controllerFromOptions(fn, solver, options);
-  const { ys, stats } = solveFlat({ fn, f: F, y0: flat.leaves, ts: times, rtol: tol.rtol, atol: tol.atol, solver, controller, opts: options });
+  const { ys, stats } = solveFlat({
+    fn,
+    f: F,
+    y0: flat.leaves,
+    ts: times,
+    rtol: tol.rtol,
+    atol: tol.atol,
+    solver,
+    controller,
+    opts: options,
+  });
   return { ys: ys.map((leaves, i) => (i === 0 ? y0 : flat.unflatten(leaves))), stats };
 }

@@ -25,7 +25,9 @@ export interface RegisterOptions {
 /** Makes a solver (or a Butcher tableau, via explicitRK) usable by name in odeint and odeintAdjoint. */
 export function registerSolver(name: string, solver: Solver | ButcherTableau, options: RegisterOptions = {}): Solver {
   if (typeof name !== "string" || !/^[A-Za-z0-9_.\-]+$/.test(name)) {
-    throw new Error(`registerSolver: name ${JSON.stringify(name)} is invalid; expected a non-empty string of letters, digits, '_', '-' or '.'`);
+    throw new Error(
+      `registerSolver: name ${JSON.stringify(name)} is invalid; expected a non-empty string of letters, digits, '_', '-' or '.'`,
+    );
   }
   if (builtinNames.has(name)) throw new Error(`registerSolver: '${name}' is a built-in method and cannot be replaced; choose another name`);
   if (registry.has(name) && !options.override) {
@@ -38,7 +40,8 @@ export function registerSolver(name: string, solver: Solver | ButcherTableau, op
 
 /** Removes a user-registered solver; returns whether one was removed (built-in methods stay). */
 export function unregisterSolver(name: string): boolean {
-  if (builtinNames.has(name)) throw new Error(`unregisterSolver: '${name}' is a built-in method; only user-registered solvers can be removed`);
+  if (builtinNames.has(name))
+    throw new Error(`unregisterSolver: '${name}' is a built-in method; only user-registered solvers can be removed`);
   return registry.delete(name);
 }
 
@@ -67,9 +70,12 @@ export function resolveSolver(fn: string, method: string | Solver | undefined): 
 }
 
 function checkSolver(s: Solver, fn = "registerSolver"): Solver {
-  if (!Number.isInteger(s.order) || s.order < 1) throw new Error(`${fn}: solver '${s.name}' has order ${s.order}; expected a positive integer`);
+  if (!Number.isInteger(s.order) || s.order < 1)
+    throw new Error(`${fn}: solver '${s.name}' has order ${s.order}; expected a positive integer`);
   if (s.adaptive && (s.errorOrder === undefined || !Number.isInteger(s.errorOrder) || s.errorOrder < 0)) {
-    throw new Error(`${fn}: adaptive solver '${s.name}' has errorOrder ${s.errorOrder}; expected a non-negative integer (order of its error estimate)`);
+    throw new Error(
+      `${fn}: adaptive solver '${s.name}' has errorOrder ${s.errorOrder}; expected a non-negative integer (order of its error estimate)`,
+    );
   }
   return s;
 }

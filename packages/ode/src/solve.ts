@@ -6,7 +6,15 @@
  */
 import { checkpoint, type Tensor } from "@qkvflow/autograd";
 import { errorRatio, firstNonFinite, hermite } from "./state.js";
-import type { AdaptiveStepSizeController, FixedStepSizeController, FlatField, OdeintOptions, OdeStats, Solver, StepSizeController } from "./types.js";
+import type {
+  AdaptiveStepSizeController,
+  FixedStepSizeController,
+  FlatField,
+  OdeintOptions,
+  OdeStats,
+  Solver,
+  StepSizeController,
+} from "./types.js";
 
 /** A fully resolved problem on flat leaves. */
 export interface FlatProblem {
@@ -41,9 +49,19 @@ export function solveFlat(p: FlatProblem): { ys: Tensor[][]; stats: OdeStats } {
   if (ts.length === 1) return { ys, stats };
 
   const bad0 = firstNonFinite(p.y0);
-  if (bad0) throw new Error(`${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`);
+  if (bad0)
+    throw new Error(
+      `${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`,
+    );
 
-  const attempt = (t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, thetas: readonly number[], needError: boolean): Attempt => {
+  const attempt = (
+    t: number,
+    y: readonly Tensor[],
+    h: number,
+    f0: readonly Tensor[] | null,
+    thetas: readonly number[],
+    needError: boolean,
+  ): Attempt => {
     let nfev = 0;
     const run = (yl: Tensor[], f0l: Tensor[] | null) => {
       const r = solver.step(f, t, yl, h, f0l, needError);
@@ -76,9 +94,22 @@ export function solveFlat(p: FlatProblem): { ys: Tensor[][]; stats: OdeStats } {
   return c.kind === "fixed" ? fixedSteps(p, c, attempt, stats, ys) : adaptiveSteps(p, c, attempt, stats, ys);
 }
 
-type AttemptFn = (t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, thetas: readonly number[], needError: boolean) => Attempt;
+type AttemptFn = (
+  t: number,
+  y: readonly Tensor[],
+  h: number,
+  f0: readonly Tensor[] | null,
+  thetas: readonly number[],
+  needError: boolean,
+) => Attempt;
 
-function fixedSteps(p: FlatProblem, ctrl: FixedStepSizeController, attempt: AttemptFn, stats: OdeStats, ys: Tensor[][]): { ys: Tensor[][]; stats: OdeStats } {
+function fixedSteps(
+  p: FlatProblem,
+  ctrl: FixedStepSizeController,
+  attempt: AttemptFn,
+  stats: OdeStats,
+  ys: Tensor[][],
+): { ys: Tensor[][]; stats: OdeStats } {
   const { fn, solver, opts, ts } = p;
   const check = opts.checkFinite ?? "output";
   let y: Tensor[] = p.y0;
@@ -87,12 +118,15 @@ function fixedSteps(p: FlatProblem, ctrl: FixedStepSizeController, attempt: Atte
   for (let i = 1; i < ts.length; i++) {
     const span = ts[i] - ts[i - 1];
     const n = ctrl.stepsBetween(ts[i - 1], ts[i]);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${fn}: the ${ctrl.name} gave ${n} steps from t = ${ts[i - 1]} to t = ${ts[i]}; expected a positive integer`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`${fn}: the ${ctrl.name} gave ${n} steps from t = ${ts[i - 1]} to t = ${ts[i]}; expected a positive integer`);
     const h = span / n;
     for (let k = 0; k < n; k++) {
       const t = ts[i - 1] + (k * span) / n;
       if (ctrl.maxSteps !== undefined && total >= ctrl.maxSteps) {
-        throw new Error(`${fn}: maximum number of steps (${ctrl.maxSteps}) exceeded at t = ${t} before reaching t = ${ts[ts.length - 1]} (fixed step h = ${h}); raise maxSteps or use a larger dt`);
+        throw new Error(
+          `${fn}: maximum number of steps (${ctrl.maxSteps}) exceeded at t = ${t} before reaching t = ${ts[ts.length - 1]} (fixed step h = ${h}); raise maxSteps or use a larger dt`,
+        );
       }
       const r = attempt(t, y, h, f0, [], false);
       total++;
@@ -102,22 +136,35 @@ function fixedSteps(p: FlatProblem, ctrl: FixedStepSizeController, attempt: Atte
       f0 = solver.fsal ? r.f1 : null;
       if (check === "step") {
         const bad = firstNonFinite(y);
-        if (bad) throw new Error(`${fn}: non-finite state at t = ${k === n - 1 ? ts[i] : t + h} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}) after one ${solver.name} step of h = ${h} from t = ${t}, where the state was finite; expected finite values (try a smaller step)`);
+        if (bad)
+          throw new Error(
+            `${fn}: non-finite state at t = ${k === n - 1 ? ts[i] : t + h} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}) after one ${solver.name} step of h = ${h} from t = ${t}, where the state was finite; expected finite values (try a smaller step)`,
+          );
       }
     }
     if (check === "output") {
       const bad = firstNonFinite(y);
-      if (bad) throw new Error(`${fn}: non-finite state at t = ${ts[i]} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}); it was finite at t = ${ts[i - 1]} (${n} ${solver.name} steps of h = ${h} in between; checkFinite: 'step' locates the step); expected finite values (try a smaller step)`);
+      if (bad)
+        throw new Error(
+          `${fn}: non-finite state at t = ${ts[i]} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}); it was finite at t = ${ts[i - 1]} (${n} ${solver.name} steps of h = ${h} in between; checkFinite: 'step' locates the step); expected finite values (try a smaller step)`,
+        );
     }
     ys.push(y);
   }
   return { ys, stats };
 }
 
-function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt: AttemptFn, stats: OdeStats, ys: Tensor[][]): { ys: Tensor[][]; stats: OdeStats } {
+function adaptiveSteps(
+  p: FlatProblem,
+  ctrl: AdaptiveStepSizeController,
+  attempt: AttemptFn,
+  stats: OdeStats,
+  ys: Tensor[][],
+): { ys: Tensor[][]; stats: OdeStats } {
   const { fn, f, solver, opts, ts, rtol, atol } = p;
   const N = ts.length;
-  const t0 = ts[0], tEnd = ts[N - 1];
+  const t0 = ts[0],
+    tEnd = ts[N - 1];
   const dir = Math.sign(tEnd - t0);
   const maxSteps = ctrl.maxSteps;
   const span = Math.abs(tEnd - t0);
@@ -127,7 +174,10 @@ function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt
   let f0: Tensor[] | null = f(t0, y);
   stats.nfev++;
   const badF = firstNonFinite(f0);
-  if (badF) throw new Error(`${fn}: f(t0, y0) is not finite at t = ${t0} (leaf ${badF.leaf}, element ${badF.index} is ${badF.value}); expected a finite derivative at the initial state`);
+  if (badF)
+    throw new Error(
+      `${fn}: f(t0, y0) is not finite at t = ${t0} (leaf ${badF.leaf}, element ${badF.index} is ${badF.value}); expected a finite derivative at the initial state`,
+    );
   const counted: FlatField = (tt, yy) => {
     stats.nfev++;
     return f(tt, yy);
@@ -143,7 +193,9 @@ function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt
 
   while (next < N) {
     if (stats.accepted + stats.rejected >= maxSteps) {
-      throw new Error(`${fn}: maximum number of steps (${maxSteps}) exceeded at t = ${t} before reaching t = ${tEnd} (${stats.accepted} accepted, ${stats.rejected} rejected, last h = ${h}); raise maxSteps or loosen rtol/atol (the problem may be stiff)`);
+      throw new Error(
+        `${fn}: maximum number of steps (${maxSteps}) exceeded at t = ${t} before reaching t = ${tEnd} (${stats.accepted} accepted, ${stats.rejected} rejected, last h = ${h}); raise maxSteps or loosen rtol/atol (the problem may be stiff)`,
+      );
     }
     const target = opts.denseOutput === false ? ts[next] : tEnd;
     let hs = dir * h;
@@ -153,21 +205,29 @@ function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt
       t1 = target;
     }
     if (!(Math.abs(hs) > 16 * Number.EPSILON * Math.max(Math.abs(t), span))) {
-      const why = nonFiniteRun > 0
-        ? "the state or its derivative kept evaluating to NaN/Inf"
-        : `the controller shrank h below the resolution of t (last error ratio ${lastRatio.toPrecision(3)}; ${stats.accepted} accepted, ${stats.rejected} rejected steps)`;
-      throw new Error(`${fn}: step size underflow at t = ${t} (h = ${hs}) before reaching t = ${tEnd}: ${why}; the problem may be stiff or singular there, or rtol/atol too strict`);
+      const why =
+        nonFiniteRun > 0
+          ? "the state or its derivative kept evaluating to NaN/Inf"
+          : `the controller shrank h below the resolution of t (last error ratio ${lastRatio.toPrecision(3)}; ${stats.accepted} accepted, ${stats.rejected} rejected steps)`;
+      throw new Error(
+        `${fn}: step size underflow at t = ${t} (h = ${hs}) before reaching t = ${tEnd}: ${why}; the problem may be stiff or singular there, or rtol/atol too strict`,
+      );
     }
     const thetas: number[] = [];
     for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) thetas.push((ts[j] - t) / hs);
     const r = attempt(t, y, hs, f0, thetas, true);
     stats.nfev += r.nfev;
-    if (!r.err) throw new Error(`${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`);
+    if (!r.err)
+      throw new Error(
+        `${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`,
+      );
     const ratio = errorRatio(r.err, y, r.y1, rtol, atol);
     lastRatio = ratio;
     const d = ctrl.adapt({ t, h: Math.abs(hs), ratio }, cstate);
     if (d.failure !== undefined) {
-      throw new Error(`${fn}: the ${ctrl.name} stopped at t = ${t} before reaching t = ${tEnd}: ${d.failure} (${stats.accepted} accepted, ${stats.rejected + 1} rejected steps)`);
+      throw new Error(
+        `${fn}: the ${ctrl.name} stopped at t = ${t} before reaching t = ${tEnd}: ${d.failure} (${stats.accepted} accepted, ${stats.rejected + 1} rejected steps)`,
+      );
     }
     // a step with a non-finite error is never kept, whatever the controller says
     if (d.accept && Number.isFinite(ratio)) {
@@ -186,7 +246,9 @@ function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt
         nonFiniteRun++;
         if (nonFiniteRun > 40) {
           const bad = firstNonFinite(r.y1);
-          throw new Error(`${fn}: non-finite state at t = ${t}: a ${solver.name} step to t = ${t1} produced NaN/Inf${bad ? ` (leaf ${bad.leaf}, element ${bad.index} is ${bad.value})` : ""} in ${nonFiniteRun} consecutive attempts down to h = ${hs}; expected f to stay finite near the solution`);
+          throw new Error(
+            `${fn}: non-finite state at t = ${t}: a ${solver.name} step to t = ${t1} produced NaN/Inf${bad ? ` (leaf ${bad.leaf}, element ${bad.index} is ${bad.value})` : ""} in ${nonFiniteRun} consecutive attempts down to h = ${hs}; expected f to stay finite near the solution`,
+          );
         }
       }
     }
@@ -200,6 +262,8 @@ function adaptiveSteps(p: FlatProblem, ctrl: AdaptiveStepSizeController, attempt
 /** Throws unless a controller's step size is a finite number > 0. */
 function checkStepSize(fn: string, ctrl: AdaptiveStepSizeController, h: number, t: number, what: string): void {
   if (typeof h !== "number" || !(h > 0) || !Number.isFinite(h)) {
-    throw new Error(`${fn}: the ${ctrl.name} chose a ${what} of h = ${String(h)} at t = ${t}; expected a finite number > 0 (the size |h|; the driver sets the direction)`);
+    throw new Error(
+      `${fn}: the ${ctrl.name} chose a ${what} of h = ${String(h)} at t = ${t}; expected a finite number > 0 (the size |h|; the driver sets the direction)`,
+    );
   }
 }

@@ -58,8 +58,17 @@ export function hostIncrement(h: number, coeffs: readonly number[], ks: readonly
  * Cubic Hermite interpolation on a step of size h at θ ∈ [0, 1] through (y0, f0) and (y1, f1); third order,
  * used for methods without their own continuous extension. Differentiable.
  */
-export function hermite(y0: readonly Tensor[], f0: readonly Tensor[], y1: readonly Tensor[], f1: readonly Tensor[], h: number, theta: number): Tensor[] {
-  const t = theta, t2 = t * t, t3 = t2 * t;
+export function hermite(
+  y0: readonly Tensor[],
+  f0: readonly Tensor[],
+  y1: readonly Tensor[],
+  f1: readonly Tensor[],
+  h: number,
+  theta: number,
+): Tensor[] {
+  const t = theta,
+    t2 = t * t,
+    t3 = t2 * t;
   const h00 = 2 * t3 - 3 * t2 + 1;
   const h10 = t3 - 2 * t2 + t;
   const h01 = -2 * t3 + 3 * t2;
@@ -82,7 +91,8 @@ export function hermite(y0: readonly Tensor[], f0: readonly Tensor[], y1: readon
 export function flattenTolerance(fn: string, what: string, tol: Tolerance | undefined, fallback: number, state: unknown): number[] {
   const out: number[] = [];
   const check = (v: number, path: string): number => {
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`${fn}: ${what}${path} is ${String(v)}; expected a finite number >= 0`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+      throw new Error(`${fn}: ${what}${path} is ${String(v)}; expected a finite number >= 0`);
     return v;
   };
   const countLeaves = (x: unknown): number => {
@@ -99,12 +109,14 @@ export function flattenTolerance(fn: string, what: string, tol: Tolerance | unde
     }
     if (y instanceof Tensor) throw new Error(`${fn}: ${what}${path} is ${describe(t)}; expected a number for this tensor leaf`);
     if (Array.isArray(y)) {
-      if (!Array.isArray(t) || t.length !== y.length) throw new Error(`${fn}: ${what}${path} is ${describe(t)}; expected a number or an array of ${y.length} entries matching the state`);
+      if (!Array.isArray(t) || t.length !== y.length)
+        throw new Error(`${fn}: ${what}${path} is ${describe(t)}; expected a number or an array of ${y.length} entries matching the state`);
       y.forEach((v, i) => walk(t[i], v, `${path}[${i}]`));
       return;
     }
     if (isPlainObject(y)) {
-      if (!isPlainObject(t)) throw new Error(`${fn}: ${what}${path} is ${describe(t)}; expected a number or an object with keys ${Object.keys(y).join(", ")}`);
+      if (!isPlainObject(t))
+        throw new Error(`${fn}: ${what}${path} is ${describe(t)}; expected a number or an object with keys ${Object.keys(y).join(", ")}`);
       for (const k of Object.keys(y)) {
         if (countLeaves(y[k]) === 0) continue;
         if (!(k in t)) throw new Error(`${fn}: ${what}${path} has no key '${k}'; expected a tolerance for every state leaf`);
@@ -136,12 +148,21 @@ export function hostValues(x: Tensor): TypedArray {
  * RMS over all elements of err / (atol + rtol·max(|y0|, |y1|)), the scaled error norm of Hairer–Nørsett–Wanner.
  * Returns NaN when any involved value is not finite.
  */
-export function errorRatio(err: readonly Tensor[], y0: readonly Tensor[], y1: readonly Tensor[], rtol: readonly number[], atol: readonly number[]): number {
+export function errorRatio(
+  err: readonly Tensor[],
+  y0: readonly Tensor[],
+  y1: readonly Tensor[],
+  rtol: readonly number[],
+  atol: readonly number[],
+): number {
   let acc = 0;
   let n = 0;
   for (let l = 0; l < err.length; l++) {
-    const e = hostValues(err[l]), a = hostValues(y0[l]), b = hostValues(y1[l]);
-    const rt = rtol[l], at = atol[l];
+    const e = hostValues(err[l]),
+      a = hostValues(y0[l]),
+      b = hostValues(y1[l]);
+    const rt = rtol[l],
+      at = atol[l];
     for (let i = 0; i < e.length; i++) {
       const sc = at + rt * Math.max(Math.abs(a[i]), Math.abs(b[i]));
       const r = e[i] / sc;
@@ -156,9 +177,11 @@ export function errorRatio(err: readonly Tensor[], y0: readonly Tensor[], y1: re
 
 /** RMS of x / (atol + rtol·|y|) over all elements (used to pick the first step). */
 export function scaledRms(x: readonly ArrayLike<number>[], y: readonly Tensor[], rtol: readonly number[], atol: readonly number[]): number {
-  let acc = 0, n = 0;
+  let acc = 0,
+    n = 0;
   for (let l = 0; l < x.length; l++) {
-    const v = x[l], yv = hostValues(y[l]);
+    const v = x[l],
+      yv = hostValues(y[l]);
     for (let i = 0; i < v.length; i++) {
       const r = v[i] / (atol[l] + rtol[l] * Math.abs(yv[i]));
       acc += r * r;

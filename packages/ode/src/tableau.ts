@@ -61,27 +61,35 @@ function finiteArray(fn: string, what: string, xs: unknown, n?: number): number[
 
 /** Checks a tableau (shapes, c_0 = 0, row sums = c, Σb = 1, b(1) = b) and returns its normalized form. */
 export function validateTableau(t: ButcherTableau, fn = "explicitRK"): NormalizedTableau {
-  if (t === null || typeof t !== "object") throw new Error(`${fn}: tableau is ${String(t)}; expected an object {name, order, c, a, b, bErr?}`);
-  if (typeof t.name !== "string" || t.name.length === 0) throw new Error(`${fn}: tableau name is ${JSON.stringify(t.name)}; expected a non-empty string`);
+  if (t === null || typeof t !== "object")
+    throw new Error(`${fn}: tableau is ${String(t)}; expected an object {name, order, c, a, b, bErr?}`);
+  if (typeof t.name !== "string" || t.name.length === 0)
+    throw new Error(`${fn}: tableau name is ${JSON.stringify(t.name)}; expected a non-empty string`);
   const ctx = `${fn} '${t.name}'`;
   if (!Number.isInteger(t.order) || t.order < 1) throw new Error(`${ctx}: order ${t.order} is invalid; expected a positive integer`);
   const c = finiteArray(ctx, "c", t.c);
   const s = c.length;
   if (s === 0) throw new Error(`${ctx}: the tableau has no stages; expected at least one`);
   if (c[0] !== 0) throw new Error(`${ctx}: c[0] is ${c[0]}; expected 0 (explicit methods start with f(t, y))`);
-  if (!Array.isArray(t.a) || t.a.length !== s) throw new Error(`${ctx}: a has ${Array.isArray(t.a) ? t.a.length : "no"} rows; expected ${s} (one per stage)`);
+  if (!Array.isArray(t.a) || t.a.length !== s)
+    throw new Error(`${ctx}: a has ${Array.isArray(t.a) ? t.a.length : "no"} rows; expected ${s} (one per stage)`);
   const a: number[][] = [];
   for (let i = 0; i < s; i++) {
     const row = finiteArray(ctx, `a[${i}]`, t.a[i]);
     if (row.length === s) {
-      for (let j = i; j < s; j++) if (row[j] !== 0) throw new Error(`${ctx}: a[${i}][${j}] = ${row[j]} is on or above the diagonal; expected an explicit (strictly lower-triangular) method`);
+      for (let j = i; j < s; j++)
+        if (row[j] !== 0)
+          throw new Error(
+            `${ctx}: a[${i}][${j}] = ${row[j]} is on or above the diagonal; expected an explicit (strictly lower-triangular) method`,
+          );
       row.length = i;
     } else if (row.length > i) {
       throw new Error(`${ctx}: a[${i}] has ${row.length} entries; expected ${i} (strictly lower triangular) or ${s} (full row)`);
     }
     while (row.length < i) row.push(0);
     const sum = row.reduce((p, v) => p + v, 0);
-    if (Math.abs(sum - c[i]) > TOL * Math.max(1, Math.abs(c[i]))) throw new Error(`${ctx}: row ${i} of a sums to ${sum}; expected c[${i}] = ${c[i]}`);
+    if (Math.abs(sum - c[i]) > TOL * Math.max(1, Math.abs(c[i])))
+      throw new Error(`${ctx}: row ${i} of a sums to ${sum}; expected c[${i}] = ${c[i]}`);
     a.push(row);
   }
   const b = finiteArray(ctx, "b", t.b, s);
@@ -91,17 +99,21 @@ export function validateTableau(t: ButcherTableau, fn = "explicitRK"): Normalize
   if (t.bErr !== undefined) {
     bErr = finiteArray(ctx, "bErr", t.bErr, s);
     const es = bErr.reduce((p, v) => p + v, 0);
-    if (Math.abs(es) > TOL) throw new Error(`${ctx}: the error weights bErr sum to ${es}; expected 0 (bErr = b − b̂ with both solutions consistent)`);
+    if (Math.abs(es) > TOL)
+      throw new Error(`${ctx}: the error weights bErr sum to ${es}; expected 0 (bErr = b − b̂ with both solutions consistent)`);
   }
   const errorOrder = t.errorOrder ?? t.order - 1;
-  if (!Number.isInteger(errorOrder) || errorOrder < 0) throw new Error(`${ctx}: errorOrder ${errorOrder} is invalid; expected a non-negative integer`);
+  if (!Number.isInteger(errorOrder) || errorOrder < 0)
+    throw new Error(`${ctx}: errorOrder ${errorOrder} is invalid; expected a non-negative integer`);
   let interp: number[][] | null = null;
   if (t.interp !== undefined) {
-    if (!Array.isArray(t.interp) || t.interp.length !== s) throw new Error(`${ctx}: interp has ${Array.isArray(t.interp) ? t.interp.length : "no"} polynomials; expected ${s} (one per stage)`);
+    if (!Array.isArray(t.interp) || t.interp.length !== s)
+      throw new Error(`${ctx}: interp has ${Array.isArray(t.interp) ? t.interp.length : "no"} polynomials; expected ${s} (one per stage)`);
     interp = t.interp.map((p, i) => finiteArray(ctx, `interp[${i}]`, p));
     for (let i = 0; i < s; i++) {
       const at1 = interp[i].reduce((p, v) => p + v, 0);
-      if (Math.abs(at1 - b[i]) > 1e-9 * Math.max(1, Math.abs(b[i]))) throw new Error(`${ctx}: interp[${i}] evaluates to ${at1} at θ = 1; expected b[${i}] = ${b[i]}`);
+      if (Math.abs(at1 - b[i]) > 1e-9 * Math.max(1, Math.abs(b[i])))
+        throw new Error(`${ctx}: interp[${i}] evaluates to ${at1} at θ = 1; expected b[${i}] = ${b[i]}`);
     }
   }
   let fsal = s > 1 && c[s - 1] === 1 && b[s - 1] === 0;

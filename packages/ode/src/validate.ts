@@ -24,14 +24,20 @@ export function checkTimes(fn: string, ts: ArrayLike<number>): number[] {
   const out = Array.from(ts);
   if (out.length === 0) throw new Error(`${fn}: ts is empty; expected at least the initial time`);
   for (let i = 0; i < out.length; i++) {
-    if (typeof out[i] !== "number" || !Number.isFinite(out[i])) throw new Error(`${fn}: ts[${i}] is ${String(out[i])}; expected a finite number`);
+    if (typeof out[i] !== "number" || !Number.isFinite(out[i]))
+      throw new Error(`${fn}: ts[${i}] is ${String(out[i])}; expected a finite number`);
   }
   if (out.length >= 2) {
     const dir = Math.sign(out[1] - out[0]);
-    if (dir === 0) throw new Error(`${fn}: ts is not strictly monotonic: ts[0] = ts[1] = ${out[0]}; expected strictly increasing or strictly decreasing times`);
+    if (dir === 0)
+      throw new Error(
+        `${fn}: ts is not strictly monotonic: ts[0] = ts[1] = ${out[0]}; expected strictly increasing or strictly decreasing times`,
+      );
     for (let i = 1; i < out.length; i++) {
       if (Math.sign(out[i] - out[i - 1]) !== dir) {
-        throw new Error(`${fn}: ts is not strictly monotonic: ts[${i - 1}] = ${out[i - 1]}, ts[${i}] = ${out[i]} while the times ${dir > 0 ? "increase" : "decrease"} from ts[0] = ${out[0]}; expected strictly ${dir > 0 ? "increasing" : "decreasing"} times`);
+        throw new Error(
+          `${fn}: ts is not strictly monotonic: ts[${i - 1}] = ${out[i - 1]}, ts[${i}] = ${out[i]} while the times ${dir > 0 ? "increase" : "decrease"} from ts[0] = ${out[0]}; expected strictly ${dir > 0 ? "increasing" : "decreasing"} times`,
+        );
       }
     }
   }
@@ -42,12 +48,18 @@ export function checkTimes(fn: string, ts: ArrayLike<number>): number[] {
 export function checkState(fn: string, leaves: readonly Tensor[], what = "y0"): void {
   if (leaves.length === 0) throw new Error(`${fn}: ${what} contains no tensors; expected a Tensor or a tree (array / object) of Tensors`);
   leaves.forEach((x, i) => {
-    if (x.dtype !== "float32" && x.dtype !== "float64") throw new Error(`${fn}: ${what} leaf ${i} is a ${x.dtype} tensor [${x.shape.join(", ")}]; expected float32 or float64`);
+    if (x.dtype !== "float32" && x.dtype !== "float64")
+      throw new Error(`${fn}: ${what} leaf ${i} is a ${x.dtype} tensor [${x.shape.join(", ")}]; expected float32 or float64`);
   });
 }
 
 /** Wraps a tree-valued field as a flat field, checking that every result matches the state's leaves. */
-export function flattenField<Y>(fn: string, f: (t: number, y: Y) => Y, unflatten: (leaves: readonly Tensor[]) => Y, like: readonly Tensor[]): FlatField {
+export function flattenField<Y>(
+  fn: string,
+  f: (t: number, y: Y) => Y,
+  unflatten: (leaves: readonly Tensor[]) => Y,
+  like: readonly Tensor[],
+): FlatField {
   if (typeof f !== "function") throw new Error(`${fn}: f is ${typeof f}; expected a function (t, y) => dy/dt`);
   return (t, y) => {
     const out = treeFlatten(f(t, unflatten(y))).leaves;
@@ -58,17 +70,27 @@ export function flattenField<Y>(fn: string, f: (t: number, y: Y) => Y, unflatten
 
 /** Throws unless `out` has one tensor per state leaf with the same shape and dtype. */
 export function checkDerivative(fn: string, out: readonly Tensor[], like: readonly Tensor[], t: number): void {
-  if (out.length !== like.length) throw new Error(`${fn}: f returned ${out.length} tensors at t = ${t}; expected ${like.length}, one per leaf of the state`);
+  if (out.length !== like.length)
+    throw new Error(`${fn}: f returned ${out.length} tensors at t = ${t}; expected ${like.length}, one per leaf of the state`);
   for (let i = 0; i < out.length; i++) {
-    const o = out[i], s = like[i];
+    const o = out[i],
+      s = like[i];
     if (o.dtype !== s.dtype || o.shape.length !== s.shape.length || o.shape.some((d, k) => d !== s.shape[k])) {
-      throw new Error(`${fn}: f returned ${o.dtype} [${o.shape.join(", ")}] for leaf ${i} at t = ${t}; expected ${s.dtype} [${s.shape.join(", ")}] like the state`);
+      throw new Error(
+        `${fn}: f returned ${o.dtype} [${o.shape.join(", ")}] for leaf ${i} at t = ${t}; expected ${s.dtype} [${s.shape.join(", ")}] like the state`,
+      );
     }
   }
 }
 
 /** Per-leaf tolerances from an option (number or tree), with dtype-dependent defaults. */
-export function resolveTolerances(fn: string, state: unknown, leaves: readonly Tensor[], rtol: Tolerance | undefined, atol: Tolerance | undefined): { rtol: number[]; atol: number[] } {
+export function resolveTolerances(
+  fn: string,
+  state: unknown,
+  leaves: readonly Tensor[],
+  rtol: Tolerance | undefined,
+  atol: Tolerance | undefined,
+): { rtol: number[]; atol: number[] } {
   const r = rtol === undefined ? leaves.map((l) => defaultRtol(l.dtype)) : flattenTolerance(fn, "rtol", rtol, 0, state);
   const a = atol === undefined ? leaves.map((l) => defaultAtol(l.dtype)) : flattenTolerance(fn, "atol", atol, 0, state);
   for (let i = 0; i < r.length; i++) {
@@ -88,14 +110,16 @@ export function checkPositive(where: string, name: string, v: number | undefined
 /** Throws unless v (when given) is a finite number >= 0. */
 export function checkNonNegative(where: string, name: string, v: number | undefined): void {
   if (v === undefined) return;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`${where}: ${name} is ${String(v)}; expected a finite number >= 0`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    throw new Error(`${where}: ${name} is ${String(v)}; expected a finite number >= 0`);
 }
 
 /** Checks a fixed-step specification: dt > 0 or steps a positive integer, not both. */
 export function checkFixedStep(where: string, o: { dt?: number; steps?: number }): void {
   checkPositive(where, "dt", o.dt);
   checkPositive(where, "steps", o.steps, true);
-  if (o.dt !== undefined && o.steps !== undefined) throw new Error(`${where}: both dt (${o.dt}) and steps (${o.steps}) are given; expected at most one`);
+  if (o.dt !== undefined && o.steps !== undefined)
+    throw new Error(`${where}: both dt (${o.dt}) and steps (${o.steps}) are given; expected at most one`);
 }
 
 /** Checks the step-change limits: safety in (0, 1], factorMin in (0, 1), factorMax > 1. */
@@ -112,10 +136,15 @@ export function checkFactors(where: string, o: { safety?: number; factorMin?: nu
  * Checks controller coefficients (each a finite number >= 0) and that the error exponent they give, the
  * sum of those present (icoeff defaults to 1, the others to 0), is positive.
  */
-export function checkCoefficients(where: string, o: { pcoeff?: number; icoeff?: number; dcoeff?: number }, names: readonly ("pcoeff" | "icoeff" | "dcoeff")[]): void {
+export function checkCoefficients(
+  where: string,
+  o: { pcoeff?: number; icoeff?: number; dcoeff?: number },
+  names: readonly ("pcoeff" | "icoeff" | "dcoeff")[],
+): void {
   for (const k of names) checkNonNegative(where, k, o[k]);
   const sum = names.reduce((s, k) => s + (o[k] ?? (k === "icoeff" ? 1 : 0)), 0);
-  if (sum <= 0) throw new Error(`${where}: ${names.join(" + ")} is 0; expected a positive sum (the controller needs a response to the error)`);
+  if (sum <= 0)
+    throw new Error(`${where}: ${names.join(" + ")} is 0; expected a positive sum (the controller needs a response to the error)`);
 }
 
 /** Throws naming the first key of `o` that is not in `known`. */
@@ -126,7 +155,20 @@ export function checkKnownKeys(where: string, o: object, known: readonly string[
 }
 
 /** The options that are a shorthand for a step-size controller (deprecated in favour of `stepSizeController`). */
-export const FLAT_STEP_OPTIONS = ["dt", "steps", "rtol", "atol", "firstStep", "maxStep", "maxSteps", "pcoeff", "icoeff", "safety", "factorMin", "factorMax"] as const;
+export const FLAT_STEP_OPTIONS = [
+  "dt",
+  "steps",
+  "rtol",
+  "atol",
+  "firstStep",
+  "maxStep",
+  "maxSteps",
+  "pcoeff",
+  "icoeff",
+  "safety",
+  "factorMin",
+  "factorMax",
+] as const;
 
 /** The flat step options present (not undefined) in o. */
 export function flatStepOptionsIn(o: object): string[] {
@@ -138,20 +180,26 @@ export function flatStepOptionsIn(o: object): string[] {
 export function checkController(fn: string, c: unknown): void {
   const what = "stepSizeController";
   if (c === null || typeof c !== "object") {
-    throw new Error(`${fn}: ${what} is ${c === null ? "null" : typeof c}; expected a ConstantStepSize, a PIDController or another object implementing StepSizeController`);
+    throw new Error(
+      `${fn}: ${what} is ${c === null ? "null" : typeof c}; expected a ConstantStepSize, a PIDController or another object implementing StepSizeController`,
+    );
   }
   const o = c as Record<string, unknown>;
   if (o.kind === "fixed") {
-    if (typeof o.stepsBetween !== "function") throw new Error(`${fn}: ${what} of kind 'fixed' has no stepsBetween method; expected stepsBetween(t0, t1) → number of steps`);
+    if (typeof o.stepsBetween !== "function")
+      throw new Error(`${fn}: ${what} of kind 'fixed' has no stepsBetween method; expected stepsBetween(t0, t1) → number of steps`);
     if (o.maxSteps !== undefined) checkPositive(`${fn}: ${what}`, "maxSteps", o.maxSteps as number, true);
   } else if (o.kind === "adaptive") {
     for (const m of ["init", "adapt"]) {
-      if (typeof o[m] !== "function") throw new Error(`${fn}: ${what} of kind 'adaptive' has no ${m} method; expected init(start) and adapt(step, state)`);
+      if (typeof o[m] !== "function")
+        throw new Error(`${fn}: ${what} of kind 'adaptive' has no ${m} method; expected init(start) and adapt(step, state)`);
     }
     if (o.maxSteps === undefined) throw new Error(`${fn}: ${what} of kind 'adaptive' has no maxSteps; expected a positive integer`);
     checkPositive(`${fn}: ${what}`, "maxSteps", o.maxSteps as number, true);
   } else {
-    throw new Error(`${fn}: ${what}.kind is ${JSON.stringify(o.kind)}; expected 'fixed' (e.g. ConstantStepSize) or 'adaptive' (e.g. PIDController)`);
+    throw new Error(
+      `${fn}: ${what}.kind is ${JSON.stringify(o.kind)}; expected 'fixed' (e.g. ConstantStepSize) or 'adaptive' (e.g. PIDController)`,
+    );
   }
 }
 
@@ -171,7 +219,9 @@ export function checkOptions(fn: string, o: OdeintOptions): void {
     checkController(fn, o.stepSizeController);
     const flat = flatStepOptionsIn(o);
     if (flat.length > 0) {
-      throw new Error(`${fn}: options give both stepSizeController and the step options ${flat.join(", ")}; expected one or the other (set them on the controller, e.g. new PIDController({ rtol, atol }) or new ConstantStepSize({ steps }))`);
+      throw new Error(
+        `${fn}: options give both stepSizeController and the step options ${flat.join(", ")}; expected one or the other (set them on the controller, e.g. new PIDController({ rtol, atol }) or new ConstantStepSize({ steps }))`,
+      );
     }
   }
 }

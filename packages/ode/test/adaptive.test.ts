@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { odeintWithStats, type OdeStats } from "../src/index.js";
 import { ARENSTORF_T, ARENSTORF_Y0, arenstorf, f64, oscillator, type Body, type Osc } from "./helpers.js";
 
-const OMEGA = 2, X0 = 1, V0 = 0.5, T = 10;
+const OMEGA = 2,
+  X0 = 1,
+  V0 = 0.5,
+  T = 10;
 
 function oscError(method: string, tol: number): { err: number; stats: OdeStats } {
   const r = odeintWithStats(oscillator.f(OMEGA), { x: f64([X0]), v: f64([V0]) }, [0, T], { method, rtol: tol, atol: tol });
@@ -23,7 +26,9 @@ for (const method of Object.keys(tolerances)) {
     console.log(`harmonic oscillator x'' = -${OMEGA * OMEGA}x on [0, ${T}], ${method}`);
     console.log("  rtol=atol   |error|     nfev  accepted  rejected");
     for (const r of rows) {
-      console.log(`  ${r.tol.toExponential(0).padEnd(10)}  ${r.err.toExponential(2)}  ${String(r.stats.nfev).padStart(6)}  ${String(r.stats.accepted).padStart(8)}  ${String(r.stats.rejected).padStart(8)}`);
+      console.log(
+        `  ${r.tol.toExponential(0).padEnd(10)}  ${r.err.toExponential(2)}  ${String(r.stats.nfev).padStart(6)}  ${String(r.stats.accepted).padStart(8)}  ${String(r.stats.rejected).padStart(8)}`,
+      );
     }
     for (let i = 0; i < rows.length; i++) {
       assert.ok(rows[i].err < 100 * rows[i].tol, `${method} tol ${rows[i].tol}: error ${rows[i].err}; expected < 100·tol`);
@@ -37,7 +42,11 @@ for (const method of Object.keys(tolerances)) {
 
 test("adaptive integration backwards in time returns to the initial state", () => {
   const ex = oscillator.exact(OMEGA, X0, V0, T);
-  const r = odeintWithStats(oscillator.f(OMEGA), { x: f64([ex.x]), v: f64([ex.v]) }, [T, 0], { method: "dopri5", rtol: 1e-10, atol: 1e-10 });
+  const r = odeintWithStats(oscillator.f(OMEGA), { x: f64([ex.x]), v: f64([ex.v]) }, [T, 0], {
+    method: "dopri5",
+    rtol: 1e-10,
+    atol: 1e-10,
+  });
   assert.ok(Math.abs(r.ys[1].x.item() - X0) < 1e-8, `x(0) = ${r.ys[1].x.item()}`);
   assert.ok(Math.abs(r.ys[1].v.item() - V0) < 1e-8, `v(0) = ${r.ys[1].v.item()}`);
   assert.ok(r.stats.accepted > 10);
@@ -52,9 +61,16 @@ test("Arenstorf orbit: after one period the state returns to its start (dopri5, 
     for (const tol of [1e-6, 1e-8, 1e-10]) {
       const r = odeintWithStats(arenstorf, y0, [0, ARENSTORF_T], { method, rtol: tol, atol: tol });
       const e = r.ys[1];
-      const err = Math.hypot(e.x.item() - ARENSTORF_Y0[0], e.y.item() - ARENSTORF_Y0[1], e.vx.item() - ARENSTORF_Y0[2], e.vy.item() - ARENSTORF_Y0[3]);
+      const err = Math.hypot(
+        e.x.item() - ARENSTORF_Y0[0],
+        e.y.item() - ARENSTORF_Y0[1],
+        e.vx.item() - ARENSTORF_Y0[2],
+        e.vy.item() - ARENSTORF_Y0[3],
+      );
       errs.push(err);
-      console.log(`  ${method.padEnd(6)}  ${tol.toExponential(0).padEnd(9)}  ${err.toExponential(2)}  ${String(r.stats.nfev).padStart(6)}  ${String(r.stats.accepted).padStart(8)}  ${String(r.stats.rejected).padStart(8)}`);
+      console.log(
+        `  ${method.padEnd(6)}  ${tol.toExponential(0).padEnd(9)}  ${err.toExponential(2)}  ${String(r.stats.nfev).padStart(6)}  ${String(r.stats.accepted).padStart(8)}  ${String(r.stats.rejected).padStart(8)}`,
+      );
     }
     // the orbit is very sensitive near the close approach to the moon: global error ≫ tolerance at loose tol
     assert.ok(errs[0] < 0.1, `${method}: error ${errs[0]} at tol 1e-6`);
@@ -76,7 +92,10 @@ test("per-leaf tolerances, PI coefficients, firstStep and maxStep change the ste
   assert.deepEqual(treeTight, tight, "a tree of equal tolerances behaves like the scalar");
   const mixed = run({ rtol: { x: 1e-9, v: 1e-3 }, atol: { x: 1e-9, v: 1e-3 } });
   const loose = run({ rtol: 1e-3, atol: 1e-3 });
-  assert.ok(mixed.accepted < tight.accepted && mixed.accepted > loose.accepted, `accepted steps: loose ${loose.accepted}, mixed ${mixed.accepted}, tight ${tight.accepted}`);
+  assert.ok(
+    mixed.accepted < tight.accepted && mixed.accepted > loose.accepted,
+    `accepted steps: loose ${loose.accepted}, mixed ${mixed.accepted}, tight ${tight.accepted}`,
+  );
 
   const pi = run({ rtol: 1e-9, atol: 1e-9, pcoeff: 0.2, icoeff: 0.65 });
   assert.notDeepEqual(pi, tight);

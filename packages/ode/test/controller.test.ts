@@ -2,12 +2,23 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mul, square, type Tensor } from "@qkvflow/autograd";
 import {
-  ConstantStepSize, PIDController, RK4, odeint, odeintAdjointVjp, odeintWithStats, selectInitialStep,
-  type AdaptiveStepSizeController, type ControllerStart, type FixedStepSizeController, type OdeintOptions, type PIDState,
+  ConstantStepSize,
+  PIDController,
+  RK4,
+  odeint,
+  odeintAdjointVjp,
+  odeintWithStats,
+  selectInitialStep,
+  type AdaptiveStepSizeController,
+  type ControllerStart,
+  type FixedStepSizeController,
+  type OdeintOptions,
+  type PIDState,
 } from "../src/index.js";
 import { arr, f64, oscillator, type Osc } from "./helpers.js";
 
-const OMEGA = 2, T = 10;
+const OMEGA = 2,
+  T = 10;
 const f = oscillator.f(OMEGA);
 const y0 = (): Osc => ({ x: f64([1]), v: f64([0.5]) });
 
@@ -27,8 +38,12 @@ function thrown(fn: () => unknown): string {
 }
 
 /** The classic I controller written out independently: the reference the default must reproduce bit for bit. */
-function referenceI(o: { safety?: number; factorMin?: number; factorMax?: number; firstStep?: number } = {}): AdaptiveStepSizeController<{ k: number }> {
-  const safety = o.safety ?? 0.9, fmin = o.factorMin ?? 0.2, fmax = o.factorMax ?? 10;
+function referenceI(
+  o: { safety?: number; factorMin?: number; factorMax?: number; firstStep?: number } = {},
+): AdaptiveStepSizeController<{ k: number }> {
+  const safety = o.safety ?? 0.9,
+    fmin = o.factorMin ?? 0.2,
+    fmax = o.factorMax ?? 10;
   return {
     kind: "adaptive",
     name: "reference I controller",
@@ -57,7 +72,11 @@ function referencePI(pcoeff: number, icoeff: number): AdaptiveStepSizeController
         const raw = ratio === 0 ? 10 : 0.9 * Math.pow(ratio, -(pcoeff + icoeff) / s.k) * Math.pow(s.prev, pcoeff / s.k);
         return { accept: true, h: h * Math.min(10, Math.max(0.2, raw)), state: { k: s.k, prev: Math.max(ratio, 1e-4) } };
       }
-      return { accept: false, h: h * (Number.isFinite(ratio) ? Math.min(0.9, Math.max(0.2, 0.9 * Math.pow(ratio, -1 / s.k))) : 0.2), state: s };
+      return {
+        accept: false,
+        h: h * (Number.isFinite(ratio) ? Math.min(0.9, Math.max(0.2, 0.9 * Math.pow(ratio, -1 / s.k))) : 0.2),
+        state: s,
+      };
     },
   };
 }
@@ -68,8 +87,16 @@ test("the default step control is the classic I controller: PIDController() and 
       const ref = run(method, { stepSizeController: Object.assign(referenceI(), { rtol: tol, atol: tol }) });
       assert.ok(ref.stats.accepted > 5, `${method}: too few steps to compare`);
       assert.deepEqual(run(method, { rtol: tol, atol: tol }), ref, `${method} tol ${tol}: flat options`);
-      assert.deepEqual(run(method, { stepSizeController: new PIDController({ rtol: tol, atol: tol }) }), ref, `${method} tol ${tol}: PIDController()`);
-      assert.deepEqual(run(method, { stepSizeController: new PIDController({ rtol: tol, atol: tol, pcoeff: 0, icoeff: 1, dcoeff: 0 }) }), ref, `${method} tol ${tol}: explicit I`);
+      assert.deepEqual(
+        run(method, { stepSizeController: new PIDController({ rtol: tol, atol: tol }) }),
+        ref,
+        `${method} tol ${tol}: PIDController()`,
+      );
+      assert.deepEqual(
+        run(method, { stepSizeController: new PIDController({ rtol: tol, atol: tol, pcoeff: 0, icoeff: 1, dcoeff: 0 }) }),
+        ref,
+        `${method} tol ${tol}: explicit I`,
+      );
     }
   }
   // with rejections (loose tolerance on dopri5 rejects a few steps) and a user-given first step
@@ -78,7 +105,8 @@ test("the default step control is the classic I controller: PIDController() and 
   assert.ok(ref.stats.rejected > 0, "expected rejected steps with firstStep 0.7");
   assert.deepEqual(run("dopri5", { stepSizeController: new PIDController({ rtol: 1e-4, atol: 1e-4, ...opts }) }), ref);
   // the evaluation counts documented for the default controller (packages/ode/README.md)
-  const counts = (method: string, tol: number) => odeintWithStats(f, y0(), [0, T], { method, stepSizeController: new PIDController({ rtol: tol, atol: tol }) }).stats;
+  const counts = (method: string, tol: number) =>
+    odeintWithStats(f, y0(), [0, T], { method, stepSizeController: new PIDController({ rtol: tol, atol: tol }) }).stats;
   assert.deepEqual(counts("dopri5", 1e-4), { nfev: 200, accepted: 31, rejected: 2 });
   assert.deepEqual(counts("dopri5", 1e-6), { nfev: 470, accepted: 78, rejected: 0 });
   assert.deepEqual(counts("tsit5", 1e-4), { nfev: 170, accepted: 27, rejected: 1 });
@@ -135,7 +163,11 @@ test("PIDController.adapt: rejected steps shrink by clip(safety·ε^(-1/k), fact
   const s: PIDState = { k: 2, prev: 0.5, prevPrev: 0.25 };
   const d = c.adapt({ t: 0, h: 1, ratio: 4 }, s); // 0.9 · 4^(-1/2) = 0.45
   assert.deepEqual(d, { accept: false, h: 0.45, state: s });
-  assert.equal(c.adapt({ t: 0, h: 1, ratio: 1.0001 }, s).h, 0.9 * Math.pow(1.0001, -1 / 2), "a barely failed step shrinks by about the safety factor");
+  assert.equal(
+    c.adapt({ t: 0, h: 1, ratio: 1.0001 }, s).h,
+    0.9 * Math.pow(1.0001, -1 / 2),
+    "a barely failed step shrinks by about the safety factor",
+  );
   assert.equal(c.adapt({ t: 0, h: 1, ratio: 1e6 }, s).h, 0.2, "a badly failed step shrinks by factorMin");
   for (const bad of [NaN, Infinity]) assert.deepEqual(c.adapt({ t: 0, h: 1, ratio: bad }, s), { accept: false, h: 0.2, state: s });
   // dtmin: a rejection may shrink down to dtmin once; failing at dtmin ends the solve
@@ -143,21 +175,36 @@ test("PIDController.adapt: rejected steps shrink by clip(safety·ε^(-1/k), fact
   assert.deepEqual(m.adapt({ t: 0, h: 1, ratio: 1e6 }, s), { accept: false, h: 0.5, state: s });
   const fail = m.adapt({ t: 0, h: 0.5, ratio: 1e6 }, s);
   assert.equal(fail.accept, false);
-  assert.match(fail.failure ?? "", /a step of h = 0\.5 failed the error test \(error ratio 1\.00e\+6\) and the step size cannot go below dtmin = 0\.5/);
+  assert.match(
+    fail.failure ?? "",
+    /a step of h = 0\.5 failed the error test \(error ratio 1\.00e\+6\) and the step size cannot go below dtmin = 0\.5/,
+  );
 });
 
 test("selectInitialStep: Hairer–Nørsett–Wanner's estimate in closed form for y' = λy (one evaluation)", () => {
-  const lam = -3, yv = 2, rtol = 1e-6, atol = 1e-8, order = 5;
+  const lam = -3,
+    yv = 2,
+    rtol = 1e-6,
+    atol = 1e-8,
+    order = 5;
   let calls = 0;
   const start: ControllerStart = {
     f: (_t, y) => {
       calls++;
       return [mul(y[0], lam)];
     },
-    t0: 0, tEnd: 10, y0: [f64([yv])], f0: [f64([lam * yv])], rtol: [rtol], atol: [atol], order, errorOrder: 4,
+    t0: 0,
+    tEnd: 10,
+    y0: [f64([yv])],
+    f0: [f64([lam * yv])],
+    rtol: [rtol],
+    atol: [atol],
+    order,
+    errorOrder: 4,
   };
   const sc = atol + rtol * Math.abs(yv);
-  const d0 = Math.abs(yv) / sc, d1 = Math.abs(lam * yv) / sc;
+  const d0 = Math.abs(yv) / sc,
+    d1 = Math.abs(lam * yv) / sc;
   const h0 = (0.01 * d0) / d1; // = 0.01 / |λ|
   const d2 = Math.abs(lam * (yv + h0 * lam * yv) - lam * yv) / sc / h0; // = λ²|y0| / sc
   const expected = Math.min(100 * h0, Math.pow(0.01 / Math.max(d1, d2), 1 / (order + 1)));
@@ -171,13 +218,16 @@ test("selectInitialStep: Hairer–Nørsett–Wanner's estimate in closed form fo
 });
 
 test("ConstantStepSize with n steps takes exactly n steps per interval and reproduces a hand-written RK4 loop", () => {
-  const n = 13, ts = [0, 1.5];
+  const n = 13,
+    ts = [0, 1.5];
   const sol = odeintWithStats(f, y0(), ts, { method: "rk4", stepSizeController: new ConstantStepSize({ steps: n }) });
   assert.deepEqual(sol.stats, { nfev: 4 * n, accepted: n, rejected: 0 });
   // the same method by hand on plain numbers: x' = v, v' = −ω²x
   const F = (x: number, v: number): [number, number] => [v, -OMEGA * OMEGA * x];
-  const h = (ts[1] - ts[0]) / n, b = RK4.b;
-  let x = 1, v = 0.5;
+  const h = (ts[1] - ts[0]) / n,
+    b = RK4.b;
+  let x = 1,
+    v = 0.5;
   for (let k = 0; k < n; k++) {
     const k1 = F(x, v);
     const k2 = F(x + k1[0] * (h * 0.5), v + k1[1] * (h * 0.5));
@@ -189,9 +239,16 @@ test("ConstantStepSize with n steps takes exactly n steps per interval and repro
   assert.equal(sol.ys[1].x.item(), x);
   assert.equal(sol.ys[1].v.item(), v);
   // per interval: three output intervals of 13 steps each
-  assert.deepEqual(odeintWithStats(f, y0(), [0, 0.5, 1, 3], { method: "euler", stepSizeController: new ConstantStepSize({ steps: n }) }).stats, { nfev: 3 * n, accepted: 3 * n, rejected: 0 });
+  assert.deepEqual(
+    odeintWithStats(f, y0(), [0, 0.5, 1, 3], { method: "euler", stepSizeController: new ConstantStepSize({ steps: n }) }).stats,
+    { nfev: 3 * n, accepted: 3 * n, rejected: 0 },
+  );
   // an adaptive method under ConstantStepSize takes fixed steps (dopri5 is FSAL: 7 evaluations, then 6 per step)
-  assert.deepEqual(odeintWithStats(f, y0(), ts, { method: "dopri5", stepSizeController: new ConstantStepSize({ steps: n }) }).stats, { nfev: 7 + 6 * (n - 1), accepted: n, rejected: 0 });
+  assert.deepEqual(odeintWithStats(f, y0(), ts, { method: "dopri5", stepSizeController: new ConstantStepSize({ steps: n }) }).stats, {
+    nfev: 7 + 6 * (n - 1),
+    accepted: n,
+    rejected: 0,
+  });
   // and matches the flat shorthand bit for bit
   assert.deepEqual(run("rk4", { stepSizeController: new ConstantStepSize({ steps: 7 }) }), run("rk4", { steps: 7 }));
   assert.deepEqual(run("dopri5", { stepSizeController: new ConstantStepSize({ dt: 0.13 }) }), run("dopri5", { dt: 0.13 }));
@@ -204,32 +261,67 @@ test("ConstantStepSize with dt cuts each interval into ceil(|Δt|/dt) steps; wit
   assert.equal(c.stepsBetween(1, 0.75), 3, "backwards intervals count |Δt|");
   assert.equal(c.stepsBetween(0, 0.01), 1);
   assert.equal(new ConstantStepSize().stepsBetween(0, 100), 1);
-  assert.deepEqual(odeintWithStats(f, y0(), [0, 0.3, 1], { method: "heun", stepSizeController: c }).stats, { nfev: 2 * 10, accepted: 10, rejected: 0 });
-  assert.deepEqual(odeintWithStats(f, y0(), [0, 0.3, 1, 5], { method: "rk4", stepSizeController: new ConstantStepSize() }).stats, { nfev: 12, accepted: 3, rejected: 0 });
+  assert.deepEqual(odeintWithStats(f, y0(), [0, 0.3, 1], { method: "heun", stepSizeController: c }).stats, {
+    nfev: 2 * 10,
+    accepted: 10,
+    rejected: 0,
+  });
+  assert.deepEqual(odeintWithStats(f, y0(), [0, 0.3, 1, 5], { method: "rk4", stepSizeController: new ConstantStepSize() }).stats, {
+    nfev: 12,
+    accepted: 3,
+    rejected: 0,
+  });
   // a user-written fixed controller: steps in proportion to the interval length
   const perUnit: FixedStepSizeController = { kind: "fixed", name: "per unit", stepsBetween: (a, b) => Math.round(4 * Math.abs(b - a)) };
-  assert.deepEqual(odeintWithStats(f, y0(), [0, 1, 3], { method: "euler", stepSizeController: perUnit }).stats, { nfev: 12, accepted: 12, rejected: 0 });
+  assert.deepEqual(odeintWithStats(f, y0(), [0, 1, 3], { method: "euler", stepSizeController: perUnit }).stats, {
+    nfev: 12,
+    accepted: 12,
+    rejected: 0,
+  });
   const zero: FixedStepSizeController = { kind: "fixed", name: "broken grid", stepsBetween: () => 0 };
-  assert.throws(() => odeint(f, y0(), [0, 1], { method: "euler", stepSizeController: zero }), /odeint: the broken grid gave 0 steps from t = 0 to t = 1; expected a positive integer/);
+  assert.throws(
+    () => odeint(f, y0(), [0, 1], { method: "euler", stepSizeController: zero }),
+    /odeint: the broken grid gave 0 steps from t = 0 to t = 1; expected a positive integer/,
+  );
 });
 
 test("maxSteps of a controller: a clear error naming the limit, the time reached and the counts", () => {
   const msg = thrown(() => odeint(f, y0(), [0, 100], { method: "dopri5", stepSizeController: new PIDController({ maxSteps: 12 }) }));
-  assert.match(msg, /^odeint: maximum number of steps \(12\) exceeded at t = [\d.e-]+ before reaching t = 100 \(\d+ accepted, \d+ rejected, last h = [\d.e-]+\); raise maxSteps/);
-  const fixed = thrown(() => odeint(f, y0(), [0, 1, 2], { method: "rk4", stepSizeController: new ConstantStepSize({ dt: 0.01, maxSteps: 150 }) }));
+  assert.match(
+    msg,
+    /^odeint: maximum number of steps \(12\) exceeded at t = [\d.e-]+ before reaching t = 100 \(\d+ accepted, \d+ rejected, last h = [\d.e-]+\); raise maxSteps/,
+  );
+  const fixed = thrown(() =>
+    odeint(f, y0(), [0, 1, 2], { method: "rk4", stepSizeController: new ConstantStepSize({ dt: 0.01, maxSteps: 150 }) }),
+  );
   assert.match(fixed, /^odeint: maximum number of steps \(150\) exceeded at t = 1\.5 before reaching t = 2 \(fixed step h = 0\.01\)/);
   // exactly maxSteps steps are allowed
-  assert.equal(odeintWithStats(f, y0(), [0, 1], { method: "rk4", stepSizeController: new ConstantStepSize({ steps: 20, maxSteps: 20 }) }).stats.accepted, 20);
+  assert.equal(
+    odeintWithStats(f, y0(), [0, 1], { method: "rk4", stepSizeController: new ConstantStepSize({ steps: 20, maxSteps: 20 }) }).stats
+      .accepted,
+    20,
+  );
 });
 
 test("dtmin and dtmax bound the adaptive steps; failing the error test at dtmin ends the solve", () => {
-  const capped = odeintWithStats(f, y0(), [0, T], { method: "dopri5", stepSizeController: new PIDController({ rtol: 1e-6, atol: 1e-6, dtmax: 0.05 }) });
+  const capped = odeintWithStats(f, y0(), [0, T], {
+    method: "dopri5",
+    stepSizeController: new PIDController({ rtol: 1e-6, atol: 1e-6, dtmax: 0.05 }),
+  });
   assert.ok(capped.stats.accepted >= T / 0.05, `dtmax 0.05 on [0, ${T}] needs >= ${T / 0.05} steps; got ${capped.stats.accepted}`);
   const ex = oscillator.exact(OMEGA, 1, 0.5, T);
   assert.ok(Math.abs(capped.ys[1].x.item() - ex.x) < 1e-5);
   // y' = y², y(0) = 1 blows up at t = 1: with dtmin the solve stops there with the controller's reason
-  const msg = thrown(() => odeint((_t: number, y: Tensor) => square(y), f64([1]), [0, 2], { method: "dopri5", stepSizeController: new PIDController({ rtol: 1e-6, atol: 1e-6, dtmin: 1e-4 }) }));
-  assert.match(msg, /^odeint: the PIDController stopped at t = ([\d.e-]+) before reaching t = 2: a step of h = [\d.e-]+ failed the error test .* cannot go below dtmin = 0\.0001/);
+  const msg = thrown(() =>
+    odeint((_t: number, y: Tensor) => square(y), f64([1]), [0, 2], {
+      method: "dopri5",
+      stepSizeController: new PIDController({ rtol: 1e-6, atol: 1e-6, dtmin: 1e-4 }),
+    }),
+  );
+  assert.match(
+    msg,
+    /^odeint: the PIDController stopped at t = ([\d.e-]+) before reaching t = 2: a step of h = [\d.e-]+ failed the error test .* cannot go below dtmin = 0\.0001/,
+  );
   const t = Number(/stopped at t = ([\d.e-]+)/.exec(msg)![1]);
   assert.ok(t > 0.99 && t < 1, `stopped at t = ${t}; the singularity is at t = 1`);
 });
@@ -237,10 +329,14 @@ test("dtmin and dtmax bound the adaptive steps; failing the error test at dtmin 
 test("PID coefficients (dcoeff > 0) give a different step sequence and the same answer", () => {
   const ex = oscillator.exact(OMEGA, 1, 0.5, T);
   const err = (o: PIDControllerSettings) => {
-    const r = odeintWithStats(f, y0(), [0, T], { method: "dopri5", stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8, ...o }) });
+    const r = odeintWithStats(f, y0(), [0, T], {
+      method: "dopri5",
+      stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8, ...o }),
+    });
     return { stats: r.stats, err: Math.hypot(r.ys[1].x.item() - ex.x, r.ys[1].v.item() - ex.v) };
   };
-  const i = err({}), pid = err({ pcoeff: 1 / 18, icoeff: 1 / 9, dcoeff: 1 / 18 });
+  const i = err({}),
+    pid = err({ pcoeff: 1 / 18, icoeff: 1 / 9, dcoeff: 1 / 18 });
   assert.notDeepEqual(pid.stats, i.stats);
   assert.ok(pid.err < 1e-6 && i.err < 1e-6, `errors: I ${i.err}, PID ${pid.err}`);
 });
@@ -251,7 +347,13 @@ test("odeintAdjoint takes the controller for the forward and the backward solve;
   const grads = (o: object) => {
     const sol = odeintAdjointVjp(field, y0(), [0, 1, 3], f64([4]), o);
     const b = sol.backward([null, { x: f64([1]), v: f64([0.3]) }, { x: f64([-1]), v: f64([2]) }]);
-    return { ys: sol.ys.map((y) => [...arr(y.x), ...arr(y.v)]), stats: sol.stats, y0: [...arr(b.y0.x), ...arr(b.y0.v)], p: arr(b.params), bstats: b.stats };
+    return {
+      ys: sol.ys.map((y) => [...arr(y.x), ...arr(y.v)]),
+      stats: sol.stats,
+      y0: [...arr(b.y0.x), ...arr(b.y0.v)],
+      p: arr(b.params),
+      bstats: b.stats,
+    };
   };
   const flat = grads({ rtol: 1e-8, atol: 1e-8, pcoeff: 0.2, icoeff: 0.65 });
   assert.deepEqual(grads({ stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8, pcoeff: 0.2, icoeff: 0.65 }) }), flat);
@@ -261,7 +363,10 @@ test("odeintAdjoint takes the controller for the forward and the backward solve;
     "adjoint tolerances override a forward controller",
   );
   // a backward controller of its own: numbers as tolerances for the augmented state
-  const own = grads({ stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8 }), adjoint: { stepSizeController: new PIDController({ rtol: 1e-5, atol: 1e-5, pcoeff: 0.1 }) } });
+  const own = grads({
+    stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8 }),
+    adjoint: { stepSizeController: new PIDController({ rtol: 1e-5, atol: 1e-5, pcoeff: 0.1 }) },
+  });
   assert.deepEqual(own, grads({ rtol: 1e-8, atol: 1e-8, adjoint: { rtol: 1e-5, atol: 1e-5, pcoeff: 0.1 } }));
   const fixed = grads({ method: "rk4", stepSizeController: new ConstantStepSize({ steps: 10 }) });
   assert.deepEqual(fixed, grads({ method: "rk4", steps: 10 }));
@@ -269,9 +374,18 @@ test("odeintAdjoint takes the controller for the forward and the backward solve;
   // a looser backward solve changes the gradient only within its tolerance
   assert.ok(Math.abs(flat.p[0] - own.p[0]) < 1e-3, `∂L/∂p: ${flat.p[0]} vs ${own.p[0]}`);
   // mixing a forward controller with flat backward step options, or trees as backward tolerances, is refused
-  assert.throws(() => grads({ stepSizeController: new PIDController(), adjoint: { steps: 5 } }), /odeintAdjoint \(backward solve\): options\.adjoint gives the step options steps but the forward solve uses a stepSizeController; expected options\.adjoint\.stepSizeController/);
-  assert.throws(() => grads({ adjoint: { stepSizeController: new PIDController({ rtol: { x: 1e-6, v: 1e-6 } }) } }), /backward solve's rtol is a tree; expected one number/);
-  assert.throws(() => grads({ adjoint: { stepSizeController: new PIDController(), rtol: 1e-6 } }), /options give both stepSizeController and the step options rtol/);
+  assert.throws(
+    () => grads({ stepSizeController: new PIDController(), adjoint: { steps: 5 } }),
+    /odeintAdjoint \(backward solve\): options\.adjoint gives the step options steps but the forward solve uses a stepSizeController; expected options\.adjoint\.stepSizeController/,
+  );
+  assert.throws(
+    () => grads({ adjoint: { stepSizeController: new PIDController({ rtol: { x: 1e-6, v: 1e-6 } }) } }),
+    /backward solve's rtol is a tree; expected one number/,
+  );
+  assert.throws(
+    () => grads({ adjoint: { stepSizeController: new PIDController(), rtol: 1e-6 } }),
+    /options give both stepSizeController and the step options rtol/,
+  );
 });
 
 test("bad controllers and controller settings are rejected with what was expected", () => {
@@ -279,7 +393,10 @@ test("bad controllers and controller settings are rejected with what was expecte
     [() => new PIDController({ rtol: -1 }), /^PIDController: rtol is -1; expected a finite number >= 0/],
     [() => new PIDController({ atol: "1e-6" as unknown as number }), /^PIDController: atol is string; expected a number >= 0 or a tree/],
     [() => new PIDController({ rtol: 0, atol: 0 }), /rtol and atol are both 0/],
-    [() => new PIDController({ maxStep: 0.1 } as PIDControllerSettings), /^PIDController: unknown option 'maxStep'; expected one of rtol, atol, pcoeff, icoeff, dcoeff, safety, factorMin, factorMax, dtmin, dtmax, firstStep, maxSteps/],
+    [
+      () => new PIDController({ maxStep: 0.1 } as PIDControllerSettings),
+      /^PIDController: unknown option 'maxStep'; expected one of rtol, atol, pcoeff, icoeff, dcoeff, safety, factorMin, factorMax, dtmin, dtmax, firstStep, maxSteps/,
+    ],
     [() => new PIDController({ dcoeff: -0.1 }), /dcoeff is -0\.1; expected a finite number >= 0/],
     [() => new PIDController({ icoeff: 0 }), /pcoeff \+ icoeff \+ dcoeff is 0; expected a positive sum/],
     [() => new PIDController({ safety: 1.5 }), /safety is 1\.5; expected a factor in \(0, 1\]/],
@@ -291,25 +408,71 @@ test("bad controllers and controller settings are rejected with what was expecte
     [() => new PIDController({ firstStep: 0 }), /firstStep is 0; expected a finite number > 0/],
     [() => new PIDController({ maxSteps: 2.5 }), /maxSteps is 2\.5; expected a positive integer/],
     [() => new PIDController(null as unknown as PIDControllerSettings), /^PIDController: options is null; expected an object/],
-    [() => new ConstantStepSize({ dt: 0.1, steps: 3 }), /^ConstantStepSize: both dt \(0\.1\) and steps \(3\) are given; expected at most one/],
+    [
+      () => new ConstantStepSize({ dt: 0.1, steps: 3 }),
+      /^ConstantStepSize: both dt \(0\.1\) and steps \(3\) are given; expected at most one/,
+    ],
     [() => new ConstantStepSize({ steps: 0 }), /^ConstantStepSize: steps is 0; expected a positive integer/],
     [() => new ConstantStepSize({ dt: NaN }), /^ConstantStepSize: dt is NaN; expected a finite number > 0/],
     [() => new ConstantStepSize({ step: 3 } as object), /^ConstantStepSize: unknown option 'step'; expected one of dt, steps, maxSteps/],
-    [() => odeint(f, y0(), [0, 1], { stepSizeController: new PIDController(), rtol: 1e-6, maxStep: 1 }), /^odeint: options give both stepSizeController and the step options rtol, maxStep; expected one or the other/],
-    [() => odeint(f, y0(), [0, 1], { stepSizeController: "pid" as unknown as PIDController }), /^odeint: stepSizeController is string; expected a ConstantStepSize, a PIDController/],
-    [() => odeint(f, y0(), [0, 1], { stepSizeController: {} as PIDController }), /^odeint: stepSizeController\.kind is undefined; expected 'fixed' .* or 'adaptive'/],
-    [() => odeint(f, y0(), [0, 1], { stepSizeController: { kind: "adaptive", name: "x", init: () => ({ h: 1, state: 0 }), adapt: () => ({ accept: true, h: 1, state: 0 }) } as unknown as PIDController }), /adaptive' has no maxSteps; expected a positive integer/],
-    [() => odeint(f, y0(), [0, 1], { stepSizeController: { kind: "fixed", name: "x" } as unknown as ConstantStepSize }), /of kind 'fixed' has no stepsBetween method/],
-    [() => odeint(f, y0(), [0, 1], { method: "euler", stepSizeController: new PIDController() }), /^odeint: the PIDController chooses steps from an error estimate, but method 'euler' has none; expected an adaptive method \(bosh3, dopri5, tsit5.*\) or a ConstantStepSize/],
+    [
+      () => odeint(f, y0(), [0, 1], { stepSizeController: new PIDController(), rtol: 1e-6, maxStep: 1 }),
+      /^odeint: options give both stepSizeController and the step options rtol, maxStep; expected one or the other/,
+    ],
+    [
+      () => odeint(f, y0(), [0, 1], { stepSizeController: "pid" as unknown as PIDController }),
+      /^odeint: stepSizeController is string; expected a ConstantStepSize, a PIDController/,
+    ],
+    [
+      () => odeint(f, y0(), [0, 1], { stepSizeController: {} as PIDController }),
+      /^odeint: stepSizeController\.kind is undefined; expected 'fixed' .* or 'adaptive'/,
+    ],
+    [
+      () =>
+        odeint(f, y0(), [0, 1], {
+          stepSizeController: {
+            kind: "adaptive",
+            name: "x",
+            init: () => ({ h: 1, state: 0 }),
+            adapt: () => ({ accept: true, h: 1, state: 0 }),
+          } as unknown as PIDController,
+        }),
+      /adaptive' has no maxSteps; expected a positive integer/,
+    ],
+    [
+      () => odeint(f, y0(), [0, 1], { stepSizeController: { kind: "fixed", name: "x" } as unknown as ConstantStepSize }),
+      /of kind 'fixed' has no stepsBetween method/,
+    ],
+    [
+      () => odeint(f, y0(), [0, 1], { method: "euler", stepSizeController: new PIDController() }),
+      /^odeint: the PIDController chooses steps from an error estimate, but method 'euler' has none; expected an adaptive method \(bosh3, dopri5, tsit5.*\) or a ConstantStepSize/,
+    ],
   ];
   for (const [fn, re] of cases) assert.match(thrown(fn), re);
   // a user-written controller that proposes an invalid step size is caught by the driver
-  const broken: AdaptiveStepSizeController<null> = { kind: "adaptive", name: "broken controller", maxSteps: 100, init: () => ({ h: 0.1, state: null }), adapt: () => ({ accept: true, h: NaN, state: null }) };
-  assert.match(thrown(() => odeint(f, y0(), [0, 1], { stepSizeController: broken })), /^odeint: the broken controller chose a next step of h = NaN at t = 0\.1; expected a finite number > 0/);
+  const broken: AdaptiveStepSizeController<null> = {
+    kind: "adaptive",
+    name: "broken controller",
+    maxSteps: 100,
+    init: () => ({ h: 0.1, state: null }),
+    adapt: () => ({ accept: true, h: NaN, state: null }),
+  };
+  assert.match(
+    thrown(() => odeint(f, y0(), [0, 1], { stepSizeController: broken })),
+    /^odeint: the broken controller chose a next step of h = NaN at t = 0\.1; expected a finite number > 0/,
+  );
   const noStart: AdaptiveStepSizeController<null> = { ...broken, init: () => ({ h: -1, state: null }) };
   assert.throws(() => odeint(f, y0(), [0, 1], { stepSizeController: noStart }), /chose a first step of h = -1 at t = 0/);
   // whatever a controller says, a step that produced NaN/Inf is not kept
-  const accepting: AdaptiveStepSizeController<null> = { ...broken, maxSteps: 1000, init: () => ({ h: 0.125, state: null }), adapt: () => ({ accept: true, h: 0.125, state: null }) };
+  const accepting: AdaptiveStepSizeController<null> = {
+    ...broken,
+    maxSteps: 1000,
+    init: () => ({ h: 0.125, state: null }),
+    adapt: () => ({ accept: true, h: 0.125, state: null }),
+  };
   const nanAfter = (t: number, y: Tensor) => (t > 0.5 ? mul(y, NaN) : mul(y, -1));
-  assert.match(thrown(() => odeint(nanAfter, f64([1]), [0, 1], { stepSizeController: accepting })), /^odeint: non-finite state at t = 0\.5: a dopri5 step to t = 0\.625 produced NaN\/Inf .*in 41 consecutive attempts/);
+  assert.match(
+    thrown(() => odeint(nanAfter, f64([1]), [0, 1], { stepSizeController: accepting })),
+    /^odeint: non-finite state at t = 0\.5: a dopri5 step to t = 0\.625 produced NaN\/Inf .*in 41 consecutive attempts/,
+  );
 });

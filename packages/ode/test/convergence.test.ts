@@ -4,7 +4,13 @@ import { getSolver, odeint, registerSolver, unregisterSolver, type ButcherTablea
 import { f64, logistic, loglogSlope, riccati } from "./helpers.js";
 
 /** Ralston's third-order method (not built in). */
-const RALSTON3: ButcherTableau = { name: "ralston3-test", order: 3, c: [0, 1 / 2, 3 / 4], a: [[], [1 / 2], [0, 3 / 4]], b: [2 / 9, 1 / 3, 4 / 9] };
+const RALSTON3: ButcherTableau = {
+  name: "ralston3-test",
+  order: 3,
+  c: [0, 1 / 2, 3 / 4],
+  a: [[], [1 / 2], [0, 3 / 4]],
+  b: [2 / 9, 1 / 3, 4 / 9],
+};
 /** Kutta's 3/8 rule, a fourth-order method (not built in). */
 const RK38: ButcherTableau = {
   name: "rk38-test",
@@ -23,7 +29,8 @@ function measuredOrder(method: string, counts: readonly number[]): { slopes: num
   const slopes: number[] = [];
   const table: string[] = [];
   for (const p of problems) {
-    const hs: number[] = [], errs: number[] = [];
+    const hs: number[] = [],
+      errs: number[] = [];
     for (const n of counts) {
       const ys = odeint(p.f, f64([p.y0]), [0, p.T], { method, steps: n });
       hs.push(p.T / n);
@@ -31,7 +38,9 @@ function measuredOrder(method: string, counts: readonly number[]): { slopes: num
     }
     const slope = loglogSlope(hs, errs);
     slopes.push(slope);
-    table.push(`${method.padEnd(14)} ${p.name.padEnd(26)} errors ${errs.map((e) => e.toExponential(2)).join(" ")}  slope ${slope.toFixed(3)}`);
+    table.push(
+      `${method.padEnd(14)} ${p.name.padEnd(26)} errors ${errs.map((e) => e.toExponential(2)).join(" ")}  slope ${slope.toFixed(3)}`,
+    );
   }
   return { slopes, table };
 }
@@ -61,7 +70,10 @@ test("custom tableaux registered by name converge at their order (Ralston 3, 3/8
   registerSolver(RALSTON3.name, RALSTON3, { override: true });
   registerSolver(RK38.name, RK38, { override: true });
   try {
-    for (const [t, counts] of [[RALSTON3, [40, 80, 160, 320]], [RK38, [20, 40, 80, 160]]] as const) {
+    for (const [t, counts] of [
+      [RALSTON3, [40, 80, 160, 320]],
+      [RK38, [20, 40, 80, 160]],
+    ] as const) {
       const { slopes, table } = measuredOrder(t.name, counts);
       console.log(table.join("\n"));
       for (const s of slopes) assert.ok(Math.abs(s - t.order) <= 0.2, `${t.name}: slope ${s.toFixed(3)}; expected ${t.order} ± 0.2`);

@@ -4,18 +4,29 @@ import { mul, type Tensor } from "@qkvflow/autograd";
 import { DOPRI5, TSIT5, explicitRK, odeintWithStats, registerSolver, unregisterSolver, type ButcherTableau } from "../src/index.js";
 import { f64, loglogSlope, oscillator } from "./helpers.js";
 
-const OMEGA = 3, X0 = 0.7, V0 = -1.1, T = 6;
+const OMEGA = 3,
+  X0 = 0.7,
+  V0 = -1.1,
+  T = 6;
 const y0 = () => ({ x: f64([X0]), v: f64([V0]) });
 const N_OUT = 1201;
 const grid = (n: number) => Array.from({ length: n }, (_, i) => (T * i) / (n - 1));
 
-for (const [method, tol] of [["dopri5", 1e-8], ["tsit5", 1e-8], ["bosh3", 1e-6]] as const) {
+for (const [method, tol] of [
+  ["dopri5", 1e-8],
+  ["tsit5", 1e-8],
+  ["bosh3", 1e-6],
+] as const) {
   test(`${method}: dense output matches the closed form between steps, and many output times do not add steps`, () => {
     const opts = { method, rtol: tol, atol: tol };
     const coarse = odeintWithStats(oscillator.f(OMEGA), y0(), [0, T], opts);
     const ts = grid(N_OUT);
     const fine = odeintWithStats(oscillator.f(OMEGA), y0(), ts, opts);
-    assert.deepEqual(fine.stats, coarse.stats, `${method}: stats with ${N_OUT} output times ${JSON.stringify(fine.stats)} vs 2 output times ${JSON.stringify(coarse.stats)}`);
+    assert.deepEqual(
+      fine.stats,
+      coarse.stats,
+      `${method}: stats with ${N_OUT} output times ${JSON.stringify(fine.stats)} vs 2 output times ${JSON.stringify(coarse.stats)}`,
+    );
     assert.ok(ts.length > coarse.stats.accepted, "the test needs more output times than steps");
     let worst = 0;
     fine.ys.forEach((s, i) => {
@@ -42,7 +53,10 @@ test("the continuous extensions of dopri5 and tsit5 have local error O(h^5) (fou
         return Math.abs(r.interpolate!(theta)[0].item() - Math.exp(Math.sin(t0 + theta * h)));
       });
       const slope = loglogSlope(hs, errs);
-      assert.ok(slope > 4.5 && slope < 5.5, `${tb.name} θ=${theta}: slope ${slope.toFixed(3)} (errors ${errs.map((e) => e.toExponential(2)).join(", ")}); expected ≈ 5`);
+      assert.ok(
+        slope > 4.5 && slope < 5.5,
+        `${tb.name} θ=${theta}: slope ${slope.toFixed(3)} (errors ${errs.map((e) => e.toExponential(2)).join(", ")}); expected ≈ 5`,
+      );
     }
     // θ = 1 reproduces the step's solution, θ = 0 its start
     const r = s.step(f, 0.3, [f64([1.2])], 0.1, null);
@@ -95,7 +109,9 @@ test("a method without its own dense output interpolates with cubic Hermite; out
       const ex = oscillator.exact(OMEGA, X0, V0, ts[i]);
       worstExact = Math.max(worstExact, Math.abs(s.x.item() - ex.x));
     });
-    console.log(`cash-karp: max output error ${worst.toExponential(2)} with Hermite interpolation, ${worstExact.toExponential(2)} stepping onto outputs`);
+    console.log(
+      `cash-karp: max output error ${worst.toExponential(2)} with Hermite interpolation, ${worstExact.toExponential(2)} stepping onto outputs`,
+    );
     assert.ok(worstExact < 100 * tol && worstExact < worst / 10, `stepping onto outputs: error ${worstExact}`);
   } finally {
     unregisterSolver(CASH_KARP.name);

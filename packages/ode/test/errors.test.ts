@@ -60,7 +60,10 @@ test("maximum number of steps exceeded", () => {
 
 test("ts must be finite and strictly monotonic", () => {
   const f = (_t: number, y: Tensor) => y;
-  assert.throws(() => odeint(f, f64([1]), [0, 1, 0.5]), /odeint: ts is not strictly monotonic: ts\[1\] = 1, ts\[2\] = 0\.5 while the times increase/);
+  assert.throws(
+    () => odeint(f, f64([1]), [0, 1, 0.5]),
+    /odeint: ts is not strictly monotonic: ts\[1\] = 1, ts\[2\] = 0\.5 while the times increase/,
+  );
   assert.throws(() => odeint(f, f64([1]), [1, 0, 0.5]), /ts\[1\] = 0, ts\[2\] = 0\.5 while the times decrease/);
   assert.throws(() => odeint(f, f64([1]), [0, 0]), /ts is not strictly monotonic: ts\[0\] = ts\[1\] = 0/);
   assert.throws(() => odeint(f, f64([1]), [0, NaN]), /ts\[1\] is NaN; expected a finite number/);
@@ -74,18 +77,34 @@ test("ts must be finite and strictly monotonic", () => {
 
 test("unknown method lists the registered ones", () => {
   const f = (_t: number, y: Tensor) => y;
-  assert.throws(() => odeint(f, f64([1]), [0, 1], { method: "rk45" }), /odeint: unknown method 'rk45'; registered methods: euler, midpoint, heun, rk4, bosh3, dopri5, tsit5/);
-  assert.throws(() => odeintAdjoint((_t: number, y: Tensor) => y, f64([1]), [0, 1], {}, { method: "nope" }), /odeintAdjoint: unknown method 'nope'/);
+  assert.throws(
+    () => odeint(f, f64([1]), [0, 1], { method: "rk45" }),
+    /odeint: unknown method 'rk45'; registered methods: euler, midpoint, heun, rk4, bosh3, dopri5, tsit5/,
+  );
+  assert.throws(
+    () => odeintAdjoint((_t: number, y: Tensor) => y, f64([1]), [0, 1], {}, { method: "nope" }),
+    /odeintAdjoint: unknown method 'nope'/,
+  );
 });
 
 test("bad states, derivatives and options are rejected with what was expected", () => {
   const f = (_t: number, y: Tensor) => y;
   assert.throws(() => odeint(f, f64([1, NaN]), [0, 1]), /initial state is not finite at t = 0 \(leaf 0, element 1 is NaN\)/);
-  assert.throws(() => odeint(f, tensor([1, 2], { dtype: "int32" }), [0, 1]), /y0 leaf 0 is a int32 tensor \[2\]; expected float32 or float64/);
+  assert.throws(
+    () => odeint(f, tensor([1, 2], { dtype: "int32" }), [0, 1]),
+    /y0 leaf 0 is a int32 tensor \[2\]; expected float32 or float64/,
+  );
   const id = <Y>(_t: number, y: Y): Y => y;
   assert.throws(() => odeint(id, {}, [0, 1]), /y0 contains no tensors/);
-  assert.throws(() => odeint((_t: number, _y: Tensor) => f64([1, 2]), f64([1, 2, 3]), [0, 1]), /f returned float64 \[2\] for leaf 0 at t = 0; expected float64 \[3\]/);
-  assert.throws(() => odeint((_t: number, y: { a: Tensor; b: Tensor }) => ({ a: y.a }) as { a: Tensor; b: Tensor }, { a: f64([1]), b: f64([2]) }, [0, 1]), /f returned 1 tensors at t = 0; expected 2/);
+  assert.throws(
+    () => odeint((_t: number, _y: Tensor) => f64([1, 2]), f64([1, 2, 3]), [0, 1]),
+    /f returned float64 \[2\] for leaf 0 at t = 0; expected float64 \[3\]/,
+  );
+  assert.throws(
+    () =>
+      odeint((_t: number, y: { a: Tensor; b: Tensor }) => ({ a: y.a }) as { a: Tensor; b: Tensor }, { a: f64([1]), b: f64([2]) }, [0, 1]),
+    /f returned 1 tensors at t = 0; expected 2/,
+  );
   assert.throws(() => odeint(f, f64([1]), [0, 1], { dt: 0.1, steps: 3 }), /both dt \(0\.1\) and steps \(3\) are given/);
   assert.throws(() => odeint(f, f64([1]), [0, 1], { dt: -1 }), /dt is -1; expected a finite number > 0/);
   assert.throws(() => odeint(f, f64([1]), [0, 1], { steps: 2.5 }), /steps is 2\.5; expected a positive integer/);
@@ -97,17 +116,45 @@ test("bad states, derivatives and options are rejected with what was expected", 
 });
 
 test("bad tableaux and registrations are rejected", () => {
-  assert.throws(() => validateTableau({ name: "x", order: 1, c: [0, 0.5], a: [[], [0.4]], b: [0, 1] }), /row 1 of a sums to 0\.4; expected c\[1\] = 0\.5/);
-  assert.throws(() => validateTableau({ name: "x", order: 1, c: [0, 1], a: [[0, 1], [1, 0]], b: [0.5, 0.5] }), /a\[0\]\[1\] = 1 is on or above the diagonal; expected an explicit/);
+  assert.throws(
+    () => validateTableau({ name: "x", order: 1, c: [0, 0.5], a: [[], [0.4]], b: [0, 1] }),
+    /row 1 of a sums to 0\.4; expected c\[1\] = 0\.5/,
+  );
+  assert.throws(
+    () =>
+      validateTableau({
+        name: "x",
+        order: 1,
+        c: [0, 1],
+        a: [
+          [0, 1],
+          [1, 0],
+        ],
+        b: [0.5, 0.5],
+      }),
+    /a\[0\]\[1\] = 1 is on or above the diagonal; expected an explicit/,
+  );
   assert.throws(() => validateTableau({ name: "x", order: 1, c: [0, 1], a: [[], [1]], b: [0.5, 0.6] }), /the weights b sum to 1\.1/);
   assert.throws(() => validateTableau({ name: "x", order: 1, c: [0.1], a: [[]], b: [1] }), /c\[0\] is 0\.1; expected 0/);
-  assert.throws(() => validateTableau({ name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5], bErr: [0.5, 0.4] }), /error weights bErr sum to 0\.9/);
-  assert.throws(() => validateTableau({ name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5], interp: [[0.5], [0.4]] }), /interp\[1\] evaluates to 0\.4 at θ = 1; expected b\[1\] = 0\.5/);
+  assert.throws(
+    () => validateTableau({ name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5], bErr: [0.5, 0.4] }),
+    /error weights bErr sum to 0\.9/,
+  );
+  assert.throws(
+    () => validateTableau({ name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5], interp: [[0.5], [0.4]] }),
+    /interp\[1\] evaluates to 0\.4 at θ = 1; expected b\[1\] = 0\.5/,
+  );
   assert.throws(() => explicitRK({ name: "", order: 1, c: [0], a: [[]], b: [1] }), /tableau name is ""/);
-  assert.throws(() => registerSolver("rk4", { name: "rk4", order: 1, c: [0], a: [[]], b: [1] }), /'rk4' is a built-in method and cannot be replaced/);
+  assert.throws(
+    () => registerSolver("rk4", { name: "rk4", order: 1, c: [0], a: [[]], b: [1] }),
+    /'rk4' is a built-in method and cannot be replaced/,
+  );
   registerSolver("euler-copy-test", { name: "euler-copy-test", order: 1, c: [0], a: [[]], b: [1] });
   try {
-    assert.throws(() => registerSolver("euler-copy-test", { name: "euler-copy-test", order: 1, c: [0], a: [[]], b: [1] }), /already registered; pass \{override: true\}/);
+    assert.throws(
+      () => registerSolver("euler-copy-test", { name: "euler-copy-test", order: 1, c: [0], a: [[]], b: [1] }),
+      /already registered; pass \{override: true\}/,
+    );
   } finally {
     unregisterSolver("euler-copy-test");
   }

@@ -4,10 +4,16 @@ import { add, grad, jvp, matmul, mul, reshape, square, sum, tanh, vjp, type Tens
 import { customVjp, odeint, odeintAdjoint, odeintAdjointVjp, type OdeintOptions, type OdeStats } from "../src/index.js";
 import { arr, assertClose, f64, logistic, oscillator, type Osc } from "./helpers.js";
 
-const R = 1.7, Y0 = 0.2, TS = [0, 0.7, 1.5];
+const R = 1.7,
+  Y0 = 0.2,
+  TS = [0, 0.7, 1.5];
 
 test("backprop through odeint matches the closed-form sensitivities of the logistic equation", () => {
-  for (const opts of [{ method: "rk4", steps: 200 }, { method: "dopri5", rtol: 1e-11, atol: 1e-11 }, { method: "tsit5", rtol: 1e-11, atol: 1e-11 }] as OdeintOptions[]) {
+  for (const opts of [
+    { method: "rk4", steps: 200 },
+    { method: "dopri5", rtol: 1e-11, atol: 1e-11 },
+    { method: "tsit5", rtol: 1e-11, atol: 1e-11 },
+  ] as OdeintOptions[]) {
     // loss = y(0.7) + 2 y(1.5): the 0.7 output is interpolated (dense) by the adaptive methods
     const loss = (y0: Tensor, r: Tensor) => {
       const ys = odeint(logistic.f(r), y0, TS, opts);
@@ -24,7 +30,11 @@ test("backprop through odeint matches the closed-form sensitivities of the logis
 test("forward mode (jvp) through odeint matches the closed-form sensitivity", () => {
   for (const method of ["rk4", "dopri5"]) {
     const opts: OdeintOptions = method === "rk4" ? { method, steps: 200 } : { method, rtol: 1e-11, atol: 1e-11 };
-    const [out, tan] = jvp((y0: Tensor, r: Tensor) => odeint(logistic.f(r), y0, TS, opts)[2], [f64([Y0]), f64([R])], [f64([1]), f64([0.5])]);
+    const [out, tan] = jvp(
+      (y0: Tensor, r: Tensor) => odeint(logistic.f(r), y0, TS, opts)[2],
+      [f64([Y0]), f64([R])],
+      [f64([1]), f64([0.5])],
+    );
     assert.ok(Math.abs(out.item() - logistic.exact(R, Y0, 1.5)) < 1e-8);
     const expected = logistic.dy0(R, Y0, 1.5) + 0.5 * logistic.dr(R, Y0, 1.5);
     assert.ok(Math.abs(tan.item() - expected) < 1e-8, `${method}: tangent ${tan.item()} vs ${expected}`);
@@ -32,14 +42,24 @@ test("forward mode (jvp) through odeint matches the closed-form sensitivity", ()
 });
 
 test("per-step checkpointing gives the same values and gradients as plain backprop", () => {
-  const W = f64([[0.3, -0.8], [0.6, 0.1]]);
+  const W = f64([
+    [0.3, -0.8],
+    [0.6, 0.1],
+  ]);
   const f = (_t: number, s: { a: Tensor; b: Tensor }, w: Tensor) => {
     const h = tanh(reshape(matmul(w, reshape(add(s.a, s.b), [2, 1])), [2]));
     return { a: h, b: mul(s.a, -0.5) };
   };
-  for (const base of [{ method: "rk4", steps: 12 }, { method: "dopri5", rtol: 1e-8, atol: 1e-8 }, { method: "bosh3", rtol: 1e-6, atol: 1e-6 }] as OdeintOptions[]) {
+  for (const base of [
+    { method: "rk4", steps: 12 },
+    { method: "dopri5", rtol: 1e-8, atol: 1e-8 },
+    { method: "bosh3", rtol: 1e-6, atol: 1e-6 },
+  ] as OdeintOptions[]) {
     const loss = (checkpoint: boolean) => (w: Tensor, a0: Tensor) => {
-      const ys = odeint((t: number, s: { a: Tensor; b: Tensor }) => f(t, s, w), { a: a0, b: f64([0.1, -0.2]) }, [0, 0.4, 1.3], { ...base, checkpoint });
+      const ys = odeint((t: number, s: { a: Tensor; b: Tensor }) => f(t, s, w), { a: a0, b: f64([0.1, -0.2]) }, [0, 0.4, 1.3], {
+        ...base,
+        checkpoint,
+      });
       return add(sum(square(ys[1].a)), sum(mul(ys[2].b, ys[2].a)));
     };
     const a0 = f64([0.5, -0.4]);
@@ -56,7 +76,11 @@ test("per-step checkpointing gives the same values and gradients as plain backpr
 type Params = { W: Tensor; b: Tensor };
 const field = (_t: number, y: Tensor, p: Params) => tanh(add(reshape(matmul(p.W, reshape(y, [3, 1])), [3]), p.b));
 const P0: Params = {
-  W: f64([[0.2, -0.5, 0.3], [0.4, 0.1, -0.2], [-0.3, 0.25, 0.15]]),
+  W: f64([
+    [0.2, -0.5, 0.3],
+    [0.4, 0.1, -0.2],
+    [-0.3, 0.25, 0.15],
+  ]),
   b: f64([0.1, -0.2, 0.05]),
 };
 const A0 = f64([0.5, -0.3, 0.8]);
@@ -80,9 +104,16 @@ function finiteDiff(fn: (y0: Tensor, p: Params) => number, eps = 1e-5): { y0: nu
 test("adjoint gradients agree with backprop-through-solver and with finite differences (dopri5, float64)", () => {
   const opts: OdeintOptions = { method: "dopri5", rtol: 1e-10, atol: 1e-10 };
   const stats: Record<string, OdeStats> = {};
-  const bp = grad((y0: Tensor, p: Params) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, opts)), { argnums: [0, 1] })(A0, P0);
-  const adj = grad((y0: Tensor, p: Params) => lossOf(odeintAdjoint(field, y0, ATS, p, { ...opts, onStats: (ph, s) => (stats[ph] = s) })), { argnums: [0, 1] })(A0, P0);
-  const fd = finiteDiff((y0, p) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, { method: "dopri5", rtol: 1e-12, atol: 1e-12 })).item());
+  const bp = grad((y0: Tensor, p: Params) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, opts)), { argnums: [0, 1] })(
+    A0,
+    P0,
+  );
+  const adj = grad((y0: Tensor, p: Params) => lossOf(odeintAdjoint(field, y0, ATS, p, { ...opts, onStats: (ph, s) => (stats[ph] = s) })), {
+    argnums: [0, 1],
+  })(A0, P0);
+  const fd = finiteDiff((y0, p) =>
+    lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, { method: "dopri5", rtol: 1e-12, atol: 1e-12 })).item(),
+  );
   console.log(`adjoint: forward ${JSON.stringify(stats.forward)}, backward ${JSON.stringify(stats.backward)}`);
   assert.ok(stats.backward.accepted > 0 && stats.forward.accepted > 0);
   assertClose(arr(adj[0]), arr(bp[0]), 1e-7, "adjoint vs backprop ∂L/∂y0");
@@ -99,7 +130,10 @@ test("adjoint gradients agree with backprop-through-solver and with finite diffe
 
 test("fixed-step adjoint (rk4) agrees with backprop and finite differences to discretisation accuracy", () => {
   const opts: OdeintOptions = { method: "rk4", steps: 40 };
-  const bp = grad((y0: Tensor, p: Params) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, opts)), { argnums: [0, 1] })(A0, P0);
+  const bp = grad((y0: Tensor, p: Params) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, opts)), { argnums: [0, 1] })(
+    A0,
+    P0,
+  );
   const adj = grad((y0: Tensor, p: Params) => lossOf(odeintAdjoint(field, y0, ATS, p, opts)), { argnums: [0, 1] })(A0, P0);
   const fd = finiteDiff((y0, p) => lossOf(odeint((t: number, y: Tensor) => field(t, y, p), y0, ATS, opts)).item());
   // backprop through rk4 is the exact derivative of the discrete map, so it matches finite differences closely
@@ -115,17 +149,26 @@ test("adjoint with a tree state and tree params: odeintAdjointVjp.backward equal
   // x'' = −ω²x: x(T) = x0 cos ωT + v0/ω sin ωT, so ∂x(T)/∂x0 = cos ωT, ∂x(T)/∂v0 = sin(ωT)/ω,
   // ∂x(T)/∂ω = −x0 T sin ωT + v0 (T cos ωT / ω − sin ωT / ω²)
   const f = (_t: number, s: Osc, p: { omega: Tensor }) => ({ x: s.v, v: mul(s.x, mul(square(p.omega), -1)) });
-  const w = 1.3, x0 = 0.4, v0 = -0.9, T = 2.5;
+  const w = 1.3,
+    x0 = 0.4,
+    v0 = -0.9,
+    T = 2.5;
   const y0 = { x: f64([x0]), v: f64([v0]) };
   const opts: OdeintOptions = { method: "tsit5", rtol: 1e-11, atol: 1e-11 };
   const sol = odeintAdjointVjp(f, y0, [0, T], { omega: f64([w]) }, opts);
   assert.ok(Math.abs(sol.ys[1].x.item() - oscillator.exact(w, x0, v0, T).x) < 1e-9);
   const back = sol.backward([null, { x: f64([1]), v: f64([0]) }]);
-  const ex = { dx0: Math.cos(w * T), dv0: Math.sin(w * T) / w, dw: -x0 * T * Math.sin(w * T) + v0 * ((T * Math.cos(w * T)) / w - Math.sin(w * T) / (w * w)) };
+  const ex = {
+    dx0: Math.cos(w * T),
+    dv0: Math.sin(w * T) / w,
+    dw: -x0 * T * Math.sin(w * T) + v0 * ((T * Math.cos(w * T)) / w - Math.sin(w * T) / (w * w)),
+  };
   assert.ok(Math.abs(back.y0.x.item() - ex.dx0) < 1e-8, `∂x/∂x0 ${back.y0.x.item()} vs ${ex.dx0}`);
   assert.ok(Math.abs(back.y0.v.item() - ex.dv0) < 1e-8, `∂x/∂v0 ${back.y0.v.item()} vs ${ex.dv0}`);
   assert.ok(Math.abs(back.params.omega.item() - ex.dw) < 1e-8, `∂x/∂ω ${back.params.omega.item()} vs ${ex.dw}`);
-  const g = grad((s0: Osc, p: { omega: Tensor }) => odeintAdjoint(f, s0, [0, T], p, opts)[1].x.sum(), { argnums: [0, 1] })(y0, { omega: f64([w]) });
+  const g = grad((s0: Osc, p: { omega: Tensor }) => odeintAdjoint(f, s0, [0, T], p, opts)[1].x.sum(), { argnums: [0, 1] })(y0, {
+    omega: f64([w]),
+  });
   assert.equal(g[0].x.item(), back.y0.x.item());
   assert.equal(g[0].v.item(), back.y0.v.item());
   assert.equal(g[1].omega.item(), back.params.omega.item());
@@ -147,17 +190,24 @@ function graphSize(t: Tensor): number {
 
 test("odeintAdjoint records a graph whose size does not depend on the number of steps (backprop's grows)", () => {
   const sizes = (steps: number) => {
-    let adj = 0, bp = 0;
-    vjp((y0: Tensor, W: Tensor, b: Tensor) => {
-      const ya = odeintAdjoint(field, y0, [0, 1], { W, b }, { method: "rk4", steps });
-      const yb = odeint((t: number, y: Tensor) => field(t, y, { W, b }), y0, [0, 1], { method: "rk4", steps });
-      adj = graphSize(ya[1]);
-      bp = graphSize(yb[1]);
-      return add(sum(ya[1]), sum(yb[1]));
-    }, A0, P0.W, P0.b);
+    let adj = 0,
+      bp = 0;
+    vjp(
+      (y0: Tensor, W: Tensor, b: Tensor) => {
+        const ya = odeintAdjoint(field, y0, [0, 1], { W, b }, { method: "rk4", steps });
+        const yb = odeint((t: number, y: Tensor) => field(t, y, { W, b }), y0, [0, 1], { method: "rk4", steps });
+        adj = graphSize(ya[1]);
+        bp = graphSize(yb[1]);
+        return add(sum(ya[1]), sum(yb[1]));
+      },
+      A0,
+      P0.W,
+      P0.b,
+    );
     return { adj, bp };
   };
-  const s10 = sizes(10), s100 = sizes(100);
+  const s10 = sizes(10),
+    s100 = sizes(100);
   assert.equal(s100.adj, s10.adj, `adjoint graph: ${s10.adj} nodes for 10 steps, ${s100.adj} for 100`);
   assert.ok(s100.bp > 5 * s10.bp, `backprop graph should grow with steps: ${s10.bp} → ${s100.bp}`);
 });

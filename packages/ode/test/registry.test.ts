@@ -1,7 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { add, grad, mul, noGrad, sub, sum, type Tensor } from "@qkvflow/autograd";
-import { combine, getSolver, listSolvers, odeint, odeintWithStats, registerSolver, unregisterSolver, type FlatField, type Solver, type StepResult } from "../src/index.js";
+import {
+  combine,
+  getSolver,
+  listSolvers,
+  odeint,
+  odeintWithStats,
+  registerSolver,
+  unregisterSolver,
+  type FlatField,
+  type Solver,
+  type StepResult,
+} from "../src/index.js";
 import { f64, loglogSlope, logistic, oscillator, riccati } from "./helpers.js";
 
 /**
@@ -34,8 +45,13 @@ test("a custom Solver implementation registered by name is usable everywhere, fi
     assert.equal(getSolver("richardson-euler"), richardsonEuler);
     // fixed steps: second order
     const counts = [20, 40, 80, 160];
-    const errs = counts.map((n) => Math.abs(odeint(riccati.f, f64([1]), [0, 2], { method: "richardson-euler", steps: n })[1].item() - riccati.exact(2)));
-    const slope = loglogSlope(counts.map((n) => 2 / n), errs);
+    const errs = counts.map((n) =>
+      Math.abs(odeint(riccati.f, f64([1]), [0, 2], { method: "richardson-euler", steps: n })[1].item() - riccati.exact(2)),
+    );
+    const slope = loglogSlope(
+      counts.map((n) => 2 / n),
+      errs,
+    );
     assert.ok(Math.abs(slope - 2) <= 0.2, `slope ${slope}`);
     // adaptive: reaches the closed form, by name or by object
     for (const method of ["richardson-euler", richardsonEuler]) {
@@ -45,7 +61,9 @@ test("a custom Solver implementation registered by name is usable everywhere, fi
       assert.ok(r.stats.accepted > 20);
     }
     // gradients flow through a custom solver
-    const g = grad((y0: Tensor) => sum(odeint(logistic.f(2), y0, [0, 1], { method: "richardson-euler", rtol: 1e-7, atol: 1e-7 })[1]))(f64([0.3]));
+    const g = grad((y0: Tensor) => sum(odeint(logistic.f(2), y0, [0, 1], { method: "richardson-euler", rtol: 1e-7, atol: 1e-7 })[1]))(
+      f64([0.3]),
+    );
     assert.ok(Math.abs(g.item() - logistic.dy0(2, 0.3, 1)) < 1e-4, `∂y/∂y0 = ${g.item()} vs ${logistic.dy0(2, 0.3, 1)}`);
     // replacing needs override
     assert.throws(() => registerSolver("richardson-euler", richardsonEuler), /already registered/);
@@ -59,6 +77,12 @@ test("a custom Solver implementation registered by name is usable everywhere, fi
 });
 
 test("an adaptive Solver must declare the order of its error estimate", () => {
-  assert.throws(() => registerSolver("no-err-order", { ...richardsonEuler, errorOrder: undefined }), /adaptive solver 'richardson-euler' has errorOrder undefined/);
-  assert.throws(() => odeint((_t: number, y: Tensor) => add(y, 0), f64([1]), [0, 1], { method: { ...richardsonEuler, order: 0 } }), /odeint: solver 'richardson-euler' has order 0/);
+  assert.throws(
+    () => registerSolver("no-err-order", { ...richardsonEuler, errorOrder: undefined }),
+    /adaptive solver 'richardson-euler' has errorOrder undefined/,
+  );
+  assert.throws(
+    () => odeint((_t: number, y: Tensor) => add(y, 0), f64([1]), [0, 1], { method: { ...richardsonEuler, order: 0 } }),
+    /odeint: solver 'richardson-euler' has order 0/,
+  );
 });

@@ -5,14 +5,26 @@ import { getSolver, listSolvers, odeint, odeintAdjoint, odeintWithStats, type Od
 import { arr, assertClose, f64 } from "./helpers.js";
 
 // y' = A y with A = [[0, 1, 0], [−ω², 0, 0], [0, 0, −k]], written once on a nested tree and once on a packed vector.
-const OMEGA = 1.5, K = 0.8, T = 2;
+const OMEGA = 1.5,
+  K = 0.8,
+  T = 2;
 type Tree = { osc: { x: Tensor; v: Tensor }; decay: [Tensor] };
 const treeField = (_t: number, s: Tree): Tree => ({ osc: { x: s.osc.v, v: mul(s.osc.x, -OMEGA * OMEGA) }, decay: [mul(s.decay[0], -K)] });
-const A = f64([[0, 1, 0], [-OMEGA * OMEGA, 0, 0], [0, 0, -K]]);
+const A = f64([
+  [0, 1, 0],
+  [-OMEGA * OMEGA, 0, 0],
+  [0, 0, -K],
+]);
 const packedField = (_t: number, y: Tensor): Tensor => reshape(matmul(A, reshape(y, [3, 1])), [3]);
-const x0 = 0.3, v0 = 1.1, c0 = 2;
+const x0 = 0.3,
+  v0 = 1.1,
+  c0 = 2;
 const treeY0 = (): Tree => ({ osc: { x: f64([x0]), v: f64([v0]) }, decay: [f64([c0])] });
-const exact = (t: number) => [x0 * Math.cos(OMEGA * t) + (v0 / OMEGA) * Math.sin(OMEGA * t), -x0 * OMEGA * Math.sin(OMEGA * t) + v0 * Math.cos(OMEGA * t), c0 * Math.exp(-K * t)];
+const exact = (t: number) => [
+  x0 * Math.cos(OMEGA * t) + (v0 / OMEGA) * Math.sin(OMEGA * t),
+  -x0 * OMEGA * Math.sin(OMEGA * t) + v0 * Math.cos(OMEGA * t),
+  c0 * Math.exp(-K * t),
+];
 const flat = (s: Tree) => [s.osc.x.item(), s.osc.v.item(), s.decay[0].item()];
 
 const builtins = ["euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5"];
@@ -42,7 +54,10 @@ for (const method of builtins) {
 
 test("a tree state works through gradients and the adjoint for fixed and adaptive methods", () => {
   // L = x(T) + decay(T): ∂L/∂x0 = cos ωT, ∂L/∂c0 = e^(−kT)
-  for (const opts of [{ method: "heun", steps: 300 }, { method: "dopri5", rtol: 1e-10, atol: 1e-10 }] as OdeintOptions[]) {
+  for (const opts of [
+    { method: "heun", steps: 300 },
+    { method: "dopri5", rtol: 1e-10, atol: 1e-10 },
+  ] as OdeintOptions[]) {
     const loss = (y0: Tree) => {
       const ys = odeint(treeField, y0, [0, T], opts);
       return sum(ys[1].osc.x).add(sum(ys[1].decay[0]));
@@ -51,10 +66,22 @@ test("a tree state works through gradients and the adjoint for fixed and adaptiv
     const tol = opts.method === "heun" ? 1e-4 : 1e-8;
     assert.ok(Math.abs(g.osc.x.item() - Math.cos(OMEGA * T)) < tol, `${opts.method} ∂L/∂x0 ${g.osc.x.item()}`);
     assert.ok(Math.abs(g.decay[0].item() - Math.exp(-K * T)) < tol, `${opts.method} ∂L/∂c0 ${g.decay[0].item()}`);
-    const ga = grad((y0: Tree, k: Tensor) => {
-      const ys = odeintAdjoint((_t: number, s: Tree, p: { k: Tensor }) => ({ osc: { x: s.osc.v, v: mul(s.osc.x, -OMEGA * OMEGA) }, decay: [mul(s.decay[0], mul(p.k, -1))] as [Tensor] }), y0, [0, T], { k }, opts);
-      return sum(ys[1].osc.x).add(sum(ys[1].decay[0]));
-    }, { argnums: [0, 1] })(treeY0(), f64([K])) as [Tree, Tensor];
+    const ga = grad(
+      (y0: Tree, k: Tensor) => {
+        const ys = odeintAdjoint(
+          (_t: number, s: Tree, p: { k: Tensor }) => ({
+            osc: { x: s.osc.v, v: mul(s.osc.x, -OMEGA * OMEGA) },
+            decay: [mul(s.decay[0], mul(p.k, -1))] as [Tensor],
+          }),
+          y0,
+          [0, T],
+          { k },
+          opts,
+        );
+        return sum(ys[1].osc.x).add(sum(ys[1].decay[0]));
+      },
+      { argnums: [0, 1] },
+    )(treeY0(), f64([K])) as [Tree, Tensor];
     assert.ok(Math.abs(ga[0].osc.x.item() - Math.cos(OMEGA * T)) < tol);
     assert.ok(Math.abs(ga[0].decay[0].item() - Math.exp(-K * T)) < tol);
     // ∂(c0 e^(−kT))/∂k = −T c0 e^(−kT)

@@ -16,10 +16,10 @@
  * latest.json replaced (temp file, fsync, rename) and older checkpoints beyond `keep` removed. A crash at
  * any point leaves the previous complete checkpoint in place; a `step-*` folder exists only once complete.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsContents, type Tensor } from '@qkvflow/autograd';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+import { decodeSafetensors, encodeSafetensors, type SafetensorsContents, type Tensor } from "@qkvflow/autograd";
 import {
   CHECKPOINT_FILES,
   CHECKPOINTS_DIR,
@@ -33,11 +33,11 @@ import {
   encodeModelFile,
   listCheckpointDirs,
   resolveCheckpointDir,
-} from '@qkvflow/models';
+} from "@qkvflow/models";
 
 export { checkpointDirName, decodeModelFile, encodeModelFile, resolveCheckpointDir };
 /** Layout names the trainer uses (from @qkvflow/models' checkpoint layout). */
-export { METRICS_FILE, STATE_FILE } from '@qkvflow/models';
+export { METRICS_FILE, STATE_FILE } from "@qkvflow/models";
 
 /** Everything a checkpoint holds. */
 export interface CheckpointContents {
@@ -64,7 +64,7 @@ export interface LoadedCheckpoint extends CheckpointContents {
 function fsyncPath(p: string): void {
   let fd: number | undefined;
   try {
-    fd = fs.openSync(p, 'r');
+    fd = fs.openSync(p, "r");
     fs.fsyncSync(fd);
   } catch {
     // Folders cannot be opened for fsync on every platform; renames stay atomic regardless.
@@ -75,9 +75,9 @@ function fsyncPath(p: string): void {
 
 /** Writes `data` to `file` and flushes it (no rename; callers write into a temporary folder). */
 function writeSynced(file: string, data: string | Uint8Array): void {
-  const fd = fs.openSync(file, 'wx', 0o644);
+  const fd = fs.openSync(file, "wx", 0o644);
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     let off = 0;
     while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
     fs.fsyncSync(fd);
@@ -89,7 +89,7 @@ function writeSynced(file: string, data: string | Uint8Array): void {
 /** Replaces `file` atomically: temporary file in the same folder, fsync, rename, fsync of the folder. */
 export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
   const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   try {
     writeSynced(tmp, data);
     fs.renameSync(tmp, file);
@@ -102,7 +102,7 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array): vo
 
 function removeStale(ckptRoot: string, keepName: string | null): void {
   for (const name of fs.readdirSync(ckptRoot)) {
-    if ((name.startsWith('.tmp-') || name.startsWith('.old-')) && name !== keepName) {
+    if ((name.startsWith(".tmp-") || name.startsWith(".old-")) && name !== keepName) {
       fs.rmSync(path.join(ckptRoot, name), { recursive: true, force: true });
     }
   }
@@ -122,7 +122,7 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
   removeStale(root, null);
   const name = checkpointDirName(step);
   const finalDir = path.join(root, name);
-  const tmpDir = path.join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmpDir = path.join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
   fs.mkdirSync(tmpDir);
   try {
     writeSynced(path.join(tmpDir, MODEL_FILE), encodeModelFile(contents.model, contents.modelConfig));
@@ -131,7 +131,7 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
     writeSynced(path.join(tmpDir, STATE_FILE), `${JSON.stringify({ ...contents.state, step }, null, 2)}\n`);
     fsyncPath(tmpDir);
     if (fs.existsSync(finalDir)) {
-      const old = path.join(root, `.old-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const old = path.join(root, `.old-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
       fs.renameSync(finalDir, old);
       fs.renameSync(tmpDir, finalDir);
       fs.rmSync(old, { recursive: true, force: true });
@@ -141,7 +141,9 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
     fsyncPath(root);
   } catch (err) {
     fs.rmSync(tmpDir, { recursive: true, force: true });
-    throw new Error(`saveCheckpoint: could not write the checkpoint of step ${step} under ${root}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`saveCheckpoint: could not write the checkpoint of step ${step} under ${root}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   writeFileAtomicSync(path.join(root, LATEST_FILE), `${JSON.stringify({ step, dir: name })}\n`);
   const all = listCheckpoints(runDir);
@@ -154,11 +156,14 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
 /** Reads a checkpoint folder (see `resolveCheckpointDir` for what `p` may be). */
 export function loadCheckpoint(p: string): LoadedCheckpoint {
   const dir = resolveCheckpointDir(p);
-  if (dir === null) throw new Error(`loadCheckpoint: '${p}' has no complete checkpoint (no ${CHECKPOINTS_DIR}/step-* folder with ${CHECKPOINT_FILES.join(', ')})`);
+  if (dir === null)
+    throw new Error(
+      `loadCheckpoint: '${p}' has no complete checkpoint (no ${CHECKPOINTS_DIR}/step-* folder with ${CHECKPOINT_FILES.join(", ")})`,
+    );
   const read = (f: string): Buffer => fs.readFileSync(path.join(dir, f));
   const json = (f: string): Record<string, unknown> => {
     try {
-      return JSON.parse(read(f).toString('utf8')) as Record<string, unknown>;
+      return JSON.parse(read(f).toString("utf8")) as Record<string, unknown>;
     } catch (err) {
       throw new Error(`loadCheckpoint: ${path.join(dir, f)} is not valid JSON (${(err as Error).message})`);
     }
@@ -169,6 +174,7 @@ export function loadCheckpoint(p: string): LoadedCheckpoint {
   const optimizer = decodeSafetensors(new Uint8Array(ob.buffer, ob.byteOffset, ob.byteLength));
   const state = json(STATE_FILE);
   const step = state.step;
-  if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) throw new Error(`loadCheckpoint: ${path.join(dir, STATE_FILE)} has step ${JSON.stringify(step)}; expected a non-negative integer`);
+  if (typeof step !== "number" || !Number.isInteger(step) || step < 0)
+    throw new Error(`loadCheckpoint: ${path.join(dir, STATE_FILE)} has step ${JSON.stringify(step)}; expected a non-negative integer`);
   return { dir, step, model, modelConfig, optimizer, state, config: json(CONFIG_FILE) };
 }

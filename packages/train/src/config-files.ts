@@ -2,9 +2,9 @@
  * Configuration files: JSON files found by path or by name in a configs/ folder
  * ($QKVFLOW_CONFIGS, ./configs or the nearest parent folder's configs/, then folders the caller adds).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { applyOverrides, validateTrainConfig, type TrainConfig } from './config.js';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { applyOverrides, validateTrainConfig, type TrainConfig } from "./config.js";
 
 /** A configuration file found by name. */
 export interface ConfigFile {
@@ -17,10 +17,10 @@ export interface ConfigFile {
 export function configSearchPath(extraDirs: readonly string[] = []): string[] {
   const out: string[] = [];
   const env = process.env.QKVFLOW_CONFIGS;
-  if (env !== undefined && env !== '') out.push(path.resolve(env));
+  if (env !== undefined && env !== "") out.push(path.resolve(env));
   let dir = process.cwd();
   for (;;) {
-    out.push(path.join(dir, 'configs'));
+    out.push(path.join(dir, "configs"));
     const up = path.dirname(dir);
     if (up === dir) break;
     dir = up;
@@ -34,15 +34,15 @@ export function listConfigs(extraDirs: readonly string[] = []): ConfigFile[] {
   const seen = new Map<string, ConfigFile>();
   for (const dir of configSearchPath(extraDirs)) {
     for (const f of fs.readdirSync(dir).sort()) {
-      if (!f.endsWith('.json')) continue;
+      if (!f.endsWith(".json")) continue;
       const name = f.slice(0, -5);
       if (seen.has(name)) continue;
-      let description = '';
+      let description = "";
       try {
-        const j = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { description?: unknown };
-        if (typeof j.description === 'string') description = j.description;
+        const j = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as { description?: unknown };
+        if (typeof j.description === "string") description = j.description;
       } catch {
-        description = '(not valid JSON)';
+        description = "(not valid JSON)";
       }
       seen.set(name, { name, file: path.join(dir, f), description });
     }
@@ -54,21 +54,24 @@ export function listConfigs(extraDirs: readonly string[] = []): ConfigFile[] {
 export function loadConfig(ref: string, overrides: readonly string[] = [], extraDirs: readonly string[] = []): TrainConfig {
   let file = path.resolve(ref);
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
-    const name = ref.endsWith('.json') ? ref.slice(0, -5) : ref;
+    const name = ref.endsWith(".json") ? ref.slice(0, -5) : ref;
     const known = listConfigs(extraDirs);
     const hit = known.find((c) => c.name === name);
     if (hit === undefined) {
-      throw new Error(`loadConfig: configuration '${ref}' is neither a file nor a known name; known names: ${known.map((c) => c.name).join(', ') || '(no configs/ folder found)'}`);
+      throw new Error(
+        `loadConfig: configuration '${ref}' is neither a file nor a known name; known names: ${known.map((c) => c.name).join(", ") || "(no configs/ folder found)"}`,
+      );
     }
     file = hit.file;
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (err) {
     throw new Error(`loadConfig: configuration ${file} is not valid JSON: ${(err as Error).message}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`loadConfig: configuration ${file} must hold a JSON object`);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw))
+    throw new Error(`loadConfig: configuration ${file} must hold a JSON object`);
   try {
     return validateTrainConfig(applyOverrides(raw as Record<string, unknown>, overrides));
   } catch (err) {

@@ -8,7 +8,7 @@
  * with `kind`); it is checked there, so this module keeps it as a plain JSON object.
  */
 
-import { listDatasets } from './data/index.js';
+import { listDatasets } from "./data/index.js";
 
 /** JSON values. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
@@ -39,7 +39,7 @@ export interface OptimizerConfig {
   maxGradNorm: number | null;
   warmupRatio: number;
   minLrRatio: number;
-  schedule: 'cosine' | 'linear' | 'constant';
+  schedule: "cosine" | "linear" | "constant";
 }
 
 /** The train section. */
@@ -53,14 +53,14 @@ export interface TrainLoopConfig {
   checkpointEvery: number;
   keepCheckpoints: number;
   outDir: string | null;
-  progress: 'auto' | 'bar' | 'plain' | 'none';
+  progress: "auto" | "bar" | "plain" | "none";
 }
 
 /** The finetune section (used by `qkvflow finetune`). */
 export interface FinetuneConfig {
   checkpoint: string | null;
   layers: number | null;
-  mode: 'full' | 'lora';
+  mode: "full" | "lora";
   loraRank: number;
   loraAlpha: number;
   loraInitStd: number;
@@ -81,15 +81,15 @@ export interface TrainConfig {
 }
 
 /** Sections with a fixed key set. */
-export type SectionName = 'data' | 'optimizer' | 'train' | 'finetune';
+export type SectionName = "data" | "optimizer" | "train" | "finetune";
 
 type FieldType =
-  | { t: 'int'; min: number; nullable?: boolean }
-  | { t: 'number'; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean; nullable?: boolean }
-  | { t: 'string'; nullable?: boolean }
-  | { t: 'bool' }
-  | { t: 'enum'; values: readonly string[] }
-  | { t: 'strings'; nullable?: boolean };
+  | { t: "int"; min: number; nullable?: boolean }
+  | { t: "number"; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean; nullable?: boolean }
+  | { t: "string"; nullable?: boolean }
+  | { t: "bool" }
+  | { t: "enum"; values: readonly string[] }
+  | { t: "strings"; nullable?: boolean };
 
 /** Description of one configuration key. */
 export interface FieldSpec {
@@ -101,83 +101,123 @@ export interface FieldSpec {
 /** Every key of every fixed section, with type, default and a one-line description. */
 export const CONFIG_SCHEMA: Record<SectionName, Record<string, FieldSpec>> = {
   data: {
-    dataset: { type: { t: 'string' }, default: 'wikitext-103', doc: "data set name (wikitext-2, wikitext-103, wikitext-103-detokenized, openwebtext) or 'text' for a plain text file" },
-    dataDir: { type: { t: 'string', nullable: true }, default: null, doc: 'local folder with the data (for text: the file); null: $QKVFLOW_DATA, then the cache' },
-    cacheDir: { type: { t: 'string', nullable: true }, default: null, doc: 'token cache folder; null: $QKVFLOW_CACHE or ~/.cache/qkvflow' },
-    download: { type: { t: 'bool' }, default: false, doc: 'download the data set when it is neither local nor cached' },
-    trainSplit: { type: { t: 'string' }, default: 'train', doc: 'split to train on' },
-    evalSplit: { type: { t: 'string' }, default: 'validation', doc: 'split to evaluate on' },
-    splitFallback: { type: { t: 'bool' }, default: true, doc: 'without a train split, train on evalSplit and evaluate on test (said in the log)' },
-    seqLen: { type: { t: 'int', min: 1 }, default: 1024, doc: 'tokens per training / evaluation window' },
-    stride: { type: { t: 'int', min: 1, nullable: true }, default: null, doc: 'spacing of training windows; null: seqLen + 1 (disjoint windows)' },
-    maxDocuments: { type: { t: 'int', min: 1, nullable: true }, default: null, doc: 'keep only the first N documents of each split' },
-    heldOutFraction: { type: { t: 'number', min: 0, max: 1, minExclusive: true, maxExclusive: true }, default: 0.1, doc: "dataset 'text': the last fraction of the tokens is the test split" },
+    dataset: {
+      type: { t: "string" },
+      default: "wikitext-103",
+      doc: "data set name (wikitext-2, wikitext-103, wikitext-103-detokenized, openwebtext) or 'text' for a plain text file",
+    },
+    dataDir: {
+      type: { t: "string", nullable: true },
+      default: null,
+      doc: "local folder with the data (for text: the file); null: $QKVFLOW_DATA, then the cache",
+    },
+    cacheDir: { type: { t: "string", nullable: true }, default: null, doc: "token cache folder; null: $QKVFLOW_CACHE or ~/.cache/qkvflow" },
+    download: { type: { t: "bool" }, default: false, doc: "download the data set when it is neither local nor cached" },
+    trainSplit: { type: { t: "string" }, default: "train", doc: "split to train on" },
+    evalSplit: { type: { t: "string" }, default: "validation", doc: "split to evaluate on" },
+    splitFallback: {
+      type: { t: "bool" },
+      default: true,
+      doc: "without a train split, train on evalSplit and evaluate on test (said in the log)",
+    },
+    seqLen: { type: { t: "int", min: 1 }, default: 1024, doc: "tokens per training / evaluation window" },
+    stride: {
+      type: { t: "int", min: 1, nullable: true },
+      default: null,
+      doc: "spacing of training windows; null: seqLen + 1 (disjoint windows)",
+    },
+    maxDocuments: { type: { t: "int", min: 1, nullable: true }, default: null, doc: "keep only the first N documents of each split" },
+    heldOutFraction: {
+      type: { t: "number", min: 0, max: 1, minExclusive: true, maxExclusive: true },
+      default: 0.1,
+      doc: "dataset 'text': the last fraction of the tokens is the test split",
+    },
   },
   optimizer: {
-    lr: { type: { t: 'number', min: 0 }, default: 6e-4, doc: 'peak learning rate' },
-    beta1: { type: { t: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.9, doc: 'Adam β1' },
-    beta2: { type: { t: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.999, doc: 'Adam β2' },
-    eps: { type: { t: 'number', min: 0 }, default: 1e-8, doc: 'Adam ε' },
-    weightDecay: { type: { t: 'number', min: 0 }, default: 0.1, doc: 'decoupled weight decay (scaled by the scheduled learning rate, as optax.adamw)' },
+    lr: { type: { t: "number", min: 0 }, default: 6e-4, doc: "peak learning rate" },
+    beta1: { type: { t: "number", min: 0, max: 1, maxExclusive: true }, default: 0.9, doc: "Adam β1" },
+    beta2: { type: { t: "number", min: 0, max: 1, maxExclusive: true }, default: 0.999, doc: "Adam β2" },
+    eps: { type: { t: "number", min: 0 }, default: 1e-8, doc: "Adam ε" },
+    weightDecay: {
+      type: { t: "number", min: 0 },
+      default: 0.1,
+      doc: "decoupled weight decay (scaled by the scheduled learning rate, as optax.adamw)",
+    },
     decayPatterns: {
-      type: { t: 'strings', nullable: true },
+      type: { t: "strings", nullable: true },
       default: null,
       doc: "regular expressions (whole-name match) of the parameters that decay; null: by model kind (diffeqformer: embeddings; gpt2: attn/mlp weights + embeddings; discretized: all)",
     },
-    maxGradNorm: { type: { t: 'number', min: 0, nullable: true }, default: 1, doc: 'global gradient-norm clip; null or 0: off' },
-    warmupRatio: { type: { t: 'number', min: 0, max: 1 }, default: 0.01, doc: 'fraction of the steps with a linear warmup from 0' },
-    minLrRatio: { type: { t: 'number', min: 0, max: 1 }, default: 0.1, doc: 'final learning rate as a fraction of lr' },
-    schedule: { type: { t: 'enum', values: ['cosine', 'linear', 'constant'] }, default: 'cosine', doc: 'decay after the warmup' },
+    maxGradNorm: { type: { t: "number", min: 0, nullable: true }, default: 1, doc: "global gradient-norm clip; null or 0: off" },
+    warmupRatio: { type: { t: "number", min: 0, max: 1 }, default: 0.01, doc: "fraction of the steps with a linear warmup from 0" },
+    minLrRatio: { type: { t: "number", min: 0, max: 1 }, default: 0.1, doc: "final learning rate as a fraction of lr" },
+    schedule: { type: { t: "enum", values: ["cosine", "linear", "constant"] }, default: "cosine", doc: "decay after the warmup" },
   },
   train: {
-    steps: { type: { t: 'int', min: 1 }, default: 10001, doc: 'number of optimiser updates' },
-    batchSize: { type: { t: 'int', min: 1 }, default: 256, doc: 'sequences per update' },
-    gradAccum: { type: { t: 'int', min: 1 }, default: 1, doc: 'micro-batches per update (must divide batchSize)' },
-    evalEvery: { type: { t: 'int', min: 0 }, default: 200, doc: 'evaluate every N updates (0: only at the end)' },
-    evalBatches: { type: { t: 'int', min: 1, nullable: true }, default: null, doc: 'cap on evaluation batches; null: the whole split' },
-    evalBatchSize: { type: { t: 'int', min: 1, nullable: true }, default: null, doc: 'sequences per evaluation batch; null: the micro-batch size' },
-    checkpointEvery: { type: { t: 'int', min: 0 }, default: 1000, doc: 'checkpoint every N updates (0: only at the end)' },
-    keepCheckpoints: { type: { t: 'int', min: 1 }, default: 2, doc: 'number of most recent checkpoints kept' },
-    outDir: { type: { t: 'string', nullable: true }, default: null, doc: 'run folder (metrics.jsonl, checkpoints/); null: runs/<name>' },
-    progress: { type: { t: 'enum', values: ['auto', 'bar', 'plain', 'none'] }, default: 'auto', doc: 'progress display: bar on a TTY, plain log lines otherwise (auto)' },
+    steps: { type: { t: "int", min: 1 }, default: 10001, doc: "number of optimiser updates" },
+    batchSize: { type: { t: "int", min: 1 }, default: 256, doc: "sequences per update" },
+    gradAccum: { type: { t: "int", min: 1 }, default: 1, doc: "micro-batches per update (must divide batchSize)" },
+    evalEvery: { type: { t: "int", min: 0 }, default: 200, doc: "evaluate every N updates (0: only at the end)" },
+    evalBatches: { type: { t: "int", min: 1, nullable: true }, default: null, doc: "cap on evaluation batches; null: the whole split" },
+    evalBatchSize: {
+      type: { t: "int", min: 1, nullable: true },
+      default: null,
+      doc: "sequences per evaluation batch; null: the micro-batch size",
+    },
+    checkpointEvery: { type: { t: "int", min: 0 }, default: 1000, doc: "checkpoint every N updates (0: only at the end)" },
+    keepCheckpoints: { type: { t: "int", min: 1 }, default: 2, doc: "number of most recent checkpoints kept" },
+    outDir: { type: { t: "string", nullable: true }, default: null, doc: "run folder (metrics.jsonl, checkpoints/); null: runs/<name>" },
+    progress: {
+      type: { t: "enum", values: ["auto", "bar", "plain", "none"] },
+      default: "auto",
+      doc: "progress display: bar on a TTY, plain log lines otherwise (auto)",
+    },
   },
   finetune: {
-    checkpoint: { type: { t: 'string', nullable: true }, default: null, doc: 'pretrained run folder or checkpoint folder to start from' },
-    layers: { type: { t: 'int', min: 1, nullable: true }, default: null, doc: 'discretise the DiffEqFormer to M layers (null: M = the L it was trained with)' },
-    mode: { type: { t: 'enum', values: ['full', 'lora'] }, default: 'full', doc: 'train all weights or LoRA adapters only' },
-    loraRank: { type: { t: 'int', min: 1 }, default: 8, doc: 'LoRA rank r' },
-    loraAlpha: { type: { t: 'number', min: 0, minExclusive: true }, default: 16, doc: 'LoRA scale numerator (scale = alpha / r)' },
-    loraInitStd: { type: { t: 'number', min: 0 }, default: 0.02, doc: 'std of the Gaussian init of A (B starts at 0)' },
-    loraTargets: { type: { t: 'strings' }, default: ['*'], doc: 'glob patterns of the Linear modules that get adapters' },
-    loraTrainable: { type: { t: 'strings' }, default: ['wte.weight', 'wpe.weight'], doc: 'glob patterns of extra parameters trained with LoRA (the paper: the embeddings)' },
+    checkpoint: { type: { t: "string", nullable: true }, default: null, doc: "pretrained run folder or checkpoint folder to start from" },
+    layers: {
+      type: { t: "int", min: 1, nullable: true },
+      default: null,
+      doc: "discretise the DiffEqFormer to M layers (null: M = the L it was trained with)",
+    },
+    mode: { type: { t: "enum", values: ["full", "lora"] }, default: "full", doc: "train all weights or LoRA adapters only" },
+    loraRank: { type: { t: "int", min: 1 }, default: 8, doc: "LoRA rank r" },
+    loraAlpha: { type: { t: "number", min: 0, minExclusive: true }, default: 16, doc: "LoRA scale numerator (scale = alpha / r)" },
+    loraInitStd: { type: { t: "number", min: 0 }, default: 0.02, doc: "std of the Gaussian init of A (B starts at 0)" },
+    loraTargets: { type: { t: "strings" }, default: ["*"], doc: "glob patterns of the Linear modules that get adapters" },
+    loraTrainable: {
+      type: { t: "strings" },
+      default: ["wte.weight", "wpe.weight"],
+      doc: "glob patterns of extra parameters trained with LoRA (the paper: the embeddings)",
+    },
   },
 };
 
-const TOP_KEYS = ['name', 'description', 'seed', 'model', 'data', 'optimizer', 'train', 'finetune'] as const;
-const SECTIONS: readonly SectionName[] = ['data', 'optimizer', 'train', 'finetune'];
+const TOP_KEYS = ["name", "description", "seed", "model", "data", "optimizer", "train", "finetune"] as const;
+const SECTIONS: readonly SectionName[] = ["data", "optimizer", "train", "finetune"];
 
 function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 function describeType(f: FieldType): string {
-  const orNull = 'nullable' in f && f.nullable ? ' or null' : '';
+  const orNull = "nullable" in f && f.nullable ? " or null" : "";
   switch (f.t) {
-    case 'int':
+    case "int":
       return `an integer >= ${f.min}${orNull}`;
-    case 'number': {
-      const lo = f.min === undefined ? '' : `${f.minExclusive ? '>' : '>='} ${f.min}`;
-      const hi = f.max === undefined ? '' : `${f.maxExclusive ? '<' : '<='} ${f.max}`;
-      const range = [lo, hi].filter((s) => s).join(' and ');
-      return `a finite number${range ? ` ${range}` : ''}${orNull}`;
+    case "number": {
+      const lo = f.min === undefined ? "" : `${f.minExclusive ? ">" : ">="} ${f.min}`;
+      const hi = f.max === undefined ? "" : `${f.maxExclusive ? "<" : "<="} ${f.max}`;
+      const range = [lo, hi].filter((s) => s).join(" and ");
+      return `a finite number${range ? ` ${range}` : ""}${orNull}`;
     }
-    case 'string':
+    case "string":
       return `a string${orNull}`;
-    case 'bool':
-      return 'true or false';
-    case 'enum':
-      return `one of ${f.values.map((v) => `'${v}'`).join(', ')}`;
-    case 'strings':
+    case "bool":
+      return "true or false";
+    case "enum":
+      return `one of ${f.values.map((v) => `'${v}'`).join(", ")}`;
+    case "strings":
       return `a list of strings${orNull}`;
   }
 }
@@ -187,37 +227,37 @@ function checkField(path: string, f: FieldType, v: unknown): JsonValue {
     throw new Error(`config: ${path} is ${JSON.stringify(v)}; expected ${describeType(f)}`);
   };
   if (v === null) {
-    if ('nullable' in f && f.nullable) return null;
+    if ("nullable" in f && f.nullable) return null;
     return bad();
   }
   switch (f.t) {
-    case 'int':
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < f.min) bad();
+    case "int":
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < f.min) bad();
       return v as number;
-    case 'number': {
-      if (typeof v !== 'number' || !Number.isFinite(v)) bad();
+    case "number": {
+      if (typeof v !== "number" || !Number.isFinite(v)) bad();
       const n = v as number;
       if (f.min !== undefined && (f.minExclusive ? n <= f.min : n < f.min)) bad();
       if (f.max !== undefined && (f.maxExclusive ? n >= f.max : n > f.max)) bad();
       return n;
     }
-    case 'string':
-      if (typeof v !== 'string') bad();
+    case "string":
+      if (typeof v !== "string") bad();
       return v as string;
-    case 'bool':
-      if (typeof v !== 'boolean') bad();
+    case "bool":
+      if (typeof v !== "boolean") bad();
       return v as boolean;
-    case 'enum':
-      if (typeof v !== 'string' || !f.values.includes(v)) bad();
+    case "enum":
+      if (typeof v !== "string" || !f.values.includes(v)) bad();
       return v as string;
-    case 'strings':
-      if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s.length === 0)) bad();
+    case "strings":
+      if (!Array.isArray(v) || v.some((s) => typeof s !== "string" || s.length === 0)) bad();
       return [...(v as string[])];
   }
 }
 
 function unknownKeyError(where: string, key: string, valid: readonly string[]): Error {
-  return new Error(`config: unknown key '${key}' in ${where}; valid keys are ${valid.join(', ')}`);
+  return new Error(`config: unknown key '${key}' in ${where}; valid keys are ${valid.join(", ")}`);
 }
 
 function defaultsOf(section: SectionName): Record<string, JsonValue> {
@@ -233,28 +273,39 @@ export function defaultConfig(): TrainConfig {
 
 /** Checks a configuration object, fills defaults and returns a new validated object (the input is not modified). */
 export function validateTrainConfig(input: unknown): TrainConfig {
-  if (!isObject(input)) throw new Error(`config: the configuration is ${JSON.stringify(input)}; expected a JSON object with sections ${TOP_KEYS.join(', ')}`);
-  for (const k of Object.keys(input)) if (!(TOP_KEYS as readonly string[]).includes(k)) throw unknownKeyError('the configuration', k, TOP_KEYS);
-  const name = input.name ?? 'run';
-  if (typeof name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(name)) {
+  if (!isObject(input))
+    throw new Error(`config: the configuration is ${JSON.stringify(input)}; expected a JSON object with sections ${TOP_KEYS.join(", ")}`);
+  for (const k of Object.keys(input))
+    if (!(TOP_KEYS as readonly string[]).includes(k)) throw unknownKeyError("the configuration", k, TOP_KEYS);
+  const name = input.name ?? "run";
+  if (typeof name !== "string" || !/^[A-Za-z0-9._-]+$/.test(name)) {
     throw new Error(`config: name is ${JSON.stringify(name)}; expected a non-empty string of letters, digits, '.', '_' or '-'`);
   }
-  const description = input.description ?? '';
-  if (typeof description !== 'string') throw new Error(`config: description is ${JSON.stringify(description)}; expected a string`);
+  const description = input.description ?? "";
+  if (typeof description !== "string") throw new Error(`config: description is ${JSON.stringify(description)}; expected a string`);
   const seed = input.seed ?? 0;
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
+  if (typeof seed !== "number" || !Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new Error(`config: seed is ${JSON.stringify(seed)}; expected an integer in [0, 4294967295]`);
   }
-  const model = input.model ?? { preset: 'diffeqformer-tiny' };
-  if (!isObject(model)) throw new Error(`config: model is ${JSON.stringify(model)}; expected an object such as { "preset": "diffeqformer-tiny" } or a model configuration with "kind"`);
+  const model = input.model ?? { preset: "diffeqformer-tiny" };
+  if (!isObject(model))
+    throw new Error(
+      `config: model is ${JSON.stringify(model)}; expected an object such as { "preset": "diffeqformer-tiny" } or a model configuration with "kind"`,
+    );
   if (model.preset === undefined && model.kind === undefined) {
-    throw new Error('config: model needs either "preset" (a name from @qkvflow/models presets) or "kind" (gpt2, diffeqformer, discretized)');
+    throw new Error(
+      'config: model needs either "preset" (a name from @qkvflow/models presets) or "kind" (gpt2, diffeqformer, discretized)',
+    );
   }
-  if (model.preset !== undefined && typeof model.preset !== 'string') throw new Error(`config: model.preset is ${JSON.stringify(model.preset)}; expected a preset name`);
+  if (model.preset !== undefined && typeof model.preset !== "string")
+    throw new Error(`config: model.preset is ${JSON.stringify(model.preset)}; expected a preset name`);
   const out: Record<string, unknown> = { name, description, seed, model: JSON.parse(JSON.stringify(model)) as JsonValue };
   for (const section of SECTIONS) {
     const given = input[section] ?? {};
-    if (!isObject(given)) throw new Error(`config: ${section} is ${JSON.stringify(given)}; expected an object with keys ${Object.keys(CONFIG_SCHEMA[section]).join(', ')}`);
+    if (!isObject(given))
+      throw new Error(
+        `config: ${section} is ${JSON.stringify(given)}; expected an object with keys ${Object.keys(CONFIG_SCHEMA[section]).join(", ")}`,
+      );
     const spec = CONFIG_SCHEMA[section];
     const valid = Object.keys(spec);
     const res = defaultsOf(section);
@@ -267,10 +318,13 @@ export function validateTrainConfig(input: unknown): TrainConfig {
   }
   const cfg = out as unknown as TrainConfig;
   if (cfg.train.batchSize % cfg.train.gradAccum !== 0) {
-    throw new Error(`config: train.batchSize ${cfg.train.batchSize} is not divisible by train.gradAccum ${cfg.train.gradAccum}; expected batchSize = gradAccum · micro-batch size`);
+    throw new Error(
+      `config: train.batchSize ${cfg.train.batchSize} is not divisible by train.gradAccum ${cfg.train.gradAccum}; expected batchSize = gradAccum · micro-batch size`,
+    );
   }
-  const datasets = [...listDatasets(), 'text'];
-  if (!datasets.includes(cfg.data.dataset)) throw new Error(`config: data.dataset is '${cfg.data.dataset}'; expected one of ${datasets.join(', ')}`);
+  const datasets = [...listDatasets(), "text"];
+  if (!datasets.includes(cfg.data.dataset))
+    throw new Error(`config: data.dataset is '${cfg.data.dataset}'; expected one of ${datasets.join(", ")}`);
   if (cfg.optimizer.decayPatterns !== null) {
     for (const p of cfg.optimizer.decayPatterns) {
       try {
@@ -295,11 +349,12 @@ export function parseOverrideValue(raw: string): JsonValue {
 
 /** Splits `section.key=value` into a path and a parsed value. */
 export function parseOverride(arg: string): { path: string[]; value: JsonValue } {
-  const eq = arg.indexOf('=');
+  const eq = arg.indexOf("=");
   if (eq <= 0) throw new Error(`config: override '${arg}' is malformed; expected key=value with a dotted key, e.g. train.steps=100`);
   const key = arg.slice(0, eq).trim();
-  const path = key.split('.');
-  if (path.some((p) => p.length === 0)) throw new Error(`config: override key '${key}' is malformed; expected dotted names such as optimizer.lr`);
+  const path = key.split(".");
+  if (path.some((p) => p.length === 0))
+    throw new Error(`config: override key '${key}' is malformed; expected dotted names such as optimizer.lr`);
   return { path, value: parseOverrideValue(arg.slice(eq + 1)) };
 }
 
@@ -312,26 +367,29 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: readonly
   for (const o of overrides) {
     const { path, value } = parseOverride(o);
     const [head, ...rest] = path as [string, ...string[]];
-    if (!(TOP_KEYS as readonly string[]).includes(head)) throw unknownKeyError('the configuration', head, TOP_KEYS);
+    if (!(TOP_KEYS as readonly string[]).includes(head)) throw unknownKeyError("the configuration", head, TOP_KEYS);
     if (rest.length === 0) {
-      if ((SECTIONS as readonly string[]).includes(head) || head === 'model') {
-        throw new Error(`config: override '${o}' replaces the whole '${head}' section; set its keys instead (e.g. ${head}.${head === 'model' ? 'preset' : Object.keys(CONFIG_SCHEMA[head as SectionName])[0]}=...)`);
+      if ((SECTIONS as readonly string[]).includes(head) || head === "model") {
+        throw new Error(
+          `config: override '${o}' replaces the whole '${head}' section; set its keys instead (e.g. ${head}.${head === "model" ? "preset" : Object.keys(CONFIG_SCHEMA[head as SectionName])[0]}=...)`,
+        );
       }
       out[head] = value;
       continue;
     }
     if ((SECTIONS as readonly string[]).includes(head)) {
       const valid = Object.keys(CONFIG_SCHEMA[head as SectionName]);
-      if (rest.length !== 1 || !valid.includes(rest[0]!)) throw unknownKeyError(`section '${head}'`, rest.join('.'), valid);
-    } else if (head !== 'model') {
+      if (rest.length !== 1 || !valid.includes(rest[0]!)) throw unknownKeyError(`section '${head}'`, rest.join("."), valid);
+    } else if (head !== "model") {
       throw new Error(`config: '${head}' is not a section; set it as ${head}=value`);
     }
     let node = (out[head] ??= {}) as Record<string, unknown>;
-    if (!isObject(node)) throw new Error(`config: cannot set '${path.join('.')}': '${head}' is not an object`);
+    if (!isObject(node)) throw new Error(`config: cannot set '${path.join(".")}': '${head}' is not an object`);
     for (let i = 0; i < rest.length - 1; i++) {
       const k = rest[i]!;
       if (node[k] === undefined) node[k] = {};
-      if (!isObject(node[k])) throw new Error(`config: cannot set '${path.join('.')}': '${[head, ...rest.slice(0, i + 1)].join('.')}' is not an object`);
+      if (!isObject(node[k]))
+        throw new Error(`config: cannot set '${path.join(".")}': '${[head, ...rest.slice(0, i + 1)].join(".")}' is not an object`);
       node = node[k] as Record<string, unknown>;
     }
     node[rest[rest.length - 1]!] = value;
@@ -341,15 +399,19 @@ export function applyOverrides(raw: Record<string, unknown>, overrides: readonly
 
 /** Markdown table of every fixed-section key (used to keep the README in step with the schema). */
 export function configKeysMarkdown(): string {
-  const rows = ['| key | type | default | meaning |', '|---|---|---|---|'];
+  const rows = ["| key | type | default | meaning |", "|---|---|---|---|"];
   rows.push("| `name` | string | `run` | run name (default folder `runs/<name>`) |");
   rows.push('| `description` | string | `""` | free text shown by `qkvflow configs` |');
-  rows.push('| `seed` | integer | `0` | seeds model init, dropout and data order |');
-  rows.push('| `model` | object | `{"preset":"diffeqformer-tiny"}` | `preset` (a @qkvflow/models preset) plus any model keys to override, or a full model configuration with `kind` |');
+  rows.push("| `seed` | integer | `0` | seeds model init, dropout and data order |");
+  rows.push(
+    '| `model` | object | `{"preset":"diffeqformer-tiny"}` | `preset` (a @qkvflow/models preset) plus any model keys to override, or a full model configuration with `kind` |',
+  );
   for (const s of SECTIONS) {
     for (const [k, f] of Object.entries(CONFIG_SCHEMA[s])) {
-      rows.push(`| \`${s}.${k}\` | ${describeType(f.type).replace(/^an? /, '')} | \`${JSON.stringify(f.default)}\` | ${f.doc.replace(/\|/g, '\\|')} |`);
+      rows.push(
+        `| \`${s}.${k}\` | ${describeType(f.type).replace(/^an? /, "")} | \`${JSON.stringify(f.default)}\` | ${f.doc.replace(/\|/g, "\\|")} |`,
+      );
     }
   }
-  return rows.join('\n');
+  return rows.join("\n");
 }

@@ -3,9 +3,9 @@
  * seqLen tokens (so every token but the first is predicted exactly once), the final shorter window padded
  * (padding id 0; its targets are ignored, and causal models never let real positions see it), or only the first `maxBatches` batches when capped.
  */
-import { noGrad, tensor } from '@qkvflow/autograd';
-import { countEvalWindows, evalBatches, type TokenArray } from './data/index.js';
-import { IGNORE_INDEX, type TrainableModel } from './model-types.js';
+import { noGrad, tensor } from "@qkvflow/autograd";
+import { countEvalWindows, evalBatches, type TokenArray } from "./data/index.js";
+import { IGNORE_INDEX, type TrainableModel } from "./model-types.js";
 
 /** Options of `evaluatePerplexity`. */
 export interface EvalOptions {
@@ -35,7 +35,8 @@ export interface EvalResult {
 export function evaluatePerplexity(model: TrainableModel, tokens: TokenArray, opts: EvalOptions): EvalResult {
   const { seqLen, batchSize } = opts;
   const cap = opts.maxBatches ?? null;
-  if (cap !== null && (!Number.isInteger(cap) || cap < 1)) throw new Error(`evaluatePerplexity: maxBatches must be a positive integer or null, got ${cap}`);
+  if (cap !== null && (!Number.isInteger(cap) || cap < 1))
+    throw new Error(`evaluatePerplexity: maxBatches must be a positive integer or null, got ${cap}`);
   if (tokens.length < 2) throw new Error(`evaluatePerplexity: the split has ${tokens.length} token(s); expected at least 2`);
   const windows = countEvalWindows(tokens.length, { seqLen });
   const totalBatches = Math.ceil(windows / batchSize);
@@ -52,8 +53,8 @@ export function evaluatePerplexity(model: TrainableModel, tokens: TokenArray, op
       else targets[i] = IGNORE_INDEX;
     }
     if (real > 0) {
-      const x = tensor(b.inputs, { shape: [b.batch, b.seqLen], dtype: 'int32' });
-      const y = tensor(targets, { shape: [b.batch, b.seqLen], dtype: 'int32' });
+      const x = tensor(b.inputs, { shape: [b.batch, b.seqLen], dtype: "int32" });
+      const y = tensor(targets, { shape: [b.batch, b.seqLen], dtype: "int32" });
       const mean = noGrad(() => model.loss(x, y, { training: false })).item();
       nll += mean * real;
       count += real;

@@ -3,8 +3,8 @@
  * is the last `blockSize` tokens). Temperature 0 is greedy decoding. Draws use the project's counter-based
  * RNG (one key per position), so a seed fixes the output.
  */
-import { noGrad, random, tensor, type Key } from '@qkvflow/autograd';
-import type { TrainableModel } from './model-types.js';
+import { noGrad, random, tensor, type Key } from "@qkvflow/autograd";
+import type { TrainableModel } from "./model-types.js";
 
 /** Options of `sampleTokens`. */
 export interface SampleOptions {
@@ -25,7 +25,8 @@ export interface SampleOptions {
 /** Next-token distribution after temperature and top-k: probabilities over the vocabulary (float64). */
 export function nextTokenProbs(logits: ArrayLike<number>, temperature: number, topK: number | null): Float64Array {
   const V = logits.length;
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`nextTokenProbs: temperature must be a finite number > 0, got ${temperature}`);
+  if (!(temperature > 0) || !Number.isFinite(temperature))
+    throw new Error(`nextTokenProbs: temperature must be a finite number > 0, got ${temperature}`);
   let keepFrom = -Infinity;
   if (topK !== null && topK > 0 && topK < V) {
     const sorted = Float64Array.from(logits).sort();
@@ -60,22 +61,26 @@ export function drawIndex(p: ArrayLike<number>, u: number): number {
 
 /** Continues `prompt` (token ids) with sampled tokens; returns only the new tokens. */
 export function sampleTokens(model: TrainableModel, prompt: readonly number[], opts: SampleOptions): number[] {
-  const fn = 'sampleTokens';
+  const fn = "sampleTokens";
   if (prompt.length === 0) throw new Error(`${fn}: the prompt is empty; expected at least one token id`);
-  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new Error(`${fn}: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0)
+    throw new Error(`${fn}: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
   const temperature = opts.temperature ?? 1;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`${fn}: temperature must be a finite number >= 0, got ${temperature}`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw new Error(`${fn}: temperature must be a finite number >= 0, got ${temperature}`);
   const topK = opts.topK ?? null;
-  if (topK !== null && (!Number.isInteger(topK) || topK < 0)) throw new Error(`${fn}: topK must be a non-negative integer or null, got ${topK}`);
+  if (topK !== null && (!Number.isInteger(topK) || topK < 0))
+    throw new Error(`${fn}: topK must be a non-negative integer or null, got ${topK}`);
   const cfg = model.config as { blockSize?: number };
   const block = opts.blockSize ?? cfg.blockSize;
-  if (block === undefined || !Number.isInteger(block) || block < 1) throw new Error(`${fn}: no blockSize in the model configuration; pass opts.blockSize`);
+  if (block === undefined || !Number.isInteger(block) || block < 1)
+    throw new Error(`${fn}: no blockSize in the model configuration; pass opts.blockSize`);
   const key = opts.key ?? random.key(0);
   const seq = [...prompt];
   const out: number[] = [];
   for (let i = 0; i < opts.maxNewTokens; i++) {
     const ctx = seq.slice(-block);
-    const x = tensor(Int32Array.from(ctx), { shape: [1, ctx.length], dtype: 'int32' });
+    const x = tensor(Int32Array.from(ctx), { shape: [1, ctx.length], dtype: "int32" });
     const logits = noGrad(() => model.logits(x, { training: false }));
     const V = logits.shape[logits.shape.length - 1]!;
     const all = logits.data();
@@ -86,7 +91,7 @@ export function sampleTokens(model: TrainableModel, prompt: readonly number[], o
       for (let v = 1; v < V; v++) if (row[v]! > row[next]!) next = v;
     } else {
       const p = nextTokenProbs(row, temperature, topK);
-      const u = random.uniform(random.foldIn(key, i), [1], { dtype: 'float64' }).item();
+      const u = random.uniform(random.foldIn(key, i), [1], { dtype: "float64" }).item();
       next = drawIndex(p, u);
     }
     seq.push(next);

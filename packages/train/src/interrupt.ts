@@ -12,12 +12,12 @@ export class InterruptGuard {
   private readonly onSignal = (): void => {
     this.signals++;
     if (this.signals > 1) {
-      this.log('second interrupt: exiting without a checkpoint');
+      this.log("second interrupt: exiting without a checkpoint");
       this.exit(130);
       return;
     }
     this.interrupted = true;
-    this.log('interrupt: finishing this update and writing a checkpoint (Ctrl-C again to exit at once)');
+    this.log("interrupt: finishing this update and writing a checkpoint (Ctrl-C again to exit at once)");
   };
 
   constructor(
@@ -28,14 +28,14 @@ export class InterruptGuard {
 
   /** Starts listening for SIGINT (idempotent). */
   install(): this {
-    if (!this.installed) process.on('SIGINT', this.onSignal);
+    if (!this.installed) process.on("SIGINT", this.onSignal);
     this.installed = true;
     return this;
   }
 
   /** Stops listening (idempotent). */
   remove(): void {
-    if (this.installed) process.off('SIGINT', this.onSignal);
+    if (this.installed) process.off("SIGINT", this.onSignal);
     this.installed = false;
   }
 }

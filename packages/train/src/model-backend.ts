@@ -3,7 +3,7 @@
  * discretising and LoRA. The trainer itself never imports the models package; everything model-specific
  * goes through a `ModelBackend`, so tests and other model families can plug in their own.
  */
-import type { Key, Tensor } from '@qkvflow/autograd';
+import type { Key, Tensor } from "@qkvflow/autograd";
 import {
   DiffEqFormer,
   TransformerLM,
@@ -15,9 +15,9 @@ import {
   presets,
   validateConfig,
   type ModelConfig,
-} from '@qkvflow/models';
-import type { JsonValue } from './config.js';
-import type { TrainableModel } from './model-types.js';
+} from "@qkvflow/models";
+import type { JsonValue } from "./config.js";
+import type { TrainableModel } from "./model-types.js";
 
 /** The fields of a model configuration the training code reads. */
 export interface ModelConfigLike {
@@ -54,12 +54,12 @@ export interface ModelBackend {
 /** Default weight-decay patterns per model kind (paper §5; fine-tuning decays everything). */
 export function defaultDecayPatterns(kind: string): string[] {
   switch (kind) {
-    case 'diffeqformer':
-      return ['wte\\.weight', 'wpe\\.weight'];
-    case 'gpt2':
-      return ['.*attn.*weight', '.*mlp.*weight', 'wte\\.weight', 'wpe\\.weight'];
+    case "diffeqformer":
+      return ["wte\\.weight", "wpe\\.weight"];
+    case "gpt2":
+      return [".*attn.*weight", ".*mlp.*weight", "wte\\.weight", "wpe\\.weight"];
     default:
-      return ['.*'];
+      return [".*"];
   }
 }
 
@@ -67,8 +67,8 @@ export function defaultDecayPatterns(kind: string): string[] {
 export function resolveModelSection(section: Record<string, JsonValue>): ModelConfig {
   const { preset: name, ...rest } = section;
   if (name !== undefined) {
-    if (typeof name !== 'string' || presets[name] === undefined) {
-      throw new Error(`config: model.preset is ${JSON.stringify(name)}; expected one of ${Object.keys(presets).join(', ')}`);
+    if (typeof name !== "string" || presets[name] === undefined) {
+      throw new Error(`config: model.preset is ${JSON.stringify(name)}; expected one of ${Object.keys(presets).join(", ")}`);
     }
     return preset(name, rest);
   }
@@ -92,11 +92,13 @@ export const qkvflowModels: ModelBackend = {
   discretize: (model, layers) => {
     if (!(model instanceof DiffEqFormer)) {
       const kind = (model.config as { kind?: string }).kind;
-      throw new Error(`discretize: the model is a '${kind}' model; only a DiffEqFormer (kind 'diffeqformer') can be discretised to another depth`);
+      throw new Error(
+        `discretize: the model is a '${kind}' model; only a DiffEqFormer (kind 'diffeqformer') can be discretised to another depth`,
+      );
     }
     return discretize(model, layers);
   },
   applyLoRA: (model, lora) => {
-    applyLoRA(asLM('applyLoRA', model), lora);
+    applyLoRA(asLM("applyLoRA", model), lora);
   },
 };

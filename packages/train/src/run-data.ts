@@ -4,10 +4,10 @@
  * use when a folder has no train split (train on the evaluation split, evaluate on `test`), and a plain
  * text file source (`dataset: 'text'`, the last `heldOutFraction` of its tokens held out as `test`).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { DataConfig } from './config.js';
-import { cachedTokenize, canonicalSplit, gpt2Tokenizer, listDatasets, loadDataset, sha256Text, type TokenArray } from './data/index.js';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { DataConfig } from "./config.js";
+import { cachedTokenize, canonicalSplit, gpt2Tokenizer, listDatasets, loadDataset, sha256Text, type TokenArray } from "./data/index.js";
 
 /** The splits a run trains and evaluates on. */
 export interface RunData {
@@ -26,14 +26,15 @@ async function loadTextFile(cfg: DataConfig, log: (m: string) => void): Promise<
   const file = cfg.dataDir;
   if (file === null) throw new Error("loadRunData: data.dataset 'text' needs data.dataDir (or --data) naming a UTF-8 text file");
   const abs = path.resolve(file);
-  if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) throw new Error(`loadRunData: data.dataDir '${file}' is not a file; dataset 'text' reads one UTF-8 text file`);
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isFile())
+    throw new Error(`loadRunData: data.dataDir '${file}' is not a file; dataset 'text' reads one UTF-8 text file`);
   const res = await cachedTokenize({
     ...(cfg.cacheDir !== null ? { cacheDir: cfg.cacheDir } : {}),
     key: `text-${sha256Text(abs).slice(0, 12)}`,
-    split: 'all',
+    split: "all",
     sources: [abs],
-    recipe: 'whole-file-one-document',
-    documents: () => [fs.readFileSync(abs, 'utf8')],
+    recipe: "whole-file-one-document",
+    documents: () => [fs.readFileSync(abs, "utf8")],
     tokenizer: gpt2Tokenizer,
     description: abs,
     onTokenize: () => log(`tokenising ${abs}`),
@@ -49,12 +50,12 @@ async function loadTextFile(cfg: DataConfig, log: (m: string) => void): Promise<
 export async function loadRunData(cfg: DataConfig, log: (m: string) => void = () => undefined): Promise<RunData> {
   let splits: Record<string, TokenArray>;
   let source: string;
-  if (cfg.dataset === 'text') {
+  if (cfg.dataset === "text") {
     splits = await loadTextFile(cfg, log);
     source = `text file ${path.resolve(cfg.dataDir!)}`;
   } else {
     if (!listDatasets().includes(cfg.dataset)) {
-      throw new Error(`config: data.dataset is '${cfg.dataset}'; expected one of ${[...listDatasets(), 'text'].join(', ')}`);
+      throw new Error(`config: data.dataset is '${cfg.dataset}'; expected one of ${[...listDatasets(), "text"].join(", ")}`);
     }
     const ds = await loadDataset({
       name: cfg.dataset,
@@ -70,7 +71,7 @@ export async function loadRunData(cfg: DataConfig, log: (m: string) => void = ()
       splits[k] = v.tokens;
       sources.push(`${k}: ${v.source}`);
     }
-    source = `${cfg.dataset} (${sources.join('; ')})`;
+    source = `${cfg.dataset} (${sources.join("; ")})`;
   }
   const trainName = canonicalSplit(cfg.trainSplit);
   const evalName = canonicalSplit(cfg.evalSplit);
@@ -79,18 +80,20 @@ export async function loadRunData(cfg: DataConfig, log: (m: string) => void = ()
   let train = { name: trainName, tokens: splits[trainName] };
   let ev = { name: evalName, tokens: splits[evalName] };
   if (train.tokens === undefined) {
-    if (!cfg.splitFallback || splits[evalName] === undefined || splits.test === undefined || evalName === 'test') {
+    if (!cfg.splitFallback || splits[evalName] === undefined || splits.test === undefined || evalName === "test") {
       throw new Error(
-        `loadRunData: ${cfg.dataset} has no '${trainName}' split here (found: ${have.join(', ') || 'none'}); ` +
-          'provide it, choose another data.trainSplit, or enable data.splitFallback with both an evaluation split and a test split present',
+        `loadRunData: ${cfg.dataset} has no '${trainName}' split here (found: ${have.join(", ") || "none"}); ` +
+          "provide it, choose another data.trainSplit, or enable data.splitFallback with both an evaluation split and a test split present",
       );
     }
     train = { name: evalName, tokens: splits[evalName]! };
-    ev = { name: 'test', tokens: splits.test };
+    ev = { name: "test", tokens: splits.test };
     note = `no '${trainName}' split found: training on '${evalName}' and evaluating on 'test' instead`;
   }
   if (ev.tokens === undefined) {
-    throw new Error(`loadRunData: ${cfg.dataset} has no '${evalName}' split here (found: ${have.join(', ')}); set data.evalSplit to one of them`);
+    throw new Error(
+      `loadRunData: ${cfg.dataset} has no '${evalName}' split here (found: ${have.join(", ")}); set data.evalSplit to one of them`,
+    );
   }
   return { train: { name: train.name, tokens: train.tokens! }, eval: { name: ev.name, tokens: ev.tokens }, splits, source, note };
 }

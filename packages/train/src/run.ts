@@ -7,19 +7,19 @@
  * (the resolved configuration), metrics.jsonl and checkpoints/ (see checkpoint.ts). A fresh run refuses a folder that already holds
  * checkpoints unless asked to resume.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { random } from '@qkvflow/autograd';
-import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE } from '@qkvflow/models';
-import { decodeModelFile, loadCheckpoint, resolveCheckpointDir, writeFileAtomicSync } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
-import { unigramPerplexity, type TokenArray } from './data/index.js';
-import { evaluatePerplexity, type EvalResult } from './evaluate.js';
-import type { ProgressMode } from './metrics.js';
-import { defaultDecayPatterns, qkvflowModels, type ModelBackend, type ModelConfigLike } from './model-backend.js';
-import type { TrainableModel } from './model-types.js';
-import { loadRunData, type RunData } from './run-data.js';
-import { Trainer, type StepInfo, type TrainResult } from './trainer.js';
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { random } from "@qkvflow/autograd";
+import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE } from "@qkvflow/models";
+import { decodeModelFile, loadCheckpoint, resolveCheckpointDir, writeFileAtomicSync } from "./checkpoint.js";
+import type { TrainConfig } from "./config.js";
+import { unigramPerplexity, type TokenArray } from "./data/index.js";
+import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
+import type { ProgressMode } from "./metrics.js";
+import { defaultDecayPatterns, qkvflowModels, type ModelBackend, type ModelConfigLike } from "./model-backend.js";
+import type { TrainableModel } from "./model-types.js";
+import { loadRunData, type RunData } from "./run-data.js";
+import { Trainer, type StepInfo, type TrainResult } from "./trainer.js";
 
 /** Options shared by the run functions. */
 export interface RunOptions {
@@ -57,7 +57,7 @@ export interface RunResult extends TrainResult {
 
 /** The run folder of a configuration. */
 export function runDirOf(cfg: TrainConfig): string {
-  return path.resolve(cfg.train.outDir ?? path.join('runs', cfg.name));
+  return path.resolve(cfg.train.outDir ?? path.join("runs", cfg.name));
 }
 
 function maxToken(t: TokenArray): number {
@@ -68,10 +68,15 @@ function maxToken(t: TokenArray): number {
 
 function checkModelFitsData(who: string, mc: ModelConfigLike, cfg: TrainConfig, data: RunData): void {
   if (mc.blockSize < cfg.data.seqLen) {
-    throw new Error(`${who}: data.seqLen ${cfg.data.seqLen} exceeds the model's blockSize ${mc.blockSize}; lower data.seqLen or raise model.blockSize`);
+    throw new Error(
+      `${who}: data.seqLen ${cfg.data.seqLen} exceeds the model's blockSize ${mc.blockSize}; lower data.seqLen or raise model.blockSize`,
+    );
   }
   const top = Math.max(maxToken(data.train.tokens), maxToken(data.eval.tokens));
-  if (top >= mc.vocabSize) throw new Error(`${who}: the data has token id ${top}, outside the model's vocabulary of ${mc.vocabSize}; expected vocabSize >= ${top + 1}`);
+  if (top >= mc.vocabSize)
+    throw new Error(
+      `${who}: the data has token id ${top}, outside the model's vocabulary of ${mc.vocabSize}; expected vocabSize >= ${top + 1}`,
+    );
 }
 
 function count(model: TrainableModel, names?: readonly string[]): number {
@@ -89,7 +94,9 @@ function prepareRunDir(who: string, runDir: string, resume: boolean, log: (m: st
     if (ck === null) log(`resume: ${runDir} has no checkpoint yet; starting from scratch`);
     else return ck;
   } else if (ck !== null) {
-    throw new Error(`${who}: ${runDir} already holds checkpoints (latest ${ck}); pass --resume to continue that run, or choose another train.outDir / --out`);
+    throw new Error(
+      `${who}: ${runDir} already holds checkpoints (latest ${ck}); pass --resume to continue that run, or choose another train.outDir / --out`,
+    );
   }
   fs.rmSync(path.join(runDir, METRICS_FILE), { force: true });
   return null;
@@ -119,8 +126,8 @@ async function trainModel(
   writeFileAtomicSync(path.join(runDir, CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
   const trainable = model.trainableNames();
   log(
-    `${who}: ${mc.kind} model, ${count(model).toLocaleString('en-US')} parameters (${count(model, trainable).toLocaleString('en-US')} trainable); ` +
-      `train '${data.train.name}' ${data.train.tokens.length.toLocaleString('en-US')} tokens, eval '${data.eval.name}' ${data.eval.tokens.length.toLocaleString('en-US')} tokens; run folder ${runDir}`,
+    `${who}: ${mc.kind} model, ${count(model).toLocaleString("en-US")} parameters (${count(model, trainable).toLocaleString("en-US")} trainable); ` +
+      `train '${data.train.name}' ${data.train.tokens.length.toLocaleString("en-US")} tokens, eval '${data.eval.name}' ${data.eval.tokens.length.toLocaleString("en-US")} tokens; run folder ${runDir}`,
   );
   const trainer = new Trainer({
     model,
@@ -157,14 +164,17 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const log = opts.log ?? ((m: string) => console.log(m));
   const mc = backend.resolveConfig(cfg.model);
   const runDir = runDirOf(cfg);
-  const resumeFrom = prepareRunDir('train', runDir, opts.resume ?? false, log);
+  const resumeFrom = prepareRunDir("train", runDir, opts.resume ?? false, log);
   const data = await dataFor(cfg, opts, log);
   const model = backend.create(mc, random.foldIn(random.key(cfg.seed), 0));
-  return trainModel('train', cfg, model, data, runDir, resumeFrom, opts, {}, false);
+  return trainModel("train", cfg, model, data, runDir, resumeFrom, opts, {}, false);
 }
 
 /** A model from a checkpoint folder, a run folder or a model .safetensors file. */
-export function loadModelFrom(p: string, backend: ModelBackend = qkvflowModels): { model: TrainableModel; source: string; step: number | null } {
+export function loadModelFrom(
+  p: string,
+  backend: ModelBackend = qkvflowModels,
+): { model: TrainableModel; source: string; step: number | null } {
   const abs = path.resolve(p);
   if (fs.existsSync(abs) && fs.statSync(abs).isFile()) {
     const b = fs.readFileSync(abs);
@@ -180,7 +190,7 @@ export async function runFinetune(cfg: TrainConfig, opts: RunOptions = {}): Prom
   const backend = opts.backend ?? qkvflowModels;
   const log = opts.log ?? ((m: string) => console.log(m));
   const runDir = runDirOf(cfg);
-  const resumeFrom = prepareRunDir('finetune', runDir, opts.resume ?? false, log);
+  const resumeFrom = prepareRunDir("finetune", runDir, opts.resume ?? false, log);
   const ft = cfg.finetune;
   let model: TrainableModel;
   let extra: Record<string, unknown>;
@@ -189,19 +199,23 @@ export async function runFinetune(cfg: TrainConfig, opts: RunOptions = {}): Prom
     model = backend.fromState(ck.modelConfig, ck.model);
     extra = { finetune: (ck.state.extra as Record<string, unknown> | undefined)?.finetune ?? null };
   } else {
-    if (ft.checkpoint === null) throw new Error('finetune: finetune.checkpoint is null; expected the pretrained run folder or checkpoint (--from PATH)');
+    if (ft.checkpoint === null)
+      throw new Error("finetune: finetune.checkpoint is null; expected the pretrained run folder or checkpoint (--from PATH)");
     const src = loadModelFrom(ft.checkpoint, backend);
     const base = src.model;
     const bc = base.config as ModelConfigLike;
     const M = ft.layers ?? bc.nLayer;
-    if (bc.kind === 'diffeqformer') {
+    if (bc.kind === "diffeqformer") {
       model = backend.discretize(base, M);
       log(`finetune: discretised the DiffEqFormer (L = ${bc.nLayer}) from ${src.source} to M = ${M} layers`);
     } else {
-      if (M !== bc.nLayer) throw new Error(`finetune: finetune.layers = ${M}, but the pretrained model is a '${bc.kind}' with ${bc.nLayer} layers; only a DiffEqFormer can change depth`);
+      if (M !== bc.nLayer)
+        throw new Error(
+          `finetune: finetune.layers = ${M}, but the pretrained model is a '${bc.kind}' with ${bc.nLayer} layers; only a DiffEqFormer can change depth`,
+        );
       model = base;
     }
-    if (ft.mode === 'lora') {
+    if (ft.mode === "lora") {
       backend.applyLoRA(model, {
         rank: ft.loraRank,
         alpha: ft.loraAlpha,
@@ -214,7 +228,7 @@ export async function runFinetune(cfg: TrainConfig, opts: RunOptions = {}): Prom
     extra = { finetune: { from: src.source, fromStep: src.step, pretrainedLayers: bc.nLayer, layers: M, mode: ft.mode } };
   }
   const data = await dataFor(cfg, opts, log);
-  return trainModel('finetune', cfg, model, data, runDir, resumeFrom, opts, extra, true);
+  return trainModel("finetune", cfg, model, data, runDir, resumeFrom, opts, extra, true);
 }
 
 /** Perplexity of a saved model on a split of the configuration's data set, next to the unigram baseline. */
@@ -229,11 +243,15 @@ export async function runEval(
   let split = data.eval;
   if (opts.split !== undefined) {
     const t = data.splits[opts.split];
-    if (t === undefined) throw new Error(`eval: split '${opts.split}' is not available; available: ${Object.keys(data.splits).join(', ')}`);
+    if (t === undefined) throw new Error(`eval: split '${opts.split}' is not available; available: ${Object.keys(data.splits).join(", ")}`);
     split = { name: opts.split, tokens: t };
   }
-  checkModelFitsData('eval', model.config as ModelConfigLike, cfg, { ...data, eval: split });
-  const r = evaluatePerplexity(model, split.tokens, { seqLen: cfg.data.seqLen, batchSize: cfg.train.evalBatchSize ?? cfg.train.batchSize / cfg.train.gradAccum, maxBatches: cfg.train.evalBatches });
+  checkModelFitsData("eval", model.config as ModelConfigLike, cfg, { ...data, eval: split });
+  const r = evaluatePerplexity(model, split.tokens, {
+    seqLen: cfg.data.seqLen,
+    batchSize: cfg.train.evalBatchSize ?? cfg.train.batchSize / cfg.train.gradAccum,
+    maxBatches: cfg.train.evalBatches,
+  });
   const uni = data.train.name !== split.name ? unigramPerplexity(data.train.tokens, split.tokens).perplexity : null;
   return { eval: r, split: split.name, unigram: uni, source, note: data.note };
 }

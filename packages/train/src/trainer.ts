@@ -27,20 +27,20 @@
  * without writing a checkpoint (the last good one stays the latest); SIGINT (Ctrl-C) finishes the current
  * update, writes a checkpoint and returns with `interrupted: true` (a second Ctrl-C exits at once).
  */
-import * as path from 'node:path';
-import * as fs from 'node:fs';
-import { Key, random, tensor, tidy, valueAndGrad, type Tensor } from '@qkvflow/autograd';
-import { upgradeModelConfig } from '@qkvflow/models';
-import { METRICS_FILE, STATE_FILE, listCheckpoints, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
-import { BatchSampler, type SamplerState, type TokenArray } from './data/index.js';
-import { evaluatePerplexity, type EvalResult } from './evaluate.js';
-import { InterruptGuard } from './interrupt.js';
-import { MetricsLog, Progress, type ProgressMode } from './metrics.js';
-import type { TrainableModel } from './model-types.js';
-import { GradientAccumulator } from './optim/accumulate.js';
-import { AdamW, globalNorm } from './optim/adamw.js';
-import { makeSchedule, type Schedule } from './optim/schedule.js';
+import * as path from "node:path";
+import * as fs from "node:fs";
+import { Key, random, tensor, tidy, valueAndGrad, type Tensor } from "@qkvflow/autograd";
+import { upgradeModelConfig } from "@qkvflow/models";
+import { METRICS_FILE, STATE_FILE, listCheckpoints, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint.js";
+import type { TrainConfig } from "./config.js";
+import { BatchSampler, type SamplerState, type TokenArray } from "./data/index.js";
+import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
+import { InterruptGuard } from "./interrupt.js";
+import { MetricsLog, Progress, type ProgressMode } from "./metrics.js";
+import type { TrainableModel } from "./model-types.js";
+import { GradientAccumulator } from "./optim/accumulate.js";
+import { AdamW, globalNorm } from "./optim/adamw.js";
+import { makeSchedule, type Schedule } from "./optim/schedule.js";
 
 /** Thrown when the loss or the gradient norm is NaN or infinite. */
 export class NonFiniteLossError extends Error {
@@ -52,7 +52,7 @@ export class NonFiniteLossError extends Error {
     readonly checkpoint: string | null,
   ) {
     super(message);
-    this.name = 'NonFiniteLossError';
+    this.name = "NonFiniteLossError";
   }
 }
 
@@ -118,9 +118,9 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 /** Keys (dotted) whose values differ between two JSON objects. */
-function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
-  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (!isObj(a) || !isObj(b)) return sameJson(a, b) ? [] : [prefix || '(root)'];
+function diffKeys(a: unknown, b: unknown, prefix = ""): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isObj(a) || !isObj(b)) return sameJson(a, b) ? [] : [prefix || "(root)"];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   const out: string[] = [];
   for (const k of keys) out.push(...diffKeys(a[k], b[k], prefix ? `${prefix}.${k}` : k));
@@ -128,7 +128,7 @@ function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
 }
 
 /** Configuration keys whose change between a checkpoint and its resume is not worth a word (paths, display). */
-const QUIET_KEYS = ['train.progress', 'train.outDir', 'data.dataDir', 'data.cacheDir'];
+const QUIET_KEYS = ["train.progress", "train.outDir", "data.dataDir", "data.cacheDir"];
 
 /** The trainer's part of state.json. */
 interface SavedTrainerState {
@@ -280,26 +280,34 @@ class TrainingRun {
   /** Restores model, optimiser, sampler, RNG and log position from a checkpoint. */
   private resume(ck: LoadedCheckpoint): void {
     if (!sameJson(upgradeModelConfig(ck.modelConfig), this.model.config)) {
-      throw new Error(`Trainer: checkpoint ${ck.dir} holds a model with configuration ${JSON.stringify(ck.modelConfig)}, but the model to train has ${JSON.stringify(this.model.config)}`);
+      throw new Error(
+        `Trainer: checkpoint ${ck.dir} holds a model with configuration ${JSON.stringify(ck.modelConfig)}, but the model to train has ${JSON.stringify(this.model.config)}`,
+      );
     }
     const changed = diffKeys(ck.config, this.cfg).filter((k) => !QUIET_KEYS.some((q) => k.startsWith(q)));
-    if (changed.length > 0) this.log(`resume: the configuration differs from the checkpoint's in ${changed.join(', ')}; continuing with the new values`);
+    if (changed.length > 0)
+      this.log(`resume: the configuration differs from the checkpoint's in ${changed.join(", ")}; continuing with the new values`);
     this.model.loadStateDict(ck.model, { strict: true });
     this.opt.importState(ck.optimizer, this.trainableParams());
     const st = ck.state as SavedTrainerState;
-    if (st.sampler === undefined || st.rng?.dropout === undefined || typeof st.metricsBytes !== 'number') {
-      throw new Error(`Trainer: ${path.join(ck.dir, STATE_FILE)} lacks sampler, rng.dropout or metricsBytes; it was not written by this trainer`);
+    if (st.sampler === undefined || st.rng?.dropout === undefined || typeof st.metricsBytes !== "number") {
+      throw new Error(
+        `Trainer: ${path.join(ck.dir, STATE_FILE)} lacks sampler, rng.dropout or metricsBytes; it was not written by this trainer`,
+      );
     }
     this.sampler.restore(st.sampler);
     this.dropoutKey = Key.fromJSON(st.rng.dropout);
     if (this.metrics.bytes >= st.metricsBytes) this.metrics.truncate(st.metricsBytes);
-    else this.log(`resume: ${this.metrics.file} is shorter (${this.metrics.bytes} bytes) than when the checkpoint was written (${st.metricsBytes}); appending`);
+    else
+      this.log(
+        `resume: ${this.metrics.file} is shorter (${this.metrics.bytes} bytes) than when the checkpoint was written (${st.metricsBytes}); appending`,
+      );
     this.step = ck.step;
     this.elapsed = st.elapsed ?? 0;
     this.tokensSeen = st.tokens ?? 0;
     this.lastEval = st.lastEval ?? null;
     this.lastCheckpoint = ck.dir;
-    this.metrics.write({ type: 'resume', step: this.step, from: ck.dir });
+    this.metrics.write({ type: "resume", step: this.step, from: ck.dir });
     this.log(`resumed from ${ck.dir} at step ${this.step}/${this.cfg.train.steps}`);
   }
 
@@ -337,8 +345,8 @@ class TrainingRun {
   /** Loss and gradients of micro-batch j of the current update (dropout key foldIn(foldIn(k, step), j)). */
   private microStep(j: number, full: Params, params: Params): { loss: Tensor; grads: Params } {
     const b = this.sampler.next();
-    const x = tensor(b.inputs, { shape: [b.batch, b.seqLen], dtype: 'int32' });
-    const y = tensor(b.targets, { shape: [b.batch, b.seqLen], dtype: 'int32' });
+    const x = tensor(b.inputs, { shape: [b.batch, b.seqLen], dtype: "int32" });
+    const y = tensor(b.targets, { shape: [b.batch, b.seqLen], dtype: "int32" });
     const key = random.foldIn(random.foldIn(this.dropoutKey, this.step), j);
     const f = (p: Params): Tensor => {
       this.model.setParameters({ ...full, ...p });
@@ -355,12 +363,12 @@ class TrainingRun {
     if (Number.isFinite(loss) && Number.isFinite(norm)) return;
     const at = this.step + 1;
     const what = !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${norm}`;
-    this.metrics.write({ type: 'error', step: at, message: what });
+    this.metrics.write({ type: "error", step: at, message: what });
     const where = this.lastCheckpoint ?? listCheckpoints(this.o.runDir).at(-1)?.dir ?? null;
     throw new NonFiniteLossError(
       `train: ${what} at update ${at} (lr ${lr.toExponential(3)}); stopped without applying it. ` +
-        (where !== null ? `The last good checkpoint is ${where}; ` : 'No checkpoint was written yet; ') +
-        'lower optimizer.lr, raise optimizer.warmupRatio or set optimizer.maxGradNorm, then resume with --resume.',
+        (where !== null ? `The last good checkpoint is ${where}; ` : "No checkpoint was written yet; ") +
+        "lower optimizer.lr, raise optimizer.warmupRatio or set optimizer.maxGradNorm, then resume with --resume.",
       at,
       where,
     );
@@ -377,7 +385,7 @@ class TrainingRun {
   private logMetrics(u: UpdateResult): void {
     const stepTokens = this.cfg.train.batchSize * this.cfg.data.seqLen;
     this.metrics.write({
-      type: 'train',
+      type: "train",
       step: this.step,
       loss: u.loss,
       ppl: Math.exp(u.loss),
@@ -409,8 +417,19 @@ class TrainingRun {
       batchSize: this.cfg.train.evalBatchSize ?? this.micro,
       maxBatches: this.cfg.train.evalBatches,
     });
-    this.metrics.write({ type: 'eval', step: this.step, split: ev.name, loss: r.loss, ppl: r.ppl, tokens: r.tokens, batches: r.batches, elapsed: this.elapsed });
-    this.progress.message(`eval step ${this.step}: ${ev.name} loss ${r.loss.toFixed(4)} ppl ${r.ppl.toFixed(2)} (${r.tokens} tokens, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    this.metrics.write({
+      type: "eval",
+      step: this.step,
+      split: ev.name,
+      loss: r.loss,
+      ppl: r.ppl,
+      tokens: r.tokens,
+      batches: r.batches,
+      elapsed: this.elapsed,
+    });
+    this.progress.message(
+      `eval step ${this.step}: ${ev.name} loss ${r.loss.toFixed(4)} ppl ${r.ppl.toFixed(2)} (${r.tokens} tokens, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
     this.lastEval = r;
     return r;
   }
@@ -481,6 +500,6 @@ function checkTrainable(model: TrainableModel): string[] {
   const names = [...new Set(model.trainableNames())];
   const all = new Set(Object.keys(model.parameters()));
   for (const n of names) if (!all.has(n)) throw new Error(`Trainer: trainable name '${n}' is not a model parameter`);
-  if (names.length === 0) throw new Error('Trainer: the model has no trainable parameters');
+  if (names.length === 0) throw new Error("Trainer: the model has no trainable parameters");
   return names;
 }

@@ -1,7 +1,15 @@
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import fc from 'fast-check';
-import { BatchSampler, countEvalWindows, countWindows, defaultPermute, evalBatches, type Batch, type SamplerState } from '../src/data/index.js';
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  BatchSampler,
+  countEvalWindows,
+  countWindows,
+  defaultPermute,
+  evalBatches,
+  type Batch,
+  type SamplerState,
+} from "../src/data/index.js";
 
 const ramp = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
 
@@ -19,13 +27,16 @@ function naiveWindow(tokens: ArrayLike<number>, start: number, T: number): { x: 
 function rows(b: Batch): { x: number[]; y: number[] }[] {
   const out: { x: number[]; y: number[] }[] = [];
   for (let r = 0; r < b.batch; r++) {
-    out.push({ x: Array.from(b.inputs.subarray(r * b.seqLen, (r + 1) * b.seqLen)), y: Array.from(b.targets.subarray(r * b.seqLen, (r + 1) * b.seqLen)) });
+    out.push({
+      x: Array.from(b.inputs.subarray(r * b.seqLen, (r + 1) * b.seqLen)),
+      y: Array.from(b.targets.subarray(r * b.seqLen, (r + 1) * b.seqLen)),
+    });
   }
   return out;
 }
 
-describe('training batches', () => {
-  it('windows are seqLen + 1 tokens, targets shifted by one, disjoint by default', () => {
+describe("training batches", () => {
+  it("windows are seqLen + 1 tokens, targets shifted by one, disjoint by default", () => {
     const tokens = ramp(103);
     const T = 4;
     assert.equal(countWindows(103, T), Math.floor((103 - 5) / 5) + 1); // 20 windows starting at 0, 5, ..., 95
@@ -40,23 +51,29 @@ describe('training batches', () => {
     rows(b).forEach((row, r) => assert.deepEqual(row, naiveWindow(tokens, order[r]! * 5, T)));
   });
 
-  it('stride = seqLen shares the boundary token', () => {
+  it("stride = seqLen shares the boundary token", () => {
     const tokens = ramp(21);
     const s = new BatchSampler(tokens, { batchSize: 5, seqLen: 4, stride: 4, permute: (n) => ramp(n) });
     assert.equal(s.numWindows, 5);
     const got = rows(s.next());
-    assert.deepEqual(got, [0, 4, 8, 12, 16].map((st) => naiveWindow(tokens, st, 4)));
+    assert.deepEqual(
+      got,
+      [0, 4, 8, 12, 16].map((st) => naiveWindow(tokens, st, 4)),
+    );
     // every token after the first is a target exactly once
-    assert.deepEqual(got.flatMap((r) => r.y), Array.from(tokens.slice(1)));
+    assert.deepEqual(
+      got.flatMap((r) => r.y),
+      Array.from(tokens.slice(1)),
+    );
   });
 
-  it('the default order is NumPy default_rng([seed, epoch]).permutation(n)', () => {
+  it("the default order is NumPy default_rng([seed, epoch]).permutation(n)", () => {
     assert.deepEqual(Array.from(defaultPermute(0)(12, 0)), [9, 2, 7, 4, 5, 11, 0, 3, 6, 10, 8, 1]);
     assert.deepEqual(Array.from(defaultPermute(0)(12, 1)), [0, 7, 1, 11, 3, 10, 4, 6, 9, 8, 2, 5]);
     assert.deepEqual(Array.from(defaultPermute(42)(12, 3)), [9, 3, 7, 11, 5, 4, 2, 8, 1, 10, 0, 6]);
   });
 
-  it('is deterministic per seed, differs across seeds, and reshuffles each epoch', () => {
+  it("is deterministic per seed, differs across seeds, and reshuffles each epoch", () => {
     const tokens = ramp(5000);
     const take = (seed: number, n: number): number[][] => {
       const s = new BatchSampler(tokens, { batchSize: 4, seqLen: 8, seed });
@@ -69,13 +86,13 @@ describe('training batches', () => {
     const epoch0: number[] = [];
     for (let i = 0; i < s.batchesPerEpoch; i++) epoch0.push(...starts(s.next()));
     assert.equal(s.state().epoch, 1);
-    assert.equal(new Set(epoch0).size, epoch0.length, 'no window twice within an epoch');
+    assert.equal(new Set(epoch0).size, epoch0.length, "no window twice within an epoch");
     assert.equal(epoch0.length, s.batchesPerEpoch * 4);
     const epoch1 = starts(s.next());
     assert.notDeepEqual(epoch1, epoch0.slice(0, 4));
   });
 
-  it('state/restore continues exactly, also through JSON and across an epoch boundary', () => {
+  it("state/restore continues exactly, also through JSON and across an epoch boundary", () => {
     const tokens = ramp(700);
     const opts = { batchSize: 3, seqLen: 10, seed: 11 };
     const full = new BatchSampler(tokens, opts);
@@ -89,7 +106,7 @@ describe('training batches', () => {
     for (let i = 5; i < 15; i++) assert.deepEqual(b.next(), ref[i], `batch ${i}`);
   });
 
-  it('uses a caller-supplied permutation and validates it', () => {
+  it("uses a caller-supplied permutation and validates it", () => {
     const tokens = ramp(30);
     const calls: [number, number][] = [];
     const reverse = (n: number, epoch: number): Int32Array => {
@@ -103,17 +120,23 @@ describe('training batches', () => {
     assert.throws(() => bad.next(), /BatchSampler: permute\(10, 0\) is not a permutation of \[0, 10\)/);
   });
 
-  it('rejects bad configurations and mismatched states', () => {
-    assert.throws(() => new BatchSampler(ramp(10), { batchSize: 2, seqLen: 8 }), /BatchSampler: 10 tokens give 1 windows of 9 tokens \(stride 9\), fewer than one batch of 2/);
-    assert.throws(() => new BatchSampler(ramp(10), { batchSize: 0, seqLen: 2 }), /BatchSampler: batchSize must be a positive integer, got 0/);
+  it("rejects bad configurations and mismatched states", () => {
+    assert.throws(
+      () => new BatchSampler(ramp(10), { batchSize: 2, seqLen: 8 }),
+      /BatchSampler: 10 tokens give 1 windows of 9 tokens \(stride 9\), fewer than one batch of 2/,
+    );
+    assert.throws(
+      () => new BatchSampler(ramp(10), { batchSize: 0, seqLen: 2 }),
+      /BatchSampler: batchSize must be a positive integer, got 0/,
+    );
     const s = new BatchSampler(ramp(100), { batchSize: 2, seqLen: 4 });
     assert.throws(() => s.restore({ ...s.state(), seqLen: 5 }), /BatchSampler.restore: state has seqLen=5, this sampler has seqLen=4/);
     assert.throws(() => s.restore({ ...s.state(), index: 99 }), /index must be an integer in \[0, 10\)/);
   });
 });
 
-describe('evaluation batches', () => {
-  it('predict every token after the first exactly once, in order (property)', () => {
+describe("evaluation batches", () => {
+  it("predict every token after the first exactly once, in order (property)", () => {
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 300 }), fc.integer({ min: 1, max: 17 }), fc.integer({ min: 1, max: 6 }), (n, T, B) => {
         const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7919) % 50257);
@@ -139,7 +162,7 @@ describe('evaluation batches', () => {
     );
   });
 
-  it('pads the last window with a mask, or drops it', () => {
+  it("pads the last window with a mask, or drops it", () => {
     const tokens = ramp(12); // seqLen 5, stride 5: windows at 0, 5 full (need 6 tokens), 10 partial (1 target)
     const padded = [...evalBatches(tokens, { batchSize: 2, seqLen: 5, padId: 99 })];
     assert.equal(padded.length, 2);
@@ -147,10 +170,13 @@ describe('evaluation batches', () => {
     assert.deepEqual(Array.from(padded[1]!.inputs), [10, 11, 99, 99, 99]);
     assert.deepEqual(Array.from(padded[1]!.targets), [11, 99, 99, 99, 99]);
     assert.deepEqual(Array.from(padded[1]!.mask!), [1, 0, 0, 0, 0]);
-    const dropped = [...evalBatches(tokens, { batchSize: 2, seqLen: 5, partial: 'drop' })];
+    const dropped = [...evalBatches(tokens, { batchSize: 2, seqLen: 5, partial: "drop" })];
     assert.equal(dropped.length, 1);
     assert.deepEqual(Array.from(dropped[0]!.mask!), new Array(10).fill(1));
     assert.equal([...evalBatches(ramp(1), { batchSize: 2, seqLen: 5 })].length, 0);
-    assert.throws(() => [...evalBatches(tokens, { batchSize: 1, seqLen: 3, stride: 5 })], /evalBatches: stride 5 > seqLen \+ 1 = 4 would skip tokens/);
+    assert.throws(
+      () => [...evalBatches(tokens, { batchSize: 1, seqLen: 3, stride: 5 })],
+      /evalBatches: stride 5 > seqLen \+ 1 = 4 would skip tokens/,
+    );
   });
 });

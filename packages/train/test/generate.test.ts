@@ -1,22 +1,25 @@
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { random, tensor } from '@qkvflow/autograd';
-import { drawIndex, nextTokenProbs, sampleTokens } from '../src/index.js';
-import { TinyLM, tinyConfig } from '../../../test/helpers/tiny-model.js';
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { random, tensor } from "@qkvflow/autograd";
+import { drawIndex, nextTokenProbs, sampleTokens } from "../src/index.js";
+import { TinyLM, tinyConfig } from "../../../test/helpers/tiny-model.js";
 
-test('nextTokenProbs: temperature softmax with top-k (hand values)', () => {
+test("nextTokenProbs: temperature softmax with top-k (hand values)", () => {
   const l = [1, 2, 3, 0];
   const p = nextTokenProbs(l, 1, null);
   const z = Math.E + Math.E ** 2 + Math.E ** 3 + 1;
   [Math.E / z, Math.E ** 2 / z, Math.E ** 3 / z, 1 / z].forEach((v, i) => assert.ok(Math.abs(p[i]! - v) < 1e-15));
   const k2 = nextTokenProbs(l, 1, 2);
-  assert.deepEqual(Array.from(k2).map((v) => Math.round(v * 1e12) / 1e12), [0, Math.round((1 / (1 + Math.E)) * 1e12) / 1e12, Math.round((Math.E / (1 + Math.E)) * 1e12) / 1e12, 0]);
+  assert.deepEqual(
+    Array.from(k2).map((v) => Math.round(v * 1e12) / 1e12),
+    [0, Math.round((1 / (1 + Math.E)) * 1e12) / 1e12, Math.round((Math.E / (1 + Math.E)) * 1e12) / 1e12, 0],
+  );
   const hot = nextTokenProbs(l, 0.5, null); // logits doubled
   assert.ok(Math.abs(hot[2]! - Math.E ** 6 / (Math.E ** 2 + Math.E ** 4 + Math.E ** 6 + 1)) < 1e-15);
   assert.throws(() => nextTokenProbs(l, 0, null), /nextTokenProbs: temperature must be a finite number > 0, got 0/);
 });
 
-test('drawIndex inverts the CDF and skips zero-probability entries', () => {
+test("drawIndex inverts the CDF and skips zero-probability entries", () => {
   const p = [0.2, 0, 0.5, 0.3];
   assert.equal(drawIndex(p, 0), 0);
   assert.equal(drawIndex(p, 0.1999), 0);
@@ -26,9 +29,9 @@ test('drawIndex inverts the CDF and skips zero-probability entries', () => {
   assert.equal(drawIndex([0.5, 0.5, 0], 0.9999999999999999), 1);
 });
 
-test('sampleTokens: greedy follows the argmax chain; sampling is seeded and matches the distribution', () => {
+test("sampleTokens: greedy follows the argmax chain; sampling is seeded and matches the distribution", () => {
   const m = new TinyLM(tinyConfig({ vocabSize: 12, dropout: 0 }), random.key(4));
-  const next = (t: number): number[] => Array.from(m.logits(tensor(Int32Array.from([t]), { shape: [1, 1], dtype: 'int32' })).data());
+  const next = (t: number): number[] => Array.from(m.logits(tensor(Int32Array.from([t]), { shape: [1, 1], dtype: "int32" })).data());
   const argmax = (xs: number[]): number => xs.indexOf(Math.max(...xs));
   const greedy = sampleTokens(m, [3], { maxNewTokens: 6, temperature: 0 });
   let t = 3;
@@ -51,8 +54,11 @@ test('sampleTokens: greedy follows the argmax chain; sampling is seeded and matc
   const probs = nextTokenProbs(next(7), 1.5, 4);
   const counts = new Array<number>(12).fill(0);
   const N = 2000;
-  for (let i = 0; i < N; i++) counts[sampleTokens(m, [7], { maxNewTokens: 1, temperature: 1.5, topK: 4, key: random.key(1000 + i) })[0]!]!++;
-  probs.forEach((p, i) => assert.ok(Math.abs(counts[i]! / N - p) < 5 * Math.sqrt((p * (1 - p)) / N) + 1e-9, `token ${i}: ${counts[i]! / N} vs ${p}`));
+  for (let i = 0; i < N; i++)
+    counts[sampleTokens(m, [7], { maxNewTokens: 1, temperature: 1.5, topK: 4, key: random.key(1000 + i) })[0]!]!++;
+  probs.forEach((p, i) =>
+    assert.ok(Math.abs(counts[i]! / N - p) < 5 * Math.sqrt((p * (1 - p)) / N) + 1e-9, `token ${i}: ${counts[i]! / N} vs ${p}`),
+  );
   assert.equal(sampleTokens(m, [7], { maxNewTokens: 5, temperature: 0, stopId: greedyFirst(m) }).length, 1);
   assert.throws(() => sampleTokens(m, [], { maxNewTokens: 1 }), /sampleTokens: the prompt is empty/);
 });

@@ -267,7 +267,10 @@ function view(x: Tensor, shape: readonly number[]): Tensor {
 
 /** a + b for two cotangents of one dtype and size (recorded, so accumulation is differentiable again). */
 function addCotangents(a: Tensor, b: Tensor): Tensor {
-  if (a._backend !== b._backend) throw new Error(`autodiff: cotangents ${a} and ${b} live on different backends (${a._backend.name} and ${b._backend.name}); expected one backend`);
+  if (a._backend !== b._backend)
+    throw new Error(
+      `autodiff: cotangents ${a} and ${b} live on different backends (${a._backend.name} and ${b._backend.name}); expected one backend`,
+    );
   const bb = view(b, a.shape);
   const y = new Tensor(a._backend.binary("add", a.info, bb.info, a.shape, a.dtype), a.shape, a.dtype, a._backend);
   return record(y, [a, bb], {
@@ -370,11 +373,7 @@ export function probeTracked<T>(fn: () => T): { value: T; touched: boolean } {
  * accumulated cotangent of every visited node by id. Cotangents reaching one tensor twice are summed with a
  * recorded add, so the walk is itself differentiable when an outer level is active.
  */
-export function backward(
-  roots: readonly { tensor: Tensor; ct: Tensor }[],
-  minId: number,
-  keep: ReadonlySet<number>,
-): Map<number, Tensor> {
+export function backward(roots: readonly { tensor: Tensor; ct: Tensor }[], minId: number, keep: ReadonlySet<number>): Map<number, Tensor> {
   const grads = new Map<number, Tensor>();
   const nodes = new Map<number, GradNode>();
   const heap: number[] = [];
@@ -395,7 +394,8 @@ export function backward(
       heap[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < heap.length && heap[l] > heap[m]) m = l;
         if (r < heap.length && heap[r] > heap[m]) m = r;

@@ -1,6 +1,21 @@
 import {
-  backward, detached, hasActiveTangent, identity, isRecording, leafOf, makeCheckpointNodes, makeGroupNodes, noGrad, peekNodeId, popForward,
-  popReverse, probeTracked, pushForward, pushReverse, setTangent, tangentOf,
+  backward,
+  detached,
+  hasActiveTangent,
+  identity,
+  isRecording,
+  leafOf,
+  makeCheckpointNodes,
+  makeGroupNodes,
+  noGrad,
+  peekNodeId,
+  popForward,
+  popReverse,
+  probeTracked,
+  pushForward,
+  pushReverse,
+  setTangent,
+  tangentOf,
 } from "./engine.js";
 import { isFloat } from "../dtype.js";
 import { fmt, shapesEqual } from "../shape.js";
@@ -33,7 +48,8 @@ export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...primals: A)
   const outFlat = treeFlatten(out).leaves;
   const pullback = (ct: R): A => {
     const ctFlat = treeFlatten(ct).leaves;
-    if (ctFlat.length !== outFlat.length) throw new Error(`vjp: cotangent has ${ctFlat.length} tensors; expected ${outFlat.length} (the output's structure)`);
+    if (ctFlat.length !== outFlat.length)
+      throw new Error(`vjp: cotangent has ${ctFlat.length} tensors; expected ${outFlat.length} (the output's structure)`);
     const roots = outFlat.map((o, i) => {
       const c = ctFlat[i];
       if (!shapesEqual(c.shape, o.shape) || c.dtype !== o.dtype) {
@@ -44,9 +60,7 @@ export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...primals: A)
     const keep = new Set<number>();
     for (const ls of leaves) for (const l of ls) if (l._node) keep.add(l._node.id);
     const grads = backward(roots, minId, keep);
-    return flats.map((fl, i) =>
-      fl.unflatten(leaves[i].map((l) => (l._node ? grads.get(l._node.id) : undefined) ?? zerosOf(l))),
-    ) as A;
+    return flats.map((fl, i) => fl.unflatten(leaves[i].map((l) => (l._node ? grads.get(l._node.id) : undefined) ?? zerosOf(l)))) as A;
   };
   return [out, pullback];
 }
@@ -61,7 +75,9 @@ export interface GradOptions {
 
 function scalarLoss(name: string, v: unknown): Tensor {
   if (!(v instanceof Tensor) || v.size !== 1 || !isFloat(v.dtype)) {
-    throw new Error(`${name}: the function returned ${v instanceof Tensor ? `${v.dtype} ${fmt(v.shape)}` : typeof v}; expected a float tensor with one element`);
+    throw new Error(
+      `${name}: the function returned ${v instanceof Tensor ? `${v.dtype} ${fmt(v.shape)}` : typeof v}; expected a float tensor with one element`,
+    );
   }
   return v;
 }
@@ -72,7 +88,9 @@ export function valueAndGrad<A extends unknown[]>(f: (...args: A) => unknown, op
   const argnums = opts.argnums ?? 0;
   const list = typeof argnums === "number" ? [argnums] : [...argnums];
   return (...args: A) => {
-    for (const a of list) if (!Number.isInteger(a) || a < 0 || a >= args.length) throw new Error(`grad: argnums ${a} is out of range for ${args.length} arguments`);
+    for (const a of list)
+      if (!Number.isInteger(a) || a < 0 || a >= args.length)
+        throw new Error(`grad: argnums ${a} is out of range for ${args.length} arguments`);
     const picked = list.map((a) => args[a]);
     let aux: unknown;
     const gWithAux = (...sel: unknown[]) => {
@@ -109,14 +127,16 @@ export function grad<A extends unknown[]>(f: (...args: A) => unknown, opts: Grad
  * the primals). Returns [output, output tangent].
  */
 export function jvp<R>(f: (...args: never[]) => R, primals: readonly Tree[], tangents: readonly Tree[]): [R, R] {
-  if (primals.length !== tangents.length) throw new Error(`jvp: ${primals.length} primals but ${tangents.length} tangents; expected one tangent per primal`);
+  if (primals.length !== tangents.length)
+    throw new Error(`jvp: ${primals.length} primals but ${tangents.length} tangents; expected one tangent per primal`);
   const level = pushForward();
   let out: R;
   try {
     const inputs = primals.map((p, i) => {
       const fp = treeFlatten(p);
       const ft = treeFlatten(tangents[i]).leaves;
-      if (ft.length !== fp.leaves.length) throw new Error(`jvp: tangent ${i} has ${ft.length} tensors; expected ${fp.leaves.length} like its primal`);
+      if (ft.length !== fp.leaves.length)
+        throw new Error(`jvp: tangent ${i} has ${ft.length} tensors; expected ${fp.leaves.length} like its primal`);
       return fp.unflatten(
         fp.leaves.map((x, j) => {
           const t = ft[j];
@@ -222,7 +242,9 @@ export function customVjp<A extends unknown[], R>(
     const inputs = argFlats.flatMap((f) => f.leaves);
     for (const x of inputs) {
       if (hasActiveTangent(x)) {
-        throw new Error(`${name}: forward-mode differentiation (jvp) is not supported through this function (an argument ${x} carries a tangent); expected reverse mode (grad / vjp) only`);
+        throw new Error(
+          `${name}: forward-mode differentiation (jvp) is not supported through this function (an argument ${x} carries a tangent); expected reverse mode (grad / vjp) only`,
+        );
       }
     }
     if (!isRecording() || !inputs.some((x) => x._node && isFloat(x.dtype))) return fn(...args);
@@ -235,18 +257,25 @@ export function customVjp<A extends unknown[], R>(
       const ctTree = outFlat.unflatten(outs.map((o) => (isFloat(o.dtype) ? (cts[k++] ?? zerosOf(o)) : zerosOf(o))));
       const grads = bwd(ctTree, args, out);
       if (!Array.isArray(grads) || grads.length !== args.length) {
-        throw new Error(`${name}: the backward function returned ${Array.isArray(grads) ? grads.length : typeof grads} cotangents; expected ${args.length}, one per argument`);
+        throw new Error(
+          `${name}: the backward function returned ${Array.isArray(grads) ? grads.length : typeof grads} cotangents; expected ${args.length}, one per argument`,
+        );
       }
       const pairs: { tensor: Tensor; ct: Tensor }[] = [];
       grads.forEach((g, ai) => {
         const leaves = treeFlatten(g).leaves;
         const want = argFlats[ai].leaves;
-        if (leaves.length !== want.length) throw new Error(`${name}: the cotangent of argument ${ai} has ${leaves.length} tensors; expected ${want.length} like the argument`);
+        if (leaves.length !== want.length)
+          throw new Error(
+            `${name}: the cotangent of argument ${ai} has ${leaves.length} tensors; expected ${want.length} like the argument`,
+          );
         leaves.forEach((c, li) => {
           const x = want[li];
           if (!isFloat(x.dtype)) return;
           if (c.dtype !== x.dtype || !shapesEqual(c.shape, x.shape)) {
-            throw new Error(`${name}: the cotangent of argument ${ai}, leaf ${li} is ${c.dtype} ${fmt(c.shape)}; expected ${x.dtype} ${fmt(x.shape)} like the argument`);
+            throw new Error(
+              `${name}: the cotangent of argument ${ai}, leaf ${li} is ${c.dtype} ${fmt(c.shape)}; expected ${x.dtype} ${fmt(x.shape)} like the argument`,
+            );
           }
           pairs.push({ tensor: x, ct: c });
         });

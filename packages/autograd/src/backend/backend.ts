@@ -12,12 +12,28 @@ export interface TensorInfo {
 }
 
 export type UnaryOp =
-  | "neg" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "abs" | "sin" | "cos" | "tanh" | "sigmoid"
-  | "relu" | "gelu" | "silu" | "sign" | "square" | "reciprocal" | "step" | "floor" | "isfinite";
+  | "neg"
+  | "exp"
+  | "log"
+  | "log1p"
+  | "sqrt"
+  | "rsqrt"
+  | "abs"
+  | "sin"
+  | "cos"
+  | "tanh"
+  | "sigmoid"
+  | "relu"
+  | "gelu"
+  | "silu"
+  | "sign"
+  | "square"
+  | "reciprocal"
+  | "step"
+  | "floor"
+  | "isfinite";
 
-export type BinaryOp =
-  | "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum"
-  | "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "lt" | "le" | "gt" | "ge";
 
 export type ReduceOp = "sum" | "max" | "min";
 
@@ -87,7 +103,12 @@ export interface FusedKernels {
    * and x̂ = (x − mean)·rstd; with `withParams`, also dgamma = Σ_rows dy·x̂ and dbeta = Σ_rows dy ([C]).
    */
   layerNormBackward(
-    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+    x: TensorInfo,
+    gamma: TensorInfo | null,
+    mean: TensorInfo,
+    rstd: TensorInfo,
+    dy: TensorInfo,
+    withParams: boolean,
   ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null };
   /** dx = dy · gelu′(x) for the tanh GELU of unary "gelu" (x and dy of one shape). */
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer;
@@ -98,14 +119,22 @@ export interface FusedKernels {
   linearCrossEntropy(x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer };
   /** Its backward: dx = dl·w [N, E] and dw = dlᵀ·x [V, E] with dl = g[:,None]·(softmax(x·wᵀ) − onehot(targets)). */
   linearCrossEntropyBackward(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
+    x: TensorInfo,
+    w: TensorInfo,
+    targets: TensorInfo,
+    lse: TensorInfo,
+    g: TensorInfo,
+    ignoreIndex: number,
   ): { dx: Buffer; dw: Buffer };
   /**
    * Forward and backward in one pass for a summed loss: per-row loss and lse as linearCrossEntropy, and dx, dw =
    * the gradients of Σ_rows loss (weight 1 on every non-ignored row).
    */
   linearCrossEntropyWithGrad(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
+    x: TensorInfo,
+    w: TensorInfo,
+    targets: TensorInfo,
+    ignoreIndex: number,
   ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer };
 }
 

@@ -17,15 +17,7 @@
 export type SafeDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
 /** Typed arrays that hold tensor data (F16/BF16 as raw Uint16 bit patterns, BOOL as 0/1 bytes). */
-export type RawTensorData =
-  | Float64Array
-  | Float32Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array
-  | BigInt64Array
-  | Uint16Array;
+export type RawTensorData = Float64Array | Float32Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array | Uint16Array;
 
 /** One tensor: dtype, row-major shape and its elements. */
 export interface RawTensor {
@@ -84,9 +76,7 @@ function numel(fn: string, name: string, shape: unknown): number {
   let n = 1;
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
-      throw new Error(
-        `${fn}: tensor '${name}' has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`,
-      );
+      throw new Error(`${fn}: tensor '${name}' has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`);
     }
     n *= d;
   }
@@ -138,9 +128,7 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
       throw new Error(`${fn}: tensor '${name}' (dtype ${t.dtype}) has data of type ${got}; expected ${info.ctor.name}`);
     }
     if (t.data.length !== n) {
-      throw new Error(
-        `${fn}: tensor '${name}' has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${n}`,
-      );
+      throw new Error(`${fn}: tensor '${name}' has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${n}`);
     }
     if (t.dtype === "BOOL") {
       const d = t.data as Uint8Array;
@@ -248,21 +236,13 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
     }
     const n = numel(fn, name, info.shape);
     const offs = info.data_offsets;
-    if (
-      !Array.isArray(offs) ||
-      offs.length !== 2 ||
-      !offs.every((o) => typeof o === "number" && Number.isSafeInteger(o) && o >= 0)
-    ) {
-      throw new Error(
-        `${fn}: tensor '${name}' has data_offsets ${JSON.stringify(offs)}; expected [begin, end] non-negative integers`,
-      );
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => typeof o === "number" && Number.isSafeInteger(o) && o >= 0)) {
+      throw new Error(`${fn}: tensor '${name}' has data_offsets ${JSON.stringify(offs)}; expected [begin, end] non-negative integers`);
     }
     const [begin, end] = offs as [number, number];
     if (begin > end) throw new Error(`${fn}: tensor '${name}' has data_offsets [${begin}, ${end}] with begin > end`);
     if (end > bufLen) {
-      throw new Error(
-        `${fn}: tensor '${name}' has data_offsets [${begin}, ${end}] out of range; the byte buffer has ${bufLen} bytes`,
-      );
+      throw new Error(`${fn}: tensor '${name}' has data_offsets [${begin}, ${end}] out of range; the byte buffer has ${bufLen} bytes`);
     }
     const expected = n * DTYPES[info.dtype].size;
     if (end - begin !== expected) {
@@ -293,9 +273,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
     prevName = s.name;
   }
   if (prev !== bufLen) {
-    throw new Error(
-      `${fn}: tensor data ends at byte ${prev} but the buffer has ${bufLen} bytes; expected no trailing bytes`,
-    );
+    throw new Error(`${fn}: tensor data ends at byte ${prev} but the buffer has ${bufLen} bytes; expected no trailing bytes`);
   }
   const tensors: Record<string, RawTensor> = {};
   for (const s of spans) {

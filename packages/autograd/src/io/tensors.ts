@@ -12,7 +12,8 @@ const TO_SAFE: Record<DType, RawTensor["dtype"]> = { float32: "F32", float64: "F
  */
 export function tensorToRaw(t: Tensor): RawTensor {
   const dtype = TO_SAFE[t.dtype];
-  if (dtype === undefined) throw new Error(`tensorToRaw: dtype ${String(t.dtype)} has no safetensors counterpart; expected float32, float64, int32 or bool`);
+  if (dtype === undefined)
+    throw new Error(`tensorToRaw: dtype ${String(t.dtype)} has no safetensors counterpart; expected float32, float64, int32 or bool`);
   return { dtype, shape: [...t.shape], data: t.data() as RawTensor["data"] };
 }
 
@@ -32,18 +33,37 @@ export function rawToTensor(name: string, r: RawTensor): Tensor {
   let data: Float32Array | Float64Array | Int32Array | Uint8Array;
   let dtype: DType;
   switch (r.dtype) {
-    case "F32": data = r.data as Float32Array; dtype = "float32"; break;
-    case "F64": data = r.data as Float64Array; dtype = "float64"; break;
-    case "F16": data = f16ToF32(r.data as Uint16Array); dtype = "float32"; break;
-    case "BF16": data = bf16ToF32(r.data as Uint16Array); dtype = "float32"; break;
-    case "I32": data = r.data as Int32Array; dtype = "int32"; break;
-    case "BOOL": data = r.data as Uint8Array; dtype = "bool"; break;
+    case "F32":
+      data = r.data as Float32Array;
+      dtype = "float32";
+      break;
+    case "F64":
+      data = r.data as Float64Array;
+      dtype = "float64";
+      break;
+    case "F16":
+      data = f16ToF32(r.data as Uint16Array);
+      dtype = "float32";
+      break;
+    case "BF16":
+      data = bf16ToF32(r.data as Uint16Array);
+      dtype = "float32";
+      break;
+    case "I32":
+      data = r.data as Int32Array;
+      dtype = "int32";
+      break;
+    case "BOOL":
+      data = r.data as Uint8Array;
+      dtype = "bool";
+      break;
     case "I64": {
       const src = r.data as BigInt64Array;
       data = new Int32Array(src.length);
       for (let i = 0; i < src.length; i++) {
         const v = src[i];
-        if (v > 2147483647n || v < -2147483648n) throw new Error(`safetensors: tensor '${name}' holds I64 value ${v} outside the int32 range; expected values that fit int32`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new Error(`safetensors: tensor '${name}' holds I64 value ${v} outside the int32 range; expected values that fit int32`);
         data[i] = Number(v);
       }
       dtype = "int32";

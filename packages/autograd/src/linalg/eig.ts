@@ -39,12 +39,7 @@ export function eigvalsRaw(a: Float64Array, n: number, options: EigvalsOptions =
 }
 
 /** Eigenvalues of `batch` stacked n×n real matrices; result slices [b·n, (b+1)·n) follow eigvalsRaw's order. */
-export function eigvalsBatchedRaw(
-  a: Float64Array,
-  batch: number,
-  n: number,
-  options: EigvalsOptions = {},
-): EigvalsResult {
+export function eigvalsBatchedRaw(a: Float64Array, batch: number, n: number, options: EigvalsOptions = {}): EigvalsResult {
   const fn = "eigvalsBatchedRaw";
   checkDim(fn, "batch", batch);
   checkDim(fn, "n", n);
@@ -296,10 +291,7 @@ function francisQR(fn: string, h: Float64Array, n: number, maxIter: number, wr: 
       const sc = Math.abs(x) + Math.abs(y) + Math.abs(z);
       const lhs = sc === 0 ? 0 : (Math.abs(h[m * n + m - 1]) * (Math.abs(y) + Math.abs(z))) / sc;
       const rhs =
-        sc === 0
-          ? 0
-          : ((eps * Math.abs(x)) / sc) *
-            (Math.abs(h[(m - 1) * n + m - 1]) + Math.abs(hmm) + Math.abs(h[(m + 1) * n + m + 1]));
+        sc === 0 ? 0 : ((eps * Math.abs(x)) / sc) * (Math.abs(h[(m - 1) * n + m - 1]) + Math.abs(hmm) + Math.abs(h[(m + 1) * n + m + 1]));
       if (lhs <= rhs) break;
       m--;
     }
@@ -376,14 +368,7 @@ function francisQR(fn: string, h: Float64Array, n: number, maxIter: number, wr: 
 }
 
 /** Sorts eigenvalues (conjugate pairs kept together) into re/im starting at `off`. */
-function sortEigenvalues(
-  wr: Float64Array,
-  wi: Float64Array,
-  n: number,
-  re: Float64Array,
-  im: Float64Array,
-  off: number,
-): void {
+function sortEigenvalues(wr: Float64Array, wi: Float64Array, n: number, re: Float64Array, im: Float64Array, off: number): void {
   // Group into items: real values, or pairs stored once as (re, |im|).
   const items: { re: number; im: number; mod: number }[] = [];
   for (let i = 0; i < n; i++) {

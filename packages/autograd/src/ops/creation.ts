@@ -23,11 +23,13 @@ function flattenNested(op: string, data: NestedArray, shape: number[], out: Type
   let k = 0;
   const walk = (x: NestedArray, axis: number) => {
     if (axis === shape.length) {
-      if (typeof x !== "number" && typeof x !== "boolean") throw new Error(`${op}: ragged or non-numeric nested array; expected a rectangular array of numbers with shape ${fmt(shape)}`);
+      if (typeof x !== "number" && typeof x !== "boolean")
+        throw new Error(`${op}: ragged or non-numeric nested array; expected a rectangular array of numbers with shape ${fmt(shape)}`);
       out[k++] = Number(x);
       return;
     }
-    if (!Array.isArray(x) || x.length !== shape[axis]) throw new Error(`${op}: ragged nested array at axis ${axis}; expected length ${shape[axis]} (shape ${fmt(shape)})`);
+    if (!Array.isArray(x) || x.length !== shape[axis])
+      throw new Error(`${op}: ragged nested array at axis ${axis}; expected length ${shape[axis]} (shape ${fmt(shape)})`);
     for (const v of x) walk(v, axis + 1);
   };
   walk(data, 0);
@@ -42,7 +44,8 @@ export function tensor(data: ArrayData, opts: CreateOptions = {}): Tensor {
   if (ArrayBuffer.isView(data)) {
     const src = data as TypedArray;
     shape = opts.shape ? checkShape("tensor", opts.shape) : [src.length];
-    if (sizeOf(shape) !== src.length) throw new Error(`tensor: ${src.length} values do not fill shape ${fmt(shape)} (${sizeOf(shape)} elements)`);
+    if (sizeOf(shape) !== src.length)
+      throw new Error(`tensor: ${src.length} values do not fill shape ${fmt(shape)} (${sizeOf(shape)} elements)`);
     if (dtypeOfArray(src) === dtype) arr = src;
     else {
       arr = allocArray(dtype, src.length);

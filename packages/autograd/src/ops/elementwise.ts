@@ -154,10 +154,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
   const { y } = binaryRaw("div", A, B);
   return record(y, [A, B], {
     name: "div",
-    vjp: (g) => [
-      tracked(A) ? sumToShape(div(g, B), A.shape) : null,
-      tracked(B) ? sumToShape(neg(div(mul(g, y), B)), B.shape) : null,
-    ],
+    vjp: (g) => [tracked(A) ? sumToShape(div(g, B), A.shape) : null, tracked(B) ? sumToShape(neg(div(mul(g, y), B)), B.shape) : null],
     jvp: ([ta, tb]) => plus(ta ? div(ta, B) : null, tb ? neg(div(mul(tb, y), B)) : null),
   });
 }
@@ -217,15 +214,13 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     B = asTensor(b, A);
   } else [A, B] = operands(a, b);
   sameDType("where", A, B);
-  if (cond._backend !== A._backend) throw new Error(`where: the mask lives on backend ${cond._backend.name} and the values on ${A._backend.name}; expected one backend`);
+  if (cond._backend !== A._backend)
+    throw new Error(`where: the mask lives on backend ${cond._backend.name} and the values on ${A._backend.name}; expected one backend`);
   const shape = broadcastShapes("where", cond.shape, A.shape, B.shape);
   const y = wrap(A._backend.where(cond.info, A.info, B.info, shape), shape, A.dtype, A);
   return record(y, [A, B], {
     name: "where",
-    vjp: (g) => [
-      tracked(A) ? sumToShape(where(cond, g, 0), A.shape) : null,
-      tracked(B) ? sumToShape(where(cond, 0, g), B.shape) : null,
-    ],
+    vjp: (g) => [tracked(A) ? sumToShape(where(cond, g, 0), A.shape) : null, tracked(B) ? sumToShape(where(cond, 0, g), B.shape) : null],
     jvp: ([ta, tb]) => where(cond, ta ? bt(ta, shape) : 0, tb ? bt(tb, shape) : 0),
   });
 }

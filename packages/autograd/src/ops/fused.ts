@@ -53,7 +53,12 @@ export function crossEntropyBackwardComposite(logits: Tensor, targets: Tensor, l
   const [n, c] = logits.shape;
   if (n * c === 0) return filled(logits, [n, c], 0);
   const { cls, valid } = targetIndex(logits, targets, ignoreIndex);
-  const classes = onBackend(logits, Int32Array.from({ length: c }, (_, j) => j), [c], "int32");
+  const classes = onBackend(
+    logits,
+    Int32Array.from({ length: c }, (_, j) => j),
+    [c],
+    "int32",
+  );
   const onehot = cast(eq(expandDims(cls, 1), classes), logits.dtype);
   const p = exp(sub(logits, expandDims(lse, 1)));
   return where(expandDims(valid, 1), mul(expandDims(g, 1), sub(p, onehot)), 0);
@@ -61,7 +66,10 @@ export function crossEntropyBackwardComposite(logits: Tensor, targets: Tensor, l
 
 /** Layer norm over the last axis: y = (x − μ)·rstd·gamma + beta, rstd = 1/√(σ² + eps) (biased σ²), and μ, rstd per row. */
 export function layerNormComposite(
-  x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number,
+  x: Tensor,
+  gamma: Tensor | null,
+  beta: Tensor | null,
+  eps: number,
 ): { y: Tensor; mean: Tensor; rstd: Tensor } {
   const c = x.shape[x.rank - 1];
   const rows = x.size / c;
@@ -79,7 +87,12 @@ export function layerNormComposite(
  * x̂ = (x − μ)·rstd; with `withParams` also dgamma = Σ_rows dy·x̂ and dbeta = Σ_rows dy.
  */
 export function layerNormBackwardComposite(
-  x: Tensor, gamma: Tensor | null, mean: Tensor, rstd: Tensor, dy: Tensor, withParams: boolean,
+  x: Tensor,
+  gamma: Tensor | null,
+  mean: Tensor,
+  rstd: Tensor,
+  dy: Tensor,
+  withParams: boolean,
 ): { dx: Tensor; dgamma: Tensor | null; dbeta: Tensor | null } {
   const c = x.shape[x.rank - 1];
   const kept = [...x.shape.slice(0, -1), 1];
@@ -113,14 +126,20 @@ export function geluDerivative(x: Tensor): Tensor {
 function targetIndex(logits: Tensor, targets: Tensor, ignoreIndex: number): { flat: Tensor; cls: Tensor; valid: Tensor } {
   const [n, c] = logits.shape;
   const t = targets.data();
-  const flat = new Int32Array(n), cls = new Int32Array(n), valid = new Uint8Array(n);
+  const flat = new Int32Array(n),
+    cls = new Int32Array(n),
+    valid = new Uint8Array(n);
   for (let r = 0; r < n; r++) {
     const ok = t[r] !== ignoreIndex;
     flat[r] = r * c + (ok ? t[r] : 0);
     cls[r] = ok ? t[r] : -1;
     valid[r] = ok ? 1 : 0;
   }
-  return { flat: onBackend(logits, flat, [n], "int32"), cls: onBackend(logits, cls, [n], "int32"), valid: onBackend(logits, valid, [n], "bool") };
+  return {
+    flat: onBackend(logits, flat, [n], "int32"),
+    cls: onBackend(logits, cls, [n], "int32"),
+    valid: onBackend(logits, valid, [n], "bool"),
+  };
 }
 
 /** Host data as a tensor on the backend of `like` (not the current backend). */
@@ -176,9 +195,17 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
 
 /** dx = dl·w and dw = dlᵀ·x with dl the cross-entropy backward of logits = x·wᵀ (given, or recomputed). */
 function linearCeBackward(
-  be: Backend, x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignore: number, logits?: Tensor,
+  be: Backend,
+  x: TensorInfo,
+  w: TensorInfo,
+  targets: TensorInfo,
+  lse: TensorInfo,
+  g: TensorInfo,
+  ignore: number,
+  logits?: Tensor,
 ): { dx: Tensor; dw: Tensor } {
-  const X = on(be, x), W = on(be, w);
+  const X = on(be, x),
+    W = on(be, w);
   const l = logits ?? matmulT(X, W, false, true);
   const dl = wrapBuf(be, fused(be, "crossEntropyBackward", l.info, targets, lse, g, ignore), l.shape, x.dtype);
   return { dx: matmulT(dl, W), dw: matmulT(dl, X, true, false) };
@@ -188,7 +215,11 @@ function linearCeBackward(
  * Runs the composite of fused kernel `name` on backend `be` and returns what the kernel would: fresh buffers
  * (intermediates are released at once on backends with device memory).
  */
-export function composite<K extends FusedKernelName>(be: Backend, name: K, ...args: Parameters<FusedKernels[K]>): ReturnType<FusedKernels[K]> {
+export function composite<K extends FusedKernelName>(
+  be: Backend,
+  name: K,
+  ...args: Parameters<FusedKernels[K]>
+): ReturnType<FusedKernels[K]> {
   const inputs = new Set<Buffer>();
   for (const a of args) if (a !== null && typeof a === "object" && "buf" in a) inputs.add((a as TensorInfo).buf);
   const fresh = (t: Tensor): Buffer => (inputs.has(t._buf) ? be.cast(t.info, t.dtype) : t._buf);

@@ -33,7 +33,9 @@ function scatterAddRaw(updates: Tensor, indices: Tensor, axis: number, outShape:
   const flatIdx = indices.rank === 1 ? indices : reshape(indices, [indices.size]);
   const expect = [...outShape.slice(0, axis), ...indices.shape, ...outShape.slice(axis + 1)];
   if (!shapesEqual(updates.shape, expect)) {
-    throw new Error(`scatterAdd: updates have shape ${fmt(updates.shape)}; expected ${fmt(expect)} for indices ${fmt(indices.shape)} along axis ${axis} of ${fmt(outShape)}`);
+    throw new Error(
+      `scatterAdd: updates have shape ${fmt(updates.shape)}; expected ${fmt(expect)} for indices ${fmt(indices.shape)} along axis ${axis} of ${fmt(outShape)}`,
+    );
   }
   const y = wrap(updates._backend.scatterAdd(updates.info, flatIdx.info, axis, outShape), outShape, updates.dtype, updates);
   return record(y, [updates], {

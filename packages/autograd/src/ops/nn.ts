@@ -74,13 +74,20 @@ function checkTargets(op: string, targets: Tensor, classes: number, ignoreIndex:
   const t = targets.data();
   for (let i = 0; i < t.length; i++) {
     if (t[i] !== ignoreIndex && !(t[i] >= 0 && t[i] < classes)) {
-      throw new Error(`${op}: target ${t[i]} at position ${i} is out of range; expected 0 <= target < ${classes} or ${ignoreIndex} (ignored)`);
+      throw new Error(
+        `${op}: target ${t[i]} at position ${i} is out of range; expected 0 <= target < ${classes} or ${ignoreIndex} (ignored)`,
+      );
     }
   }
 }
 
 function ceGradRaw(logits: Tensor, targets: Tensor, lse: Tensor, g: Tensor, ignoreIndex: number): Tensor {
-  const y = wrap(fused(logits._backend, "crossEntropyBackward", logits.info, targets.info, lse.info, g.info, ignoreIndex), logits.shape, logits.dtype, logits);
+  const y = wrap(
+    fused(logits._backend, "crossEntropyBackward", logits.info, targets.info, lse.info, g.info, ignoreIndex),
+    logits.shape,
+    logits.dtype,
+    logits,
+  );
   const C = logits.shape[1];
   const dt = logits.dtype as "float32" | "float64";
   const parts = () => {
@@ -142,7 +149,9 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const C = logits.shape[logits.rank - 1];
   if (logits.rank < 1 || targets.rank !== logits.rank - 1 || targets.shape.some((d, i) => d !== logits.shape[i])) {
-    throw new Error(`crossEntropy: logits ${fmt(logits.shape)} and targets ${fmt(targets.shape)}; expected targets to have the logits' shape without the last (class) axis`);
+    throw new Error(
+      `crossEntropy: logits ${fmt(logits.shape)} and targets ${fmt(targets.shape)}; expected targets to have the logits' shape without the last (class) axis`,
+    );
   }
   const ignore = opts.ignoreIndex ?? -100;
   const reduction = checkReduction("crossEntropy", opts.reduction);
@@ -189,7 +198,9 @@ export function linearCrossEntropy(x: Tensor, w: Tensor, targets: Tensor, opts: 
     throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and w ${fmt(w.shape)}; expected x [..., E] and w [V, E] with the same E`);
   }
   if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
-    throw new Error(`linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`);
+    throw new Error(
+      `linearCrossEntropy: x ${fmt(x.shape)} and targets ${fmt(targets.shape)}; expected targets to have x's shape without the last axis`,
+    );
   }
   const ignore = opts.ignoreIndex ?? -100;
   checkTargets("linearCrossEntropy", targets, w.shape[0], ignore);
@@ -215,8 +226,9 @@ function linearCrossEntropySum(x: Tensor, w: Tensor, targets: Tensor, ignore: nu
   const dx = wrap(r.dx, x.shape, x.dtype, x);
   const dw = wrap(r.dw, w.shape, x.dtype, x);
   const composite = linearCeComposite(targets, ignore);
-  recordGradsByComposite(dx, dw, [x, w], "linearCrossEntropySumGrad",
-    (a, b) => pullback((p, q) => sum(composite(p, q)), [a, b], asTensor(1, total)));
+  recordGradsByComposite(dx, dw, [x, w], "linearCrossEntropySumGrad", (a, b) =>
+    pullback((p, q) => sum(composite(p, q)), [a, b], asTensor(1, total)),
+  );
   return record(total, [x, w], {
     name: "linearCrossEntropySum",
     vjp: (g) => [mul(dx, g), mul(dw, g)],
@@ -283,7 +295,10 @@ export function layerNorm(x: Tensor, gamma: Tensor | null = null, beta: Tensor |
   if (x.rank === 0) throw new Error("layerNorm: got a scalar; expected x of rank >= 1 (normalised over the last axis)");
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new Error(`layerNorm: eps is ${eps}; expected a finite number >= 0`);
   const E = x.shape[x.rank - 1];
-  for (const [name, p] of [["gamma", gamma], ["beta", beta]] as const) {
+  for (const [name, p] of [
+    ["gamma", gamma],
+    ["beta", beta],
+  ] as const) {
     if (!p) continue;
     if (p.rank === 0 || p.shape[p.rank - 1] !== E) {
       throw new Error(`layerNorm: ${name} has shape ${fmt(p.shape)}; expected a last axis of ${E} to match x ${fmt(x.shape)}`);
@@ -296,7 +311,10 @@ export function layerNorm(x: Tensor, gamma: Tensor | null = null, beta: Tensor |
     const b = beta && beta.rank > 1 ? reshape(beta, [E]) : beta;
     const y = layerNormPrim(x, g, b, eps);
     // a gamma/beta with leading 1s can broadcast x up to a higher rank
-    const outShape = [gamma, beta].reduce((s, p) => (p && p.rank > s.length ? [...p.shape.slice(0, p.rank - s.length), ...s] : s), x.shape as number[]);
+    const outShape = [gamma, beta].reduce(
+      (s, p) => (p && p.rank > s.length ? [...p.shape.slice(0, p.rank - s.length), ...s] : s),
+      x.shape as number[],
+    );
     return outShape.length > x.rank ? reshape(y, outShape) : y;
   }
   let y = layerNormPrim(x, null, null, eps);
@@ -345,7 +363,11 @@ function layerNormPrim(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps
  * Each result is itself differentiable (second-order rules below).
  */
 function layerNormGrad(
-  x: Tensor, gamma: Tensor | null, g: Tensor, s: LnSaved, params: boolean,
+  x: Tensor,
+  gamma: Tensor | null,
+  g: Tensor,
+  s: LnSaved,
+  params: boolean,
 ): { dx: Tensor; dgamma: Tensor | null; dbeta: Tensor | null } {
   const r = fused(x._backend, "layerNormBackward", x.info, gamma?.info ?? null, s.mean.info, s.rstd.info, g.info, params);
   const C = x.shape[x.rank - 1];

@@ -10,7 +10,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const neg = s.indexOf(-1);
   if (neg >= 0) {
     const known = sizeOf(s.filter((_, i) => i !== neg));
-    if (known === 0 || x.size % known !== 0) throw new Error(`reshape: cannot infer the −1 axis of ${fmt(shape)} for ${x.size} elements (input ${fmt(x.shape)})`);
+    if (known === 0 || x.size % known !== 0)
+      throw new Error(`reshape: cannot infer the −1 axis of ${fmt(shape)} for ${x.size} elements (input ${fmt(x.shape)})`);
     s[neg] = x.size / known;
   }
   if (s.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(s) !== x.size) {
@@ -25,7 +26,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   const r = x.rank;
   const p = perm ? perm.map((a) => normAxis("transpose", a, r)) : Array.from({ length: r }, (_, i) => r - 1 - i);
-  if (p.length !== r || new Set(p).size !== r) throw new Error(`transpose: perm [${perm?.join(", ")}] is not a permutation of the ${r} axes of ${fmt(x.shape)}`);
+  if (p.length !== r || new Set(p).size !== r)
+    throw new Error(`transpose: perm [${perm?.join(", ")}] is not a permutation of the ${r} axes of ${fmt(x.shape)}`);
   if (p.every((a, i) => a === i)) return x;
   const outShape = p.map((a) => x.shape[a]);
   const y = wrap(x._backend.transpose(x.info, p), outShape, x.dtype, x);
@@ -59,8 +61,12 @@ export function expandDims(x: Tensor, axis: number): Tensor {
 /** Removes size-1 axes (all of them, or those listed) (a view). */
 export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
   const ax = axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes("squeeze", axes, x.rank);
-  for (const a of ax) if (x.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of ${fmt(x.shape)} has size ${x.shape[a]}; expected size 1`);
-  return reshape(x, x.shape.filter((_, i) => !ax.includes(i)));
+  for (const a of ax)
+    if (x.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of ${fmt(x.shape)} has size ${x.shape[a]}; expected size 1`);
+  return reshape(
+    x,
+    x.shape.filter((_, i) => !ax.includes(i)),
+  );
 }
 
 function sliceRaw(x: Tensor, begin: number[], size: number[], step: number[]): Tensor {
@@ -90,7 +96,9 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly (numbe
   if (begin.length > r || (end && end.length > r) || (step && step.length > r)) {
     throw new Error(`slice: got ${begin.length} begin values for a tensor of rank ${r} (${fmt(x.shape)}); expected at most ${r}`);
   }
-  const b: number[] = [], size: number[] = [], st: number[] = [];
+  const b: number[] = [],
+    size: number[] = [],
+    st: number[] = [];
   for (let i = 0; i < r; i++) {
     const n = x.shape[i];
     const s = step?.[i] ?? 1;
@@ -117,13 +125,24 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const a = normAxis("concat", axis, r);
   for (const x of xs) {
     if (x.rank !== r || x.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
-      throw new Error(`concat: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} differ off axis ${a}; expected equal sizes except on the concat axis`);
+      throw new Error(
+        `concat: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} differ off axis ${a}; expected equal sizes except on the concat axis`,
+      );
     }
   }
   if (xs.length === 1) return xs[0];
   const outShape = [...xs[0].shape];
   outShape[a] = xs.reduce((s, x) => s + x.shape[a], 0);
-  const y = wrap(xs[0]._backend.concat(xs.map((x) => x.info), a, outShape), outShape, xs[0].dtype, xs[0]);
+  const y = wrap(
+    xs[0]._backend.concat(
+      xs.map((x) => x.info),
+      a,
+      outShape,
+    ),
+    outShape,
+    xs[0].dtype,
+    xs[0],
+  );
   const offsets: number[] = [];
   let acc = 0;
   for (const x of xs) {
@@ -139,7 +158,11 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
         b[a] = offsets[i];
         return sliceRaw(g, b, [...x.shape], new Array<number>(r).fill(1));
       }),
-    jvp: (ts) => concat(ts.map((t, i) => t ?? zerosOf(xs[i])), a),
+    jvp: (ts) =>
+      concat(
+        ts.map((t, i) => t ?? zerosOf(xs[i])),
+        a,
+      ),
   });
 }
 
@@ -151,10 +174,14 @@ function zerosOf(x: Tensor): Tensor {
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error("stack: got no tensors; expected at least one");
   for (const x of xs) {
-    if (!shapesEqual(x.shape, xs[0].shape)) throw new Error(`stack: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} differ; expected equal shapes`);
+    if (!shapesEqual(x.shape, xs[0].shape))
+      throw new Error(`stack: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} differ; expected equal shapes`);
   }
   const a = normAxis("stack", axis, xs[0].rank + 1);
-  return concat(xs.map((x) => expandDims(x, a)), a);
+  return concat(
+    xs.map((x) => expandDims(x, a)),
+    a,
+  );
 }
 
 /** Splits along an axis into `sections` equal parts, or at the given sizes (an array of part sizes). */
@@ -163,11 +190,13 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   const n = x.shape[a];
   let sizes: number[];
   if (typeof sections === "number") {
-    if (!Number.isInteger(sections) || sections <= 0 || n % sections !== 0) throw new Error(`split: axis ${a} of size ${n} cannot be split into ${sections} equal parts`);
+    if (!Number.isInteger(sections) || sections <= 0 || n % sections !== 0)
+      throw new Error(`split: axis ${a} of size ${n} cannot be split into ${sections} equal parts`);
     sizes = new Array<number>(sections).fill(n / sections);
   } else {
     sizes = [...sections];
-    if (sizes.reduce((s, v) => s + v, 0) !== n) throw new Error(`split: sizes [${sizes.join(", ")}] do not add up to ${n}, the size of axis ${a} of ${fmt(x.shape)}`);
+    if (sizes.reduce((s, v) => s + v, 0) !== n)
+      throw new Error(`split: sizes [${sizes.join(", ")}] do not add up to ${n}, the size of axis ${a} of ${fmt(x.shape)}`);
   }
   const out: Tensor[] = [];
   let off = 0;

@@ -12,9 +12,12 @@ export function wrap(buf: Buffer, shape: Shape, dtype: DType, like: Tensor): Ten
 export function sameDType(op: string, ...xs: Tensor[]): DType {
   const d = xs[0].dtype;
   for (const x of xs) {
-    if (x._backend !== xs[0]._backend) throw new Error(`${op}: operands live on different backends (${xs[0]._backend.name} and ${x._backend.name}); expected one backend`);
+    if (x._backend !== xs[0]._backend)
+      throw new Error(`${op}: operands live on different backends (${xs[0]._backend.name} and ${x._backend.name}); expected one backend`);
     if (x.dtype !== d) {
-      throw new Error(`${op}: dtype mismatch: ${xs.map((t) => `${t.dtype} ${fmt(t.shape)}`).join(" and ")}; expected operands of one dtype (use cast)`);
+      throw new Error(
+        `${op}: dtype mismatch: ${xs.map((t) => `${t.dtype} ${fmt(t.shape)}`).join(" and ")}; expected operands of one dtype (use cast)`,
+      );
     }
   }
   return d;
@@ -22,7 +25,8 @@ export function sameDType(op: string, ...xs: Tensor[]): DType {
 
 /** Internal: requires a floating-point dtype. */
 export function requireFloat(op: string, x: Tensor): void {
-  if (x.dtype !== "float32" && x.dtype !== "float64") throw new Error(`${op}: got a ${x.dtype} tensor ${fmt(x.shape)}; expected float32 or float64`);
+  if (x.dtype !== "float32" && x.dtype !== "float64")
+    throw new Error(`${op}: got a ${x.dtype} tensor ${fmt(x.shape)}; expected float32 or float64`);
 }
 
 /** Internal: the backend reduction over normalised axes, shaped with or without the reduced axes. */

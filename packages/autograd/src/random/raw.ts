@@ -198,20 +198,8 @@ function openUniform64(key: Uint32Array, n: number): Float64Array {
 /** Uniform floats in [low, high) (bounds rounded to dtype first); float32 uses 23, float64 52 random mantissa bits. */
 export function uniformRaw(key: Uint32Array, n: number, dtype: "float32", low?: number, high?: number): Float32Array;
 export function uniformRaw(key: Uint32Array, n: number, dtype: "float64", low?: number, high?: number): Float64Array;
-export function uniformRaw(
-  key: Uint32Array,
-  n: number,
-  dtype: RandomFloatDType,
-  low?: number,
-  high?: number,
-): Float32Array | Float64Array;
-export function uniformRaw(
-  key: Uint32Array,
-  n: number,
-  dtype: RandomFloatDType,
-  low = 0,
-  high = 1,
-): Float32Array | Float64Array {
+export function uniformRaw(key: Uint32Array, n: number, dtype: RandomFloatDType, low?: number, high?: number): Float32Array | Float64Array;
+export function uniformRaw(key: Uint32Array, n: number, dtype: RandomFloatDType, low = 0, high = 1): Float32Array | Float64Array {
   const fn = "uniformRaw";
   checkKey(fn, key);
   checkCount(fn, n);
@@ -246,28 +234,28 @@ export function uniformRaw(
 
 // Wichura (1988), algorithm AS241 (PPND16): coefficients, lowest degree first.
 const AS241_A = [
-  3.387132872796366608, 133.14166789178437745, 1971.5909503065514427, 13731.693765509461125,
-  45921.953931549871457, 67265.770927008700853, 33430.575583588128105, 2509.0809287301226727,
+  3.387132872796366608, 133.14166789178437745, 1971.5909503065514427, 13731.693765509461125, 45921.953931549871457, 67265.770927008700853,
+  33430.575583588128105, 2509.0809287301226727,
 ];
 const AS241_B = [
-  1, 42.313330701600911252, 687.1870074920579083, 5394.1960214247511077, 21213.794301586595867,
-  39307.89580009271061, 28729.085735721942674, 5226.495278852854561,
+  1, 42.313330701600911252, 687.1870074920579083, 5394.1960214247511077, 21213.794301586595867, 39307.89580009271061, 28729.085735721942674,
+  5226.495278852854561,
 ];
 const AS241_C = [
-  1.42343711074968357734, 4.6303378461565452959, 5.7694972214606914055, 3.64784832476320460504,
-  1.27045825245236838258, 0.24178072517745061177, 0.0227238449892691845833, 7.7454501427834140764e-4,
+  1.42343711074968357734, 4.6303378461565452959, 5.7694972214606914055, 3.64784832476320460504, 1.27045825245236838258,
+  0.24178072517745061177, 0.0227238449892691845833, 7.7454501427834140764e-4,
 ];
 const AS241_D = [
-  1, 2.05319162663775882187, 1.6763848301838038494, 0.68976733498510000455, 0.14810397642748007459,
-  0.0151986665636164571966, 5.475938084995344946e-4, 1.05075007164441684324e-9,
+  1, 2.05319162663775882187, 1.6763848301838038494, 0.68976733498510000455, 0.14810397642748007459, 0.0151986665636164571966,
+  5.475938084995344946e-4, 1.05075007164441684324e-9,
 ];
 const AS241_E = [
-  6.6579046435011037772, 5.4637849111641143699, 1.7848265399172913358, 0.29656057182850489123,
-  0.026532189526576123093, 0.0012426609473880784386, 2.71155556874348757815e-5, 2.01033439929228813265e-7,
+  6.6579046435011037772, 5.4637849111641143699, 1.7848265399172913358, 0.29656057182850489123, 0.026532189526576123093,
+  0.0012426609473880784386, 2.71155556874348757815e-5, 2.01033439929228813265e-7,
 ];
 const AS241_F = [
-  1, 0.59983220655588793769, 0.13692988092273580531, 0.0148753612908506148525, 7.868691311456132591e-4,
-  1.8463183175100546818e-5, 1.4215117583164458887e-7, 2.04426310338993978564e-15,
+  1, 0.59983220655588793769, 0.13692988092273580531, 0.0148753612908506148525, 7.868691311456132591e-4, 1.8463183175100546818e-5,
+  1.4215117583164458887e-7, 2.04426310338993978564e-15,
 ];
 
 function poly(c: readonly number[], x: number): number {
@@ -352,20 +340,8 @@ export function normalRaw(key: Uint32Array, n: number, dtype: RandomFloatDType):
  * whose relative density error is O(1/a²); an interval too narrow for Φ to resolve is sampled uniformly.
  * Results are clamped to [lower, upper] after rounding.
  */
-export function truncatedNormalRaw(
-  key: Uint32Array,
-  n: number,
-  dtype: "float32",
-  lower: number,
-  upper: number,
-): Float32Array;
-export function truncatedNormalRaw(
-  key: Uint32Array,
-  n: number,
-  dtype: "float64",
-  lower: number,
-  upper: number,
-): Float64Array;
+export function truncatedNormalRaw(key: Uint32Array, n: number, dtype: "float32", lower: number, upper: number): Float32Array;
+export function truncatedNormalRaw(key: Uint32Array, n: number, dtype: "float64", lower: number, upper: number): Float64Array;
 export function truncatedNormalRaw(
   key: Uint32Array,
   n: number,
@@ -441,12 +417,7 @@ export function bernoulliRaw(key: Uint32Array, n: number, p: number | Float64Arr
  * One category per row drawn from softmax(logits[row]) by the Gumbel-max trick: argmax_c of
  * logits[r, c] − log(−log u), with u from counter r·cols + c. −Infinity logits are never chosen.
  */
-export function categoricalRaw(
-  key: Uint32Array,
-  logits: Float32Array | Float64Array,
-  rows: number,
-  cols: number,
-): Int32Array {
+export function categoricalRaw(key: Uint32Array, logits: Float32Array | Float64Array, rows: number, cols: number): Int32Array {
   const fn = "categoricalRaw";
   checkKey(fn, key);
   if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(cols) || cols < 1) {

@@ -4,10 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { afterEach, describe, it, mock } from "node:test";
+import { add, cast, gelu, getBackend, matmul, mul, setBackend, softmax, sum, tensor, valueAndGrad, type Tensor } from "../../src/index.js";
 import {
-  add, cast, gelu, getBackend, matmul, mul, setBackend, softmax, sum, tensor, valueAndGrad, type Tensor,
-} from "../../src/index.js";
-import { createGpuBackend, GpuBuffer, keep, tidy, toBackend, useGpuBackend, type GpuBackend, type ResolvedGpuMode } from "../../src/backend/gpu/index.js";
+  createGpuBackend,
+  GpuBuffer,
+  keep,
+  tidy,
+  toBackend,
+  useGpuBackend,
+  type GpuBackend,
+  type ResolvedGpuMode,
+} from "../../src/backend/gpu/index.js";
 
 /** Registers the gpu-backend behaviour tests for one gpu.js mode (which must be available). */
 export function describeGpuBackend(mode: ResolvedGpuMode): void {
@@ -60,7 +67,10 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
     it("keeps results on the device until they are read", () => {
       const b = be();
       setBackend(b);
-      const x = tensor([[1, 2], [3, 4]]);
+      const x = tensor([
+        [1, 2],
+        [3, 4],
+      ]);
       const before = b.stats();
       const y = sum(gelu(matmul(x, x)));
       const mid = b.stats();
@@ -69,7 +79,12 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
       const buf = y._buf as GpuBuffer;
       assert.equal(buf.host, null, "no host copy before read");
       if (b.onDevice) assert.ok(!((buf as unknown as { store: unknown }).store instanceof Float32Array), "the result is a texture");
-      const ref = [[7, 10], [15, 22]].flat().reduce((s, v) => s + 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))), 0);
+      const ref = [
+        [7, 10],
+        [15, 22],
+      ]
+        .flat()
+        .reduce((s, v) => s + 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))), 0);
       assert.ok(Math.abs(y.item() - ref) < 1e-4, `sum(gelu(x·x)) = ${y.item()}, expected ${ref}`);
       assert.equal(b.stats().readbacks, before.readbacks + 1, "one read-back for item()");
       y.item();
@@ -79,7 +94,10 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
     it("compiles a kernel once per op structure and reuses it for every shape", () => {
       const b = be();
       setBackend(b);
-      const x = tensor([[1, 2, 3], [4, 5, 6]]);
+      const x = tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       softmax(mul(x, x));
       const k1 = b.stats().kernels;
       const y = softmax(mul(tensor([1, 2, 3, 4, 5]), tensor([2, 2, 2, 2, 2])));
@@ -109,8 +127,14 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
     it("tidy releases intermediates and keeps the result (nested scopes, keep, errors)", () => {
       const b = be();
       setBackend(b);
-      const w = tensor([[0.5, -1], [2, 0.25]]);
-      const x = tensor([[1, 2], [3, 4]]);
+      const w = tensor([
+        [0.5, -1],
+        [2, 0.25],
+      ]);
+      const x = tensor([
+        [1, 2],
+        [3, 4],
+      ]);
       const n0 = b.stats().buffers;
       const out = tidy(() => sum(gelu(matmul(x, w)).mul(3)));
       assert.equal(b.stats().buffers, n0 + 1, "only the result survives");
@@ -132,10 +156,14 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
       assert.deepEqual(Array.from(inner.data()), [5, 7, 9, 11]);
       assert.deepEqual(Array.from(kept!.data()), [9, 11, 13, 15]);
       const n3 = b.stats().buffers;
-      assert.throws(() => tidy(() => {
-        add(x, 1);
-        throw new Error("boom");
-      }), /boom/);
+      assert.throws(
+        () =>
+          tidy(() => {
+            add(x, 1);
+            throw new Error("boom");
+          }),
+        /boom/,
+      );
       assert.equal(b.stats().buffers, n3, "a throwing scope releases what it made");
       assert.throws(() => tidy(() => Promise.resolve(1)), /tidy: the function returned a Promise/);
     });
@@ -143,10 +171,16 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
     it("toBackend copies between backends; useGpuBackend makes a backend current", () => {
       const b = be();
       setBackend("cpu");
-      const c = tensor([[1, 2], [3, 4]]);
+      const c = tensor([
+        [1, 2],
+        [3, 4],
+      ]);
       const g = toBackend(c, b);
       assert.equal(g._backend, b);
-      assert.deepEqual(g.toArray(), [[1, 2], [3, 4]]);
+      assert.deepEqual(g.toArray(), [
+        [1, 2],
+        [3, 4],
+      ]);
       const u = useGpuBackend({ mode, name: `gpu-use-${mode}` });
       assert.equal(getBackend(), u);
       assert.equal(u.mode, mode);
@@ -154,7 +188,10 @@ export function describeGpuBackend(mode: ResolvedGpuMode): void {
     });
 
     it("an unavailable mode throws by default, or warns and reports what runs", () => {
-      assert.throws(() => createGpuBackend({ mode: "webgpu" }), /requested mode 'webgpu' is not what runs: webgpu kernels are asynchronous/);
+      assert.throws(
+        () => createGpuBackend({ mode: "webgpu" }),
+        /requested mode 'webgpu' is not what runs: webgpu kernels are asynchronous/,
+      );
       assert.throws(() => createGpuBackend({ mode: "webgl2" }), /requested mode 'webgl2' is not what runs/);
       const warn = mock.method(console, "warn", () => {});
       try {

@@ -34,7 +34,8 @@ export function broadcastShape(...shapes: Shape[]): number[] {
     for (let i = 0; i < s.length; i++) {
       const o = r - s.length + i;
       if (out[o] === 1) out[o] = s[i];
-      else if (s[i] !== 1 && s[i] !== out[o]) throw new Error(`reference: shapes do not broadcast: ${shapes.map((x) => `[${x}]`).join(" ")}`);
+      else if (s[i] !== 1 && s[i] !== out[o])
+        throw new Error(`reference: shapes do not broadcast: ${shapes.map((x) => `[${x}]`).join(" ")}`);
     }
   }
   return out;
@@ -91,7 +92,13 @@ export const BINARY_REF: Record<string, (x: number, y: number) => number> = {
 };
 
 /** Elementwise binary op with broadcasting. */
-export function refBinary(f: (x: number, y: number) => number, a: ArrayLike<number>, as: Shape, b: ArrayLike<number>, bs: Shape): { out: Float64Array; shape: number[] } {
+export function refBinary(
+  f: (x: number, y: number) => number,
+  a: ArrayLike<number>,
+  as: Shape,
+  b: ArrayLike<number>,
+  bs: Shape,
+): { out: Float64Array; shape: number[] } {
   const shape = broadcastShape(as, bs);
   const out = new Float64Array(numel(shape));
   for (let i = 0; i < out.length; i++) {
@@ -102,7 +109,14 @@ export function refBinary(f: (x: number, y: number) => number, a: ArrayLike<numb
 }
 
 /** cond ? a : b with broadcasting. */
-export function refWhere(c: ArrayLike<number>, cs: Shape, a: ArrayLike<number>, as: Shape, b: ArrayLike<number>, bs: Shape): { out: Float64Array; shape: number[] } {
+export function refWhere(
+  c: ArrayLike<number>,
+  cs: Shape,
+  a: ArrayLike<number>,
+  as: Shape,
+  b: ArrayLike<number>,
+  bs: Shape,
+): { out: Float64Array; shape: number[] } {
   const shape = broadcastShape(cs, as, bs);
   const out = new Float64Array(numel(shape));
   for (let i = 0; i < out.length; i++) {
@@ -113,14 +127,22 @@ export function refWhere(c: ArrayLike<number>, cs: Shape, a: ArrayLike<number>, 
 }
 
 /** Reduction over sorted axes; scale = Σ|x| over each reduced group. */
-export function refReduce(op: "sum" | "max" | "min", x: ArrayLike<number>, shape: Shape, axes: readonly number[]): { out: Float64Array; scale: Float64Array; shape: number[] } {
+export function refReduce(
+  op: "sum" | "max" | "min",
+  x: ArrayLike<number>,
+  shape: Shape,
+  axes: readonly number[],
+): { out: Float64Array; scale: Float64Array; shape: number[] } {
   const outShape = shape.filter((_, d) => !axes.includes(d));
   const n = numel(outShape);
   const out = new Float64Array(n).fill(op === "sum" ? 0 : op === "max" ? -Infinity : Infinity);
   const scale = new Float64Array(n);
   for (let i = 0; i < numel(shape); i++) {
     const idx = unravel(i, shape);
-    const o = ravel(idx.filter((_, d) => !axes.includes(d)), outShape);
+    const o = ravel(
+      idx.filter((_, d) => !axes.includes(d)),
+      outShape,
+    );
     const v = x[i];
     if (op === "sum") out[o] += v;
     else if (op === "max") out[o] = Math.max(out[o], v);
@@ -131,8 +153,16 @@ export function refReduce(op: "sum" | "max" | "min", x: ArrayLike<number>, shape
 }
 
 /** Batched op(A)·op(B) with broadcast batch axes; scale = Σ|a·b|. */
-export function refMatmul(a: ArrayLike<number>, as: Shape, b: ArrayLike<number>, bs: Shape, transA: boolean, transB: boolean): { out: Float64Array; scale: Float64Array; shape: number[] } {
-  const ra = as.length, rb = bs.length;
+export function refMatmul(
+  a: ArrayLike<number>,
+  as: Shape,
+  b: ArrayLike<number>,
+  bs: Shape,
+  transA: boolean,
+  transB: boolean,
+): { out: Float64Array; scale: Float64Array; shape: number[] } {
+  const ra = as.length,
+    rb = bs.length;
   const m = transA ? as[ra - 1] : as[ra - 2];
   const k = transA ? as[ra - 2] : as[ra - 1];
   const n = transB ? bs[rb - 2] : bs[rb - 1];
@@ -153,7 +183,8 @@ export function refMatmul(a: ArrayLike<number>, as: Shape, b: ArrayLike<number>,
     };
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
-        let s = 0, sc = 0;
+        let s = 0,
+          sc = 0;
         for (let t = 0; t < k; t++) {
           const p = a[aIdx(i, t)] * b[bIdx(t, j)];
           s += p;
@@ -188,21 +219,44 @@ export function refBroadcastTo(x: ArrayLike<number>, shape: Shape, to: Shape): F
 }
 
 /** Strided slice. */
-export function refSlice(x: ArrayLike<number>, shape: Shape, begin: readonly number[], size: readonly number[], step: readonly number[]): Float64Array {
+export function refSlice(
+  x: ArrayLike<number>,
+  shape: Shape,
+  begin: readonly number[],
+  size: readonly number[],
+  step: readonly number[],
+): Float64Array {
   const out = new Float64Array(numel(size));
   for (let i = 0; i < out.length; i++) {
     const oi = unravel(i, size);
-    out[i] = x[ravel(oi.map((c, d) => begin[d] + c * step[d]), shape)];
+    out[i] =
+      x[
+        ravel(
+          oi.map((c, d) => begin[d] + c * step[d]),
+          shape,
+        )
+      ];
   }
   return out;
 }
 
 /** Zeros of outShape with x written at begin + k·step. */
-export function refPad(x: ArrayLike<number>, shape: Shape, outShape: Shape, begin: readonly number[], step: readonly number[]): Float64Array {
+export function refPad(
+  x: ArrayLike<number>,
+  shape: Shape,
+  outShape: Shape,
+  begin: readonly number[],
+  step: readonly number[],
+): Float64Array {
   const out = new Float64Array(numel(outShape));
   for (let i = 0; i < numel(shape); i++) {
     const xi = unravel(i, shape);
-    out[ravel(xi.map((c, d) => begin[d] + c * step[d]), outShape)] = x[i];
+    out[
+      ravel(
+        xi.map((c, d) => begin[d] + c * step[d]),
+        outShape,
+      )
+    ] = x[i];
   }
   return out;
 }
@@ -229,7 +283,12 @@ export function refConcat(xs: { data: ArrayLike<number>; shape: Shape }[], axis:
 }
 
 /** out[..., j, ...] = x[..., idx[j], ...] along axis. */
-export function refGather(x: ArrayLike<number>, shape: Shape, idx: ArrayLike<number>, axis: number): { out: Float64Array; shape: number[] } {
+export function refGather(
+  x: ArrayLike<number>,
+  shape: Shape,
+  idx: ArrayLike<number>,
+  axis: number,
+): { out: Float64Array; shape: number[] } {
   const outShape = [...shape.slice(0, axis), idx.length, ...shape.slice(axis + 1)];
   const out = new Float64Array(numel(outShape));
   for (let i = 0; i < out.length; i++) {
@@ -273,8 +332,15 @@ export function refSoftmax(x: ArrayLike<number>, shape: Shape, log: boolean): Fl
 }
 
 /** Per-row log-sum-exp and NLL (0 for ignored rows). */
-export function refCrossEntropy(x: ArrayLike<number>, rows: number, cols: number, t: ArrayLike<number>, ignore: number): { loss: Float64Array; lse: Float64Array } {
-  const loss = new Float64Array(rows), lse = new Float64Array(rows);
+export function refCrossEntropy(
+  x: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  t: ArrayLike<number>,
+  ignore: number,
+): { loss: Float64Array; lse: Float64Array } {
+  const loss = new Float64Array(rows),
+    lse = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let m = -Infinity;
     for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]);
@@ -287,7 +353,14 @@ export function refCrossEntropy(x: ArrayLike<number>, rows: number, cols: number
 }
 
 /** g[r]·(softmax − onehot) per row, zero rows for ignored targets. */
-export function refCrossEntropyBackward(x: ArrayLike<number>, rows: number, cols: number, t: ArrayLike<number>, g: ArrayLike<number>, ignore: number): Float64Array {
+export function refCrossEntropyBackward(
+  x: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  t: ArrayLike<number>,
+  g: ArrayLike<number>,
+  ignore: number,
+): Float64Array {
   const out = new Float64Array(rows * cols);
   const p = refSoftmax(x, [rows, cols], false);
   for (let r = 0; r < rows; r++) {
@@ -299,9 +372,16 @@ export function refCrossEntropyBackward(x: ArrayLike<number>, rows: number, cols
 
 /** Layer norm over the last axis in float64 (biased variance, two passes), with per-row mean and rstd. */
 export function refLayerNorm(
-  x: ArrayLike<number>, rows: number, cols: number, gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null, eps: number,
+  x: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  gamma: ArrayLike<number> | null,
+  beta: ArrayLike<number> | null,
+  eps: number,
 ): { y: Float64Array; mean: Float64Array; rstd: Float64Array } {
-  const y = new Float64Array(rows * cols), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  const y = new Float64Array(rows * cols),
+    mean = new Float64Array(rows),
+    rstd = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let s = 0;
     for (let c = 0; c < cols; c++) s += x[r * cols + c];
@@ -323,12 +403,20 @@ export function refLayerNorm(
  * kernels' closed form: dx_j = Σ_k dy_k γ_k ∂x̂_k/∂x_j with ∂x̂_k/∂x_j = rstd(δ_kj − 1/C) − x̂_k x̂_j rstd / C.
  */
 export function refLayerNormBackward(
-  x: ArrayLike<number>, rows: number, cols: number, gamma: ArrayLike<number> | null, dy: ArrayLike<number>, eps: number,
+  x: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  gamma: ArrayLike<number> | null,
+  dy: ArrayLike<number>,
+  eps: number,
 ): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
   const { y: xh, rstd } = refLayerNorm(x, rows, cols, null, null, eps);
-  const dx = new Float64Array(rows * cols), dgamma = new Float64Array(cols), dbeta = new Float64Array(cols);
+  const dx = new Float64Array(rows * cols),
+    dgamma = new Float64Array(cols),
+    dbeta = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
-    const o = r * cols, rs = rstd[r];
+    const o = r * cols,
+      rs = rstd[r];
     for (let j = 0; j < cols; j++) {
       let acc = 0;
       for (let k = 0; k < cols; k++) {

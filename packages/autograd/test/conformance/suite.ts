@@ -12,14 +12,63 @@ import { after, before, describe, it } from "node:test";
 import type { Backend, BinaryOp, FusedKernelName, TensorInfo, UnaryOp } from "../../src/backend/backend.js";
 import { allocArray, type DType, type TypedArray } from "../../src/dtype.js";
 import {
-  causalMask, concat, crossEntropy, gelu, getBackend, grad, layerNorm, linearCrossEntropy, log1p, logsumexp, matmul, max, mean, mT, pow,
-  reshape, setBackend, sigmoid, slice, softmax, softmaxCrossEntropy, sqrt, sum, take, tanh, tensor, transpose, where, Tensor,
+  causalMask,
+  concat,
+  crossEntropy,
+  gelu,
+  getBackend,
+  grad,
+  layerNorm,
+  linearCrossEntropy,
+  log1p,
+  logsumexp,
+  matmul,
+  max,
+  mean,
+  mT,
+  pow,
+  reshape,
+  setBackend,
+  sigmoid,
+  slice,
+  softmax,
+  softmaxCrossEntropy,
+  sqrt,
+  sum,
+  take,
+  tanh,
+  tensor,
+  transpose,
+  where,
+  Tensor,
 } from "../../src/index.js";
 import { composite, FUSED_KERNELS, fused, ownFusedKernels } from "../../src/ops/fused.js";
 import {
-  BINARY_REF, broadcastShape, ints, numel, refBinary, refBroadcastTo, refConcat, refCrossEntropy, refCrossEntropyBackward,
-  refGather, refGeluBackward, refLayerNorm, refLayerNormBackward, refMatmul, refPad, refReduce, refScatterAdd, refSlice, refSoftmax, refTranspose, refWhere, rng, UNARY_REF,
-  uniform, type Shape,
+  BINARY_REF,
+  broadcastShape,
+  ints,
+  numel,
+  refBinary,
+  refBroadcastTo,
+  refConcat,
+  refCrossEntropy,
+  refCrossEntropyBackward,
+  refGather,
+  refGeluBackward,
+  refLayerNorm,
+  refLayerNormBackward,
+  refMatmul,
+  refPad,
+  refReduce,
+  refScatterAdd,
+  refSlice,
+  refSoftmax,
+  refTranspose,
+  refWhere,
+  rng,
+  UNARY_REF,
+  uniform,
+  type Shape,
 } from "./reference.js";
 
 /** Absolute and relative tolerance: |actual − expected| ≤ atol + rtol·max(|expected|, scale). */
@@ -47,27 +96,74 @@ export interface ConformanceOptions {
 }
 
 const UNARY_OPS: UnaryOp[] = [
-  "neg", "exp", "log", "log1p", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "silu", "sign",
-  "square", "reciprocal", "step", "floor", "isfinite",
+  "neg",
+  "exp",
+  "log",
+  "log1p",
+  "sqrt",
+  "rsqrt",
+  "abs",
+  "sin",
+  "cos",
+  "tanh",
+  "sigmoid",
+  "relu",
+  "gelu",
+  "silu",
+  "sign",
+  "square",
+  "reciprocal",
+  "step",
+  "floor",
+  "isfinite",
 ];
 const BINARY_OPS: BinaryOp[] = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"];
 const COMPARE = new Set<BinaryOp>(["eq", "ne", "lt", "le", "gt", "ge"]);
 
 /** Shape pairs exercising broadcasting, scalars and size-1 axes. */
 const BINARY_SHAPES: [Shape, Shape][] = [
-  [[7], [7]], [[3, 5], [3, 5]], [[3, 1], [1, 4]], [[2, 3, 4], [4]], [[], [2, 3]], [[2, 3], []], [[5, 1, 3], [1, 4, 1]],
-  [[1], [6]], [[2, 1, 3, 1], [1, 4, 1, 5]], [[], []], [[0, 3], [3]],
+  [[7], [7]],
+  [
+    [3, 5],
+    [3, 5],
+  ],
+  [
+    [3, 1],
+    [1, 4],
+  ],
+  [[2, 3, 4], [4]],
+  [[], [2, 3]],
+  [[2, 3], []],
+  [
+    [5, 1, 3],
+    [1, 4, 1],
+  ],
+  [[1], [6]],
+  [
+    [2, 1, 3, 1],
+    [1, 4, 1, 5],
+  ],
+  [[], []],
+  [[0, 3], [3]],
 ];
 
 /** Values in each unary op's domain plus its edge values. */
 function unaryInputs(op: UnaryOp, r: () => number, n: number): Float32Array {
   switch (op) {
-    case "log": case "sqrt": case "rsqrt": return uniform(r, n, 0.05, 20);
-    case "reciprocal": return Float32Array.from(uniform(r, n, 0.1, 5), (v, i) => (i % 2 ? -v : v));
-    case "log1p": return Float32Array.from(uniform(r, n, -0.9, 10), (v, i) => (i % 3 === 0 ? v * 1e-5 : v));
-    case "exp": return uniform(r, n, -60, 60);
-    case "floor": return uniform(r, n, -10, 10);
-    default: return uniform(r, n, -4, 4);
+    case "log":
+    case "sqrt":
+    case "rsqrt":
+      return uniform(r, n, 0.05, 20);
+    case "reciprocal":
+      return Float32Array.from(uniform(r, n, 0.1, 5), (v, i) => (i % 2 ? -v : v));
+    case "log1p":
+      return Float32Array.from(uniform(r, n, -0.9, 10), (v, i) => (i % 3 === 0 ? v * 1e-5 : v));
+    case "exp":
+      return uniform(r, n, -60, 60);
+    case "floor":
+      return uniform(r, n, -10, 10);
+    default:
+      return uniform(r, n, -4, 4);
   }
 }
 
@@ -92,11 +188,18 @@ function fround(x: ArrayLike<number>): Float64Array {
 }
 
 /** Asserts elementwise closeness (NaN matches NaN, infinities must match exactly). */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tol, label: string, scale?: ArrayLike<number>): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tol,
+  label: string,
+  scale?: ArrayLike<number>,
+): void {
   assert.equal(actual.length, expected.length, `${label}: length ${actual.length}, expected ${expected.length}`);
   const bad: string[] = [];
   for (let i = 0; i < expected.length; i++) {
-    const a = actual[i], e = expected[i];
+    const a = actual[i],
+      e = expected[i];
     let ok: boolean;
     if (Number.isNaN(e)) ok = Number.isNaN(a);
     else if (!Number.isFinite(e)) ok = a === e;
@@ -195,7 +298,12 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         if (edges) {
           const x = new Float32Array(edges);
           const dt: DType = op === "isfinite" ? "bool" : "float32";
-          assertClose(rd(be.unary(op, up(x, [x.length]), dt), [x.length], dt), fround(Array.from(x, UNARY_REF[op])), tol, `${op} edge values`);
+          assertClose(
+            rd(be.unary(op, up(x, [x.length]), dt), [x.length], dt),
+            fround(Array.from(x, UNARY_REF[op])),
+            tol,
+            `${op} edge values`,
+          );
         }
       });
     }
@@ -261,26 +369,59 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const x = new Float32Array([1, NaN, 3, 4, 5, 6]);
         for (const op of ["max", "min"] as const) {
           const got = rd(be.reduce(op, up(x, [2, 3]), [1]), [2], "float32");
-          assert.ok(Number.isNaN(got[0]) && got[1] === (op === "max" ? 6 : 4), `${op} over rows [1, NaN, 3], [4, 5, 6]: ${Array.from(got)}`);
+          assert.ok(
+            Number.isNaN(got[0]) && got[1] === (op === "max" ? 6 : 4),
+            `${op} over rows [1, NaN, 3], [4, 5, 6]: ${Array.from(got)}`,
+          );
         }
       });
     }
 
     it("where with broadcasting (float32 and int32 values)", () => {
       const r = rng(5);
-      const cases: [Shape, Shape, Shape][] = [[[3, 1], [1, 4], [3, 4]], [[], [2, 3], [2, 3]], [[2, 3], [3], []], [[4], [4], [4]], [[2, 1, 3], [1, 5, 1], [3]],
+      const cases: [Shape, Shape, Shape][] = [
+        [
+          [3, 1],
+          [1, 4],
+          [3, 4],
+        ],
+        [[], [2, 3], [2, 3]],
+        [[2, 3], [3], []],
+        [[4], [4], [4]],
+        [[2, 1, 3], [1, 5, 1], [3]],
         // masked fill (a periodic mask over a full tensor), and two different periods
-        [[3, 4], [2, 3, 4], []], [[1, 4], [2, 3, 4], [3, 4]], [[4], [3, 4], [2, 3, 4]],
+        [[3, 4], [2, 3, 4], []],
+        [
+          [1, 4],
+          [2, 3, 4],
+          [3, 4],
+        ],
+        [[4], [3, 4], [2, 3, 4]],
         // two operands repeating the same block
-        [[3, 4], [1, 3, 4], [2, 3, 4]]];
+        [
+          [3, 4],
+          [1, 3, 4],
+          [2, 3, 4],
+        ],
+      ];
       for (const [cs, as, bs] of cases) {
         const c = Uint8Array.from(ints(r, numel(cs), 0, 1));
-        const a = uniform(r, numel(as), -5, 5), b = uniform(r, numel(bs), -5, 5);
+        const a = uniform(r, numel(as), -5, 5),
+          b = uniform(r, numel(bs), -5, 5);
         const ref = refWhere(c, cs, a, as, b, bs);
-        assertClose(rd(be.where(up(c, cs, "bool"), up(a, as), up(b, bs), ref.shape), ref.shape, "float32"), fround(ref.out), base, `where ${JSON.stringify([cs, as, bs])}`);
-        const ai = ints(r, numel(as), -1000, 1000), bi = ints(r, numel(bs), -1000, 1000);
+        assertClose(
+          rd(be.where(up(c, cs, "bool"), up(a, as), up(b, bs), ref.shape), ref.shape, "float32"),
+          fround(ref.out),
+          base,
+          `where ${JSON.stringify([cs, as, bs])}`,
+        );
+        const ai = ints(r, numel(as), -1000, 1000),
+          bi = ints(r, numel(bs), -1000, 1000);
         const refI = refWhere(c, cs, ai, as, bi, bs);
-        assert.deepEqual(Array.from(rd(be.where(up(c, cs, "bool"), up(ai, as, "int32"), up(bi, bs, "int32"), refI.shape), refI.shape, "int32")), Array.from(refI.out));
+        assert.deepEqual(
+          Array.from(rd(be.where(up(c, cs, "bool"), up(ai, as, "int32"), up(bi, bs, "int32"), refI.shape), refI.shape, "int32")),
+          Array.from(refI.out),
+        );
       }
       const inf = rd(be.where(up([1, 0], [2], "bool"), up([-Infinity], []), up([2], []), [2]), [2], "float32");
       assert.deepEqual(Array.from(inf), [-Infinity, 2]);
@@ -289,15 +430,46 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
     it("reduce sum / max / min over axis sets", () => {
       const r = rng(11);
       const cases: [Shape, number[]][] = [
-        [[7], [0]], [[3, 5], [0]], [[3, 5], [1]], [[3, 5], [0, 1]], [[2, 3, 4], [1]], [[2, 3, 4], [0, 2]], [[2, 3, 4], [0, 1, 2]],
-        [[4, 1, 3, 2], [1, 3]], [[4, 1, 3, 2], [0, 2]], [[1, 1], [0]], [[2, 3, 4], [2]], [[3, 0, 2], [0]],
+        [[7], [0]],
+        [[3, 5], [0]],
+        [[3, 5], [1]],
+        [
+          [3, 5],
+          [0, 1],
+        ],
+        [[2, 3, 4], [1]],
+        [
+          [2, 3, 4],
+          [0, 2],
+        ],
+        [
+          [2, 3, 4],
+          [0, 1, 2],
+        ],
+        [
+          [4, 1, 3, 2],
+          [1, 3],
+        ],
+        [
+          [4, 1, 3, 2],
+          [0, 2],
+        ],
+        [[1, 1], [0]],
+        [[2, 3, 4], [2]],
+        [[3, 0, 2], [0]],
       ];
       const tol = tolOf("reduce");
       for (const [shape, axes] of cases) {
         const x = uniform(r, numel(shape), -10, 10);
         for (const op of ["sum", "max", "min"] as const) {
           const ref = refReduce(op, x, shape, axes);
-          assertClose(rd(be.reduce(op, up(x, shape), axes), ref.shape, "float32"), fround(ref.out), tol, `${op} ${JSON.stringify(shape)} axes ${axes}`, ref.scale);
+          assertClose(
+            rd(be.reduce(op, up(x, shape), axes), ref.shape, "float32"),
+            fround(ref.out),
+            tol,
+            `${op} ${JSON.stringify(shape)} axes ${axes}`,
+            ref.scale,
+          );
         }
       }
       const xi = ints(r, 24, -100, 100);
@@ -306,20 +478,39 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const refM = refReduce("max", xi, [2, 3, 4], [0, 2]);
       assert.deepEqual(Array.from(rd(be.reduce("max", up(xi, [2, 3, 4], "int32"), [0, 2]), refM.shape, "int32")), Array.from(refM.out));
       const e = refReduce("sum", [], [3, 0, 2], [1]);
-      assert.deepEqual(Array.from(rd(be.reduce("sum", up([], [3, 0, 2]), [1]), e.shape, "float32")), [0, 0, 0, 0, 0, 0], "sum over an empty axis is 0");
+      assert.deepEqual(
+        Array.from(rd(be.reduce("sum", up([], [3, 0, 2]), [1]), e.shape, "float32")),
+        [0, 0, 0, 0, 0, 0],
+        "sum over an empty axis is 0",
+      );
     });
 
     it("reduce over long axes", () => {
       const r = rng(12);
       const tol = tolOf("reduce");
-      const cases: [Shape, number[]][] = [[[5000], [0]], [[3, 700], [1]], [[600, 3], [0]], [[7, 300, 2], [0, 1]], [[2, 1000, 3], [1]]];
+      const cases: [Shape, number[]][] = [
+        [[5000], [0]],
+        [[3, 700], [1]],
+        [[600, 3], [0]],
+        [
+          [7, 300, 2],
+          [0, 1],
+        ],
+        [[2, 1000, 3], [1]],
+      ];
       for (const [shape, axes] of cases) {
         const x = uniform(r, numel(shape), -1, 1);
         x[Math.floor(numel(shape) / 3)] = 50;
         x[Math.floor(numel(shape) / 2)] = -50;
         for (const op of ["sum", "max", "min"] as const) {
           const ref = refReduce(op, x, shape, axes);
-          assertClose(rd(be.reduce(op, up(x, shape), axes), ref.shape, "float32"), fround(ref.out), tol, `${op} ${JSON.stringify(shape)} axes ${axes}`, ref.scale);
+          assertClose(
+            rd(be.reduce(op, up(x, shape), axes), ref.shape, "float32"),
+            fround(ref.out),
+            tol,
+            `${op} ${JSON.stringify(shape)} axes ${axes}`,
+            ref.scale,
+          );
         }
       }
     });
@@ -327,11 +518,20 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
     it("matmul with every transpose flag and odd sizes", () => {
       const r = rng(13);
       const tol = tolOf("matmul");
-      for (const [m, k, n] of [[1, 1, 1], [3, 4, 5], [7, 1, 3], [2, 9, 1], [16, 33, 5], [1, 64, 17]]) {
+      for (const [m, k, n] of [
+        [1, 1, 1],
+        [3, 4, 5],
+        [7, 1, 3],
+        [2, 9, 1],
+        [16, 33, 5],
+        [1, 64, 17],
+      ]) {
         for (const tA of [false, true]) {
           for (const tB of [false, true]) {
-            const as = tA ? [k, m] : [m, k], bs = tB ? [n, k] : [k, n];
-            const a = uniform(r, m * k), b = uniform(r, k * n);
+            const as = tA ? [k, m] : [m, k],
+              bs = tB ? [n, k] : [k, n];
+            const a = uniform(r, m * k),
+              b = uniform(r, k * n);
             const ref = refMatmul(a, as, b, bs, tA, tB);
             const got = rd(be.matmul(up(a, as), up(b, bs), tA, tB, ref.shape), ref.shape, "float32");
             assertClose(got, ref.out, tol, `matmul ${m}x${k}x${n} transA=${tA} transB=${tB}`, ref.scale);
@@ -344,13 +544,24 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const r = rng(14);
       const tol = tolOf("matmul");
       const cases: [Shape, Shape, boolean, boolean][] = [
-        [[2, 1, 3, 4], [5, 4, 2], false, false], [[4, 3], [2, 3, 5], false, false], [[2, 3, 4, 5], [2, 3, 5, 2], false, false],
-        [[2, 3, 5, 4], [1, 3, 2, 5], true, true], [[3, 1, 2, 6], [1, 4, 6, 3], false, false], [[1, 2, 3], [2, 3, 2], false, false],
+        [[2, 1, 3, 4], [5, 4, 2], false, false],
+        [[4, 3], [2, 3, 5], false, false],
+        [[2, 3, 4, 5], [2, 3, 5, 2], false, false],
+        [[2, 3, 5, 4], [1, 3, 2, 5], true, true],
+        [[3, 1, 2, 6], [1, 4, 6, 3], false, false],
+        [[1, 2, 3], [2, 3, 2], false, false],
       ];
       for (const [as, bs, tA, tB] of cases) {
-        const a = uniform(r, numel(as)), b = uniform(r, numel(bs));
+        const a = uniform(r, numel(as)),
+          b = uniform(r, numel(bs));
         const ref = refMatmul(a, as, b, bs, tA, tB);
-        assertClose(rd(be.matmul(up(a, as), up(b, bs), tA, tB, ref.shape), ref.shape, "float32"), ref.out, tol, `matmul ${JSON.stringify(as)}·${JSON.stringify(bs)}`, ref.scale);
+        assertClose(
+          rd(be.matmul(up(a, as), up(b, bs), tA, tB, ref.shape), ref.shape, "float32"),
+          ref.out,
+          tol,
+          `matmul ${JSON.stringify(as)}·${JSON.stringify(bs)}`,
+          ref.scale,
+        );
       }
     });
 
@@ -363,37 +574,138 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
     it("transpose", () => {
       const r = rng(15);
       const cases: [Shape, number[]][] = [
-        [[3, 5], [1, 0]], [[2, 3, 4], [0, 2, 1]], [[2, 3, 4], [1, 0, 2]], [[2, 3, 4], [2, 1, 0]], [[2, 3, 4], [1, 2, 0]],
-        [[1, 4, 1, 3], [3, 1, 2, 0]], [[2, 3, 4, 5], [0, 2, 1, 3]], [[7], [0]], [[0, 3], [1, 0]],
+        [
+          [3, 5],
+          [1, 0],
+        ],
+        [
+          [2, 3, 4],
+          [0, 2, 1],
+        ],
+        [
+          [2, 3, 4],
+          [1, 0, 2],
+        ],
+        [
+          [2, 3, 4],
+          [2, 1, 0],
+        ],
+        [
+          [2, 3, 4],
+          [1, 2, 0],
+        ],
+        [
+          [1, 4, 1, 3],
+          [3, 1, 2, 0],
+        ],
+        [
+          [2, 3, 4, 5],
+          [0, 2, 1, 3],
+        ],
+        [[7], [0]],
+        [
+          [0, 3],
+          [1, 0],
+        ],
       ];
       for (const [shape, perm] of cases) {
         const x = uniform(r, numel(shape));
         const outShape = perm.map((p) => shape[p]);
-        assertClose(rd(be.transpose(up(x, shape), perm), outShape, "float32"), refTranspose(x, shape, perm), { rtol: 0, atol: 0 }, `transpose ${JSON.stringify(shape)} ${perm}`);
+        assertClose(
+          rd(be.transpose(up(x, shape), perm), outShape, "float32"),
+          refTranspose(x, shape, perm),
+          { rtol: 0, atol: 0 },
+          `transpose ${JSON.stringify(shape)} ${perm}`,
+        );
       }
       const xi = ints(r, 24, -50, 50);
-      assert.deepEqual(Array.from(rd(be.transpose(up(xi, [2, 3, 4], "int32"), [2, 0, 1]), [4, 2, 3], "int32")), Array.from(refTranspose(xi, [2, 3, 4], [2, 0, 1])));
+      assert.deepEqual(
+        Array.from(rd(be.transpose(up(xi, [2, 3, 4], "int32"), [2, 0, 1]), [4, 2, 3], "int32")),
+        Array.from(refTranspose(xi, [2, 3, 4], [2, 0, 1])),
+      );
     });
 
     it("broadcastTo", () => {
       const r = rng(16);
-      const cases: [Shape, Shape][] = [[[3, 1], [2, 3, 4]], [[], [5]], [[4], [3, 4]], [[1, 1], [2, 3]], [[2, 1, 3], [2, 4, 3]], [[1], [1]], [[3], [0, 3]]];
+      const cases: [Shape, Shape][] = [
+        [
+          [3, 1],
+          [2, 3, 4],
+        ],
+        [[], [5]],
+        [[4], [3, 4]],
+        [
+          [1, 1],
+          [2, 3],
+        ],
+        [
+          [2, 1, 3],
+          [2, 4, 3],
+        ],
+        [[1], [1]],
+        [[3], [0, 3]],
+      ];
       for (const [s, to] of cases) {
         const x = uniform(r, numel(s));
-        assertClose(rd(be.broadcastTo(up(x, s), to), to, "float32"), refBroadcastTo(x, s, to), { rtol: 0, atol: 0 }, `broadcastTo ${JSON.stringify(s)}→${JSON.stringify(to)}`);
+        assertClose(
+          rd(be.broadcastTo(up(x, s), to), to, "float32"),
+          refBroadcastTo(x, s, to),
+          { rtol: 0, atol: 0 },
+          `broadcastTo ${JSON.stringify(s)}→${JSON.stringify(to)}`,
+        );
       }
     });
 
     const SLICES: [Shape, number[], number[], number[]][] = [
-      [[10], [2], [3], [2]], [[5, 6], [1, 0], [3, 6], [1, 1]], [[4, 5, 6], [0, 1, 2], [2, 2, 2], [3, 2, 1]], [[4, 5], [1, 1], [0, 2], [1, 1]],
-      [[3, 4, 5], [2, 0, 4], [1, 4, 1], [1, 1, 1]], [[6, 7], [5, 6], [1, 1], [1, 1]], [[9, 2], [0, 0], [3, 2], [4, 1]],
+      [[10], [2], [3], [2]],
+      [
+        [5, 6],
+        [1, 0],
+        [3, 6],
+        [1, 1],
+      ],
+      [
+        [4, 5, 6],
+        [0, 1, 2],
+        [2, 2, 2],
+        [3, 2, 1],
+      ],
+      [
+        [4, 5],
+        [1, 1],
+        [0, 2],
+        [1, 1],
+      ],
+      [
+        [3, 4, 5],
+        [2, 0, 4],
+        [1, 4, 1],
+        [1, 1, 1],
+      ],
+      [
+        [6, 7],
+        [5, 6],
+        [1, 1],
+        [1, 1],
+      ],
+      [
+        [9, 2],
+        [0, 0],
+        [3, 2],
+        [4, 1],
+      ],
     ];
 
     it("slice with begin, size and step per axis", () => {
       const r = rng(17);
       for (const [shape, b, size, step] of SLICES) {
         const x = uniform(r, numel(shape));
-        assertClose(rd(be.slice(up(x, shape), b, size, step), size, "float32"), refSlice(x, shape, b, size, step), { rtol: 0, atol: 0 }, `slice ${JSON.stringify([shape, b, size, step])}`);
+        assertClose(
+          rd(be.slice(up(x, shape), b, size, step), size, "float32"),
+          refSlice(x, shape, b, size, step),
+          { rtol: 0, atol: 0 },
+          `slice ${JSON.stringify([shape, b, size, step])}`,
+        );
       }
     });
 
@@ -401,7 +713,12 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const r = rng(18);
       for (const [outShape, b, size, step] of SLICES) {
         const x = uniform(r, numel(size));
-        assertClose(rd(be.pad(up(x, size), outShape, b, step), outShape, "float32"), refPad(x, size, outShape, b, step), { rtol: 0, atol: 0 }, `pad ${JSON.stringify([outShape, b, size, step])}`);
+        assertClose(
+          rd(be.pad(up(x, size), outShape, b, step), outShape, "float32"),
+          refPad(x, size, outShape, b, step),
+          { rtol: 0, atol: 0 },
+          `pad ${JSON.stringify([outShape, b, size, step])}`,
+        );
       }
     });
 
@@ -410,43 +727,109 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const run = (shapes: Shape[], axis: number, dtype: DType = "float32") => {
         const parts = shapes.map((s) => ({ data: dtype === "int32" ? ints(r, numel(s), -99, 99) : uniform(r, numel(s)), shape: s }));
         const ref = refConcat(parts, axis);
-        const got = rd(be.concat(parts.map((p) => up(p.data, p.shape, dtype)), axis, ref.shape), ref.shape, dtype);
+        const got = rd(
+          be.concat(
+            parts.map((p) => up(p.data, p.shape, dtype)),
+            axis,
+            ref.shape,
+          ),
+          ref.shape,
+          dtype,
+        );
         assertClose(got, ref.out, { rtol: 0, atol: 0 }, `concat ${JSON.stringify(shapes)} axis ${axis}`);
       };
-      run([[2, 3], [4, 3]], 0);
-      run([[2, 3], [2, 1], [2, 5]], 1);
-      run([[2, 3, 4], [2, 3, 1]], 2);
-      run([[2, 0, 3], [2, 2, 3], [2, 1, 3]], 1);
+      run(
+        [
+          [2, 3],
+          [4, 3],
+        ],
+        0,
+      );
+      run(
+        [
+          [2, 3],
+          [2, 1],
+          [2, 5],
+        ],
+        1,
+      );
+      run(
+        [
+          [2, 3, 4],
+          [2, 3, 1],
+        ],
+        2,
+      );
+      run(
+        [
+          [2, 0, 3],
+          [2, 2, 3],
+          [2, 1, 3],
+        ],
+        1,
+      );
       run([[1], [1], [1]], 0);
-      run(Array.from({ length: 11 }, (_, i) => [2, 1 + (i % 3), 3]), 1);
-      run([[3, 2], [3, 2]], 1, "int32");
+      run(
+        Array.from({ length: 11 }, (_, i) => [2, 1 + (i % 3), 3]),
+        1,
+      );
+      run(
+        [
+          [3, 2],
+          [3, 2],
+        ],
+        1,
+        "int32",
+      );
     });
 
     it("gather (take) along each axis; out-of-range indices throw", () => {
       const r = rng(20);
       const cases: [Shape, number[], number][] = [
-        [[5, 3], [4, 0, 4, 1], 0], [[2, 6, 3], [5, 0, 2, 2, 1, 3, 0], 1], [[3, 4], [3], 1], [[4], [0, 1, 2, 3, 3, 2], 0], [[3, 2], [], 0],
+        [[5, 3], [4, 0, 4, 1], 0],
+        [[2, 6, 3], [5, 0, 2, 2, 1, 3, 0], 1],
+        [[3, 4], [3], 1],
+        [[4], [0, 1, 2, 3, 3, 2], 0],
+        [[3, 2], [], 0],
       ];
       for (const [shape, idx, axis] of cases) {
         const x = uniform(r, numel(shape));
         const ref = refGather(x, shape, idx, axis);
-        assertClose(rd(be.gather(up(x, shape), up(idx, [idx.length], "int32"), axis), ref.shape, "float32"), ref.out, { rtol: 0, atol: 0 }, `gather ${JSON.stringify([shape, idx, axis])}`);
+        assertClose(
+          rd(be.gather(up(x, shape), up(idx, [idx.length], "int32"), axis), ref.shape, "float32"),
+          ref.out,
+          { rtol: 0, atol: 0 },
+          `gather ${JSON.stringify([shape, idx, axis])}`,
+        );
       }
       const xi = ints(r, 12, -9, 9);
       const refI = refGather(xi, [4, 3], [3, 3, 0], 0);
-      assert.deepEqual(Array.from(rd(be.gather(up(xi, [4, 3], "int32"), up([3, 3, 0], [3], "int32"), 0), refI.shape, "int32")), Array.from(refI.out));
+      assert.deepEqual(
+        Array.from(rd(be.gather(up(xi, [4, 3], "int32"), up([3, 3, 0], [3], "int32"), 0), refI.shape, "int32")),
+        Array.from(refI.out),
+      );
       assert.throws(() => be.gather(up(xi, [4, 3], "int32"), up([4], [1], "int32"), 0), /out of range/);
       assert.throws(() => be.gather(up(xi, [4, 3], "int32"), up([-1], [1], "int32"), 1), /out of range/);
     });
 
     it("scatterAdd accumulates repeated indices", () => {
       const r = rng(21);
-      const cases: [Shape, number[], number][] = [[[5, 3], [4, 0, 4, 1, 4], 0], [[2, 6, 3], [5, 0, 2, 2, 1, 3, 0], 1], [[3, 4], [0, 0, 0], 1], [[4], [], 0]];
+      const cases: [Shape, number[], number][] = [
+        [[5, 3], [4, 0, 4, 1, 4], 0],
+        [[2, 6, 3], [5, 0, 2, 2, 1, 3, 0], 1],
+        [[3, 4], [0, 0, 0], 1],
+        [[4], [], 0],
+      ];
       const tol = tolOf("reduce");
       for (const [outShape, idx, axis] of cases) {
         const uShape = [...outShape.slice(0, axis), idx.length, ...outShape.slice(axis + 1)];
         const u = uniform(r, numel(uShape));
-        assertClose(rd(be.scatterAdd(up(u, uShape), up(idx, [idx.length], "int32"), axis, outShape), outShape, "float32"), refScatterAdd(u, idx, axis, outShape), tol, `scatterAdd ${JSON.stringify([outShape, idx, axis])}`);
+        assertClose(
+          rd(be.scatterAdd(up(u, uShape), up(idx, [idx.length], "int32"), axis, outShape), outShape, "float32"),
+          refScatterAdd(u, idx, axis, outShape),
+          tol,
+          `scatterAdd ${JSON.stringify([outShape, idx, axis])}`,
+        );
       }
       assert.throws(() => be.scatterAdd(up([1], [1]), up([3], [1], "int32"), 0, [3]), /out of range/);
     });
@@ -457,21 +840,41 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       for (const shape of [[1], [7], [3, 5], [2, 3, 4], [4, 1000], [5, 1]] as Shape[]) {
         const x = uniform(r, numel(shape), -8, 8);
         for (const log of [false, true]) {
-          assertClose(rd(fused(be, "softmax", up(x, shape), log), shape, "float32"), refSoftmax(x, shape, log), tol, `${log ? "logSoftmax" : "softmax"} ${JSON.stringify(shape)}`);
+          assertClose(
+            rd(fused(be, "softmax", up(x, shape), log), shape, "float32"),
+            refSoftmax(x, shape, log),
+            tol,
+            `${log ? "logSoftmax" : "softmax"} ${JSON.stringify(shape)}`,
+          );
         }
       }
       const big = new Float32Array([1e4, 1e4 - 1, 1e4 - 20, -1e4, -1e4, -1e4 + 3, -1e4 - 1, -1e4, 88, 89, 90, 0, 3e4, -3e4, 0, 1]);
       for (const log of [false, true]) {
-        assertClose(rd(fused(be, "softmax", up(big, [4, 4]), log), [4, 4], "float32"), refSoftmax(big, [4, 4], log), tol, `${log ? "logSoftmax" : "softmax"} of large logits`);
+        assertClose(
+          rd(fused(be, "softmax", up(big, [4, 4]), log), [4, 4], "float32"),
+          refSoftmax(big, [4, 4], log),
+          tol,
+          `${log ? "logSoftmax" : "softmax"} of large logits`,
+        );
       }
       const masked = new Float32Array([0.5, -Infinity, -Infinity, 1, 2, -Infinity]);
-      assertClose(rd(fused(be, "softmax", up(masked, [2, 3]), false), [2, 3], "float32"), refSoftmax(masked, [2, 3], false), tol, "softmax with −inf entries");
+      assertClose(
+        rd(fused(be, "softmax", up(masked, [2, 3]), false), [2, 3], "float32"),
+        refSoftmax(masked, [2, 3], false),
+        tol,
+        "softmax with −inf entries",
+      );
     });
 
     it("crossEntropy: per-row loss and log-sum-exp, ignored rows, large logits", () => {
       const r = rng(23);
       const tol = tolOf("crossEntropy");
-      for (const [rows, cols] of [[5, 7], [1, 1], [3, 1000], [6, 2]]) {
+      for (const [rows, cols] of [
+        [5, 7],
+        [1, 1],
+        [3, 1000],
+        [6, 2],
+      ]) {
         const x = uniform(r, rows * cols, -6, 6);
         const t = ints(r, rows, 0, cols - 1);
         if (rows > 2) t[1] = -100;
@@ -488,7 +891,10 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       assertClose(rd(lse, [2], "float32"), ref.lse, tol, "crossEntropy lse of large logits");
       const ig = fused(be, "crossEntropy", up([1, 2, 3, 4], [2, 2]), up([7, 1], [2], "int32"), 7);
       // targets are validated once, by the op (kernels trust it)
-      assert.throws(() => softmaxCrossEntropy(tt([1, 2, 3, 4], [2, 2]), tt([0, 2], [2], "int32")), /crossEntropy: target 2 at position 1 is out of range/);
+      assert.throws(
+        () => softmaxCrossEntropy(tt([1, 2, 3, 4], [2, 2]), tt([0, 2], [2], "int32")),
+        /crossEntropy: target 2 at position 1 is out of range/,
+      );
       assert.throws(() => softmaxCrossEntropy(tt([1, 2, 3, 4], [2, 2]), tt([-1, 0], [2], "int32")), /out of range/);
       assert.equal(rd(ig.loss, [2], "float32")[0], 0, "an ignored row gives 0");
     });
@@ -497,13 +903,23 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const r = rng(25);
       const tol = tolOf("layerNorm");
       const eps = 1e-5;
-      for (const shape of [[1, 1], [3, 7], [2, 3, 5], [4, 768], [5, 2]] as Shape[]) {
-        const cols = shape[shape.length - 1], rows = numel(shape) / cols;
+      for (const shape of [
+        [1, 1],
+        [3, 7],
+        [2, 3, 5],
+        [4, 768],
+        [5, 2],
+      ] as Shape[]) {
+        const cols = shape[shape.length - 1],
+          rows = numel(shape) / cols;
         const x = uniform(r, numel(shape), -3, 3);
         if (cols === 768) for (let i = 0; i < cols; i++) x[i] += 1000; // row 0: mean ≫ spread
-        const gamma = uniform(r, cols, 0.5, 1.5), beta = uniform(r, cols, -1, 1), dy = uniform(r, numel(shape), -1, 1);
+        const gamma = uniform(r, cols, 0.5, 1.5),
+          beta = uniform(r, cols, -1, 1),
+          dy = uniform(r, numel(shape), -1, 1);
         for (const affine of [true, false]) {
-          const G = affine ? up(gamma, [cols]) : null, B = affine ? up(beta, [cols]) : null;
+          const G = affine ? up(gamma, [cols]) : null,
+            B = affine ? up(beta, [cols]) : null;
           const got = fused(be, "layerNorm", up(x, shape), G, B, eps);
           const ref = refLayerNorm(fround(x), rows, cols, affine ? fround(gamma) : null, affine ? fround(beta) : null, eps);
           const label = `layerNorm ${JSON.stringify(shape)}${affine ? " with gamma/beta" : ""}`;
@@ -511,17 +927,44 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
           const meanUlp = Math.max(...Array.from(ref.mean, (m, i) => Math.abs(m) * ref.rstd[i])) * 2 ** -23 * 1.5;
           assertClose(rd(got.y, shape, "float32"), ref.y, { ...tol, atol: tol.atol + meanUlp }, label);
           // the mean of values of either sign: relative to the row's mean |x|
-          const absMean = Float64Array.from({ length: rows }, (_, i) => x.subarray(i * cols, (i + 1) * cols).reduce((a, v) => a + Math.abs(v), 0) / cols);
+          const absMean = Float64Array.from(
+            { length: rows },
+            (_, i) => x.subarray(i * cols, (i + 1) * cols).reduce((a, v) => a + Math.abs(v), 0) / cols,
+          );
           assertClose(rd(got.mean, [rows], "float32"), ref.mean, tol, `${label}: mean`, absMean);
           assertClose(rd(got.rstd, [rows], "float32"), ref.rstd, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: rstd`);
-          const bw = fused(be, "layerNormBackward", up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), true);
+          const bw = fused(
+            be,
+            "layerNormBackward",
+            up(x, shape),
+            G,
+            { buf: got.mean, shape: [rows], dtype: "float32" },
+            { buf: got.rstd, shape: [rows], dtype: "float32" },
+            up(dy, shape),
+            true,
+          );
           const refB = refLayerNormBackward(fround(x), rows, cols, affine ? fround(gamma) : null, fround(dy), eps);
           // dx is a difference of O(rstd·|dy|) terms: scale the tolerance by that size
           const scaleX = new Float64Array(numel(shape)).fill(Math.max(...Array.from(ref.rstd)) * 1.5);
           assertClose(rd(bw.dx, shape, "float32"), refB.dx, { ...tol, rtol: Math.max(tol.rtol, 1e-4) }, `${label}: dx`, scaleX);
-          assertClose(rd(bw.dgamma, [cols], "float32"), refB.dgamma, { ...tol, atol: tol.atol + rows * meanUlp }, `${label}: dgamma`, new Float64Array(cols).fill(rows));
+          assertClose(
+            rd(bw.dgamma, [cols], "float32"),
+            refB.dgamma,
+            { ...tol, atol: tol.atol + rows * meanUlp },
+            `${label}: dgamma`,
+            new Float64Array(cols).fill(rows),
+          );
           assertClose(rd(bw.dbeta, [cols], "float32"), refB.dbeta, tol, `${label}: dbeta`, new Float64Array(cols).fill(rows));
-          const noParams = fused(be, "layerNormBackward", up(x, shape), G, { buf: got.mean, shape: [rows], dtype: "float32" }, { buf: got.rstd, shape: [rows], dtype: "float32" }, up(dy, shape), false);
+          const noParams = fused(
+            be,
+            "layerNormBackward",
+            up(x, shape),
+            G,
+            { buf: got.mean, shape: [rows], dtype: "float32" },
+            { buf: got.rstd, shape: [rows], dtype: "float32" },
+            up(dy, shape),
+            false,
+          );
           assert.equal(noParams.dgamma, null, "no dgamma without withParams");
           assertClose(rd(noParams.dx, shape, "float32"), rd(bw.dx, shape, "float32"), { rtol: 0, atol: 0 }, `${label}: dx without params`);
         }
@@ -532,54 +975,95 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const r = rng(26);
       const tol = tolOf("geluBackward");
       for (const n of [1, 7, 1000, 4099]) {
-        const x = uniform(r, n, -6, 6), dy = uniform(r, n, -2, 2);
-        assertClose(rd(fused(be, "geluBackward", up(x, [n]), up(dy, [n])), [n], "float32"), refGeluBackward(fround(x), fround(dy)), tol, `geluBackward n=${n}`);
+        const x = uniform(r, n, -6, 6),
+          dy = uniform(r, n, -2, 2);
+        assertClose(
+          rd(fused(be, "geluBackward", up(x, [n]), up(dy, [n])), [n], "float32"),
+          refGeluBackward(fround(x), fround(dy)),
+          tol,
+          `geluBackward n=${n}`,
+        );
       }
       const edge = new Float32Array([-100, -30, -10, 0, 10, 30, 100]);
       const ones = new Float32Array(edge.length).fill(1);
-      assertClose(rd(fused(be, "geluBackward", up(edge, [7]), up(ones, [7])), [7], "float32"), refGeluBackward(edge, ones), tol, "geluBackward at edge values");
+      assertClose(
+        rd(fused(be, "geluBackward", up(edge, [7]), up(ones, [7])), [7], "float32"),
+        refGeluBackward(edge, ones),
+        tol,
+        "geluBackward at edge values",
+      );
     });
 
     it("linearCrossEntropy and its backward equal matmul + crossEntropy", () => {
       const r = rng(27);
       const tol = tolOf("linearCrossEntropy");
-      for (const [n, e, v] of [[5, 3, 7], [1, 1, 2], [9, 16, 130]]) {
-        const x = uniform(r, n * e, -1.5, 1.5), w = uniform(r, v * e, -1.5, 1.5), g = uniform(r, n, -2, 2);
+      for (const [n, e, v] of [
+        [5, 3, 7],
+        [1, 1, 2],
+        [9, 16, 130],
+      ]) {
+        const x = uniform(r, n * e, -1.5, 1.5),
+          w = uniform(r, v * e, -1.5, 1.5),
+          g = uniform(r, n, -2, 2);
         const t = ints(r, n, 0, v - 1);
         if (n > 2) t[1] = -100;
         const logits = refMatmul(x, [n, e], w, [v, e], false, true).out;
         const ref = refCrossEntropy(logits, n, v, t, -100);
-        const X = up(x, [n, e]), W = up(w, [v, e]), Tg = up(t, [n], "int32");
+        const X = up(x, [n, e]),
+          W = up(w, [v, e]),
+          Tg = up(t, [n], "int32");
         const { loss, lse } = fused(be, "linearCrossEntropy", X, W, Tg, -100);
         const label = `linearCrossEntropy ${n}x${e}·(${v}x${e})ᵀ`;
         assertClose(rd(loss, [n], "float32"), ref.loss, tol, `${label}: loss`);
         assertClose(rd(lse, [n], "float32"), ref.lse, tol, `${label}: lse`);
         const dl = refCrossEntropyBackward(logits, n, v, t, g, -100);
         const b = fused(be, "linearCrossEntropyBackward", X, W, Tg, { buf: lse, shape: [n], dtype: "float32" }, up(g, [n]), -100);
-        const dx = refMatmul(dl, [n, v], w, [v, e], false, false), dw = refMatmul(dl, [n, v], x, [n, e], true, false);
+        const dx = refMatmul(dl, [n, v], w, [v, e], false, false),
+          dw = refMatmul(dl, [n, v], x, [n, e], true, false);
         assertClose(rd(b.dx, [n, e], "float32"), dx.out, tol, `${label}: dx`, dx.scale);
         assertClose(rd(b.dw, [v, e], "float32"), dw.out, tol, `${label}: dw`, dw.scale);
         const ones = new Float64Array(n).fill(1);
         const dl1 = refCrossEntropyBackward(logits, n, v, t, ones, -100);
-        const dx1 = refMatmul(dl1, [n, v], w, [v, e], false, false), dw1 = refMatmul(dl1, [n, v], x, [n, e], true, false);
+        const dx1 = refMatmul(dl1, [n, v], w, [v, e], false, false),
+          dw1 = refMatmul(dl1, [n, v], x, [n, e], true, false);
         const wg = fused(be, "linearCrossEntropyWithGrad", X, W, Tg, -100);
         assertClose(rd(wg.loss, [n], "float32"), ref.loss, tol, `${label}: loss (with grad)`);
         assertClose(rd(wg.dx, [n, e], "float32"), dx1.out, tol, `${label}: dx (with grad)`, dx1.scale);
         assertClose(rd(wg.dw, [v, e], "float32"), dw1.out, tol, `${label}: dw (with grad)`, dw1.scale);
       }
-      assert.throws(() => linearCrossEntropy(tt([1, 2], [1, 2]), tt([1, 2, 3, 4], [2, 2]), tt([2], [1], "int32")), /linearCrossEntropy: target 2 at position 0 is out of range/);
+      assert.throws(
+        () => linearCrossEntropy(tt([1, 2], [1, 2]), tt([1, 2, 3, 4], [2, 2]), tt([2], [1], "int32")),
+        /linearCrossEntropy: target 2 at position 0 is out of range/,
+      );
     });
 
     it("crossEntropyBackward", () => {
       const r = rng(24);
       const tol = tolOf("crossEntropyBackward");
-      for (const [rows, cols] of [[5, 7], [1, 1], [3, 300], [4, 2]]) {
+      for (const [rows, cols] of [
+        [5, 7],
+        [1, 1],
+        [3, 300],
+        [4, 2],
+      ]) {
         const x = uniform(r, rows * cols, -6, 6);
         const t = ints(r, rows, 0, cols - 1);
         if (rows > 2) t[2] = -100;
         const g = uniform(r, rows, -2, 2);
         const { lse } = fused(be, "crossEntropy", up(x, [rows, cols]), up(t, [rows], "int32"), -100);
-        const got = rd(fused(be, "crossEntropyBackward", up(x, [rows, cols]), up(t, [rows], "int32"), { buf: lse, shape: [rows], dtype: "float32" }, up(g, [rows]), -100), [rows, cols], "float32");
+        const got = rd(
+          fused(
+            be,
+            "crossEntropyBackward",
+            up(x, [rows, cols]),
+            up(t, [rows], "int32"),
+            { buf: lse, shape: [rows], dtype: "float32" },
+            up(g, [rows]),
+            -100,
+          ),
+          [rows, cols],
+          "float32",
+        );
         assertClose(got, refCrossEntropyBackward(x, rows, cols, t, g, -100), tol, `crossEntropyBackward ${rows}x${cols}`);
       }
       // large logits: the interface passes lse in float32, so exp(x − lse) carries about |lse|·2⁻²⁴ relative error
@@ -587,20 +1071,47 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
       const t = new Int32Array([0, 1]);
       const g = new Float32Array([1, -0.5]);
       const { lse } = fused(be, "crossEntropy", up(big, [2, 3]), up(t, [2], "int32"), -100);
-      const got = rd(fused(be, "crossEntropyBackward", up(big, [2, 3]), up(t, [2], "int32"), { buf: lse, shape: [2], dtype: "float32" }, up(g, [2]), -100), [2, 3], "float32");
-      assertClose(got, refCrossEntropyBackward(big, 2, 3, t, g, -100), { rtol: 1e-4, atol: 1e3 * 2 ** -22 }, "crossEntropyBackward of large logits");
+      const got = rd(
+        fused(
+          be,
+          "crossEntropyBackward",
+          up(big, [2, 3]),
+          up(t, [2], "int32"),
+          { buf: lse, shape: [2], dtype: "float32" },
+          up(g, [2]),
+          -100,
+        ),
+        [2, 3],
+        "float32",
+      );
+      assertClose(
+        got,
+        refCrossEntropyBackward(big, 2, 3, t, g, -100),
+        { rtol: 1e-4, atol: 1e3 * 2 ** -22 },
+        "crossEntropyBackward of large logits",
+      );
     });
 
     it("each fused kernel, as ops call it, agrees with its composite in the op layer", (t) => {
       const own = new Set(ownFusedKernels(be));
-      t.diagnostic(`backend kernels: ${[...own].join(", ") || "none"}; composites: ${FUSED_KERNELS.filter((k) => !own.has(k)).join(", ") || "none"}`);
+      t.diagnostic(
+        `backend kernels: ${[...own].join(", ") || "none"}; composites: ${FUSED_KERNELS.filter((k) => !own.has(k)).join(", ") || "none"}`,
+      );
       const r = rng(41);
-      const n = 6, c = 11, e = 5, eps = 1e-5;
+      const n = 6,
+        c = 11,
+        e = 5,
+        eps = 1e-5;
       const tg = ints(r, n, 0, c - 1);
       tg[2] = -100;
-      const x = up(uniform(r, n * c, -4, 4), [n, c]), T = up(tg, [n], "int32"), g = up(uniform(r, n, -2, 2), [n]);
-      const dy = up(uniform(r, n * c, -1, 1), [n, c]), gamma = up(uniform(r, c, 0.5, 1.5), [c]), beta = up(uniform(r, c, -1, 1), [c]);
-      const xe = up(uniform(r, n * e, -1.5, 1.5), [n, e]), w = up(uniform(r, c * e, -1.5, 1.5), [c, e]);
+      const x = up(uniform(r, n * c, -4, 4), [n, c]),
+        T = up(tg, [n], "int32"),
+        g = up(uniform(r, n, -2, 2), [n]);
+      const dy = up(uniform(r, n * c, -1, 1), [n, c]),
+        gamma = up(uniform(r, c, 0.5, 1.5), [c]),
+        beta = up(uniform(r, c, -1, 1), [c]);
+      const xe = up(uniform(r, n * e, -1.5, 1.5), [n, e]),
+        w = up(uniform(r, c * e, -1.5, 1.5), [c, e]);
       const f = (buf: unknown, shape: Shape): TensorInfo => ({ buf, shape, dtype: "float32" });
       const lse = f(composite(be, "crossEntropy", x, T, -100).lse, [n]);
       const stats = composite(be, "layerNorm", x, gamma, beta, eps);
@@ -612,7 +1123,10 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         crossEntropy: { args: [x, T, -100], shapes: { loss: [n], lse: [n] } },
         crossEntropyBackward: { args: [x, T, lse, g, -100], shapes: [n, c] },
         layerNorm: { args: [x, gamma, beta, eps], shapes: { y: [n, c], mean: [n], rstd: [n] } },
-        layerNormBackward: { args: [x, gamma, f(stats.mean, [n]), f(stats.rstd, [n]), dy, true], shapes: { dx: [n, c], dgamma: [c], dbeta: [c] } },
+        layerNormBackward: {
+          args: [x, gamma, f(stats.mean, [n]), f(stats.rstd, [n]), dy, true],
+          shapes: { dx: [n, c], dgamma: [c], dbeta: [c] },
+        },
         geluBackward: { args: [x, dy], shapes: [n, c] },
         linearCrossEntropy: { args: [xe, w, T, -100], shapes: { loss: [n], lse: [n] } },
         linearCrossEntropyBackward: { args: [xe, w, T, lseL, g, -100], shapes: { dx: [n, e], dw: [c, e] } },
@@ -626,10 +1140,17 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const compOut = run((...a) => (composite as (...b: unknown[]) => unknown)(be, name, ...a));
         const outs: [string, Shape][] = Array.isArray(shapes) ? [["", shapes]] : Object.entries(shapes);
         for (const [key, shape] of outs) {
-          const kb = key ? (kernelOut as Record<string, unknown>)[key] : kernelOut, cb = key ? (compOut as Record<string, unknown>)[key] : compOut;
+          const kb = key ? (kernelOut as Record<string, unknown>)[key] : kernelOut,
+            cb = key ? (compOut as Record<string, unknown>)[key] : compOut;
           const ref = Array.from(rd(cb, shape, "float32"));
           const scale = Math.max(...ref.map(Math.abs));
-          assertClose(rd(kb, shape, "float32"), ref, { ...tolOf(name), rtol: Math.max(tolOf(name).rtol, 1e-5) }, `${name}${key ? `.${key}` : ""}: ${own.has(name) ? "kernel" : "composite"} vs composite`, ref.map(() => scale));
+          assertClose(
+            rd(kb, shape, "float32"),
+            ref,
+            { ...tolOf(name), rtol: Math.max(tolOf(name).rtol, 1e-5) },
+            `${name}${key ? `.${key}` : ""}: ${own.has(name) ? "kernel" : "composite"} vs composite`,
+            ref.map(() => scale),
+          );
         }
       }
     });
@@ -648,7 +1169,8 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const tight: Tol = { rtol: 1e-13, atol: 1e-15 };
         const x = Float64Array.from(uniform(r, 15, -3, 3), (v, i) => v + i * 1e-9);
         const y = Float64Array.from(uniform(r, 20, -3, 3), (v) => v + 1e-10);
-        const X = up(x, [3, 5], "float64"), Y = up(y, [5, 4], "float64");
+        const X = up(x, [3, 5], "float64"),
+          Y = up(y, [5, 4], "float64");
         for (const op of ["exp", "tanh", "gelu", "sigmoid", "sin"] as UnaryOp[]) {
           assertClose(rd(be.unary(op, X, "float64"), [3, 5], "float64"), Array.from(x, UNARY_REF[op]), tight, `float64 ${op}`);
         }
@@ -662,16 +1184,41 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
         const refLn = refLayerNorm(x, 3, 5, null, null, 1e-5);
         assertClose(rd(ln.y, [3, 5], "float64"), refLn.y, tight, "float64 layerNorm");
         const dyLn = Float64Array.from(x, (v, i) => Math.sin(v + i));
-        const lnb = fused(be, "layerNormBackward", X, null, { buf: ln.mean, shape: [3], dtype: "float64" }, { buf: ln.rstd, shape: [3], dtype: "float64" }, up(dyLn, [3, 5], "float64"), true);
-        assertClose(rd(lnb.dx, [3, 5], "float64"), refLayerNormBackward(x, 3, 5, null, dyLn, 1e-5).dx, tight, "float64 layerNorm backward", new Float64Array(15).fill(3));
-        assertClose(rd(fused(be, "geluBackward", X, up(dyLn, [3, 5], "float64")), [3, 5], "float64"), refGeluBackward(x, dyLn), tight, "float64 geluBackward");
+        const lnb = fused(
+          be,
+          "layerNormBackward",
+          X,
+          null,
+          { buf: ln.mean, shape: [3], dtype: "float64" },
+          { buf: ln.rstd, shape: [3], dtype: "float64" },
+          up(dyLn, [3, 5], "float64"),
+          true,
+        );
+        assertClose(
+          rd(lnb.dx, [3, 5], "float64"),
+          refLayerNormBackward(x, 3, 5, null, dyLn, 1e-5).dx,
+          tight,
+          "float64 layerNorm backward",
+          new Float64Array(15).fill(3),
+        );
+        assertClose(
+          rd(fused(be, "geluBackward", X, up(dyLn, [3, 5], "float64")), [3, 5], "float64"),
+          refGeluBackward(x, dyLn),
+          tight,
+          "float64 geluBackward",
+        );
       });
     }
 
     describe("gradients on the backend agree with the cpu backend", () => {
       const gtol = () => tolOf("grad");
       /** Evaluates f(...args) and its gradients on a backend; returns host arrays. */
-      const evalOn = (target: Backend | "cpu", data: { values: Float32Array; shape: Shape }[], f: (...xs: Tensor[]) => Tensor, extra: () => Tensor[] = () => []) => {
+      const evalOn = (
+        target: Backend | "cpu",
+        data: { values: Float32Array; shape: Shape }[],
+        f: (...xs: Tensor[]) => Tensor,
+        extra: () => Tensor[] = () => [],
+      ) => {
         const prev = getBackend();
         setBackend(target);
         try {
@@ -684,28 +1231,53 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
           setBackend(prev);
         }
       };
-      const compare = (label: string, data: { values: Float32Array; shape: Shape }[], f: (...xs: Tensor[]) => Tensor, extra?: () => Tensor[]) => {
+      const compare = (
+        label: string,
+        data: { values: Float32Array; shape: Shape }[],
+        f: (...xs: Tensor[]) => Tensor,
+        extra?: () => Tensor[],
+      ) => {
         const ref = evalOn("cpu", data, f, extra);
         const got = evalOn(be, data, f, extra);
         assertClose(got.value, ref.value, gtol(), `${label}: value`);
-        got.grads.forEach((g, i) => assertClose(g, ref.grads[i], gtol(), `${label}: gradient of argument ${i}`, ref.grads[i].map(() => Math.max(...ref.grads[i].map(Math.abs)))));
+        got.grads.forEach((g, i) =>
+          assertClose(
+            g,
+            ref.grads[i],
+            gtol(),
+            `${label}: gradient of argument ${i}`,
+            ref.grads[i].map(() => Math.max(...ref.grads[i].map(Math.abs))),
+          ),
+        );
       };
 
       it("MLP with layerNorm, gelu and cross-entropy", () => {
         const r = rng(31);
         const data = [
-          { values: uniform(r, 6 * 8), shape: [6, 8] }, { values: uniform(r, 8 * 16, -0.5, 0.5), shape: [8, 16] },
-          { values: uniform(r, 16, -0.1, 0.1), shape: [16] }, { values: uniform(r, 16 * 5, -0.5, 0.5), shape: [16, 5] },
+          { values: uniform(r, 6 * 8), shape: [6, 8] },
+          { values: uniform(r, 8 * 16, -0.5, 0.5), shape: [8, 16] },
+          { values: uniform(r, 16, -0.1, 0.1), shape: [16] },
+          { values: uniform(r, 16 * 5, -0.5, 0.5), shape: [16, 5] },
           { values: uniform(r, 8, 0.5, 1.5), shape: [8] },
         ];
         const targets = () => [tensor([0, 4, 2, -100, 1, 3], { dtype: "int32" })];
-        compare("mlp", data, (x, w1, b1, w2, gamma, t) => crossEntropy(matmul(gelu(matmul(layerNorm(x, gamma), w1).add(b1)), w2), t), targets);
+        compare(
+          "mlp",
+          data,
+          (x, w1, b1, w2, gamma, t) => crossEntropy(matmul(gelu(matmul(layerNorm(x, gamma), w1).add(b1)), w2), t),
+          targets,
+        );
       });
 
       it("causal attention: masked softmax of q·kᵀ, then ·v", () => {
         const r = rng(32);
-        const T = 5, D = 4;
-        const data = [{ values: uniform(r, 2 * T * D), shape: [2, T, D] }, { values: uniform(r, 2 * T * D), shape: [2, T, D] }, { values: uniform(r, 2 * T * D), shape: [2, T, D] }];
+        const T = 5,
+          D = 4;
+        const data = [
+          { values: uniform(r, 2 * T * D), shape: [2, T, D] },
+          { values: uniform(r, 2 * T * D), shape: [2, T, D] },
+          { values: uniform(r, 2 * T * D), shape: [2, T, D] },
+        ];
         compare("attention", data, (q, k, v) => {
           const s = matmul(q, mT(k)).mul(1 / Math.sqrt(D));
           const p = softmax(where(causalMask(T), s, -Infinity));
@@ -716,7 +1288,10 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
 
       it("take, concat, slice, transpose, max, logsumexp and a chain of unary ops", () => {
         const r = rng(33);
-        const data = [{ values: uniform(r, 5 * 3, 0.1, 2), shape: [5, 3] }, { values: uniform(r, 4 * 3), shape: [4, 3] }];
+        const data = [
+          { values: uniform(r, 5 * 3, 0.1, 2), shape: [5, 3] },
+          { values: uniform(r, 4 * 3), shape: [4, 3] },
+        ];
         compare("shape ops", data, (a, b) => {
           const idx = tensor([4, 0, 4, 2], { dtype: "int32" });
           const g = take(a, idx, 0);

@@ -26,9 +26,17 @@ export function trainStep(spec: StepBackend): StepResult {
   try {
     const model = createModel(preset("diffeqformer-micro"), random.key(7));
     model.train(false);
-    const B = 2, T = 8, V = model.config.vocabSize;
-    const x = tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V), { shape: [B, T], dtype: "int32" });
-    const y = tensor(Int32Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V), { shape: [B, T], dtype: "int32" });
+    const B = 2,
+      T = 8,
+      V = model.config.vocabSize;
+    const x = tensor(
+      Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V),
+      { shape: [B, T], dtype: "int32" },
+    );
+    const y = tensor(
+      Int32Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V),
+      { shape: [B, T], dtype: "int32" },
+    );
     const f = (p: Record<string, Tensor>) => {
       model.setParameters(p);
       return model.loss(x, y);

@@ -19,7 +19,7 @@
  * included, padded, with `mask` marking real targets (or dropped with `partial: 'drop'`). The last
  * batch may hold fewer than B windows (`batch` says how many).
  */
-import { numpyPermutation } from './numpy-random.js';
+import { numpyPermutation } from "./numpy-random.js";
 
 /** Token storage accepted by the batchers. */
 export type TokenArray = Uint16Array | Int32Array | Uint32Array;
@@ -49,8 +49,8 @@ function checkPositiveInt(v: number, what: string, who: string): void {
 
 /** Number of full windows of seqLen + 1 tokens starting every `stride` tokens. */
 export function countWindows(length: number, seqLen: number, stride: number = seqLen + 1): number {
-  checkPositiveInt(seqLen, 'seqLen', 'countWindows');
-  checkPositiveInt(stride, 'stride', 'countWindows');
+  checkPositiveInt(seqLen, "seqLen", "countWindows");
+  checkPositiveInt(stride, "stride", "countWindows");
   if (length < seqLen + 1) return 0;
   return Math.floor((length - seqLen - 1) / stride) + 1;
 }
@@ -97,13 +97,13 @@ export class BatchSampler {
     private readonly tokens: TokenArray,
     opts: BatchSamplerOptions,
   ) {
-    const who = 'BatchSampler';
-    checkPositiveInt(opts.batchSize, 'batchSize', who);
-    checkPositiveInt(opts.seqLen, 'seqLen', who);
+    const who = "BatchSampler";
+    checkPositiveInt(opts.batchSize, "batchSize", who);
+    checkPositiveInt(opts.seqLen, "seqLen", who);
     this.batchSize = opts.batchSize;
     this.seqLen = opts.seqLen;
     this.stride = opts.stride ?? opts.seqLen + 1;
-    checkPositiveInt(this.stride, 'stride', who);
+    checkPositiveInt(this.stride, "stride", who);
     this.numWindows = countWindows(tokens.length, this.seqLen, this.stride);
     this.batchesPerEpoch = Math.floor(this.numWindows / this.batchSize);
     if (this.batchesPerEpoch === 0) {
@@ -124,7 +124,9 @@ export class BatchSampler {
       const seen = new Uint8Array(this.numWindows);
       for (const w of p) {
         if (!(w >= 0 && w < this.numWindows) || seen[w] === 1) {
-          throw new Error(`BatchSampler: permute(${this.numWindows}, ${epoch}) is not a permutation of [0, ${this.numWindows}) (bad or repeated index ${w})`);
+          throw new Error(
+            `BatchSampler: permute(${this.numWindows}, ${epoch}) is not a permutation of [0, ${this.numWindows}) (bad or repeated index ${w})`,
+          );
         }
         seen[w] = 1;
       }
@@ -163,16 +165,24 @@ export class BatchSampler {
 
   /** Current position (the batch `next()` will return). */
   state(): SamplerState {
-    return { epoch: this.epoch, index: this.index, numWindows: this.numWindows, batchSize: this.batchSize, seqLen: this.seqLen, stride: this.stride };
+    return {
+      epoch: this.epoch,
+      index: this.index,
+      numWindows: this.numWindows,
+      batchSize: this.batchSize,
+      seqLen: this.seqLen,
+      stride: this.stride,
+    };
   }
 
   /** Moves to a saved position; throws when it belongs to a different configuration or data. */
   restore(s: SamplerState): void {
     const mine = this.state();
-    for (const k of ['numWindows', 'batchSize', 'seqLen', 'stride'] as const) {
+    for (const k of ["numWindows", "batchSize", "seqLen", "stride"] as const) {
       if (s[k] !== mine[k]) throw new Error(`BatchSampler.restore: state has ${k}=${s[k]}, this sampler has ${k}=${mine[k]}`);
     }
-    if (!Number.isInteger(s.epoch) || s.epoch < 0) throw new Error(`BatchSampler.restore: epoch must be a non-negative integer, got ${s.epoch}`);
+    if (!Number.isInteger(s.epoch) || s.epoch < 0)
+      throw new Error(`BatchSampler.restore: epoch must be a non-negative integer, got ${s.epoch}`);
     if (!Number.isInteger(s.index) || s.index < 0 || s.index >= this.batchesPerEpoch) {
       throw new Error(`BatchSampler.restore: index must be an integer in [0, ${this.batchesPerEpoch}), got ${s.index}`);
     }
@@ -188,32 +198,32 @@ export interface EvalBatchOptions {
   /** Window start spacing (default seqLen: every token but the first is a target once). */
   stride?: number;
   /** The final shorter window: `pad` (default; masked) or `drop`. */
-  partial?: 'pad' | 'drop';
+  partial?: "pad" | "drop";
   /** Id used for padding (default 50256, GPT-2 EOS). */
   padId?: number;
 }
 
 /** Number of evaluation windows `evalBatches` yields (including a padded partial one). */
-export function countEvalWindows(length: number, opts: Omit<EvalBatchOptions, 'batchSize'>): number {
+export function countEvalWindows(length: number, opts: Omit<EvalBatchOptions, "batchSize">): number {
   const T = opts.seqLen;
   const stride = opts.stride ?? T;
   const full = countWindows(length, T, stride);
-  if ((opts.partial ?? 'pad') === 'drop') return full;
+  if ((opts.partial ?? "pad") === "drop") return full;
   const nextStart = full * stride;
   return nextStart + 1 < length ? full + 1 : full;
 }
 
 /** Evaluation batches over a whole split, in order (see the module comment). */
 export function* evalBatches(tokens: TokenArray, opts: EvalBatchOptions): Generator<Batch> {
-  const who = 'evalBatches';
-  checkPositiveInt(opts.batchSize, 'batchSize', who);
-  checkPositiveInt(opts.seqLen, 'seqLen', who);
+  const who = "evalBatches";
+  checkPositiveInt(opts.batchSize, "batchSize", who);
+  checkPositiveInt(opts.seqLen, "seqLen", who);
   const T = opts.seqLen;
   const stride = opts.stride ?? T;
-  checkPositiveInt(stride, 'stride', who);
+  checkPositiveInt(stride, "stride", who);
   if (stride > T + 1) throw new Error(`${who}: stride ${stride} > seqLen + 1 = ${T + 1} would skip tokens`);
   const padId = opts.padId ?? 50256;
-  const total = countEvalWindows(tokens.length, { seqLen: T, stride, partial: opts.partial ?? 'pad' });
+  const total = countEvalWindows(tokens.length, { seqLen: T, stride, partial: opts.partial ?? "pad" });
   for (let first = 0; first < total; first += opts.batchSize) {
     const B = Math.min(opts.batchSize, total - first);
     const b: Batch = { inputs: new Int32Array(B * T), targets: new Int32Array(B * T), batch: B, seqLen: T, mask: new Uint8Array(B * T) };

@@ -14,12 +14,12 @@
  * renamed into place, so an interrupted run never leaves a truncated entry behind (the token file is
  * renamed first, the metadata last; a token file without matching metadata is ignored).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { assertUint16Vocab, gpt2Tokenizer, TokenBuffer, type Tokenizer } from './tokenizer.js';
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { assertUint16Vocab, gpt2Tokenizer, TokenBuffer, type Tokenizer } from "./tokenizer.js";
 
 /** Identity of one source file at the time it was hashed. */
 export interface SourceFingerprint {
@@ -31,14 +31,14 @@ export interface SourceFingerprint {
 
 /** Metadata stored next to a cached token file. */
 export interface TokenCacheMeta {
-  format: 'qkvflow-tokens';
+  format: "qkvflow-tokens";
   version: 1;
   key: string;
   split: string;
   tokenizer: string;
   vocabSize: number;
   eosId: number;
-  dtype: 'uint16';
+  dtype: "uint16";
   tokenCount: number;
   documents: number;
   /** sha256 over the recipe and the per-file sha256 values. */
@@ -52,19 +52,19 @@ export interface TokenCacheMeta {
 
 /** Default cache folder: `$QKVFLOW_CACHE`, else `~/.cache/qkvflow`. */
 export function defaultCacheDir(): string {
-  const env = process.env['QKVFLOW_CACHE'];
-  if (env !== undefined && env.trim() !== '') return resolve(env);
-  return join(homedir(), '.cache', 'qkvflow');
+  const env = process.env["QKVFLOW_CACHE"];
+  if (env !== undefined && env.trim() !== "") return resolve(env);
+  return join(homedir(), ".cache", "qkvflow");
 }
 
 /** Resolves an explicit cache folder or falls back to `defaultCacheDir()`. */
 export function resolveCacheDir(dir?: string): string {
-  return dir !== undefined && dir !== '' ? resolve(dir) : defaultCacheDir();
+  return dir !== undefined && dir !== "" ? resolve(dir) : defaultCacheDir();
 }
 
 /** A temporary sibling path for an atomic write of `path`. */
 export function tempPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
 }
 
 /** Writes a file atomically: temp file in the same folder, then rename over the target. */
@@ -82,14 +82,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 
 /** sha256 (hex) of a file, streamed. */
 export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
+  const h = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
+  return h.digest("hex");
 }
 
 /** sha256 (hex) of a string. */
 export function sha256Text(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return createHash("sha256").update(text).digest("hex");
 }
 
 /** Fingerprints source files, reusing a previous sha256 when size and mtime are unchanged (unless `rehash`). */
@@ -119,26 +119,26 @@ export async function fingerprintSources(
 
 /** Combines a recipe string and per-file checksums into the cache's source checksum. */
 export function combinedSourceSha256(recipe: string, fingerprints: readonly SourceFingerprint[]): string {
-  return sha256Text(`${recipe}\n${fingerprints.map((f) => f.sha256).join('\n')}`);
+  return sha256Text(`${recipe}\n${fingerprints.map((f) => f.sha256).join("\n")}`);
 }
 
 /** Makes a cache key safe as a folder name. */
 export function sanitizeKey(key: string): string {
-  const s = key.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
-  if (s === '') throw new Error(`sanitizeKey: cache key '${key}' has no usable characters`);
+  const s = key.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^\.+/, "_");
+  if (s === "") throw new Error(`sanitizeKey: cache key '${key}' has no usable characters`);
   return s;
 }
 
 /** Paths of one cache entry. */
 export function tokenCachePaths(cacheDir: string, key: string, split: string, tokenizer: string): { tokens: string; meta: string } {
-  const dir = join(resolveCacheDir(cacheDir), 'tokens', sanitizeKey(key));
+  const dir = join(resolveCacheDir(cacheDir), "tokens", sanitizeKey(key));
   const base = `${sanitizeKey(split)}.${sanitizeKey(tokenizer)}`;
   return { tokens: join(dir, `${base}.u16`), meta: join(dir, `${base}.json`) };
 }
 
 /** Reads a whole uint16 token file into memory. */
 export async function readTokenFile(path: string, expectedCount?: number): Promise<Uint16Array> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, "r");
   try {
     const { size } = await fh.stat();
     if (size % 2 !== 0) throw new Error(`readTokenFile: ${path} has ${size} bytes, not a whole number of uint16 tokens`);
@@ -149,7 +149,9 @@ export async function readTokenFile(path: string, expectedCount?: number): Promi
     try {
       out = new Uint16Array(size / 2);
     } catch {
-      throw new Error(`readTokenFile: ${path} holds ${size / 2} tokens, more than one typed array can hold here; load fewer documents (maxDocuments)`);
+      throw new Error(
+        `readTokenFile: ${path} holds ${size / 2} tokens, more than one typed array can hold here; load fewer documents (maxDocuments)`,
+      );
     }
     const bytes = new Uint8Array(out.buffer);
     let off = 0;
@@ -168,13 +170,13 @@ export async function readTokenFile(path: string, expectedCount?: number): Promi
 export async function readTokenCacheMeta(path: string): Promise<TokenCacheMeta | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readFile(path, "utf8");
   } catch {
     return undefined;
   }
   try {
     const m = JSON.parse(text) as Partial<TokenCacheMeta>;
-    if (m.format !== 'qkvflow-tokens' || m.version !== 1 || typeof m.tokenCount !== 'number' || typeof m.sourceSha256 !== 'string') {
+    if (m.format !== "qkvflow-tokens" || m.version !== 1 || typeof m.tokenCount !== "number" || typeof m.sourceSha256 !== "string") {
       return undefined;
     }
     return m as TokenCacheMeta;
@@ -220,7 +222,7 @@ const FLUSH_TOKENS = 1 << 20;
 /** Returns a split's tokens from the cache, tokenising (and caching atomically) when absent or stale. */
 export async function cachedTokenize(opts: CachedTokenizeOptions): Promise<CachedTokens> {
   const tokenizer = opts.tokenizer ?? gpt2Tokenizer;
-  assertUint16Vocab(tokenizer, 'cachedTokenize');
+  assertUint16Vocab(tokenizer, "cachedTokenize");
   const cacheDir = resolveCacheDir(opts.cacheDir);
   const paths = tokenCachePaths(cacheDir, opts.key, opts.split, tokenizer.name);
   const old = await readTokenCacheMeta(paths.meta);
@@ -240,7 +242,7 @@ export async function cachedTokenize(opts: CachedTokenizeOptions): Promise<Cache
   const t0 = performance.now();
   await mkdir(dirname(paths.tokens), { recursive: true });
   const tmp = tempPathFor(paths.tokens);
-  const fh = await open(tmp, 'w');
+  const fh = await open(tmp, "w");
   let tokenCount = 0;
   let documents = 0;
   try {
@@ -255,7 +257,7 @@ export async function cachedTokenize(opts: CachedTokenizeOptions): Promise<Cache
       buf.clear();
     };
     for await (const doc of opts.documents()) {
-      if (typeof doc !== 'string') {
+      if (typeof doc !== "string") {
         throw new Error(`cachedTokenize: document ${documents} of split '${opts.split}' is a ${typeof doc}, expected a string`);
       }
       buf.push(tokenizer.encode(doc));
@@ -272,20 +274,20 @@ export async function cachedTokenize(opts: CachedTokenizeOptions): Promise<Cache
     throw err;
   }
   const meta: TokenCacheMeta = {
-    format: 'qkvflow-tokens',
+    format: "qkvflow-tokens",
     version: 1,
     key: opts.key,
     split: opts.split,
     tokenizer: tokenizer.name,
     vocabSize: tokenizer.vocabSize,
     eosId: tokenizer.eosId,
-    dtype: 'uint16',
+    dtype: "uint16",
     tokenCount,
     documents,
     sourceSha256,
     recipe: opts.recipe,
     sources: fingerprints,
-    description: opts.description ?? opts.sources.join(', '),
+    description: opts.description ?? opts.sources.join(", "),
     created: new Date().toISOString(),
     tokenizeSeconds: (performance.now() - t0) / 1000,
   };

@@ -12,14 +12,14 @@
  * Each split is tokenised with GPT-2 BPE, every document followed by EOS (50256), and cached on disk
  * (see cache.ts), so the second load reads the token file instead of re-tokenising.
  */
-import { resolve } from 'node:path';
-import { cachedTokenize, readTokenFile, resolveCacheDir, sha256Text } from './cache.js';
-import type { FetchLike } from './download.js';
-import { checkDocumentOptions } from './sources/common.js';
-import { openwebtext } from './sources/openwebtext.js';
-import { canonicalSplit, type DatasetSpec, type SplitSource } from './sources/types.js';
-import { wikitext103, wikitext103Detokenized, wikitext2 } from './sources/wikitext.js';
-import { gpt2Tokenizer, type Tokenizer } from './tokenizer.js';
+import { resolve } from "node:path";
+import { cachedTokenize, readTokenFile, resolveCacheDir, sha256Text } from "./cache.js";
+import type { FetchLike } from "./download.js";
+import { checkDocumentOptions } from "./sources/common.js";
+import { openwebtext } from "./sources/openwebtext.js";
+import { canonicalSplit, type DatasetSpec, type SplitSource } from "./sources/types.js";
+import { wikitext103, wikitext103Detokenized, wikitext2 } from "./sources/wikitext.js";
+import { gpt2Tokenizer, type Tokenizer } from "./tokenizer.js";
 
 /** One tokenised split. */
 export interface SplitTokens {
@@ -47,7 +47,7 @@ export function listDatasets(): string[] {
 /** The specification of a data set by name (throws, listing the known names, when unknown). */
 export function getDatasetSpec(name: string): DatasetSpec {
   const spec = REGISTRY.find((d) => d.name === name.trim().toLowerCase());
-  if (spec === undefined) throw new Error(`getDatasetSpec: unknown data set '${name}'; known: ${listDatasets().join(', ')}`);
+  if (spec === undefined) throw new Error(`getDatasetSpec: unknown data set '${name}'; known: ${listDatasets().join(", ")}`);
   return spec;
 }
 
@@ -76,7 +76,7 @@ export interface FindDatasetOptions {
   /** Idle timeout of downloads in milliseconds. */
   timeoutMs?: number;
   /** WikiText document unit: `articles` (default) or `lines`. */
-  wikitextDocuments?: 'articles' | 'lines';
+  wikitextDocuments?: "articles" | "lines";
   /** Keep only the first N documents of each split. */
   maxDocuments?: number;
   /** Progress messages (default: silent). */
@@ -86,7 +86,7 @@ export interface FindDatasetOptions {
 /** Where a data set was found and which splits it has. */
 export interface ResolvedDataset {
   name: string;
-  origin: 'local' | 'cache' | 'download';
+  origin: "local" | "cache" | "download";
   /** The folder (local) or variant id (cache/download) the splits come from. */
   location: string;
   /** Splits found (canonical names), with their sources. */
@@ -97,31 +97,33 @@ export interface ResolvedDataset {
 
 function envDir(name: string): string | undefined {
   const v = process.env[name];
-  return v !== undefined && v.trim() !== '' ? v : undefined;
+  return v !== undefined && v.trim() !== "" ? v : undefined;
 }
 
 function missingDataError(spec: DatasetSpec, wanted: readonly string[], looked: readonly string[], variant: string, mirror: string): Error {
   return new Error(
     [
-      `loadDataset: no data for '${spec.name}' (splits: ${wanted.join(', ')}).`,
-      'Looked in:',
+      `loadDataset: no data for '${spec.name}' (splits: ${wanted.join(", ")}).`,
+      "Looked in:",
       ...looked.map((l) => `  - ${l}`),
-      'To provide it, either:',
+      "To provide it, either:",
       `  - allow downloading (download: true); variant '${variant}' fetches ${mirror} into the cache folder, or`,
       `  - put the files in a folder and pass it with --data DIR (or set QKVFLOW_DATA=DIR); accepted layouts: ${spec.localLayouts}.`,
-    ].join('\n'),
+    ].join("\n"),
   );
 }
 
 /** Finds a data set's splits (local folder, cache, download) without tokenising. */
 export async function findDataset(opts: FindDatasetOptions): Promise<ResolvedDataset> {
   const spec = getDatasetSpec(opts.name);
-  checkDocumentOptions(opts, 'loadDataset');
+  checkDocumentOptions(opts, "loadDataset");
   const requested = opts.splits?.map(canonicalSplit);
   if (requested !== undefined) {
-    if (requested.length === 0) throw new Error(`loadDataset: splits is empty; pass undefined for all splits of '${spec.name}' (${spec.splits.join(', ')})`);
+    if (requested.length === 0)
+      throw new Error(`loadDataset: splits is empty; pass undefined for all splits of '${spec.name}' (${spec.splits.join(", ")})`);
     const unknown = requested.filter((s) => !spec.splits.includes(s));
-    if (unknown.length > 0) throw new Error(`loadDataset: '${spec.name}' has no split(s) ${unknown.join(', ')}; it has ${spec.splits.join(', ')}`);
+    if (unknown.length > 0)
+      throw new Error(`loadDataset: '${spec.name}' has no split(s) ${unknown.join(", ")}; it has ${spec.splits.join(", ")}`);
   }
   const wanted = requested ?? [...spec.splits];
   const looked: string[] = [];
@@ -130,7 +132,7 @@ export async function findDataset(opts: FindDatasetOptions): Promise<ResolvedDat
     ...(opts.maxDocuments !== undefined ? { maxDocuments: opts.maxDocuments } : {}),
   };
 
-  const dataDir = opts.dataDir ?? envDir('QKVFLOW_DATA');
+  const dataDir = opts.dataDir ?? envDir("QKVFLOW_DATA");
   if (dataDir !== undefined) {
     const dir = resolve(dataDir);
     const found = await spec.findLocal(dir, { ...docOpts, ...(opts.format !== undefined ? { format: opts.format } : {}) }, looked);
@@ -139,18 +141,26 @@ export async function findDataset(opts: FindDatasetOptions): Promise<ResolvedDat
     if (Object.keys(splits).length > 0) {
       if (requested !== undefined && Object.keys(splits).length < requested.length) {
         const missing = requested.filter((s) => splits[s] === undefined);
-        throw new Error(`loadDataset: ${dir} has '${spec.name}' split(s) ${Object.keys(found).join(', ')} but not ${missing.join(', ')}.\nLooked in:\n${looked.map((l) => `  - ${l}`).join('\n')}`);
+        throw new Error(
+          `loadDataset: ${dir} has '${spec.name}' split(s) ${Object.keys(found).join(", ")} but not ${missing.join(", ")}.\nLooked in:\n${looked.map((l) => `  - ${l}`).join("\n")}`,
+        );
       }
-      return { name: spec.name, origin: 'local', location: dir, splits, looked };
+      return { name: spec.name, origin: "local", location: dir, splits, looked };
     }
-    throw missingDataError(spec, wanted, looked, spec.variants[0]?.id ?? 'none', spec.variants[0]?.describe(spec.variants[0].defaultBaseUrl) ?? '');
+    throw missingDataError(
+      spec,
+      wanted,
+      looked,
+      spec.variants[0]?.id ?? "none",
+      spec.variants[0]?.describe(spec.variants[0].defaultBaseUrl) ?? "",
+    );
   }
 
   const variant = opts.variant === undefined ? spec.variants[0] : spec.variants.find((v) => v.id === opts.variant);
   if (variant === undefined) {
-    throw new Error(`loadDataset: '${spec.name}' has no variant '${opts.variant}'; variants: ${spec.variants.map((v) => v.id).join(', ')}`);
+    throw new Error(`loadDataset: '${spec.name}' has no variant '${opts.variant}'; variants: ${spec.variants.map((v) => v.id).join(", ")}`);
   }
-  const baseUrl = opts.baseUrl ?? envDir('QKVFLOW_DATA_MIRROR');
+  const baseUrl = opts.baseUrl ?? envDir("QKVFLOW_DATA_MIRROR");
   const remote = {
     cacheDir: resolveCacheDir(opts.cacheDir),
     download: false,
@@ -162,10 +172,10 @@ export async function findDataset(opts: FindDatasetOptions): Promise<ResolvedDat
     ...docOpts,
   };
   const cached = await variant.resolve(wanted, remote, looked);
-  if (cached !== undefined) return { name: spec.name, origin: 'cache', location: variant.id, splits: cached, looked };
+  if (cached !== undefined) return { name: spec.name, origin: "cache", location: variant.id, splits: cached, looked };
   if (opts.download === true) {
     const got = await variant.resolve(wanted, { ...remote, download: true }, []);
-    if (got !== undefined) return { name: spec.name, origin: 'download', location: variant.id, splits: got, looked };
+    if (got !== undefined) return { name: spec.name, origin: "download", location: variant.id, splits: got, looked };
   }
   throw missingDataError(spec, wanted, looked, variant.id, variant.describe(baseUrl ?? variant.defaultBaseUrl));
 }
@@ -187,7 +197,7 @@ export async function loadDataset(opts: LoadDatasetOptions): Promise<Record<stri
   const out: Record<string, SplitTokens> = {};
   for (const [split, src] of Object.entries(found.splits)) {
     if (src.pretokenized !== undefined) {
-      if (tokenizer.name !== 'gpt2') {
+      if (tokenizer.name !== "gpt2") {
         throw new Error(`loadDataset: ${src.pretokenized} holds GPT-2 tokens, but tokenizer '${tokenizer.name}' was requested`);
       }
       const tokens = await readTokenFile(src.pretokenized);
@@ -198,7 +208,7 @@ export async function loadDataset(opts: LoadDatasetOptions): Promise<Record<stri
     }
     const documentsOf = src.documents;
     if (documentsOf === undefined) throw new Error(`loadDataset: source of split '${split}' has neither documents nor a token file`);
-    const key = `${found.name}-${src.format}-${sha256Text(src.files.join('\n')).slice(0, 12)}`;
+    const key = `${found.name}-${src.format}-${sha256Text(src.files.join("\n")).slice(0, 12)}`;
     const res = await cachedTokenize({
       ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
       key,
@@ -214,7 +224,14 @@ export async function loadDataset(opts: LoadDatasetOptions): Promise<Record<stri
         opts.onTokenize?.(s);
       },
     });
-    out[split] = { name: split, tokens: res.tokens, documents: res.meta.documents, source: src.description, tokenFile: res.tokenFile, fromCache: res.fromCache };
+    out[split] = {
+      name: split,
+      tokens: res.tokens,
+      documents: res.meta.documents,
+      source: src.description,
+      tokenFile: res.tokenFile,
+      fromCache: res.fromCache,
+    };
   }
   return out;
 }

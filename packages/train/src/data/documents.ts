@@ -16,11 +16,11 @@
 /** True for a top-level WikiText heading line such as ` = Valkyria Chronicles III = `. */
 export function isWikitextTitleLine(line: string): boolean {
   const t = line.trim();
-  return t.length >= 5 && t.startsWith('= ') && t.endsWith(' =') && t[2] !== '=' && t[t.length - 3] !== '=';
+  return t.length >= 5 && t.startsWith("= ") && t.endsWith(" =") && t[2] !== "=" && t[t.length - 3] !== "=";
 }
 
 /** How a heading must be preceded to start a document. */
-export type BlankLineRule = 'auto' | 'required' | 'ignored';
+export type BlankLineRule = "auto" | "required" | "ignored";
 
 /** Streaming WikiText article splitter: push lines (without terminators), collect finished documents. */
 export class WikitextDocumentSplitter {
@@ -30,14 +30,14 @@ export class WikitextDocumentSplitter {
   private started = false;
 
   /** Creates a splitter; `rule` decides whether a heading must follow a blank line. */
-  constructor(private readonly rule: BlankLineRule = 'auto') {}
+  constructor(private readonly rule: BlankLineRule = "auto") {}
 
   /** Adds one line; returns the document this line closed, if any. */
   push(line: string): string | undefined {
-    const blank = line.trim() === '';
+    const blank = line.trim() === "";
     let done: string | undefined;
     if (!blank && isWikitextTitleLine(line)) {
-      const needBlank = this.rule === 'required' || (this.rule === 'auto' && this.sawBlank);
+      const needBlank = this.rule === "required" || (this.rule === "auto" && this.sawBlank);
       if (!needBlank || this.prevBlank) {
         done = this.take();
         this.started = true;
@@ -58,17 +58,17 @@ export class WikitextDocumentSplitter {
     const lines = this.lines;
     this.lines = [];
     if (lines.length === 0) return undefined;
-    const text = lines.map((l) => `${l}\n`).join('');
+    const text = lines.map((l) => `${l}\n`).join("");
     // Text before the first heading is kept only when it has content.
-    if (!this.started && text.trim() === '') return undefined;
+    if (!this.started && text.trim() === "") return undefined;
     return text;
   }
 }
 
 /** Splits WikiText text (LF or CRLF) into articles. */
-export function splitWikitextDocuments(text: string, rule: BlankLineRule = 'auto'): string[] {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+export function splitWikitextDocuments(text: string, rule: BlankLineRule = "auto"): string[] {
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   const sp = new WikitextDocumentSplitter(rule);
   const out: string[] = [];
   for (const l of lines) {
@@ -81,7 +81,10 @@ export function splitWikitextDocuments(text: string, rule: BlankLineRule = 'auto
 }
 
 /** Groups a line stream into WikiText articles. */
-export async function* wikitextDocuments(lines: AsyncIterable<string> | Iterable<string>, rule: BlankLineRule = 'auto'): AsyncGenerator<string> {
+export async function* wikitextDocuments(
+  lines: AsyncIterable<string> | Iterable<string>,
+  rule: BlankLineRule = "auto",
+): AsyncGenerator<string> {
   const sp = new WikitextDocumentSplitter(rule);
   for await (const l of lines) {
     const d = sp.push(l);
@@ -93,23 +96,23 @@ export async function* wikitextDocuments(lines: AsyncIterable<string> | Iterable
 
 /** Splits a UTF-8 byte stream into lines (LF or CRLF terminators removed; no empty line after a final terminator). */
 export async function* linesFromChunks(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
-  const dec = new TextDecoder('utf-8');
-  let rest = '';
+  const dec = new TextDecoder("utf-8");
+  let rest = "";
   for await (const c of chunks) {
-    rest += typeof c === 'string' ? c : dec.decode(c, { stream: true });
-    let i = rest.indexOf('\n');
+    rest += typeof c === "string" ? c : dec.decode(c, { stream: true });
+    let i = rest.indexOf("\n");
     if (i < 0) continue;
     let start = 0;
     while (i >= 0) {
       const end = i > start && rest.charCodeAt(i - 1) === 13 ? i - 1 : i;
       yield rest.slice(start, end);
       start = i + 1;
-      i = rest.indexOf('\n', start);
+      i = rest.indexOf("\n", start);
     }
     rest = rest.slice(start);
   }
   rest += dec.decode();
-  if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+  if (rest.length > 0) yield rest.endsWith("\r") ? rest.slice(0, -1) : rest;
 }
 
 /**
@@ -117,6 +120,6 @@ export async function* linesFromChunks(chunks: AsyncIterable<Uint8Array | string
  * lines became "" rows, so "" maps back to the files' blank line " " and one trailing "\n" is removed.
  */
 export function wikitextRowToLine(row: string): string {
-  const line = row.endsWith('\n') ? row.slice(0, -1) : row;
-  return line === '' ? ' ' : line;
+  const line = row.endsWith("\n") ? row.slice(0, -1) : row;
+  return line === "" ? " " : line;
 }

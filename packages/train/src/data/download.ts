@@ -8,14 +8,17 @@
  * the file locally instead. Redirects are followed (fetch's default). The timeout is an idle timeout:
  * the request fails when no headers or no body bytes arrive for `timeoutMs`.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import cliProgress from 'cli-progress';
-import { sha256File, tempPathFor } from './cache.js';
+import { createHash } from "node:crypto";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import cliProgress from "cli-progress";
+import { sha256File, tempPathFor } from "./cache.js";
 
 /** The fetch signature the downloader needs (Node's global fetch by default; injectable for tests). */
-export type FetchLike = (url: string, init: { signal: AbortSignal; headers: Record<string, string>; redirect: 'follow' }) => Promise<Response>;
+export type FetchLike = (
+  url: string,
+  init: { signal: AbortSignal; headers: Record<string, string>; redirect: "follow" },
+) => Promise<Response>;
 
 /** Options of `downloadFile`. */
 export interface DownloadOptions {
@@ -105,14 +108,14 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     arm();
     let res: Response;
     try {
-      res = await fetchImpl(url, { signal: controller.signal, headers: { 'accept-encoding': 'identity' }, redirect: 'follow' });
+      res = await fetchImpl(url, { signal: controller.signal, headers: { "accept-encoding": "identity" }, redirect: "follow" });
     } catch (err) {
       throw fail(timedOut ? `no response within ${timeoutMs} ms` : `request failed (${(err as Error).message})`);
     }
     if (!res.ok) throw fail(`server answered HTTP ${res.status} ${res.statusText}`.trim());
-    if (res.body === null) throw fail('response has no body');
-    const lengthHeader = res.headers.get('content-length');
-    const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+    if (res.body === null) throw fail("response has no body");
+    const lengthHeader = res.headers.get("content-length");
+    const encoded = (res.headers.get("content-encoding") ?? "identity") !== "identity";
     const headerSize = lengthHeader !== null && !encoded ? Number(lengthHeader) : undefined;
     if (opts.expectedSize !== undefined && headerSize !== undefined && headerSize !== opts.expectedSize) {
       throw fail(`server announces ${headerSize} bytes, expected ${opts.expectedSize}`);
@@ -133,8 +136,8 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
       bar.start(total !== undefined ? Math.max(1, Math.round(total / 1048576)) : 0, 0);
     }
 
-    fh = await open(tmp, 'w');
-    const hash = createHash('sha256');
+    fh = await open(tmp, "w");
+    const hash = createHash("sha256");
     let received = 0;
     const reader = res.body.getReader();
     for (;;) {
@@ -142,7 +145,11 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
       try {
         chunk = await reader.read();
       } catch (err) {
-        throw fail(timedOut ? `no data for ${timeoutMs} ms after ${received} bytes` : `connection failed after ${received} bytes (${(err as Error).message})`);
+        throw fail(
+          timedOut
+            ? `no data for ${timeoutMs} ms after ${received} bytes`
+            : `connection failed after ${received} bytes (${(err as Error).message})`,
+        );
       }
       if (chunk.done) break;
       arm();
@@ -157,7 +164,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
     await fh.close();
     fh = undefined;
     if (total !== undefined && received !== total) throw fail(`received ${received} bytes, expected ${total}`);
-    const sha256 = hash.digest('hex');
+    const sha256 = hash.digest("hex");
     if (opts.expectedSha256 !== undefined && sha256 !== opts.expectedSha256.toLowerCase()) {
       throw fail(`sha256 mismatch: got ${sha256}, expected ${opts.expectedSha256.toLowerCase()}`);
     }

@@ -10,7 +10,7 @@ export {
   encodeDocumentsUint16,
   gpt2Tokenizer,
   type Tokenizer,
-} from './tokenizer.js';
+} from "./tokenizer.js";
 export {
   cachedTokenize,
   combinedSourceSha256,
@@ -29,8 +29,8 @@ export {
   type CachedTokens,
   type SourceFingerprint,
   type TokenCacheMeta,
-} from './cache.js';
-export { downloadFile, localCopyHint, type DownloadOptions, type DownloadResult, type FetchLike } from './download.js';
+} from "./cache.js";
+export { downloadFile, localCopyHint, type DownloadOptions, type DownloadResult, type FetchLike } from "./download.js";
 export {
   WikitextDocumentSplitter,
   isWikitextTitleLine,
@@ -39,8 +39,8 @@ export {
   wikitextDocuments,
   wikitextRowToLine,
   type BlankLineRule,
-} from './documents.js';
-export { Pcg64, hfTrainTestSplit, numpyPermutation, seedSequenceState, type HeldOutSplit } from './numpy-random.js';
+} from "./documents.js";
+export { Pcg64, hfTrainTestSplit, numpyPermutation, seedSequenceState, type HeldOutSplit } from "./numpy-random.js";
 export {
   findDataset,
   getDatasetSpec,
@@ -50,7 +50,7 @@ export {
   type LoadDatasetOptions,
   type ResolvedDataset,
   type SplitTokens,
-} from './datasets.js';
+} from "./datasets.js";
 export {
   CANONICAL_SPLITS,
   SPLIT_ALIASES,
@@ -60,10 +60,17 @@ export {
   type RemoteOptions,
   type RemoteVariant,
   type SplitSource,
-} from './sources/types.js';
-export { WIKITEXT_FAMILIES, findWikitextFiles, wikitext103, wikitext103Detokenized, wikitext2, type WikitextFamily } from './sources/wikitext.js';
-export { OWT_SPLIT_SEED, OWT_TEST_SIZE, heldOutSources, openwebtext, type HeldOutOptions, type RowKind } from './sources/openwebtext.js';
-export type { FileKind } from './sources/common.js';
+} from "./sources/types.js";
+export {
+  WIKITEXT_FAMILIES,
+  findWikitextFiles,
+  wikitext103,
+  wikitext103Detokenized,
+  wikitext2,
+  type WikitextFamily,
+} from "./sources/wikitext.js";
+export { OWT_SPLIT_SEED, OWT_TEST_SIZE, heldOutSources, openwebtext, type HeldOutOptions, type RowKind } from "./sources/openwebtext.js";
+export type { FileKind } from "./sources/common.js";
 export {
   extractZipEntries,
   fileAsyncBuffer,
@@ -73,7 +80,7 @@ export {
   readParquetColumn,
   readTextLines,
   zstdChunks,
-} from './sources/readers.js';
+} from "./sources/readers.js";
 export {
   BatchSampler,
   countEvalWindows,
@@ -86,5 +93,5 @@ export {
   type PermuteFn,
   type SamplerState,
   type TokenArray,
-} from './batching.js';
-export { unigramCounts, unigramPerplexity, type UnigramOptions, type UnigramResult } from './unigram.js';
+} from "./batching.js";
+export { unigramCounts, unigramPerplexity, type UnigramOptions, type UnigramResult } from "./unigram.js";

@@ -38,11 +38,9 @@ function intToUint32Words(n: number, who: string): number[] {
 
 /** Runs NumPy's SeedSequence on `entropy` and returns `nWords` 32-bit words of `generate_state`. */
 export function seedSequenceState(entropy: number | readonly number[], nWords: number): Uint32Array {
-  const who = 'seedSequenceState';
+  const who = "seedSequenceState";
   if (!Number.isInteger(nWords) || nWords < 0) throw new Error(`${who}: nWords must be a non-negative integer, got ${nWords}`);
-  const words: number[] = typeof entropy === 'number'
-    ? intToUint32Words(entropy, who)
-    : entropy.flatMap((v) => intToUint32Words(v, who));
+  const words: number[] = typeof entropy === "number" ? intToUint32Words(entropy, who) : entropy.flatMap((v) => intToUint32Words(v, who));
   const pool = new Uint32Array(POOL_SIZE);
   let hashConst = INIT_A;
   const hashmix = (value: number): number => {

@@ -4,7 +4,7 @@
  * encoded as the characters it spells (tiktoken's `disallowed_special=()`), so the only EOS ids in an
  * encoded corpus are the separators this module inserts after every document.
  */
-import { decode as gpt2Decode, encode as gpt2Encode } from 'gpt-tokenizer/encoding/gpt2';
+import { decode as gpt2Decode, encode as gpt2Encode } from "gpt-tokenizer/encoding/gpt2";
 
 /** The GPT-2 end-of-text id, used as the document separator. */
 export const GPT2_EOS_ID = 50256;
@@ -29,7 +29,7 @@ const NO_SPECIAL = { disallowedSpecial: new Set<string>() };
 
 /** The GPT-2 tokenizer (r50k_base ranks). */
 export const gpt2Tokenizer: Tokenizer = {
-  name: 'gpt2',
+  name: "gpt2",
   vocabSize: GPT2_VOCAB_SIZE,
   eosId: GPT2_EOS_ID,
   encode: (text: string): number[] => gpt2Encode(text, NO_SPECIAL),
@@ -38,7 +38,7 @@ export const gpt2Tokenizer: Tokenizer = {
 
 /** Encodes one text with GPT-2 BPE (no EOS added). */
 export function encode(text: string, tokenizer: Tokenizer = gpt2Tokenizer): number[] {
-  if (typeof text !== 'string') throw new Error(`encode: expected a string, got ${typeof text}`);
+  if (typeof text !== "string") throw new Error(`encode: expected a string, got ${typeof text}`);
   return tokenizer.encode(text);
 }
 
@@ -116,7 +116,7 @@ export function encodeDocuments(docs: Iterable<string>, tokenizer: Tokenizer = g
   let total = 0;
   let i = 0;
   for (const doc of docs) {
-    if (typeof doc !== 'string') throw new Error(`encodeDocuments: document ${i} is a ${typeof doc}, expected a string`);
+    if (typeof doc !== "string") throw new Error(`encodeDocuments: document ${i} is a ${typeof doc}, expected a string`);
     const ids = tokenizer.encode(doc);
     ids.push(tokenizer.eosId);
     parts.push(ids);
@@ -134,7 +134,7 @@ export function encodeDocuments(docs: Iterable<string>, tokenizer: Tokenizer = g
 
 /** Encodes documents, each followed by EOS, into a Uint16Array (half the memory of Int32Array). */
 export function encodeDocumentsUint16(docs: Iterable<string>, tokenizer: Tokenizer = gpt2Tokenizer): Uint16Array {
-  assertUint16Vocab(tokenizer, 'encodeDocumentsUint16');
+  assertUint16Vocab(tokenizer, "encodeDocumentsUint16");
   const buf = new TokenBuffer();
   for (const doc of docs) {
     buf.push(tokenizer.encode(doc));

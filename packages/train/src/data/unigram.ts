@@ -7,8 +7,8 @@
  * stream x_1..x_M is exp(-(1/M) * sum_i log p(x_i)); every evaluation token counts, EOS included.
  * This is the number a model must beat to have learned anything beyond token frequencies.
  */
-import { GPT2_VOCAB_SIZE } from './tokenizer.js';
-import type { TokenArray } from './batching.js';
+import { GPT2_VOCAB_SIZE } from "./tokenizer.js";
+import type { TokenArray } from "./batching.js";
 
 /** Unigram evaluation result. */
 export interface UnigramResult {
@@ -35,7 +35,8 @@ export interface UnigramOptions {
 
 /** Counts of every id in [0, vocabSize); throws on ids outside it. */
 export function unigramCounts(tokens: TokenArray, vocabSize: number = GPT2_VOCAB_SIZE): Float64Array {
-  if (!Number.isInteger(vocabSize) || vocabSize <= 0) throw new Error(`unigramCounts: vocabSize must be a positive integer, got ${vocabSize}`);
+  if (!Number.isInteger(vocabSize) || vocabSize <= 0)
+    throw new Error(`unigramCounts: vocabSize must be a positive integer, got ${vocabSize}`);
   const counts = new Float64Array(vocabSize);
   for (let i = 0; i < tokens.length; i++) {
     const id = tokens[i]!;
@@ -50,10 +51,10 @@ export function unigramPerplexity(trainTokens: TokenArray, evalTokens: TokenArra
   const V = opts.vocabSize ?? GPT2_VOCAB_SIZE;
   const alpha = opts.alpha ?? 1;
   if (!(alpha >= 0) || !Number.isFinite(alpha)) throw new Error(`unigramPerplexity: alpha must be a finite number >= 0, got ${alpha}`);
-  if (evalTokens.length === 0) throw new Error('unigramPerplexity: evalTokens is empty, expected at least one token');
+  if (evalTokens.length === 0) throw new Error("unigramPerplexity: evalTokens is empty, expected at least one token");
   const counts = unigramCounts(trainTokens, V);
   const denom = trainTokens.length + alpha * V;
-  if (!(denom > 0)) throw new Error('unigramPerplexity: no training tokens and alpha = 0 give no distribution');
+  if (!(denom > 0)) throw new Error("unigramPerplexity: no training tokens and alpha = 0 give no distribution");
   const logDenom = Math.log(denom);
   let nll = 0;
   for (let i = 0; i < evalTokens.length; i++) {
@@ -61,7 +62,9 @@ export function unigramPerplexity(trainTokens: TokenArray, evalTokens: TokenArra
     if (id >= V) throw new Error(`unigramPerplexity: eval token ${id} at position ${i} is outside the vocabulary [0, ${V})`);
     const c = counts[id]! + alpha;
     if (c === 0) {
-      throw new Error(`unigramPerplexity: eval token ${id} at position ${i} never occurs in training and alpha = 0, so its probability is 0`);
+      throw new Error(
+        `unigramPerplexity: eval token ${id} at position ${i} never occurs in training and alpha = 0, so its probability is 0`,
+      );
     }
     nll += logDenom - Math.log(c);
   }

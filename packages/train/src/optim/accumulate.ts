@@ -9,9 +9,9 @@
  * The sums are elementwise in micro-batch order, so the mean is what a float64 loop `acc[i] += g_j[i]` followed
  * by `acc[i] / count` (rounded to the gradient's dtype) gives, bit for bit (up to the sign of an all-zero sum).
  */
-import { add, cast, div, tensor, tidy, type DType, type Tensor } from '@qkvflow/autograd';
-import { updateDType, type OptimizerKernel, type UpdatePrecision } from './adamw.js';
-import { hostMemoryBackend } from './host-kernels.js';
+import { add, cast, div, tensor, tidy, type DType, type Tensor } from "@qkvflow/autograd";
+import { updateDType, type OptimizerKernel, type UpdatePrecision } from "./adamw.js";
+import { hostMemoryBackend } from "./host-kernels.js";
 
 /** Mean loss and gradients of the micro-batches added since the last `mean()`. */
 export interface AccumulatedGradients {
@@ -42,7 +42,9 @@ class TensorSums implements Sums {
   ) {
     // the first sum is a new tensor, so the accumulator never disposes a caller's tensor
     this.loss = tidy(() => add(this.widen(first.loss), this.widen(loss)));
-    this.grads = Object.fromEntries(Object.entries(first.grads).map(([k, g]) => [k, tidy(() => add(this.widen(g), this.widen(grads[k]!)))]));
+    this.grads = Object.fromEntries(
+      Object.entries(first.grads).map(([k, g]) => [k, tidy(() => add(this.widen(g), this.widen(grads[k]!)))]),
+    );
   }
 
   add(loss: Tensor, grads: Record<string, Tensor>): void {
@@ -96,7 +98,7 @@ class HostSums implements Sums {
     const grads: Record<string, Tensor> = {};
     for (const [k, { acc, shape }] of Object.entries(this.grads)) {
       const dtype = dtypes[k]!;
-      const out = dtype === 'float64' ? new Float64Array(acc.length) : new Float32Array(acc.length);
+      const out = dtype === "float64" ? new Float64Array(acc.length) : new Float32Array(acc.length);
       for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / count;
       grads[k] = tensor(out, { shape, dtype });
     }
@@ -112,8 +114,8 @@ export class GradientAccumulator {
   private n = 0;
 
   constructor(
-    readonly precision: UpdatePrecision = 'auto',
-    readonly kernel: OptimizerKernel = 'auto',
+    readonly precision: UpdatePrecision = "auto",
+    readonly kernel: OptimizerKernel = "auto",
   ) {}
 
   /** Number of micro-batches added since the last `mean()`. */
@@ -123,7 +125,7 @@ export class GradientAccumulator {
 
   /** Adds one micro-batch's scalar loss and gradients (the same names every time). */
   add(loss: Tensor, grads: Record<string, Tensor>): void {
-    if (loss.size !== 1) throw new Error(`GradientAccumulator.add: the loss has shape [${loss.shape.join(', ')}]; expected a scalar`);
+    if (loss.size !== 1) throw new Error(`GradientAccumulator.add: the loss has shape [${loss.shape.join(", ")}]; expected a scalar`);
     if (this.n === 0) {
       this.first = { loss, grads };
       this.dtypes = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, g.dtype]));
@@ -133,10 +135,12 @@ export class GradientAccumulator {
     const want = Object.keys(this.dtypes);
     const got = Object.keys(grads);
     if (want.length !== got.length || got.some((k) => !(k in this.dtypes))) {
-      throw new Error(`GradientAccumulator.add: gradients for ${got.join(', ')}; expected the names of the first micro-batch (${want.join(', ')})`);
+      throw new Error(
+        `GradientAccumulator.add: gradients for ${got.join(", ")}; expected the names of the first micro-batch (${want.join(", ")})`,
+      );
     }
     if (this.sums === null) {
-      const host = this.kernel === 'auto' && this.precision === 'auto' && hostMemoryBackend();
+      const host = this.kernel === "auto" && this.precision === "auto" && hostMemoryBackend();
       this.sums = host ? new HostSums(this.first!, loss, grads) : new TensorSums(this.precision, this.first!, loss, grads);
       this.first = null;
     } else this.sums.add(loss, grads);
@@ -146,7 +150,7 @@ export class GradientAccumulator {
   /** The mean loss (read back) and mean gradients of what was added; starts over. */
   mean(): AccumulatedGradients {
     const count = this.n;
-    if (count === 0) throw new Error('GradientAccumulator.mean: nothing was added; expected at least one micro-batch');
+    if (count === 0) throw new Error("GradientAccumulator.mean: nothing was added; expected at least one micro-batch");
     this.n = 0;
     if (count === 1) {
       const f = this.first!;

@@ -28,16 +28,34 @@
  * laid end to end, in parameter order. `exportState` / `importState` move the state through safetensors.
  */
 import {
-  add, cast, concat, div, getBackend, mul, rawToTensor, reshape, scalar, sqrt, sub, sum, tensorToRaw, tidy, zerosLike,
-  type Backend, type DType, type RawTensor, type SafetensorsContents, type Tensor,
-} from '@qkvflow/autograd';
-import { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from './host-kernels.js';
+  add,
+  cast,
+  concat,
+  div,
+  getBackend,
+  mul,
+  rawToTensor,
+  reshape,
+  scalar,
+  sqrt,
+  sub,
+  sum,
+  tensorToRaw,
+  tidy,
+  zerosLike,
+  type Backend,
+  type DType,
+  type RawTensor,
+  type SafetensorsContents,
+  type Tensor,
+} from "@qkvflow/autograd";
+import { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from "./host-kernels.js";
 
 /** Arithmetic precision of the optimiser: float64 where the backend has it ('auto'), or always the parameter's dtype. */
-export type UpdatePrecision = 'auto' | 'float32';
+export type UpdatePrecision = "auto" | "float32";
 
 /** How updates and norms run: fused loops on the CPU backend and tensor ops elsewhere ('auto'), or tensor ops everywhere ('ops'). */
-export type OptimizerKernel = 'auto' | 'ops';
+export type OptimizerKernel = "auto" | "ops";
 
 /** Options of the norm and clipping functions. */
 export interface NormOptions {
@@ -105,11 +123,11 @@ export interface AdamConstants {
 }
 
 function fmt(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  return `[${shape.join(", ")}]`;
 }
 
 function requireFloat(fn: string, what: string, t: Tensor): void {
-  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw new Error(`${fn}: ${what} is ${t.dtype}; expected float32 or float64`);
+  if (t.dtype !== "float32" && t.dtype !== "float64") throw new Error(`${fn}: ${what} is ${t.dtype}; expected float32 or float64`);
 }
 
 const float64Support = new WeakMap<Backend, boolean>();
@@ -120,7 +138,7 @@ export function backendHasFloat64(): boolean {
   let ok = float64Support.get(be);
   if (ok === undefined) {
     try {
-      scalar(0, 'float64');
+      scalar(0, "float64");
       ok = true;
     } catch {
       ok = false;
@@ -131,9 +149,9 @@ export function backendHasFloat64(): boolean {
 }
 
 /** The dtype the optimiser computes in for tensors of `dtype` (float64 params always compute in float64). */
-export function updateDType(dtype: DType, precision: UpdatePrecision = 'auto'): DType {
-  if (dtype === 'float64') return 'float64';
-  return precision === 'auto' && backendHasFloat64() ? 'float64' : dtype;
+export function updateDType(dtype: DType, precision: UpdatePrecision = "auto"): DType {
+  if (dtype === "float64") return "float64";
+  return precision === "auto" && backendHasFloat64() ? "float64" : dtype;
 }
 
 /**
@@ -154,7 +172,8 @@ export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, c: AdamC
 /** Compiles decay patterns into anchored regular expressions (throws on invalid syntax). */
 export function compileDecayPatterns(patterns: readonly string[]): RegExp[] {
   return patterns.map((p) => {
-    if (typeof p !== 'string' || p.length === 0) throw new Error(`compileDecayPatterns: pattern ${JSON.stringify(p)} is invalid; expected a non-empty regular expression string`);
+    if (typeof p !== "string" || p.length === 0)
+      throw new Error(`compileDecayPatterns: pattern ${JSON.stringify(p)} is invalid; expected a non-empty regular expression string`);
     try {
       return new RegExp(`^(?:${p})$`);
     } catch (err) {
@@ -173,10 +192,10 @@ export function decayedNames(names: readonly string[], patterns: readonly string
  * Global L2 norm of a set of gradients as a scalar tensor on their backend: √Σ g² over the gradients laid end to end
  * (in the order given), summed in float64 where the backend has it (see `updateDType`). Zero for no gradients.
  */
-export function globalNormTensor(grads: Record<string, Tensor>, precision: UpdatePrecision = 'auto'): Tensor {
+export function globalNormTensor(grads: Record<string, Tensor>, precision: UpdatePrecision = "auto"): Tensor {
   const entries = Object.entries(grads);
-  for (const [n, g] of entries) requireFloat('globalNorm', `gradient '${n}'`, g);
-  const dt = entries.some(([, g]) => g.dtype === 'float64') ? 'float64' : updateDType('float32', precision);
+  for (const [n, g] of entries) requireFloat("globalNorm", `gradient '${n}'`, g);
+  const dt = entries.some(([, g]) => g.dtype === "float64") ? "float64" : updateDType("float32", precision);
   if (entries.length === 0) return scalar(0, dt);
   return tidy(() => {
     const squares = entries.map(([, g]) => {
@@ -189,14 +208,14 @@ export function globalNormTensor(grads: Record<string, Tensor>, precision: Updat
 
 /** Whether the fused host loops apply (kernel 'auto' on the CPU backend with float64 precision). */
 function useHostKernel(kernel: OptimizerKernel, precision: UpdatePrecision): boolean {
-  return kernel === 'auto' && precision === 'auto' && hostMemoryBackend();
+  return kernel === "auto" && precision === "auto" && hostMemoryBackend();
 }
 
 /** Global L2 norm of a set of gradients as a number (`globalNormTensor`, or the same sum as one host loop on the CPU backend). */
 export function globalNorm(grads: Record<string, Tensor>, opts: NormOptions = {}): number {
-  const precision = opts.precision ?? 'auto';
-  if (!useHostKernel(opts.kernel ?? 'auto', precision)) return globalNormTensor(grads, precision).item();
-  for (const [n, g] of Object.entries(grads)) requireFloat('globalNorm', `gradient '${n}'`, g);
+  const precision = opts.precision ?? "auto";
+  if (!useHostKernel(opts.kernel ?? "auto", precision)) return globalNormTensor(grads, precision).item();
+  for (const [n, g] of Object.entries(grads)) requireFloat("globalNorm", `gradient '${n}'`, g);
   return Math.sqrt(sumOfSquaresHost(Object.values(grads)));
 }
 
@@ -213,7 +232,7 @@ export function clipByGlobalNorm(
   maxNorm: number,
   opts: NormOptions = {},
 ): { grads: Record<string, Tensor>; norm: number; scale: number } {
-  const precision = opts.precision ?? 'auto';
+  const precision = opts.precision ?? "auto";
   const norm = globalNorm(grads, opts);
   const scale = clipScale(norm, maxNorm);
   if (scale === 1) return { grads, norm, scale };
@@ -227,7 +246,7 @@ function checkBeta(name: string, v: number): number {
   return v;
 }
 
-const STATE_FORMAT = 'qkvflow-adamw-v1';
+const STATE_FORMAT = "qkvflow-adamw-v1";
 
 /** The AdamW optimiser over named parameters (see the module comment for the exact update). */
 export class AdamW {
@@ -249,17 +268,19 @@ export class AdamW {
     const clip = opts.maxGradNorm ?? null;
     if (!(eps >= 0 && Number.isFinite(eps))) throw new Error(`AdamW: eps must be a finite number >= 0, got ${eps}`);
     if (!(wd >= 0 && Number.isFinite(wd))) throw new Error(`AdamW: weightDecay must be a finite number >= 0, got ${wd}`);
-    if (clip !== null && !(clip >= 0 && Number.isFinite(clip))) throw new Error(`AdamW: maxGradNorm must be a finite number >= 0 or null, got ${clip}`);
-    const precision = opts.precision ?? 'auto';
-    if (precision !== 'auto' && precision !== 'float32') throw new Error(`AdamW: precision is ${JSON.stringify(precision)}; expected 'auto' or 'float32'`);
-    const kernel = opts.kernel ?? 'auto';
-    if (kernel !== 'auto' && kernel !== 'ops') throw new Error(`AdamW: kernel is ${JSON.stringify(kernel)}; expected 'auto' or 'ops'`);
+    if (clip !== null && !(clip >= 0 && Number.isFinite(clip)))
+      throw new Error(`AdamW: maxGradNorm must be a finite number >= 0 or null, got ${clip}`);
+    const precision = opts.precision ?? "auto";
+    if (precision !== "auto" && precision !== "float32")
+      throw new Error(`AdamW: precision is ${JSON.stringify(precision)}; expected 'auto' or 'float32'`);
+    const kernel = opts.kernel ?? "auto";
+    if (kernel !== "auto" && kernel !== "ops") throw new Error(`AdamW: kernel is ${JSON.stringify(kernel)}; expected 'auto' or 'ops'`);
     this.hyper = {
-      beta1: checkBeta('beta1', opts.beta1 ?? 0.9),
-      beta2: checkBeta('beta2', opts.beta2 ?? 0.999),
+      beta1: checkBeta("beta1", opts.beta1 ?? 0.9),
+      beta2: checkBeta("beta2", opts.beta2 ?? 0.999),
       eps,
       weightDecay: wd,
-      decayPatterns: [...(opts.decayPatterns ?? ['.*'])],
+      decayPatterns: [...(opts.decayPatterns ?? [".*"])],
       maxGradNorm: clip === 0 ? null : clip,
     };
     this.precision = precision;
@@ -285,7 +306,7 @@ export class AdamW {
       }
       return;
     }
-    requireFloat('AdamW', `parameter '${name}'`, p);
+    requireFloat("AdamW", `parameter '${name}'`, p);
     this.m.set(name, zerosLike(p));
     this.v.set(name, zerosLike(p));
   }
@@ -306,11 +327,11 @@ export class AdamW {
    * `gradNorm`, when the caller has computed it already (`globalNorm` of the same gradients), is not computed again.
    */
   step(params: Record<string, Tensor>, grads: Record<string, Tensor>, lr: number, opts: { gradNorm?: number } = {}): AdamWStepInfo {
-    const fn = 'AdamW.step';
+    const fn = "AdamW.step";
     if (!Number.isFinite(lr)) throw new Error(`${fn}: learning rate must be finite, got ${lr}`);
     for (const [n, g] of Object.entries(grads)) {
       const p = params[n];
-      if (p === undefined) throw new Error(`${fn}: gradient '${n}' has no parameter; parameters are ${Object.keys(params).join(', ')}`);
+      if (p === undefined) throw new Error(`${fn}: gradient '${n}' has no parameter; parameters are ${Object.keys(params).join(", ")}`);
       if (p.shape.length !== g.shape.length || p.shape.some((d, i) => d !== g.shape[i]) || p.dtype !== g.dtype) {
         throw new Error(`${fn}: gradient '${n}' is ${g.dtype} ${fmt(g.shape)} but the parameter is ${p.dtype} ${fmt(p.shape)}`);
       }
@@ -352,31 +373,40 @@ export class AdamW {
     }
     return {
       tensors,
-      metadata: { format: STATE_FORMAT, count: String(this.count), hyper: JSON.stringify(this.hyper), names: JSON.stringify(this.stateNames()) },
+      metadata: {
+        format: STATE_FORMAT,
+        count: String(this.count),
+        hyper: JSON.stringify(this.hyper),
+        names: JSON.stringify(this.stateNames()),
+      },
     };
   }
 
   /** Restores a state written by `exportState` onto the current backend; checks it against the trainable parameters when given. */
   importState(state: SafetensorsContents, params?: Record<string, Tensor>): void {
-    const fn = 'AdamW.importState';
+    const fn = "AdamW.importState";
     const md = state.metadata;
     if (md.format !== STATE_FORMAT) throw new Error(`${fn}: metadata format is ${JSON.stringify(md.format)}; expected '${STATE_FORMAT}'`);
     const count = Number(md.count);
-    if (!Number.isInteger(count) || count < 0) throw new Error(`${fn}: metadata count is ${JSON.stringify(md.count)}; expected a non-negative integer`);
+    if (!Number.isInteger(count) || count < 0)
+      throw new Error(`${fn}: metadata count is ${JSON.stringify(md.count)}; expected a non-negative integer`);
     let names: unknown;
     try {
-      names = JSON.parse(md.names ?? 'null');
+      names = JSON.parse(md.names ?? "null");
     } catch {
       names = null;
     }
-    if (!Array.isArray(names) || names.some((x) => typeof x !== 'string')) throw new Error(`${fn}: metadata names is missing or not a JSON list of strings`);
+    if (!Array.isArray(names) || names.some((x) => typeof x !== "string"))
+      throw new Error(`${fn}: metadata names is missing or not a JSON list of strings`);
     const list = names as string[];
     if (params !== undefined) {
       const want = Object.keys(params);
       const missing = want.filter((n) => !list.includes(n));
       const extra = list.filter((n) => !(n in params));
       if (missing.length > 0 || extra.length > 0) {
-        throw new Error(`${fn}: state is for a different parameter set (missing: ${missing.join(', ') || 'none'}; unexpected: ${extra.join(', ') || 'none'})`);
+        throw new Error(
+          `${fn}: state is for a different parameter set (missing: ${missing.join(", ") || "none"}; unexpected: ${extra.join(", ") || "none"})`,
+        );
       }
     }
     const m = new Map<string, Tensor>();
@@ -385,14 +415,19 @@ export class AdamW {
       const rm = state.tensors[`m.${n}`];
       const rv = state.tensors[`v.${n}`];
       if (rm === undefined || rv === undefined) throw new Error(`${fn}: state lacks m.${n} or v.${n}`);
-      for (const [k, r] of [['m', rm], ['v', rv]] as const) {
-        if (r.dtype !== 'F32' && r.dtype !== 'F64') throw new Error(`${fn}: ${k}.${n} has dtype ${r.dtype}; expected F32 or F64`);
+      for (const [k, r] of [
+        ["m", rm],
+        ["v", rv],
+      ] as const) {
+        if (r.dtype !== "F32" && r.dtype !== "F64") throw new Error(`${fn}: ${k}.${n} has dtype ${r.dtype}; expected F32 or F64`);
       }
-      if (rm.shape.join(',') !== rv.shape.join(',')) throw new Error(`${fn}: m.${n} ${fmt(rm.shape)} and v.${n} ${fmt(rv.shape)} differ in shape`);
+      if (rm.shape.join(",") !== rv.shape.join(","))
+        throw new Error(`${fn}: m.${n} ${fmt(rm.shape)} and v.${n} ${fmt(rv.shape)} differ in shape`);
       const p = params?.[n];
       if (p !== undefined) {
-        if (p.shape.join(',') !== rm.shape.join(',')) throw new Error(`${fn}: m.${n} has shape ${fmt(rm.shape)}; the parameter has ${fmt(p.shape)}`);
-        const want = p.dtype === 'float64' ? 'F64' : 'F32';
+        if (p.shape.join(",") !== rm.shape.join(","))
+          throw new Error(`${fn}: m.${n} has shape ${fmt(rm.shape)}; the parameter has ${fmt(p.shape)}`);
+        const want = p.dtype === "float64" ? "F64" : "F32";
         if (rm.dtype !== want) throw new Error(`${fn}: m.${n} is ${rm.dtype}; the parameter is ${p.dtype}`);
       }
       // copies, so that the caller's arrays and the optimiser's state never alias

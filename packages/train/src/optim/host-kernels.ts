@@ -5,8 +5,8 @@
  * per op (about ten times less work for the update of a 3.7 M-parameter model). Other backends use the
  * tensor-op definitions; the tests check that both agree bit for bit.
  */
-import { CpuBackend, getBackend, tensor, type Tensor } from '@qkvflow/autograd';
-import type { AdamConstants } from './adamw.js';
+import { CpuBackend, getBackend, tensor, type Tensor } from "@qkvflow/autograd";
+import type { AdamConstants } from "./adamw.js";
 
 type Float = Float32Array | Float64Array;
 
@@ -20,7 +20,7 @@ function floats(t: Tensor): Float {
 }
 
 function like(t: Tensor, n: number): Float {
-  return t.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  return t.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
 }
 
 /** Σ g² over all gradients, one float64 sum in order (the square of the global norm). */
@@ -35,11 +35,17 @@ export function sumOfSquaresHost(grads: readonly Tensor[]): number {
 
 /** One AdamW update of one parameter in a single float64 loop (the formula and order of `adamwUpdate`). */
 export function adamwUpdateHost(p: Tensor, g: Tensor, m: Tensor, v: Tensor, c: AdamConstants): { p: Tensor; m: Tensor; v: Tensor } {
-  const pd = floats(p), gd = floats(g), md = floats(m), vd = floats(v);
+  const pd = floats(p),
+    gd = floats(g),
+    md = floats(m),
+    vd = floats(v);
   const n = pd.length;
-  const pn = like(p, n), mn = like(m, n), vn = like(v, n);
+  const pn = like(p, n),
+    mn = like(m, n),
+    vn = like(v, n);
   const { beta1: b1, beta2: b2, eps, scale, bc1, bc2, decay: lam, lr } = c;
-  const a1 = 1 - b1, a2 = 1 - b2;
+  const a1 = 1 - b1,
+    a2 = 1 - b2;
   for (let i = 0; i < n; i++) {
     const gi = scale === 1 ? gd[i]! : gd[i]! * scale;
     const mi = md[i]! * b1 + gi * a1;

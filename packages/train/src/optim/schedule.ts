@@ -12,10 +12,10 @@
  */
 
 /** Schedule shapes after the warmup. */
-export type ScheduleKind = 'cosine' | 'linear' | 'constant';
+export type ScheduleKind = "cosine" | "linear" | "constant";
 
 /** The schedule kinds accepted by `makeSchedule`. */
-export const SCHEDULE_KINDS: readonly ScheduleKind[] = ['cosine', 'linear', 'constant'];
+export const SCHEDULE_KINDS: readonly ScheduleKind[] = ["cosine", "linear", "constant"];
 
 /** Options of a warmup-then-decay schedule. */
 export interface ScheduleOptions {
@@ -41,24 +41,25 @@ export function warmupSteps(totalSteps: number, warmupRatio: number): number {
 
 /** Builds the warmup + cosine / linear / constant schedule described in the module comment. */
 export function makeSchedule(opts: ScheduleOptions): Schedule {
-  const who = 'makeSchedule';
+  const who = "makeSchedule";
   const { lr, totalSteps } = opts;
   const warmupRatio = opts.warmupRatio ?? 0.01;
   const alpha = opts.minLrRatio ?? 0.1;
-  const kind = opts.kind ?? 'cosine';
+  const kind = opts.kind ?? "cosine";
   if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`${who}: lr must be a finite number >= 0, got ${lr}`);
   if (!Number.isInteger(totalSteps) || totalSteps <= 0) throw new Error(`${who}: totalSteps must be a positive integer, got ${totalSteps}`);
   if (!(warmupRatio >= 0 && warmupRatio <= 1)) throw new Error(`${who}: warmupRatio must be in [0, 1], got ${warmupRatio}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${who}: minLrRatio must be in [0, 1], got ${alpha}`);
-  if (!SCHEDULE_KINDS.includes(kind)) throw new Error(`${who}: kind '${String(kind)}' is unknown; expected one of ${SCHEDULE_KINDS.join(', ')}`);
+  if (!SCHEDULE_KINDS.includes(kind))
+    throw new Error(`${who}: kind '${String(kind)}' is unknown; expected one of ${SCHEDULE_KINDS.join(", ")}`);
   const W = warmupSteps(totalSteps, warmupRatio);
   const D = totalSteps - W;
   return (step: number): number => {
     if (!Number.isInteger(step) || step < 0) throw new Error(`schedule: step must be a non-negative integer, got ${step}`);
     if (step < W) return (lr * step) / W;
-    if (kind === 'constant' || D <= 0) return lr;
+    if (kind === "constant" || D <= 0) return lr;
     const frac = Math.min(step - W, D) / D;
-    const shape = kind === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * frac)) : 1 - frac;
+    const shape = kind === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * frac)) : 1 - frac;
     return lr * ((1 - alpha) * shape + alpha);
   };
 }

@@ -5,8 +5,13 @@ import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel,
 import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
 import {
-  crossEntropyBackwardRows as crossEntropyBackwardRowsK, crossEntropyRows as crossEntropyRowsK, geluTanh, geluTanhBackward,
-  layerNormBackwardRows, layerNormRows, softmaxRows as softmaxRowsK,
+  crossEntropyBackwardRows as crossEntropyBackwardRowsK,
+  crossEntropyRows as crossEntropyRowsK,
+  geluTanh,
+  geluTanhBackward,
+  layerNormBackwardRows,
+  layerNormRows,
+  softmaxRows as softmaxRowsK,
 } from "./kernels/rows.js";
 
 const arr = (x: TensorInfo) => x.buf as TypedArray;
@@ -92,29 +97,35 @@ export class CpuBackend implements Backend, FusedKernels {
   }
 
   matmul(a: TensorInfo, b: TensorInfo, transA: boolean, transB: boolean, outShape: Shape): Buffer {
-    const ra = a.shape.length, rb = b.shape.length, ro = outShape.length;
-    const m = outShape[ro - 2], n = outShape[ro - 1];
+    const ra = a.shape.length,
+      rb = b.shape.length,
+      ro = outShape.length;
+    const m = outShape[ro - 2],
+      n = outShape[ro - 1];
     const k = transA ? a.shape[ra - 2] : a.shape[ra - 1];
     const out = allocArray(a.dtype, sizeOf(outShape));
     const batchShape = outShape.slice(0, ro - 2);
     const nb = sizeOf(batchShape);
     const sa = broadcastStrides(a.shape.slice(0, ra - 2), batchShape).map((s) => s * m * k);
     const sb = broadcastStrides(b.shape.slice(0, rb - 2), batchShape).map((s) => s * k * n);
-    const A = arr(a) as Float32Array | Float64Array, B = arr(b) as Float32Array | Float64Array;
+    const A = arr(a) as Float32Array | Float64Array,
+      B = arr(b) as Float32Array | Float64Array;
     const C = out as Float32Array | Float64Array;
     if (nb === 1) {
       gemm({ transA, transB, m, n, k, a: A, b: B, c: C });
       return out;
     }
     // Simple strides when every batch axis broadcasts uniformly: one batched call.
-    const flatA = uniformStride(sa, batchShape), flatB = uniformStride(sb, batchShape);
+    const flatA = uniformStride(sa, batchShape),
+      flatB = uniformStride(sb, batchShape);
     if (flatA !== null && flatB !== null) {
       gemm({ transA, transB, m, n, k, a: A, b: B, c: C, batch: nb, strideA: flatA, strideB: flatB, strideC: m * n });
       return out;
     }
     const idx = new Array<number>(batchShape.length).fill(0);
     for (let bi = 0; bi < nb; bi++) {
-      let oa = 0, ob = 0;
+      let oa = 0,
+        ob = 0;
       for (let d = 0; d < idx.length; d++) {
         oa += idx[d] * sa[d];
         ob += idx[d] * sb[d];
@@ -132,7 +143,13 @@ export class CpuBackend implements Backend, FusedKernels {
     const st = stridesOf(x.shape);
     const outShape = perm.map((p) => x.shape[p]);
     const out = allocArray(x.dtype, sizeOf(outShape));
-    stridedCopy(arr(x), 0, perm.map((p) => st[p]), out, outShape);
+    stridedCopy(
+      arr(x),
+      0,
+      perm.map((p) => st[p]),
+      out,
+      outShape,
+    );
     return out;
   }
 
@@ -147,7 +164,13 @@ export class CpuBackend implements Backend, FusedKernels {
     let off = 0;
     for (let i = 0; i < begin.length; i++) off += begin[i] * st[i];
     const out = allocArray(x.dtype, sizeOf(size));
-    stridedCopy(arr(x), off, st.map((s, i) => s * step[i]), out, size);
+    stridedCopy(
+      arr(x),
+      off,
+      st.map((s, i) => s * step[i]),
+      out,
+      size,
+    );
     return out;
   }
 
@@ -156,7 +179,13 @@ export class CpuBackend implements Backend, FusedKernels {
     let off = 0;
     for (let i = 0; i < begin.length; i++) off += begin[i] * st[i];
     const out = allocArray(x.dtype, sizeOf(outShape));
-    stridedWrite(arr(x), x.shape, out, off, st.map((s, i) => s * step[i]));
+    stridedWrite(
+      arr(x),
+      x.shape,
+      out,
+      off,
+      st.map((s, i) => s * step[i]),
+    );
     return out;
   }
 
@@ -176,7 +205,8 @@ export class CpuBackend implements Backend, FusedKernels {
   }
 
   gather(x: TensorInfo, indices: TensorInfo, axis: number): Buffer {
-    const src = arr(x), idx = arr(indices);
+    const src = arr(x),
+      idx = arr(indices);
     const outer = sizeOf(x.shape.slice(0, axis));
     const A = x.shape[axis];
     const inner = sizeOf(x.shape.slice(axis + 1));
@@ -185,7 +215,8 @@ export class CpuBackend implements Backend, FusedKernels {
     for (let j = 0; j < nI; j++) checkIndex("take", idx[j], A, x.shape, axis);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < nI; j++) {
-        const s = (o * A + idx[j]) * inner, d = (o * nI + j) * inner;
+        const s = (o * A + idx[j]) * inner,
+          d = (o * nI + j) * inner;
         if (inner === 1) out[d] = src[s];
         else out.set(src.subarray(s, s + inner), d);
       }
@@ -194,7 +225,8 @@ export class CpuBackend implements Backend, FusedKernels {
   }
 
   scatterAdd(updates: TensorInfo, indices: TensorInfo, axis: number, outShape: Shape): Buffer {
-    const src = arr(updates), idx = arr(indices);
+    const src = arr(updates),
+      idx = arr(indices);
     const outer = sizeOf(outShape.slice(0, axis));
     const A = outShape[axis];
     const inner = sizeOf(outShape.slice(axis + 1));
@@ -203,7 +235,8 @@ export class CpuBackend implements Backend, FusedKernels {
     for (let j = 0; j < nI; j++) checkIndex("scatterAdd", idx[j], A, outShape, axis);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < nI; j++) {
-        const d = (o * A + idx[j]) * inner, s = (o * nI + j) * inner;
+        const d = (o * A + idx[j]) * inner,
+          s = (o * nI + j) * inner;
         for (let i = 0; i < inner; i++) out[d + i] += src[s + i];
       }
     }
@@ -230,8 +263,15 @@ export class CpuBackend implements Backend, FusedKernels {
     const [rows, cols] = logits.shape;
     const out = allocArray(logits.dtype, rows * cols) as Float32Array | Float64Array;
     crossEntropyBackwardRowsK(
-      arr(logits) as Float32Array | Float64Array, arr(targets) as Int32Array, arr(lse) as Float32Array | Float64Array,
-      arr(g) as Float32Array | Float64Array, out, rows, cols, ignoreIndex);
+      arr(logits) as Float32Array | Float64Array,
+      arr(targets) as Int32Array,
+      arr(lse) as Float32Array | Float64Array,
+      arr(g) as Float32Array | Float64Array,
+      out,
+      rows,
+      cols,
+      ignoreIndex,
+    );
     return out;
   }
 
@@ -245,14 +285,29 @@ export class CpuBackend implements Backend, FusedKernels {
   }
 
   layerNormBackward(
-    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+    x: TensorInfo,
+    gamma: TensorInfo | null,
+    mean: TensorInfo,
+    rstd: TensorInfo,
+    dy: TensorInfo,
+    withParams: boolean,
   ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null } {
     const { rows, cols } = lastAxisRows(x.shape);
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
     const dgamma = withParams ? (allocArray(x.dtype, cols) as F) : null;
     const dbeta = withParams ? (allocArray(x.dtype, cols) as F) : null;
     layerNormBackwardRows(
-      arr(x) as F, gamma ? (arr(gamma) as F) : null, arr(mean) as F, arr(rstd) as F, arr(dy) as F, dx, dgamma, dbeta, rows, cols);
+      arr(x) as F,
+      gamma ? (arr(gamma) as F) : null,
+      arr(mean) as F,
+      arr(rstd) as F,
+      arr(dy) as F,
+      dx,
+      dgamma,
+      dbeta,
+      rows,
+      cols,
+    );
     return { dx, dgamma, dbeta };
   }
 
@@ -266,24 +321,45 @@ export class CpuBackend implements Backend, FusedKernels {
   }
 
   linearCrossEntropyBackward(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number,
+    x: TensorInfo,
+    w: TensorInfo,
+    targets: TensorInfo,
+    lse: TensorInfo,
+    g: TensorInfo,
+    ignoreIndex: number,
   ): { dx: Buffer; dw: Buffer } {
     const [n, e] = x.shape;
     const v = w.shape[0];
     const dx = allocArray(x.dtype, n * e) as F;
     const dw = allocArray(x.dtype, v * e) as F;
     linearCrossEntropyBackwardRows(
-      arr(x) as F, arr(w) as F, arr(targets) as Int32Array, arr(lse) as F, arr(g) as F, dx, dw, n, e, v, ignoreIndex);
+      arr(x) as F,
+      arr(w) as F,
+      arr(targets) as Int32Array,
+      arr(lse) as F,
+      arr(g) as F,
+      dx,
+      dw,
+      n,
+      e,
+      v,
+      ignoreIndex,
+    );
     return { dx, dw };
   }
 
   linearCrossEntropyWithGrad(
-    x: TensorInfo, w: TensorInfo, targets: TensorInfo, ignoreIndex: number,
+    x: TensorInfo,
+    w: TensorInfo,
+    targets: TensorInfo,
+    ignoreIndex: number,
   ): { loss: Buffer; lse: Buffer; dx: Buffer; dw: Buffer } {
     const [n, e] = x.shape;
     const v = w.shape[0];
-    const loss = allocArray(x.dtype, n) as F, lse = allocArray(x.dtype, n) as F;
-    const dx = allocArray(x.dtype, n * e) as F, dw = allocArray(x.dtype, v * e) as F;
+    const loss = allocArray(x.dtype, n) as F,
+      lse = allocArray(x.dtype, n) as F;
+    const dx = allocArray(x.dtype, n * e) as F,
+      dw = allocArray(x.dtype, v * e) as F;
     linearCrossEntropyWithGradRows(arr(x) as F, arr(w) as F, arr(targets) as Int32Array, n, e, v, ignoreIndex, loss, lse, dx, dw);
     return { loss, lse, dx, dw };
   }
@@ -319,8 +395,16 @@ function reduceRun(op: ReduceOp, x: TypedArray, out: TypedArray, outer: number, 
       const base = o * R;
       let acc = op === "sum" ? 0 : op === "max" ? -Infinity : Infinity;
       if (op === "sum") for (let r = 0; r < R; r++) acc += x[base + r];
-      else if (op === "max") for (let r = 0; r < R; r++) { const v = x[base + r]; if (v > acc || v !== v) acc = v; }
-      else for (let r = 0; r < R; r++) { const v = x[base + r]; if (v < acc || v !== v) acc = v; }
+      else if (op === "max")
+        for (let r = 0; r < R; r++) {
+          const v = x[base + r];
+          if (v > acc || v !== v) acc = v;
+        }
+      else
+        for (let r = 0; r < R; r++) {
+          const v = x[base + r];
+          if (v < acc || v !== v) acc = v;
+        }
       out[o] = acc;
     }
     return;
@@ -332,8 +416,16 @@ function reduceRun(op: ReduceOp, x: TypedArray, out: TypedArray, outer: number, 
     for (let r = 0; r < R; r++) {
       const base = (o * R + r) * inner;
       if (op === "sum") for (let i = 0; i < inner; i++) acc[i] += x[base + i];
-      else if (op === "max") for (let i = 0; i < inner; i++) { const v = x[base + i]; if (v > acc[i] || v !== v) acc[i] = v; }
-      else for (let i = 0; i < inner; i++) { const v = x[base + i]; if (v < acc[i] || v !== v) acc[i] = v; }
+      else if (op === "max")
+        for (let i = 0; i < inner; i++) {
+          const v = x[base + i];
+          if (v > acc[i] || v !== v) acc[i] = v;
+        }
+      else
+        for (let i = 0; i < inner; i++) {
+          const v = x[base + i];
+          if (v < acc[i] || v !== v) acc[i] = v;
+        }
     }
     for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i];
   }

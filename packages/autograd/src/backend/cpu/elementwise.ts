@@ -47,8 +47,14 @@ const BINARY_EXPR: Record<BinaryOp, string> = {
 
 type UnaryLoop = (x: TypedArray, out: TypedArray, n: number) => void;
 type BroadcastLoop = (
-  a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray,
-  shape: number[], sa: number[], sb: number[], sc: number[],
+  a: TypedArray,
+  b: TypedArray,
+  c: TypedArray | null,
+  out: TypedArray,
+  shape: number[],
+  sa: number[],
+  sb: number[],
+  sc: number[],
 ) => void;
 /** A loop over operands read as full, scalar or periodic (see `classify`): (...operands, out, n, period). */
 type KindLoop = (...args: (TypedArray | number)[]) => void;
@@ -90,7 +96,10 @@ function unaryLoop(op: ExprUnaryOp, x: TypedArray, out: TypedArray): UnaryLoop {
 
 /** Generates a broadcasting loop for `expr` over operands x, y (and z for ternary). */
 function broadcastLoop(op: string, expr: string, a: TypedArray, b: TypedArray, c: TypedArray | null, out: TypedArray): BroadcastLoop {
-  return compiled(`bc:${op}:${kindOf(a, b, c, out)}`, ["A", "B", "C", "O", "shape", "sa", "sb", "sc"], () => `
+  return compiled(
+    `bc:${op}:${kindOf(a, b, c, out)}`,
+    ["A", "B", "C", "O", "shape", "sa", "sb", "sc"],
+    () => `
       const rank = shape.length;
       const n = O.length;
       if (rank === 0) { const x = A[0], y = B[0], z = C ? C[0] : 0; O[0] = ${expr}; return; }
@@ -111,7 +120,8 @@ function broadcastLoop(op: string, expr: string, a: TypedArray, b: TypedArray, c
           ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d]; ic -= sc[d] * shape[d];
           idx[d] = 0;
         }
-      }`);
+      }`,
+  );
 }
 
 /**
@@ -143,14 +153,20 @@ function kindLoop(tag: string, expr: string, kinds: string, arrays: TypedArray[]
   const names = ["A", "B", "C"].slice(0, kinds.length);
   const vars = ["x", "y", "z"];
   return compiled(`k:${tag}:${kinds}:${kindOf(...arrays, out)}`, [...names, "O", "n", "p"], () => {
-    const scalars = names.filter((_, k) => kinds[k] === "s").map((a) => `const ${a}0 = ${a}[0];`).join(" ");
-    const read = (k: number, full: string, inRow: string) => (kinds[k] === "f" ? `${names[k]}[${full}]` : kinds[k] === "s" ? `${names[k]}0` : `${names[k]}[${inRow}]`);
+    const scalars = names
+      .filter((_, k) => kinds[k] === "s")
+      .map((a) => `const ${a}0 = ${a}[0];`)
+      .join(" ");
+    const read = (k: number, full: string, inRow: string) =>
+      kinds[k] === "f" ? `${names[k]}[${full}]` : kinds[k] === "s" ? `${names[k]}0` : `${names[k]}[${inRow}]`;
     const element = (full: string, inRow: string) =>
       `${names.map((_, k) => `const ${vars[k]} = ${read(k, full, inRow)};`).join(" ")} O[${full}] = ${expr};`;
     if (!kinds.includes("p")) return `${scalars} ${unrolled((i) => element(i, i))}`;
     const blocks = [0, 1, 2, 3].map((k) => `{ const jj = j + ${k}; ${element("o + jj", "jj")} }`).join(" ");
-    return `${scalars} for (let o = 0; o < n; o += p) { let j = 0; for (; j + 3 < p; j += 4) { ${blocks} } ` +
-      `for (; j < p; j++) { ${element("o + j", "j")} } }`;
+    return (
+      `${scalars} for (let o = 0; o < n; o += p) { let j = 0; for (; j + 3 < p; j += 4) { ${blocks} } ` +
+      `for (; j < p; j++) { ${element("o + j", "j")} } }`
+    );
   });
 }
 
@@ -179,21 +195,71 @@ export function unaryKernel(op: ExprUnaryOp, x: TypedArray, out: TypedArray): vo
 }
 
 /** out = op(a, b) with broadcasting. */
-export function binaryKernel(op: BinaryOp, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
-  const c = classify([[a, aShape], [b, bShape]], outShape, out.length);
+export function binaryKernel(
+  op: BinaryOp,
+  a: TypedArray,
+  aShape: Shape,
+  b: TypedArray,
+  bShape: Shape,
+  out: TypedArray,
+  outShape: Shape,
+): void {
+  const c = classify(
+    [
+      [a, aShape],
+      [b, bShape],
+    ],
+    outShape,
+    out.length,
+  );
   if (c) return kindLoop(op, BINARY_EXPR[op], c.kinds, [a, b], out)(a, b, out, out.length, c.period);
   const f = broadcastLoop("b:" + op, BINARY_EXPR[op], a, b, null, out);
-  f(a, b, null, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), new Array(outShape.length).fill(0));
+  f(
+    a,
+    b,
+    null,
+    out,
+    [...outShape],
+    broadcastStrides(aShape, outShape),
+    broadcastStrides(bShape, outShape),
+    new Array(outShape.length).fill(0),
+  );
 }
 
 /** out = cond ? a : b with broadcasting. */
-export function whereKernel(cond: TypedArray, cShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void {
+export function whereKernel(
+  cond: TypedArray,
+  cShape: Shape,
+  a: TypedArray,
+  aShape: Shape,
+  b: TypedArray,
+  bShape: Shape,
+  out: TypedArray,
+  outShape: Shape,
+): void {
   // operand order in the generated loops is (A = a, B = b, C = cond)
   const expr = "(z !== 0 ? x : y)";
-  const c = classify([[a, aShape], [b, bShape], [cond, cShape]], outShape, out.length);
+  const c = classify(
+    [
+      [a, aShape],
+      [b, bShape],
+      [cond, cShape],
+    ],
+    outShape,
+    out.length,
+  );
   if (c) return kindLoop("where", expr, c.kinds, [a, b, cond], out)(a, b, cond, out, out.length, c.period);
   const f = broadcastLoop("where", expr, a, b, cond, out);
-  f(a, b, cond, out, [...outShape], broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape), broadcastStrides(cShape, outShape));
+  f(
+    a,
+    b,
+    cond,
+    out,
+    [...outShape],
+    broadcastStrides(aShape, outShape),
+    broadcastStrides(bShape, outShape),
+    broadcastStrides(cShape, outShape),
+  );
 }
 
 /** Copies `src` read with arbitrary (possibly zero) strides and offset into dense `out` of `outShape`. */

@@ -13,7 +13,8 @@ import { GELU_CUBIC, GELU_TANH_SCALE } from "../../gelu.js";
 
 /** A float literal the gpu.js transpiler types as a float (never as an integer). */
 export function lit(v: number): string {
-  if (!Number.isFinite(v)) throw new Error(`gpu backend (codegen): literal ${v} is not finite; expected a finite number (pass non-finite values as arguments)`);
+  if (!Number.isFinite(v))
+    throw new Error(`gpu backend (codegen): literal ${v} is not finite; expected a finite number (pass non-finite values as arguments)`);
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return `${v}.0`;
   const s = String(v);
   return s.includes(".") || s.includes("e") ? s : `${s}.0`;
@@ -114,49 +115,71 @@ export function argNames(prefix: string, n: number): string[] {
 /** Statements computing `out` (a declared variable) from the float `v` for each unary op. */
 export function unaryBody(op: UnaryOp, v: string, out: string, names: Names): string {
   switch (op) {
-    case "neg": return `${out} = -${v};\n`;
-    case "exp": return `${out} = Math.exp(${v});\n`;
-    case "log": return `${out} = Math.log(${v});\n`;
+    case "neg":
+      return `${out} = -${v};\n`;
+    case "exp":
+      return `${out} = Math.exp(${v});\n`;
+    case "log":
+      return `${out} = Math.log(${v});\n`;
     case "log1p": {
       // series near 0, log(u)·x/(u−1) (u = 1 + x) elsewhere: accurate where 1 + x rounds
       const u = names.next("u");
-      return `let ${u} = 1.0 + ${v};\n` +
+      return (
+        `let ${u} = 1.0 + ${v};\n` +
         `if (Math.abs(${v}) < 0.01) { ${out} = ${v} * (1.0 - ${v} * (0.5 - ${v} * (0.3333333333 - ${v} * (0.25 - ${v} * 0.2)))); }\n` +
-        `else { ${out} = Math.log(${u}) * (${v} / (${u} - 1.0)); }\n`;
+        `else { ${out} = Math.log(${u}) * (${v} / (${u} - 1.0)); }\n`
+      );
     }
-    case "sqrt": return `${out} = Math.sqrt(${v});\n`;
-    case "rsqrt": return `${out} = 1.0 / Math.sqrt(${v});\n`;
-    case "abs": return `${out} = Math.abs(${v});\n`;
-    case "sin": return `${out} = Math.sin(${v});\n`;
-    case "cos": return `${out} = Math.cos(${v});\n`;
-    case "tanh": return tanhBody(v, out, names);
-    case "sigmoid": return `${out} = 1.0 / (1.0 + Math.exp(-${v}));\n`;
-    case "relu": return `${out} = ${v} > 0.0 ? ${v} : 0.0;\n`;
+    case "sqrt":
+      return `${out} = Math.sqrt(${v});\n`;
+    case "rsqrt":
+      return `${out} = 1.0 / Math.sqrt(${v});\n`;
+    case "abs":
+      return `${out} = Math.abs(${v});\n`;
+    case "sin":
+      return `${out} = Math.sin(${v});\n`;
+    case "cos":
+      return `${out} = Math.cos(${v});\n`;
+    case "tanh":
+      return tanhBody(v, out, names);
+    case "sigmoid":
+      return `${out} = 1.0 / (1.0 + Math.exp(-${v}));\n`;
+    case "relu":
+      return `${out} = ${v} > 0.0 ? ${v} : 0.0;\n`;
     case "gelu": {
-      const a = names.next("a"), t = names.next("t");
-      return `let ${a} = ${geluArg(v)};\n` +
-        `let ${t} = 0.0;\n` + tanhBody(a, t, names) +
-        `${out} = 0.5 * ${v} * (1.0 + ${t});\n`;
+      const a = names.next("a"),
+        t = names.next("t");
+      return `let ${a} = ${geluArg(v)};\n` + `let ${t} = 0.0;\n` + tanhBody(a, t, names) + `${out} = 0.5 * ${v} * (1.0 + ${t});\n`;
     }
-    case "silu": return `${out} = ${v} / (1.0 + Math.exp(-${v}));\n`;
-    case "sign": return `${out} = ${v} > 0.0 ? 1.0 : (${v} < 0.0 ? -1.0 : 0.0);\n`;
-    case "square": return `${out} = ${v} * ${v};\n`;
-    case "reciprocal": return `${out} = 1.0 / ${v};\n`;
-    case "step": return `${out} = ${v} > 0.0 ? 1.0 : 0.0;\n`;
-    case "floor": return `${out} = Math.floor(${v});\n`;
+    case "silu":
+      return `${out} = ${v} / (1.0 + Math.exp(-${v}));\n`;
+    case "sign":
+      return `${out} = ${v} > 0.0 ? 1.0 : (${v} < 0.0 ? -1.0 : 0.0);\n`;
+    case "square":
+      return `${out} = ${v} * ${v};\n`;
+    case "reciprocal":
+      return `${out} = 1.0 / ${v};\n`;
+    case "step":
+      return `${out} = ${v} > 0.0 ? 1.0 : 0.0;\n`;
+    case "floor":
+      return `${out} = Math.floor(${v});\n`;
     // NaN fails every comparison, ±Infinity exceeds the largest float32
-    case "isfinite": return `${out} = Math.abs(${v}) <= 3.4028234663852886e38 ? 1.0 : 0.0;\n`;
+    case "isfinite":
+      return `${out} = Math.abs(${v}) <= 3.4028234663852886e38 ? 1.0 : 0.0;\n`;
   }
 }
 
 /** tanh without overflow for large |x| (the textbook (e^2x−1)/(e^2x+1) gives NaN there). */
 function tanhBody(v: string, out: string, names: Names): string {
-  const e = names.next("e"), ax = names.next("ax");
-  return `let ${ax} = Math.abs(${v});\n` +
+  const e = names.next("e"),
+    ax = names.next("ax");
+  return (
+    `let ${ax} = Math.abs(${v});\n` +
     `let ${e} = Math.exp(-2.0 * ${ax});\n` +
     `if (${ax} < 0.0005) { ${out} = ${v} * (1.0 - ${v} * ${v} / 3.0); }\n` +
     `else if (${v} < 0.0) { ${out} = -(1.0 - ${e}) / (1.0 + ${e}); }\n` +
-    `else { ${out} = (1.0 - ${e}) / (1.0 + ${e}); }\n`;
+    `else { ${out} = (1.0 - ${e}) / (1.0 + ${e}); }\n`
+  );
 }
 
 /** The GELU's tanh argument u = √(2/π)(v + 0.044715v³). */
@@ -169,42 +192,63 @@ function geluArg(v: string): string {
  * gelu′ = σ(2u) + 2v·u′·t/(1 + t)², u′ = √(2/π)(1 + 3·0.044715v²); both signs of u avoid overflow.
  */
 export function geluGradBody(v: string, out: string, names: Names): string {
-  const u = names.next("u"), t = names.next("t"), den = names.next("den"), sg = names.next("sg"), du = names.next("du");
-  return `let ${u} = ${geluArg(v)};\n` +
+  const u = names.next("u"),
+    t = names.next("t"),
+    den = names.next("den"),
+    sg = names.next("sg"),
+    du = names.next("du");
+  return (
+    `let ${u} = ${geluArg(v)};\n` +
     `let ${t} = Math.exp(-2.0 * Math.abs(${u}));\nlet ${den} = 1.0 + ${t};\n` +
     `let ${sg} = 1.0 / ${den};\nif (${u} < 0.0) { ${sg} = ${t} / ${den}; }\n` +
     `let ${du} = ${lit(GELU_TANH_SCALE)} * (1.0 + ${lit(3 * GELU_CUBIC)} * ${v} * ${v});\n` +
-    `${out} = ${sg} + 2.0 * ${v} * ${du} * ${t} / (${den} * ${den});\n`;
+    `${out} = ${sg} + 2.0 * ${v} * ${du} * ${t} / (${den} * ${den});\n`
+  );
 }
 
 /** Statements computing `out` from floats `x`, `y` for each binary op. */
 export function binaryBody(op: BinaryOp, x: string, y: string, out: string, names: Names): string {
   switch (op) {
-    case "add": return `${out} = ${x} + ${y};\n`;
-    case "sub": return `${out} = ${x} - ${y};\n`;
-    case "mul": return `${out} = ${x} * ${y};\n`;
-    case "div": return `${out} = ${x} / ${y};\n`;
+    case "add":
+      return `${out} = ${x} + ${y};\n`;
+    case "sub":
+      return `${out} = ${x} - ${y};\n`;
+    case "mul":
+      return `${out} = ${x} * ${y};\n`;
+    case "div":
+      return `${out} = ${x} / ${y};\n`;
     case "pow": {
       // JavaScript semantics for negative bases with integer exponents; GLSL's pow is undefined there
-      const m = names.next("m"), h = names.next("h");
-      return `if (${y} == 0.0) { ${out} = 1.0; }\n` +
+      const m = names.next("m"),
+        h = names.next("h");
+      return (
+        `if (${y} == 0.0) { ${out} = 1.0; }\n` +
         `else if (${x} == 0.0) { ${out} = ${y} > 0.0 ? 0.0 : 1.0 / ${x}; }\n` +
         `else {\n` +
         `  let ${m} = Math.pow(Math.abs(${x}), ${y});\n` +
         `  let ${h} = ${y} * 0.5;\n` +
         `  if (${x} < 0.0 && Math.floor(${y}) == ${y} && Math.floor(${h}) != ${h}) { ${m} = -${m}; }\n` +
         `  ${out} = ${m};\n` +
-        `}\n`;
+        `}\n`
+      );
     }
     // NaN wins, as with Math.max / Math.min (x + y is NaN when either is)
-    case "maximum": return `if (${x} != ${x} || ${y} != ${y}) { ${out} = ${x} + ${y}; } else { ${out} = ${x} >= ${y} ? ${x} : ${y}; }\n`;
-    case "minimum": return `if (${x} != ${x} || ${y} != ${y}) { ${out} = ${x} + ${y}; } else { ${out} = ${x} <= ${y} ? ${x} : ${y}; }\n`;
-    case "eq": return `${out} = ${x} == ${y} ? 1.0 : 0.0;\n`;
-    case "ne": return `${out} = ${x} != ${y} ? 1.0 : 0.0;\n`;
-    case "lt": return `${out} = ${x} < ${y} ? 1.0 : 0.0;\n`;
-    case "le": return `${out} = ${x} <= ${y} ? 1.0 : 0.0;\n`;
-    case "gt": return `${out} = ${x} > ${y} ? 1.0 : 0.0;\n`;
-    case "ge": return `${out} = ${x} >= ${y} ? 1.0 : 0.0;\n`;
+    case "maximum":
+      return `if (${x} != ${x} || ${y} != ${y}) { ${out} = ${x} + ${y}; } else { ${out} = ${x} >= ${y} ? ${x} : ${y}; }\n`;
+    case "minimum":
+      return `if (${x} != ${x} || ${y} != ${y}) { ${out} = ${x} + ${y}; } else { ${out} = ${x} <= ${y} ? ${x} : ${y}; }\n`;
+    case "eq":
+      return `${out} = ${x} == ${y} ? 1.0 : 0.0;\n`;
+    case "ne":
+      return `${out} = ${x} != ${y} ? 1.0 : 0.0;\n`;
+    case "lt":
+      return `${out} = ${x} < ${y} ? 1.0 : 0.0;\n`;
+    case "le":
+      return `${out} = ${x} <= ${y} ? 1.0 : 0.0;\n`;
+    case "gt":
+      return `${out} = ${x} > ${y} ? 1.0 : 0.0;\n`;
+    case "ge":
+      return `${out} = ${x} >= ${y} ? 1.0 : 0.0;\n`;
   }
 }
 

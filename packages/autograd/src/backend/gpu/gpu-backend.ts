@@ -14,8 +14,18 @@ import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, Una
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, type Shape } from "../../shape.js";
 import {
-  argNames, binaryBody, broadcastStridesOf, coalesce, contiguousStrides, geluGradBody, kernelSource, Names, offsetExpr, splitIndex,
-  truncBody, unaryBody,
+  argNames,
+  binaryBody,
+  broadcastStridesOf,
+  coalesce,
+  contiguousStrides,
+  geluGradBody,
+  kernelSource,
+  Names,
+  offsetExpr,
+  splitIndex,
+  truncBody,
+  unaryBody,
 } from "./codegen.js";
 import { GL_MODES, isGpuModeSupported, modeOfKernelClass, type GpuMode, type ResolvedGpuMode } from "./modes.js";
 import { trackAllocation, type Releasable } from "../../tidy.js";
@@ -67,7 +77,13 @@ export class GpuBuffer implements Releasable {
   /** Host copy (set on upload and on the first read-back). */
   host: TypedArray | null;
   disposed = false;
-  constructor(readonly owner: GpuBackend, store: Store, readonly size: number, readonly dtype: DType, host: TypedArray | null) {
+  constructor(
+    readonly owner: GpuBackend,
+    store: Store,
+    readonly size: number,
+    readonly dtype: DType,
+    host: TypedArray | null,
+  ) {
     this.store = store;
     this.host = host;
   }
@@ -77,15 +93,16 @@ export class GpuBuffer implements Releasable {
   }
 }
 
-const registry = typeof FinalizationRegistry === "function"
-  ? new FinalizationRegistry<Texture>((t) => {
-    try {
-      t.delete();
-    } catch {
-      // context already gone
-    }
-  })
-  : null;
+const registry =
+  typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry<Texture>((t) => {
+        try {
+          t.delete();
+        } catch {
+          // context already gone
+        }
+      })
+    : null;
 
 const nameOf = (m: ResolvedGpuMode | "unknown"): string => m;
 
@@ -95,7 +112,10 @@ export function createGpuBackend(opts: GpuBackendOptions = {}): GpuBackend {
 }
 
 /** The fused kernels the gpu backend implements; the linear + cross-entropy ones run as the op layer's composites. */
-type GpuFusedKernels = Pick<FusedKernels, "softmax" | "crossEntropy" | "crossEntropyBackward" | "layerNorm" | "layerNormBackward" | "geluBackward">;
+type GpuFusedKernels = Pick<
+  FusedKernels,
+  "softmax" | "crossEntropy" | "crossEntropyBackward" | "layerNorm" | "layerNormBackward" | "geluBackward"
+>;
 
 /** The Backend implementation on gpu.js. */
 export class GpuBackend implements Backend, GpuFusedKernels {
@@ -130,11 +150,17 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const req = this.requestedMode;
     if (req === "webgpu") {
       // gpu.js's webgpu kernels only return Promises, and Backend.read is synchronous.
-      this.mismatch("webgpu", "webgpu kernels are asynchronous in gpu.js (every call returns a Promise) and the qkvflow Backend interface is synchronous");
+      this.mismatch(
+        "webgpu",
+        "webgpu kernels are asynchronous in gpu.js (every call returns a Promise) and the qkvflow Backend interface is synchronous",
+      );
       settings.mode = "gpu";
     } else if (req !== "auto") {
       if (!isGpuModeSupported(req)) {
-        this.mismatch(req, `gpu.js reports mode '${req}' as unsupported here${req === "headlessgl" ? " (the native 'gl' module did not load or could not open a context; see .ci/gpu-setup.sh and run under xvfb-run)" : ""}`);
+        this.mismatch(
+          req,
+          `gpu.js reports mode '${req}' as unsupported here${req === "headlessgl" ? " (the native 'gl' module did not load or could not open a context; see .ci/gpu-setup.sh and run under xvfb-run)" : ""}`,
+        );
         settings.mode = "gpu";
       } else settings.mode = req as IGPUSettings["mode"];
     }
@@ -154,7 +180,8 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   private mismatch(asked: GpuMode, reason: string): void {
     const msg = `gpu backend: requested mode '${asked}' is not what runs: ${reason}`;
     this.fallbackReason = reason;
-    if (this.policy === "error") throw new Error(`${msg}; expected an available mode (available: ${availableList()}) or onModeMismatch: 'warn' | 'silent'`);
+    if (this.policy === "error")
+      throw new Error(`${msg}; expected an available mode (available: ${availableList()}) or onModeMismatch: 'warn' | 'silent'`);
     if (this.policy === "warn" && !this.warned) {
       this.warned = true;
       console.warn(`${msg}; continuing on the mode gpu.js picks (see backend.mode)`);
@@ -197,15 +224,24 @@ export class GpuBackend implements Backend, GpuFusedKernels {
 
   private buf(op: string, x: TensorInfo): GpuBuffer {
     const b = x.buf;
-    if (!(b instanceof GpuBuffer)) throw new Error(`gpu backend (${op}): operand ${fmt(x.shape)} is not a gpu buffer; expected a tensor created on this backend`);
-    if (b.owner !== this) throw new Error(`gpu backend (${op}): operand ${fmt(x.shape)} belongs to another gpu backend instance; expected a tensor of this instance`);
-    if (b.disposed) throw new Error(`gpu backend (${op}): operand ${fmt(x.shape)} (${x.dtype}) was disposed; expected a live tensor (was it released by tidy or dispose?)`);
+    if (!(b instanceof GpuBuffer))
+      throw new Error(`gpu backend (${op}): operand ${fmt(x.shape)} is not a gpu buffer; expected a tensor created on this backend`);
+    if (b.owner !== this)
+      throw new Error(
+        `gpu backend (${op}): operand ${fmt(x.shape)} belongs to another gpu backend instance; expected a tensor of this instance`,
+      );
+    if (b.disposed)
+      throw new Error(
+        `gpu backend (${op}): operand ${fmt(x.shape)} (${x.dtype}) was disposed; expected a live tensor (was it released by tidy or dispose?)`,
+      );
     return b;
   }
 
   private checkDType(op: string, dtype: DType): void {
     if (dtype === "float64") {
-      throw new Error(`gpu backend (${op}): float64 is not supported (gpu.js computes in single precision); expected float32, int32 or bool — use the cpu backend for float64`);
+      throw new Error(
+        `gpu backend (${op}): float64 is not supported (gpu.js computes in single precision); expected float32, int32 or bool — use the cpu backend for float64`,
+      );
     }
   }
 
@@ -216,7 +252,12 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const f32 = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
     this.counters.uploads++;
     if (!this.onDevice) return this.wrap(f32, n, dtype, data);
-    const store = this.launch("upload", this.kernel("upload", () => kernelSource(["a"], "return a[i];\n")), n, [f32]);
+    const store = this.launch(
+      "upload",
+      this.kernel("upload", () => kernelSource(["a"], "return a[i];\n")),
+      n,
+      [f32],
+    );
     return this.wrap(store, n, dtype, data);
   }
 
@@ -262,8 +303,14 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     let k = this.kernels.get(key);
     if (!k) {
       const settings = {
-        output: [1], pipeline: true, immutable: true, precision: "single", tactic: "precision",
-        dynamicOutput: true, dynamicArguments: true, loopMaxIterations: 1 << 30,
+        output: [1],
+        pipeline: true,
+        immutable: true,
+        precision: "single",
+        tactic: "precision",
+        dynamicOutput: true,
+        dynamicArguments: true,
+        loopMaxIterations: 1 << 30,
       };
       k = this.gpu.createKernel(source(), settings as Parameters<GPU["createKernel"]>[1]);
       this.kernels.set(key, k);
@@ -304,7 +351,15 @@ export class GpuBackend implements Backend, GpuFusedKernels {
    * Runs the kernel of structure `key` (source from `src`) with output size n over the given buffers, then
    * the numeric arguments `uniforms` (size-0 outputs skip the launch).
    */
-  private run(op: string, key: string, n: number, dtype: DType, src: () => string, inputs: GpuBuffer[], uniforms: number[] = []): GpuBuffer {
+  private run(
+    op: string,
+    key: string,
+    n: number,
+    dtype: DType,
+    src: () => string,
+    inputs: GpuBuffer[],
+    uniforms: number[] = [],
+  ): GpuBuffer {
     this.checkDType(op, dtype);
     if (n === 0) return this.wrap(null, 0, dtype, allocArray(dtype, 0));
     const fullKey = `${op}:${key}`;
@@ -342,10 +397,20 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   unary(op: UnaryOp, x: TensorInfo, outDType: DType): Buffer {
     const b = this.buf(op, x);
     const intOut = outDType === "int32";
-    return this.run("u", `${op}:${intOut}`, b.size, outDType, () => {
-      const names = new Names();
-      return kernelSource(["a"], `let v = a[i];\nlet res = 0.0;\n${unaryBody(op, "v", "res", names)}${intOut ? truncBody("res") : ""}return res;\n`);
-    }, [b]);
+    return this.run(
+      "u",
+      `${op}:${intOut}`,
+      b.size,
+      outDType,
+      () => {
+        const names = new Names();
+        return kernelSource(
+          ["a"],
+          `let v = a[i];\nlet res = 0.0;\n${unaryBody(op, "v", "res", names)}${intOut ? truncBody("res") : ""}return res;\n`,
+        );
+      },
+      [b],
+    );
   }
 
   /** Merged axes of an elementwise op: at least one axis (a scalar result is one element). */
@@ -356,34 +421,69 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   }
 
   binary(op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: Shape, outDType: DType): Buffer {
-    const A = this.buf(op, a), B = this.buf(op, b);
+    const A = this.buf(op, a),
+      B = this.buf(op, b);
     const { dims, st } = GpuBackend.axes(outShape, [broadcastStridesOf(a.shape, outShape), broadcastStridesOf(b.shape, outShape)]);
     const R = dims.length;
     const intOut = outDType === "int32";
-    return this.run("b", `${op}:${intOut}:${R}`, sizeOf(outShape), outDType, () => {
-      const names = new Names();
-      const d = argNames("d", R), sa = argNames("sa", R), sb = argNames("sb", R);
-      const { code, coords } = splitIndex("i", d, names);
-      return kernelSource(["a", "b", ...d, ...sa, ...sb],
-        code + `let x = a[${offsetExpr(coords, sa)}];\nlet y = b[${offsetExpr(coords, sb)}];\n` +
-        "let res = 0.0;\n" + binaryBody(op, "x", "y", "res", names) + (intOut ? truncBody("res") : "") + "return res;\n");
-    }, [A, B], [...dims, ...st[0], ...st[1]]);
+    return this.run(
+      "b",
+      `${op}:${intOut}:${R}`,
+      sizeOf(outShape),
+      outDType,
+      () => {
+        const names = new Names();
+        const d = argNames("d", R),
+          sa = argNames("sa", R),
+          sb = argNames("sb", R);
+        const { code, coords } = splitIndex("i", d, names);
+        return kernelSource(
+          ["a", "b", ...d, ...sa, ...sb],
+          code +
+            `let x = a[${offsetExpr(coords, sa)}];\nlet y = b[${offsetExpr(coords, sb)}];\n` +
+            "let res = 0.0;\n" +
+            binaryBody(op, "x", "y", "res", names) +
+            (intOut ? truncBody("res") : "") +
+            "return res;\n",
+        );
+      },
+      [A, B],
+      [...dims, ...st[0], ...st[1]],
+    );
   }
 
   where(cond: TensorInfo, a: TensorInfo, b: TensorInfo, outShape: Shape): Buffer {
-    const C = this.buf("where", cond), A = this.buf("where", a), B = this.buf("where", b);
+    const C = this.buf("where", cond),
+      A = this.buf("where", a),
+      B = this.buf("where", b);
     const { dims, st } = GpuBackend.axes(outShape, [
-      broadcastStridesOf(cond.shape, outShape), broadcastStridesOf(a.shape, outShape), broadcastStridesOf(b.shape, outShape),
+      broadcastStridesOf(cond.shape, outShape),
+      broadcastStridesOf(a.shape, outShape),
+      broadcastStridesOf(b.shape, outShape),
     ]);
     const R = dims.length;
-    return this.run("where", `${R}`, sizeOf(outShape), a.dtype, () => {
-      const d = argNames("d", R), sc = argNames("sc", R), sa = argNames("sa", R), sb = argNames("sb", R);
-      const { code, coords } = splitIndex("i", d, new Names());
-      return kernelSource(["c", "a", "b", ...d, ...sc, ...sa, ...sb],
-        code + "let res = 0.0;\n" +
-        `if (c[${offsetExpr(coords, sc)}] != 0.0) { res = a[${offsetExpr(coords, sa)}]; } ` +
-        `else { res = b[${offsetExpr(coords, sb)}]; }\nreturn res;\n`);
-    }, [C, A, B], [...dims, ...st[0], ...st[1], ...st[2]]);
+    return this.run(
+      "where",
+      `${R}`,
+      sizeOf(outShape),
+      a.dtype,
+      () => {
+        const d = argNames("d", R),
+          sc = argNames("sc", R),
+          sa = argNames("sa", R),
+          sb = argNames("sb", R);
+        const { code, coords } = splitIndex("i", d, new Names());
+        return kernelSource(
+          ["c", "a", "b", ...d, ...sc, ...sa, ...sb],
+          code +
+            "let res = 0.0;\n" +
+            `if (c[${offsetExpr(coords, sc)}] != 0.0) { res = a[${offsetExpr(coords, sa)}]; } ` +
+            `else { res = b[${offsetExpr(coords, sb)}]; }\nreturn res;\n`,
+        );
+      },
+      [C, A, B],
+      [...dims, ...st[0], ...st[1], ...st[2]],
+    );
   }
 
   // ---------------------------------------------------------------- reductions
@@ -428,22 +528,30 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   private reduceSource(op: ReduceOp): string {
     const { code, coords } = splitIndex("i", ["outer", "nC", "inner"], new Names());
     const [o, k, j] = coords;
-    const step = op === "sum" ? "acc += v;\n"
-      : op === "max" ? "if (v > acc || v != v) { acc = v; }\n" : "if (v < acc || v != v) { acc = v; }\n";
-    return kernelSource(["x", "nC", "inner", "R", "C"],
+    const step =
+      op === "sum" ? "acc += v;\n" : op === "max" ? "if (v > acc || v != v) { acc = v; }\n" : "if (v < acc || v != v) { acc = v; }\n";
+    return kernelSource(
+      ["x", "nC", "inner", "R", "C"],
       code +
-      `let first = ${k} * C;\nlet base = ${o} * R * inner + first * inner + ${j};\n` +
-      (op === "sum" ? "let acc = 0.0;\n" : "let acc = x[base];\n") +
-      `for (let t = ${op === "sum" ? 0 : 1}; t < C; t++) {\n` +
-      "if (first + t < R) {\nlet v = x[base + t * inner];\n" + step + "}\n}\nreturn acc;\n");
+        `let first = ${k} * C;\nlet base = ${o} * R * inner + first * inner + ${j};\n` +
+        (op === "sum" ? "let acc = 0.0;\n" : "let acc = x[base];\n") +
+        `for (let t = ${op === "sum" ? 0 : 1}; t < C; t++) {\n` +
+        "if (first + t < R) {\nlet v = x[base + t * inner];\n" +
+        step +
+        "}\n}\nreturn acc;\n",
+    );
   }
 
   // ---------------------------------------------------------------- matmul
 
   matmul(a: TensorInfo, b: TensorInfo, transA: boolean, transB: boolean, outShape: Shape): Buffer {
-    const A = this.buf("matmul", a), B = this.buf("matmul", b);
-    const ra = a.shape.length, rb = b.shape.length, ro = outShape.length;
-    const m = outShape[ro - 2], n = outShape[ro - 1];
+    const A = this.buf("matmul", a),
+      B = this.buf("matmul", b);
+    const ra = a.shape.length,
+      rb = b.shape.length,
+      ro = outShape.length;
+    const m = outShape[ro - 2],
+      n = outShape[ro - 1];
     const K = transA ? a.shape[ra - 2] : a.shape[ra - 1];
     const total = sizeOf(outShape);
     if (K === 0) return this.fill(a.dtype, total, 0);
@@ -456,15 +564,29 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     // element strides inside one matrix
     const [ai, ak] = transA ? [1, m] : [K, 1];
     const [bk, bj] = transB ? [1, K] : [n, 1];
-    return this.run("mm", `${Rb}`, total, a.dtype, () => {
-      const d = argNames("d", Rb), pa = argNames("sa", Rb), pb = argNames("sb", Rb);
-      const { code, coords } = splitIndex("i", [...d, "m", "n"], new Names());
-      const bc = coords.slice(0, Rb), ci = coords[Rb], cj = coords[Rb + 1];
-      return kernelSource(["a", "b", ...d, "m", "n", "K", ...pa, ...pb, "ai", "ak", "bk", "bj"],
-        code +
-        `let oa = ${offsetExpr([...bc, ci], [...pa, "ai"])};\nlet ob = ${offsetExpr([...bc, cj], [...pb, "bj"])};\nlet acc = 0.0;\n` +
-        "for (let t = 0; t < K; t++) {\nacc += a[oa + t * ak] * b[ob + t * bk];\n}\nreturn acc;\n");
-    }, [A, B], [...cb.shape, m, n, K, ...cb.strides[0], ...cb.strides[1], ai, ak, bk, bj]);
+    return this.run(
+      "mm",
+      `${Rb}`,
+      total,
+      a.dtype,
+      () => {
+        const d = argNames("d", Rb),
+          pa = argNames("sa", Rb),
+          pb = argNames("sb", Rb);
+        const { code, coords } = splitIndex("i", [...d, "m", "n"], new Names());
+        const bc = coords.slice(0, Rb),
+          ci = coords[Rb],
+          cj = coords[Rb + 1];
+        return kernelSource(
+          ["a", "b", ...d, "m", "n", "K", ...pa, ...pb, "ai", "ak", "bk", "bj"],
+          code +
+            `let oa = ${offsetExpr([...bc, ci], [...pa, "ai"])};\nlet ob = ${offsetExpr([...bc, cj], [...pb, "bj"])};\nlet acc = 0.0;\n` +
+            "for (let t = 0; t < K; t++) {\nacc += a[oa + t * ak] * b[ob + t * bk];\n}\nreturn acc;\n",
+        );
+      },
+      [A, B],
+      [...cb.shape, m, n, K, ...cb.strides[0], ...cb.strides[1], ai, ak, bk, bj],
+    );
   }
 
   // ---------------------------------------------------------------- data movement
@@ -479,16 +601,31 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const { dims, st } = GpuBackend.axes(outShape, [[...strides]]);
     if (dims.length === 1 && st[0][0] === 1 && offset === 0 && n === x.size) return this.copy(x, dtype);
     const R = dims.length;
-    return this.run("strided", `${R}`, n, dtype, () => {
-      const d = argNames("d", R), s = argNames("s", R);
-      const { code, coords } = splitIndex("i", d, new Names());
-      return kernelSource(["a", ...d, ...s, "off"], code + `return a[${offsetExpr(coords, s, "off")}];\n`);
-    }, [x], [...dims, ...st[0], offset]);
+    return this.run(
+      "strided",
+      `${R}`,
+      n,
+      dtype,
+      () => {
+        const d = argNames("d", R),
+          s = argNames("s", R);
+        const { code, coords } = splitIndex("i", d, new Names());
+        return kernelSource(["a", ...d, ...s, "off"], code + `return a[${offsetExpr(coords, s, "off")}];\n`);
+      },
+      [x],
+      [...dims, ...st[0], offset],
+    );
   }
 
   transpose(x: TensorInfo, perm: readonly number[]): Buffer {
     const st = contiguousStrides(x.shape);
-    return this.strided(this.buf("transpose", x), x.dtype, perm.map((p) => x.shape[p]), perm.map((p) => st[p]), 0);
+    return this.strided(
+      this.buf("transpose", x),
+      x.dtype,
+      perm.map((p) => x.shape[p]),
+      perm.map((p) => st[p]),
+      0,
+    );
   }
 
   broadcastTo(x: TensorInfo, shape: Shape): Buffer {
@@ -499,7 +636,13 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const st = contiguousStrides(x.shape);
     let off = 0;
     for (let i = 0; i < begin.length; i++) off += begin[i] * st[i];
-    return this.strided(this.buf("slice", x), x.dtype, size, st.map((s, i) => s * step[i]), off);
+    return this.strided(
+      this.buf("slice", x),
+      x.dtype,
+      size,
+      st.map((s, i) => s * step[i]),
+      off,
+    );
   }
 
   pad(x: TensorInfo, outShape: Shape, begin: readonly number[], step: readonly number[]): Buffer {
@@ -507,7 +650,11 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const n = sizeOf(outShape);
     if (X.size === 0) return this.fill(x.dtype, n, 0);
     // axes that x fills completely need no test; the others are kept as they are
-    const dims: number[] = [], b: number[] = [], st: number[] = [], xs: number[] = [], xst: number[] = [];
+    const dims: number[] = [],
+      b: number[] = [],
+      st: number[] = [],
+      xs: number[] = [],
+      xst: number[] = [];
     const xStrides = contiguousStrides(x.shape);
     outShape.forEach((dim, d) => {
       if (dim === 1 && x.shape[d] === 1) return;
@@ -519,21 +666,34 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     });
     if (dims.length === 0) return this.copy(X, x.dtype);
     const R = dims.length;
-    return this.run("pad", `${R}`, n, x.dtype, () => {
-      const names = new Names();
-      const d = argNames("d", R), bg = argNames("b", R), sp = argNames("p", R), xd = argNames("x", R), xt = argNames("t", R);
-      const { code, coords } = splitIndex("i", d, names);
-      let body = code + "let ok = 1.0;\nlet src = 0.0;\n";
-      coords.forEach((c, k) => {
-        const t = names.next("t"), q = names.next("k");
-        body += `let ${t} = ${c} - ${bg[k]};\n`;
-        body += `let ${q} = Math.floor((${t} + 0.5) / ${sp[k]});\n`;
-        body += `if (${t} < 0.0 || ${t} - ${q} * ${sp[k]} != 0.0 || ${q} >= ${xd[k]}) { ok = 0.0; }\n`;
-        body += `src += ${q} * ${xt[k]};\n`;
-      });
-      body += "let res = 0.0;\nif (ok > 0.5) { res = a[src]; }\nreturn res;\n";
-      return kernelSource(["a", ...d, ...bg, ...sp, ...xd, ...xt], body);
-    }, [X], [...dims, ...b, ...st, ...xs, ...xst]);
+    return this.run(
+      "pad",
+      `${R}`,
+      n,
+      x.dtype,
+      () => {
+        const names = new Names();
+        const d = argNames("d", R),
+          bg = argNames("b", R),
+          sp = argNames("p", R),
+          xd = argNames("x", R),
+          xt = argNames("t", R);
+        const { code, coords } = splitIndex("i", d, names);
+        let body = code + "let ok = 1.0;\nlet src = 0.0;\n";
+        coords.forEach((c, k) => {
+          const t = names.next("t"),
+            q = names.next("k");
+          body += `let ${t} = ${c} - ${bg[k]};\n`;
+          body += `let ${q} = Math.floor((${t} + 0.5) / ${sp[k]});\n`;
+          body += `if (${t} < 0.0 || ${t} - ${q} * ${sp[k]} != 0.0 || ${q} >= ${xd[k]}) { ok = 0.0; }\n`;
+          body += `src += ${q} * ${xt[k]};\n`;
+        });
+        body += "let res = 0.0;\nif (ok > 0.5) { res = a[src]; }\nreturn res;\n";
+        return kernelSource(["a", ...d, ...bg, ...sp, ...xd, ...xt], body);
+      },
+      [X],
+      [...dims, ...b, ...st, ...xs, ...xst],
+    );
   }
 
   concat(xs: TensorInfo[], axis: number, outShape: Shape): Buffer {
@@ -565,34 +725,54 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const P = widths.length;
     const ends: number[] = [];
     widths.reduce((acc, w) => (ends.push(acc + w), acc + w), 0);
-    return this.run("concat", `${P}`, outer * W, dtype, () => {
-      const { code, coords } = splitIndex("i", ["W", "W"], new Names());
-      const [o, col] = coords;
-      const w = argNames("w", P), e = argNames("e", P);
-      let body = code + "let res = 0.0;\n";
-      for (let k = 0; k < P; k++) {
-        const start = k === 0 ? "0.0" : e[k - 1];
-        const cond = k === P - 1 ? "" : `if (${col} < ${e[k]}) `;
-        body += `${k === 0 ? "" : "else "}${cond}{ res = x${k}[${o} * ${w[k]} + ${col} - ${start}]; }\n`;
-      }
-      return kernelSource([...argNames("x", P), "W", ...w, ...e], body + "return res;\n");
-    }, bufs, [W, ...widths, ...ends]);
+    return this.run(
+      "concat",
+      `${P}`,
+      outer * W,
+      dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["W", "W"], new Names());
+        const [o, col] = coords;
+        const w = argNames("w", P),
+          e = argNames("e", P);
+        let body = code + "let res = 0.0;\n";
+        for (let k = 0; k < P; k++) {
+          const start = k === 0 ? "0.0" : e[k - 1];
+          const cond = k === P - 1 ? "" : `if (${col} < ${e[k]}) `;
+          body += `${k === 0 ? "" : "else "}${cond}{ res = x${k}[${o} * ${w[k]} + ${col} - ${start}]; }\n`;
+        }
+        return kernelSource([...argNames("x", P), "W", ...w, ...e], body + "return res;\n");
+      },
+      bufs,
+      [W, ...widths, ...ends],
+    );
   }
 
   gather(x: TensorInfo, indices: TensorInfo, axis: number): Buffer {
-    const X = this.buf("take", x), I = this.buf("take", indices);
+    const X = this.buf("take", x),
+      I = this.buf("take", indices);
     const idx = this.hostOf(indices, "take");
     const A = x.shape[axis];
     for (let j = 0; j < idx.length; j++) checkIndex("take", idx[j], A, x.shape, axis);
     const outer = sizeOf(x.shape.slice(0, axis));
     const inner = sizeOf(x.shape.slice(axis + 1));
     const nI = idx.length;
-    return this.run("gather", "", outer * nI * inner, x.dtype, () => {
-      const { code, coords } = splitIndex("i", ["nI", "nI", "inner"], new Names());
-      const [o, j, k] = coords;
-      return kernelSource(["a", "ix", "nI", "inner", "A"], code +
-        `let t = Math.floor(ix[${j}] + 0.5);\nreturn a[(${o} * A + t) * inner + ${k}];\n`);
-    }, [X, I], [nI, inner, A]);
+    return this.run(
+      "gather",
+      "",
+      outer * nI * inner,
+      x.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["nI", "nI", "inner"], new Names());
+        const [o, j, k] = coords;
+        return kernelSource(
+          ["a", "ix", "nI", "inner", "A"],
+          code + `let t = Math.floor(ix[${j}] + 0.5);\nreturn a[(${o} * A + t) * inner + ${k}];\n`,
+        );
+      },
+      [X, I],
+      [nI, inner, A],
+    );
   }
 
   scatterAdd(updates: TensorInfo, indices: TensorInfo, axis: number, outShape: Shape): Buffer {
@@ -619,15 +799,26 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     for (let j = 0; j < nI; j++) rows[fillPos[idx[j]]++] = j;
     const O = this.fromArray(offs, "float32") as GpuBuffer;
     const P = this.fromArray(rows, "float32") as GpuBuffer;
-    const out = this.run("scatter", "", total, updates.dtype, () => {
-      const { code, coords } = splitIndex("i", ["A", "A", "inner"], new Names());
-      const [o, a, k] = coords;
-      return kernelSource(["u", "offs", "rows", "A", "inner", "nI", "maxCount"], code +
-        `let start = offs[${a}];\nlet cnt = offs[${a} + 1.0] - start;\nlet acc = 0.0;\n` +
-        "for (let t = 0; t < maxCount; t++) {\n" +
-        `if (t < cnt) { let j = Math.floor(rows[start + t] + 0.5); acc += u[(${o} * nI + j) * inner + ${k}]; }\n` +
-        "}\nreturn acc;\n");
-    }, [U, O, P], [A, inner, nI, maxCount]);
+    const out = this.run(
+      "scatter",
+      "",
+      total,
+      updates.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["A", "A", "inner"], new Names());
+        const [o, a, k] = coords;
+        return kernelSource(
+          ["u", "offs", "rows", "A", "inner", "nI", "maxCount"],
+          code +
+            `let start = offs[${a}];\nlet cnt = offs[${a} + 1.0] - start;\nlet acc = 0.0;\n` +
+            "for (let t = 0; t < maxCount; t++) {\n" +
+            `if (t < cnt) { let j = Math.floor(rows[start + t] + 0.5); acc += u[(${o} * nI + j) * inner + ${k}]; }\n` +
+            "}\nreturn acc;\n",
+        );
+      },
+      [U, O, P],
+      [A, inner, nI, maxCount],
+    );
     this.dispose(O);
     this.dispose(P);
     return out;
@@ -637,19 +828,39 @@ export class GpuBackend implements Backend, GpuFusedKernels {
 
   /** Row maxima of a [rows, cols] matrix (a row of −inf gives 0, as on the cpu backend). */
   private rowMax(x: GpuBuffer, rows: number, cols: number): GpuBuffer {
-    return this.run("rowmax", "", rows, "float32", () =>
-      kernelSource(["x", "cols"],
-        "let base = i * cols;\nlet m = x[base];\n" +
-        "for (let t = 1; t < cols; t++) { let v = x[base + t]; if (v > m) { m = v; } }\n" +
-        "if (m < -3.4028234663852886e38) { m = 0.0; }\nreturn m;\n"), [x], [cols]);
+    return this.run(
+      "rowmax",
+      "",
+      rows,
+      "float32",
+      () =>
+        kernelSource(
+          ["x", "cols"],
+          "let base = i * cols;\nlet m = x[base];\n" +
+            "for (let t = 1; t < cols; t++) { let v = x[base + t]; if (v > m) { m = v; } }\n" +
+            "if (m < -3.4028234663852886e38) { m = 0.0; }\nreturn m;\n",
+        ),
+      [x],
+      [cols],
+    );
   }
 
   /** Row sums of exp(x − m) for row maxima m. */
   private rowSumExp(x: GpuBuffer, m: GpuBuffer, rows: number, cols: number): GpuBuffer {
-    return this.run("rowsumexp", "", rows, "float32", () =>
-      kernelSource(["x", "m", "cols"],
-        "let base = i * cols;\nlet mx = m[i];\nlet s = 0.0;\n" +
-        "for (let t = 0; t < cols; t++) { s += Math.exp(x[base + t] - mx); }\nreturn s;\n"), [x, m], [cols]);
+    return this.run(
+      "rowsumexp",
+      "",
+      rows,
+      "float32",
+      () =>
+        kernelSource(
+          ["x", "m", "cols"],
+          "let base = i * cols;\nlet mx = m[i];\nlet s = 0.0;\n" +
+            "for (let t = 0; t < cols; t++) { s += Math.exp(x[base + t] - mx); }\nreturn s;\n",
+        ),
+      [x, m],
+      [cols],
+    );
   }
 
   softmax(x: TensorInfo, log: boolean): Buffer {
@@ -661,20 +872,30 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const rows = n / cols;
     const M = this.rowMax(X, rows, cols);
     const S = this.rowSumExp(X, M, rows, cols);
-    const out = this.run("softmax", `${log}`, n, x.dtype, () => {
-      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
-      const r = coords[0];
-      return kernelSource(["x", "m", "s", "cols"], code + (log
-        ? `return (x[i] - m[${r}]) - Math.log(s[${r}]);\n`
-        : `return Math.exp(x[i] - m[${r}]) / s[${r}];\n`));
-    }, [X, M, S], [cols]);
+    const out = this.run(
+      "softmax",
+      `${log}`,
+      n,
+      x.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+        const r = coords[0];
+        return kernelSource(
+          ["x", "m", "s", "cols"],
+          code + (log ? `return (x[i] - m[${r}]) - Math.log(s[${r}]);\n` : `return Math.exp(x[i] - m[${r}]) / s[${r}];\n`),
+        );
+      },
+      [X, M, S],
+      [cols],
+    );
     this.dispose(M);
     this.dispose(S);
     return out;
   }
 
   crossEntropy(logits: TensorInfo, targets: TensorInfo, ignoreIndex: number): { loss: Buffer; lse: Buffer } {
-    const X = this.buf("crossEntropy", logits), T = this.buf("crossEntropy", targets);
+    const X = this.buf("crossEntropy", logits),
+      T = this.buf("crossEntropy", targets);
     this.checkDType("crossEntropy", logits.dtype);
     // targets were validated by the op; a bad index here only reads a wrong texel, it cannot corrupt memory
     const [rows, cols] = logits.shape;
@@ -682,39 +903,71 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const M = this.rowMax(X, rows, cols);
     const S = this.rowSumExp(X, M, rows, cols);
     // loss = (m − x_t) + log s: no cancellation against a large log-sum-exp
-    const loss = this.run("ce", "", rows, logits.dtype, () =>
-      kernelSource(["x", "tg", "m", "s", "cols", "ignore"],
-        "let c = Math.floor(tg[i] + 0.5);\nlet res = 0.0;\n" +
-        "if (c != ignore) { res = (m[i] - x[i * cols + c]) + Math.log(s[i]); }\nreturn res;\n"), [X, T, M, S], [cols, ignoreIndex]);
-    const lse = this.run("celse", "", rows, logits.dtype, () =>
-      kernelSource(["m", "s"], "return m[i] + Math.log(s[i]);\n"), [M, S]);
+    const loss = this.run(
+      "ce",
+      "",
+      rows,
+      logits.dtype,
+      () =>
+        kernelSource(
+          ["x", "tg", "m", "s", "cols", "ignore"],
+          "let c = Math.floor(tg[i] + 0.5);\nlet res = 0.0;\n" +
+            "if (c != ignore) { res = (m[i] - x[i * cols + c]) + Math.log(s[i]); }\nreturn res;\n",
+        ),
+      [X, T, M, S],
+      [cols, ignoreIndex],
+    );
+    const lse = this.run("celse", "", rows, logits.dtype, () => kernelSource(["m", "s"], "return m[i] + Math.log(s[i]);\n"), [M, S]);
     this.dispose(M);
     this.dispose(S);
     return { loss, lse };
   }
 
   crossEntropyBackward(logits: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number): Buffer {
-    const X = this.buf("crossEntropyBackward", logits), T = this.buf("crossEntropyBackward", targets);
-    const L = this.buf("crossEntropyBackward", lse), G = this.buf("crossEntropyBackward", g);
+    const X = this.buf("crossEntropyBackward", logits),
+      T = this.buf("crossEntropyBackward", targets);
+    const L = this.buf("crossEntropyBackward", lse),
+      G = this.buf("crossEntropyBackward", g);
     const [rows, cols] = logits.shape;
-    return this.run("ceb", "", rows * cols, logits.dtype, () => {
-      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
-      const [r, c] = coords;
-      return kernelSource(["x", "tg", "l", "g", "cols", "ignore"], code +
-        `let t = Math.floor(tg[${r}] + 0.5);\nlet res = 0.0;\n` +
-        `if (t != ignore) {\nlet p = Math.exp(x[i] - l[${r}]);\nif (${c} == t) { p = p - 1.0; }\nres = g[${r}] * p;\n}\nreturn res;\n`);
-    }, [X, T, L, G], [cols, ignoreIndex]);
+    return this.run(
+      "ceb",
+      "",
+      rows * cols,
+      logits.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+        const [r, c] = coords;
+        return kernelSource(
+          ["x", "tg", "l", "g", "cols", "ignore"],
+          code +
+            `let t = Math.floor(tg[${r}] + 0.5);\nlet res = 0.0;\n` +
+            `if (t != ignore) {\nlet p = Math.exp(x[i] - l[${r}]);\nif (${c} == t) { p = p - 1.0; }\nres = g[${r}] * p;\n}\nreturn res;\n`,
+        );
+      },
+      [X, T, L, G],
+      [cols, ignoreIndex],
+    );
   }
 
   // ---------------------------------------------------------------- layer norm, gelu backward
 
   /** Per-row mean of a [rows, cols] matrix. */
   private rowMean(x: GpuBuffer, rows: number, cols: number, dtype: DType): GpuBuffer {
-    return this.run("rowmean", "", rows, dtype, () =>
-      kernelSource(["x", "cols"],
-        // shifted by the row's first value: a large common offset does not swamp the float32 sum
-        "let base = i * cols;\nlet x0 = x[base];\nlet s = 0.0;\n" +
-        "for (let t = 0; t < cols; t++) { s += x[base + t] - x0; }\nreturn x0 + s / cols;\n"), [x], [cols]);
+    return this.run(
+      "rowmean",
+      "",
+      rows,
+      dtype,
+      () =>
+        kernelSource(
+          ["x", "cols"],
+          // shifted by the row's first value: a large common offset does not swamp the float32 sum
+          "let base = i * cols;\nlet x0 = x[base];\nlet s = 0.0;\n" +
+            "for (let t = 0; t < cols; t++) { s += x[base + t] - x0; }\nreturn x0 + s / cols;\n",
+        ),
+      [x],
+      [cols],
+    );
   }
 
   layerNorm(x: TensorInfo, gamma: TensorInfo | null, beta: TensorInfo | null, eps: number): { y: Buffer; mean: Buffer; rstd: Buffer } {
@@ -724,28 +977,58 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const n = X.size;
     const M = this.rowMean(X, rows, cols, x.dtype);
     // two-pass variance: no cancellation for rows with a large mean
-    const R = this.run("lnrstd", "", rows, x.dtype, () =>
-      kernelSource(["x", "m", "cols", "eps"],
-        "let base = i * cols;\nlet mu = m[i];\nlet s = 0.0;\n" +
-        "for (let t = 0; t < cols; t++) { let d = x[base + t] - mu; s += d * d; }\nreturn 1.0 / Math.sqrt(s / cols + eps);\n"),
-    [X, M], [cols, eps]);
+    const R = this.run(
+      "lnrstd",
+      "",
+      rows,
+      x.dtype,
+      () =>
+        kernelSource(
+          ["x", "m", "cols", "eps"],
+          "let base = i * cols;\nlet mu = m[i];\nlet s = 0.0;\n" +
+            "for (let t = 0; t < cols; t++) { let d = x[base + t] - mu; s += d * d; }\nreturn 1.0 / Math.sqrt(s / cols + eps);\n",
+        ),
+      [X, M],
+      [cols, eps],
+    );
     const G = gamma ? this.buf("layerNorm", gamma) : null;
     const B = beta ? this.buf("layerNorm", beta) : null;
     const args = ["x", "m", "rs", ...(G ? ["g"] : []), ...(B ? ["b"] : []), "cols"];
-    const y = this.run("ln", `${!!G}:${!!B}`, n, x.dtype, () => {
-      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
-      const [r, c] = coords;
-      return kernelSource(args, code + `let v = (x[i] - m[${r}]) * rs[${r}];\n` +
-        (G ? `v = v * g[${c}];\n` : "") + (B ? `v = v + b[${c}];\n` : "") + "return v;\n");
-    }, [X, M, R, ...(G ? [G] : []), ...(B ? [B] : [])], [cols]);
+    const y = this.run(
+      "ln",
+      `${!!G}:${!!B}`,
+      n,
+      x.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+        const [r, c] = coords;
+        return kernelSource(
+          args,
+          code +
+            `let v = (x[i] - m[${r}]) * rs[${r}];\n` +
+            (G ? `v = v * g[${c}];\n` : "") +
+            (B ? `v = v + b[${c}];\n` : "") +
+            "return v;\n",
+        );
+      },
+      [X, M, R, ...(G ? [G] : []), ...(B ? [B] : [])],
+      [cols],
+    );
     return { y, mean: M, rstd: R };
   }
 
   layerNormBackward(
-    x: TensorInfo, gamma: TensorInfo | null, mean: TensorInfo, rstd: TensorInfo, dy: TensorInfo, withParams: boolean,
+    x: TensorInfo,
+    gamma: TensorInfo | null,
+    mean: TensorInfo,
+    rstd: TensorInfo,
+    dy: TensorInfo,
+    withParams: boolean,
   ): { dx: Buffer; dgamma: Buffer | null; dbeta: Buffer | null } {
-    const X = this.buf("layerNormBackward", x), D = this.buf("layerNormBackward", dy);
-    const M = this.buf("layerNormBackward", mean), R = this.buf("layerNormBackward", rstd);
+    const X = this.buf("layerNormBackward", x),
+      D = this.buf("layerNormBackward", dy);
+    const M = this.buf("layerNormBackward", mean),
+      R = this.buf("layerNormBackward", rstd);
     const G = gamma ? this.buf("layerNormBackward", gamma) : null;
     this.checkDType("layerNormBackward", x.dtype);
     const { rows, cols } = lastAxisRows(x.shape);
@@ -754,40 +1037,93 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const rowArgs = ["x", "d", "m", "rs", ...(G ? ["g"] : []), "cols"];
     const rowIn = [X, D, M, R, ...(G ? [G] : [])];
     // per row: mean(ĝ) and mean(ĝ·x̂)
-    const A = this.run("lnbA", `${!!G}`, rows, x.dtype, () =>
-      kernelSource(rowArgs, "let base = i * cols;\nlet s = 0.0;\n" +
-        `for (let t = 0; t < cols; t++) { s += ${gy}; }\nreturn s / cols;\n`), rowIn, [cols]);
-    const Bm = this.run("lnbB", `${!!G}`, rows, x.dtype, () =>
-      kernelSource(rowArgs, "let base = i * cols;\nlet mu = m[i];\nlet r = rs[i];\nlet s = 0.0;\n" +
-        `for (let t = 0; t < cols; t++) { s += ${gy} * (x[base + t] - mu) * r; }\nreturn s / cols;\n`), rowIn, [cols]);
-    const dx = this.run("lnbdx", `${!!G}`, n, x.dtype, () => {
-      const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
-      const [r, c] = coords;
-      return kernelSource(["x", "d", "m", "rs", ...(G ? ["g"] : []), "a", "bm", "cols"], code +
-        `let xh = (x[i] - m[${r}]) * rs[${r}];\nlet gv = d[i]${G ? ` * g[${c}]` : ""};\n` +
-        `return rs[${r}] * (gv - a[${r}] - xh * bm[${r}]);\n`);
-    }, [...rowIn, A, Bm], [cols]);
+    const A = this.run(
+      "lnbA",
+      `${!!G}`,
+      rows,
+      x.dtype,
+      () =>
+        kernelSource(
+          rowArgs,
+          "let base = i * cols;\nlet s = 0.0;\n" + `for (let t = 0; t < cols; t++) { s += ${gy}; }\nreturn s / cols;\n`,
+        ),
+      rowIn,
+      [cols],
+    );
+    const Bm = this.run(
+      "lnbB",
+      `${!!G}`,
+      rows,
+      x.dtype,
+      () =>
+        kernelSource(
+          rowArgs,
+          "let base = i * cols;\nlet mu = m[i];\nlet r = rs[i];\nlet s = 0.0;\n" +
+            `for (let t = 0; t < cols; t++) { s += ${gy} * (x[base + t] - mu) * r; }\nreturn s / cols;\n`,
+        ),
+      rowIn,
+      [cols],
+    );
+    const dx = this.run(
+      "lnbdx",
+      `${!!G}`,
+      n,
+      x.dtype,
+      () => {
+        const { code, coords } = splitIndex("i", ["cols", "cols"], new Names());
+        const [r, c] = coords;
+        return kernelSource(
+          ["x", "d", "m", "rs", ...(G ? ["g"] : []), "a", "bm", "cols"],
+          code +
+            `let xh = (x[i] - m[${r}]) * rs[${r}];\nlet gv = d[i]${G ? ` * g[${c}]` : ""};\n` +
+            `return rs[${r}] * (gv - a[${r}] - xh * bm[${r}]);\n`,
+        );
+      },
+      [...rowIn, A, Bm],
+      [cols],
+    );
     this.dispose(A);
     this.dispose(Bm);
     if (!withParams) return { dx, dgamma: null, dbeta: null };
     // column sums over rows
-    const dgamma = this.run("lnbdg", "", cols, x.dtype, () =>
-      kernelSource(["x", "d", "m", "rs", "rows", "cols"], "let s = 0.0;\n" +
-        "for (let r = 0; r < rows; r++) { let k = r * cols + i; s += d[k] * (x[k] - m[r]) * rs[r]; }\nreturn s;\n"),
-    [X, D, M, R], [rows, cols]);
-    const dbeta = this.run("lnbdb", "", cols, x.dtype, () =>
-      kernelSource(["d", "rows", "cols"], "let s = 0.0;\n" +
-        "for (let r = 0; r < rows; r++) { s += d[r * cols + i]; }\nreturn s;\n"), [D], [rows, cols]);
+    const dgamma = this.run(
+      "lnbdg",
+      "",
+      cols,
+      x.dtype,
+      () =>
+        kernelSource(
+          ["x", "d", "m", "rs", "rows", "cols"],
+          "let s = 0.0;\n" + "for (let r = 0; r < rows; r++) { let k = r * cols + i; s += d[k] * (x[k] - m[r]) * rs[r]; }\nreturn s;\n",
+        ),
+      [X, D, M, R],
+      [rows, cols],
+    );
+    const dbeta = this.run(
+      "lnbdb",
+      "",
+      cols,
+      x.dtype,
+      () => kernelSource(["d", "rows", "cols"], "let s = 0.0;\n" + "for (let r = 0; r < rows; r++) { s += d[r * cols + i]; }\nreturn s;\n"),
+      [D],
+      [rows, cols],
+    );
     return { dx, dgamma, dbeta };
   }
 
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer {
-    const X = this.buf("geluBackward", x), D = this.buf("geluBackward", dy);
-    return this.run("gelub", "", X.size, x.dtype, () =>
-      kernelSource(["x", "d"], `let v = x[i];\nlet res = 0.0;\n${geluGradBody("v", "res", new Names())}return d[i] * res;\n`), [X, D]);
+    const X = this.buf("geluBackward", x),
+      D = this.buf("geluBackward", dy);
+    return this.run(
+      "gelub",
+      "",
+      X.size,
+      x.dtype,
+      () => kernelSource(["x", "d"], `let v = x[i];\nlet res = 0.0;\n${geluGradBody("v", "res", new Names())}return d[i] * res;\n`),
+      [X, D],
+    );
   }
 }
-
 
 function checkIndex(op: string, i: number, n: number, shape: Shape, axis: number): void {
   if (!(i >= 0 && i < n)) {

@@ -7,7 +7,14 @@ import { setBackend } from "../registry.js";
 import { Tensor } from "../../tensor.js";
 import { createGpuBackend, GpuBackend, type GpuBackendOptions } from "./gpu-backend.js";
 
-export { createGpuBackend, GpuBackend, GpuBuffer, type GpuBackendOptions, type GpuBackendStats, type ModeMismatchPolicy } from "./gpu-backend.js";
+export {
+  createGpuBackend,
+  GpuBackend,
+  GpuBuffer,
+  type GpuBackendOptions,
+  type GpuBackendStats,
+  type ModeMismatchPolicy,
+} from "./gpu-backend.js";
 export { availableGpuModes, isGpuModeSupported, GPU_MODES, type GpuMode, type ResolvedGpuMode } from "./modes.js";
 export { tidy, keep } from "../../tidy.js";
 

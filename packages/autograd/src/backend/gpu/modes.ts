@@ -33,12 +33,18 @@ export function modeOfKernelClass(k: unknown): ResolvedGpuMode | "unknown" {
 export function isGpuModeSupported(mode: ResolvedGpuMode): boolean {
   try {
     switch (mode) {
-      case "headlessgl": return GPU.isHeadlessGLSupported;
-      case "webgl2": return GPU.isWebGL2Supported;
-      case "webgl": return GPU.isWebGLSupported;
-      case "webgpu": return GPU.isWebGPUSupported;
-      case "webasm": return GPU.isWebAssemblySupported;
-      case "cpu": return true;
+      case "headlessgl":
+        return GPU.isHeadlessGLSupported;
+      case "webgl2":
+        return GPU.isWebGL2Supported;
+      case "webgl":
+        return GPU.isWebGLSupported;
+      case "webgpu":
+        return GPU.isWebGPUSupported;
+      case "webasm":
+        return GPU.isWebAssemblySupported;
+      case "cpu":
+        return true;
     }
   } catch {
     return false;

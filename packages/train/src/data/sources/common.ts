@@ -1,10 +1,10 @@
 /** Helpers shared by the data-set sources: folder listing, natural sort, document streams per file kind. */
-import { readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { downloadFile, localCopyHint } from '../download.js';
-import { wikitextDocuments, wikitextRowToLine } from '../documents.js';
-import { readJsonlField, readParquetColumn, readTextLines } from './readers.js';
-import type { DocumentOptions, RemoteOptions, SplitSource } from './types.js';
+import { readdir, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { downloadFile, localCopyHint } from "../download.js";
+import { wikitextDocuments, wikitextRowToLine } from "../documents.js";
+import { readJsonlField, readParquetColumn, readTextLines } from "./readers.js";
+import type { DocumentOptions, RemoteOptions, SplitSource } from "./types.js";
 
 /** File names in a folder, or undefined when it is not a readable folder. */
 export async function listDir(dir: string): Promise<string[] | undefined> {
@@ -28,7 +28,7 @@ export async function isFile(path: string): Promise<boolean> {
 
 /** Sorts names so that embedded numbers compare numerically (`shard_2` before `shard_10`). */
 export function naturalSort(names: readonly string[]): string[] {
-  return [...names].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  return [...names].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 }
 
 /** Yields at most `max` items (all when max is undefined). */
@@ -50,46 +50,46 @@ export function checkDocumentOptions(opts: DocumentOptions, who: string): void {
   if (opts.maxDocuments !== undefined && !(Number.isInteger(opts.maxDocuments) && opts.maxDocuments > 0)) {
     throw new Error(`${who}: maxDocuments must be a positive integer, got ${opts.maxDocuments}`);
   }
-  if (opts.wikitextDocuments !== undefined && opts.wikitextDocuments !== 'articles' && opts.wikitextDocuments !== 'lines') {
+  if (opts.wikitextDocuments !== undefined && opts.wikitextDocuments !== "articles" && opts.wikitextDocuments !== "lines") {
     throw new Error(`${who}: wikitextDocuments must be 'articles' or 'lines', got '${String(opts.wikitextDocuments)}'`);
   }
 }
 
 /** How rows/lines of a file kind become WikiText lines. */
-export type FileKind = 'lines' | 'parquet' | 'jsonl';
+export type FileKind = "lines" | "parquet" | "jsonl";
 
 async function* wikitextLinesOf(files: readonly string[], kind: FileKind): AsyncGenerator<string> {
   for (const f of files) {
-    if (kind === 'lines') yield* readTextLines(f);
-    else if (kind === 'parquet') for await (const row of readParquetColumn(f, 'text')) yield wikitextRowToLine(row);
-    else for await (const row of readJsonlField(f, 'text')) yield wikitextRowToLine(row);
+    if (kind === "lines") yield* readTextLines(f);
+    else if (kind === "parquet") for await (const row of readParquetColumn(f, "text")) yield wikitextRowToLine(row);
+    else for await (const row of readJsonlField(f, "text")) yield wikitextRowToLine(row);
   }
 }
 
 /** Non-blank lines, each as its own document. */
 async function* lineDocuments(lines: AsyncIterable<string>): AsyncGenerator<string> {
-  for await (const l of lines) if (l.trim() !== '') yield l;
+  for await (const l of lines) if (l.trim() !== "") yield l;
 }
 
 /** A WikiText split read from line files, Parquet rows or JSONL rows (rows are lines). */
 export function wikitextSplitSource(split: string, files: string[], kind: FileKind, format: string, opts: DocumentOptions): SplitSource {
-  const mode = opts.wikitextDocuments ?? 'articles';
+  const mode = opts.wikitextDocuments ?? "articles";
   return {
     split,
     files,
     format,
-    description: `${format} ${files.join(', ')}`,
-    recipe: `wikitext;${kind};documents=${mode};max=${opts.maxDocuments ?? 'all'}`,
+    description: `${format} ${files.join(", ")}`,
+    recipe: `wikitext;${kind};documents=${mode};max=${opts.maxDocuments ?? "all"}`,
     documents: () => {
       const lines = wikitextLinesOf(files, kind);
-      return limitDocuments(mode === 'articles' ? wikitextDocuments(lines, 'auto') : lineDocuments(lines), opts.maxDocuments);
+      return limitDocuments(mode === "articles" ? wikitextDocuments(lines, "auto") : lineDocuments(lines), opts.maxDocuments);
     },
   };
 }
 
 /** Joins a folder and a relative path (POSIX separators in the relative part). */
 export function under(dir: string, rel: string): string {
-  return join(dir, ...rel.split('/'));
+  return join(dir, ...rel.split("/"));
 }
 
 /**
@@ -97,7 +97,9 @@ export function under(dir: string, rel: string): string {
  * names the file and how to supply a local copy, followed by `hint` when given.
  */
 export async function fetchMissing(
-  files: readonly { url: string; dest: string; size?: number; sha256?: string }[], opts: RemoteOptions, hint?: string,
+  files: readonly { url: string; dest: string; size?: number; sha256?: string }[],
+  opts: RemoteOptions,
+  hint?: string,
 ): Promise<void> {
   for (const f of files) {
     if (await isFile(f.dest)) continue;

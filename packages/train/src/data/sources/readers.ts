@@ -3,15 +3,15 @@
  * (`hyparquet` + `hyparquet-compressors`, read one row group at a time), JSONL optionally zstd
  * compressed (`fzstd`, streamed), and ZIP archives (`fflate`, streamed entry extraction to disk).
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { Unzip, UnzipInflate } from 'fflate';
-import { Decompress } from 'fzstd';
-import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
-import { tempPathFor } from '../cache.js';
-import { linesFromChunks } from '../documents.js';
+import { createReadStream } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { Unzip, UnzipInflate } from "fflate";
+import { Decompress } from "fzstd";
+import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
+import { tempPathFor } from "../cache.js";
+import { linesFromChunks } from "../documents.js";
 
 const CHUNK = 1 << 20;
 
@@ -46,14 +46,14 @@ export async function* zstdChunks(path: string): AsyncGenerator<Uint8Array> {
 }
 
 /** The string field `field` of every line of a JSONL file (`.jsonl` or `.jsonl.zst`), streamed. */
-export async function* readJsonlField(path: string, field = 'text'): AsyncGenerator<string> {
-  const chunks: AsyncIterable<Uint8Array> = path.endsWith('.zst')
+export async function* readJsonlField(path: string, field = "text"): AsyncGenerator<string> {
+  const chunks: AsyncIterable<Uint8Array> = path.endsWith(".zst")
     ? zstdChunks(path)
     : (createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>);
   let n = 0;
   for await (const line of linesFromChunks(chunks)) {
     n++;
-    if (line.trim() === '') continue;
+    if (line.trim() === "") continue;
     let obj: unknown;
     try {
       obj = JSON.parse(line);
@@ -61,7 +61,7 @@ export async function* readJsonlField(path: string, field = 'text'): AsyncGenera
       throw new Error(`readJsonlField: ${path} line ${n} is not valid JSON (${(err as Error).message})`);
     }
     const v = (obj as Record<string, unknown> | null)?.[field];
-    if (typeof v !== 'string') {
+    if (typeof v !== "string") {
       throw new Error(`readJsonlField: ${path} line ${n} has no string field '${field}'`);
     }
     yield v;
@@ -70,7 +70,7 @@ export async function* readJsonlField(path: string, field = 'text'): AsyncGenera
 
 /** An AsyncBuffer over a local file for hyparquet (random-access reads). */
 export async function fileAsyncBuffer(path: string): Promise<AsyncBuffer & { close(): Promise<void> }> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, "r");
   const { size } = await fh.stat();
   return {
     byteLength: size,
@@ -108,7 +108,7 @@ export async function parquetRowCount(path: string): Promise<number> {
 }
 
 /** The string column `column` of a local Parquet file, row by row, read one row group at a time. */
-export async function* readParquetColumn(path: string, column = 'text'): AsyncGenerator<string> {
+export async function* readParquetColumn(path: string, column = "text"): AsyncGenerator<string> {
   const file = await fileAsyncBuffer(path);
   try {
     let metadata: FileMetaData;
@@ -119,7 +119,7 @@ export async function* readParquetColumn(path: string, column = 'text'): AsyncGe
     }
     const names = metadata.schema.slice(1).map((s) => s.name);
     if (!names.includes(column)) {
-      throw new Error(`readParquetColumn: ${path} has no column '${column}' (columns: ${names.join(', ')})`);
+      throw new Error(`readParquetColumn: ${path} has no column '${column}' (columns: ${names.join(", ")})`);
     }
     let rowStart = 0;
     for (const rg of metadata.row_groups) {
@@ -138,8 +138,8 @@ export async function* readParquetColumn(path: string, column = 'text'): AsyncGe
       });
       for (const r of rows) {
         const v = r[0];
-        if (v === null || v === undefined) yield '';
-        else if (typeof v === 'string') yield v;
+        if (v === null || v === undefined) yield "";
+        else if (typeof v === "string") yield v;
         else if (v instanceof Uint8Array) yield new TextDecoder().decode(v);
         else throw new Error(`readParquetColumn: ${path} column '${column}' holds ${typeof v}, expected text`);
       }
@@ -177,7 +177,7 @@ export async function extractZipEntries(zipPath: string, select: (entryName: str
     // fflate calls back synchronously; file writes are chained per entry and drained between input chunks.
     t.queue = (async () => {
       await mkdir(dirname(dest), { recursive: true });
-      t.fd = await open(t.tmp, 'w');
+      t.fd = await open(t.tmp, "w");
     })();
     file.ondata = (err, data, final) => {
       if (err !== null) {
@@ -198,7 +198,9 @@ export async function extractZipEntries(zipPath: string, select: (entryName: str
     try {
       file.start();
     } catch (err) {
-      failure ??= new Error(`extractZipEntries: ${zipPath} entry '${file.name}' uses unsupported compression method ${file.compression} (${(err as Error).message})`);
+      failure ??= new Error(
+        `extractZipEntries: ${zipPath} entry '${file.name}' uses unsupported compression method ${file.compression} (${(err as Error).message})`,
+      );
     }
   };
   const drain = async (): Promise<void> => {
@@ -226,7 +228,9 @@ export async function extractZipEntries(zipPath: string, select: (entryName: str
     if (failure !== undefined) throw failure;
     const unfinished = targets.filter((t) => !t.done);
     if (unfinished.length > 0) {
-      throw new Error(`extractZipEntries: ${zipPath} ends before ${unfinished.map((t) => `'${t.name}'`).join(', ')} finished (truncated archive?)`);
+      throw new Error(
+        `extractZipEntries: ${zipPath} ends before ${unfinished.map((t) => `'${t.name}'`).join(", ")} finished (truncated archive?)`,
+      );
     }
     for (const t of targets) await rename(t.tmp, t.dest);
     return targets.map((t) => t.dest);

@@ -1,14 +1,14 @@
 /** Shared types of the data-set sources. */
-import type { FetchLike } from '../download.js';
+import type { FetchLike } from "../download.js";
 
 /** Canonical split names; aliases such as `valid` and `val` map onto `validation`. */
-export const CANONICAL_SPLITS = ['train', 'validation', 'test'] as const;
+export const CANONICAL_SPLITS = ["train", "validation", "test"] as const;
 
 /** Names a split may be stored under, per canonical split. */
 export const SPLIT_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  train: ['train'],
-  validation: ['valid', 'validation', 'val'],
-  test: ['test'],
+  train: ["train"],
+  validation: ["valid", "validation", "val"],
+  test: ["test"],
 };
 
 /** Maps a split name or alias to its canonical name. */
@@ -39,7 +39,7 @@ export interface SplitSource {
 /** Options that shape how documents are read (shared by all sources). */
 export interface DocumentOptions {
   /** WikiText: `articles` (default) groups lines into articles at top-level headings; `lines` makes every non-blank line a document (the Levanter convention for the detokenised rows). */
-  wikitextDocuments?: 'articles' | 'lines';
+  wikitextDocuments?: "articles" | "lines";
   /** Keep only the first N documents of each split. */
   maxDocuments?: number;
 }
@@ -69,7 +69,11 @@ export interface RemoteVariant {
    * `download` is true. Records the folders it looked in into `looked`. Returns undefined when the
    * files are not cached and downloading is off.
    */
-  resolve(wanted: readonly string[], opts: RemoteOptions & DocumentOptions, looked: string[]): Promise<Record<string, SplitSource> | undefined>;
+  resolve(
+    wanted: readonly string[],
+    opts: RemoteOptions & DocumentOptions,
+    looked: string[],
+  ): Promise<Record<string, SplitSource> | undefined>;
 }
 
 /** A named data set: local layouts it understands and remote variants it can fetch. */

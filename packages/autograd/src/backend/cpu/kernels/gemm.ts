@@ -12,15 +12,7 @@
  */
 import { DEFAULT_GEMM_BLOCKING } from "./gemm-wasm.js";
 import { poolThreads, runParallel, setPoolThreads, type ParallelTask } from "./pool.js";
-import {
-  activeRuntime,
-  f32View,
-  getRuntime,
-  scratchAddress,
-  setPortableForced,
-  Workspace,
-  type KernelRuntime,
-} from "./runtime.js";
+import { activeRuntime, f32View, getRuntime, scratchAddress, setPortableForced, Workspace, type KernelRuntime } from "./runtime.js";
 
 /** One GEMM: C = op(A)·op(B) (or C += ... with `accumulate`), all matrices row-major and contiguous. */
 export interface GemmArgs<T extends Float32Array | Float64Array> {
@@ -80,20 +72,32 @@ function validate<T extends Float32Array | Float64Array>(
   ctor: typeof Float32Array | typeof Float64Array | null,
 ): Plan {
   const { m, n, k, a, b, c } = args;
-  for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) {
+  for (const [name, v] of [
+    ["m", m],
+    ["n", n],
+    ["k", k],
+  ] as const) {
     if (!isNonNegInt(v)) throw new Error(`${fn}: ${name} must be a non-negative integer, got ${v}`);
   }
   const aOff = args.aOffset ?? 0;
   const bOff = args.bOffset ?? 0;
   const cOff = args.cOffset ?? 0;
-  for (const [name, v] of [["aOffset", aOff], ["bOffset", bOff], ["cOffset", cOff]] as const) {
+  for (const [name, v] of [
+    ["aOffset", aOff],
+    ["bOffset", bOff],
+    ["cOffset", cOff],
+  ] as const) {
     if (!isNonNegInt(v)) throw new Error(`${fn}: ${name} must be a non-negative integer, got ${v}`);
   }
   for (const [name, v] of Object.entries(batch)) {
     if (!isNonNegInt(v)) throw new Error(`${fn}: ${name} must be a non-negative integer, got ${v}`);
   }
   const want = ctor ?? (a instanceof Float64Array ? Float64Array : Float32Array);
-  for (const [name, arr] of [["a", a], ["b", b], ["c", c]] as const) {
+  for (const [name, arr] of [
+    ["a", a],
+    ["b", b],
+    ["c", c],
+  ] as const) {
     if (!(arr instanceof want)) {
       throw new Error(`${fn}: ${name} must be a ${want.name}, got ${Object.prototype.toString.call(arr).slice(8, -1)}`);
     }
@@ -148,7 +152,15 @@ function validate<T extends Float32Array | Float64Array>(
 // portable TypeScript GEMM (float32 and float64; accumulates in double precision)
 
 function portableOne<T extends Float32Array | Float64Array>(
-  p: Plan, a: T, aOff: number, b: T, bOff: number, c: T, cOff: number, accumulate: boolean, row: Float64Array,
+  p: Plan,
+  a: T,
+  aOff: number,
+  b: T,
+  bOff: number,
+  c: T,
+  cOff: number,
+  accumulate: boolean,
+  row: Float64Array,
   bT: Float64Array | null,
 ): void {
   const { m, n, k, transA } = p;
@@ -189,9 +201,7 @@ function portableGemm<T extends Float32Array | Float64Array>(p: Plan, a: T, b: T
 // ---------------------------------------------------------------------------------------------
 // WebAssembly SIMD path
 
-function copyIn(
-  view: Float32Array, addr: number, src: Float32Array, off: number, size: number, count: number, stride: number,
-): void {
+function copyIn(view: Float32Array, addr: number, src: Float32Array, off: number, size: number, count: number, stride: number): void {
   const dst = addr >> 2;
   if (count === 1 || stride === size) {
     view.set(src.subarray(off, off + count * size), dst);
@@ -250,8 +260,16 @@ function planTasks(rt: KernelRuntime, p: Plan, aPtr: number, bPtr: number, cPtr:
  * their operands in kernel memory between GEMMs (the fused projection + cross-entropy).
  */
 export function gemmInMemory(
-  rt: KernelRuntime, transA: boolean, transB: boolean, m: number, n: number, k: number,
-  aPtr: number, bPtr: number, cPtr: number, accumulate: boolean,
+  rt: KernelRuntime,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  aPtr: number,
+  bPtr: number,
+  cPtr: number,
+  accumulate: boolean,
 ): void {
   if (m === 0 || n === 0) return;
   if (k === 0) {

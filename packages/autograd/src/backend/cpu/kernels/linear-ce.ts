@@ -32,10 +32,21 @@ function chunkRows(n: number, v: number, max?: number): number {
 }
 
 function validate(
-  fn: string, x: FloatArray, w: FloatArray, targets: Int32Array, n: number, e: number, v: number, ignore: number,
+  fn: string,
+  x: FloatArray,
+  w: FloatArray,
+  targets: Int32Array,
+  n: number,
+  e: number,
+  v: number,
+  ignore: number,
   rowArrays: [string, FloatArray][],
 ): void {
-  for (const [name, d] of [["n", n], ["e", e], ["v", v]] as const) {
+  for (const [name, d] of [
+    ["n", n],
+    ["e", e],
+    ["v", v],
+  ] as const) {
     if (!Number.isInteger(d) || d < 0) throw new Error(`${fn}: ${name} must be a non-negative integer, got ${d}`);
   }
   if (n > 0 && v === 0) throw new Error(`${fn}: the vocabulary size v must be positive when n > 0`);
@@ -46,12 +57,14 @@ function validate(
   need("w", w, v * e, `[${v},${e}]`);
   need("targets", targets, n, `[${n}]`);
   for (const [name, a] of rowArrays) {
-    if (a.constructor !== x.constructor) throw new Error(`${fn}: ${name} is a ${a.constructor.name}; expected a ${x.constructor.name} like x`);
+    if (a.constructor !== x.constructor)
+      throw new Error(`${fn}: ${name} is a ${a.constructor.name}; expected a ${x.constructor.name} like x`);
   }
   if (w.constructor !== x.constructor) throw new Error(`${fn}: w is a ${w.constructor.name}; expected a ${x.constructor.name} like x`);
   for (let r = 0; r < n; r++) {
     const t = targets[r]!;
-    if (t !== ignore && !(t >= 0 && t < v)) throw new Error(`${fn}: target ${t} at row ${r} is out of range; expected 0 <= target < ${v} or ${ignore} (ignored)`);
+    if (t !== ignore && !(t >= 0 && t < v))
+      throw new Error(`${fn}: target ${t} at row ${r} is out of range; expected 0 <= target < ${v} or ${ignore} (ignored)`);
   }
 }
 
@@ -92,8 +105,15 @@ function runChunked<T extends FloatArray>(job: ChunkedJob<T>): void {
   const rt = f32Runtime(x);
   if (rt) {
     const ws = new Workspace(rt);
-    const px = ws.alloc(n * e * 4), pw = ws.alloc(v * e * 4), pt = ws.alloc(n * 4), pl = ws.alloc(n * 4), pe = ws.alloc(n * 4);
-    const pg = ws.alloc(n * 4), pdx = ws.alloc(n * e * 4), pdw = ws.alloc(v * e * 4), pc = ws.alloc(R * v * 4);
+    const px = ws.alloc(n * e * 4),
+      pw = ws.alloc(v * e * 4),
+      pt = ws.alloc(n * 4),
+      pl = ws.alloc(n * 4),
+      pe = ws.alloc(n * 4);
+    const pg = ws.alloc(n * 4),
+      pdx = ws.alloc(n * e * 4),
+      pdw = ws.alloc(v * e * 4),
+      pc = ws.alloc(R * v * 4);
     const view = f32View(rt);
     view.set((x as Float32Array).subarray(0, n * e), px >> 2);
     view.set((w as Float32Array).subarray(0, v * e), pw >> 2);
@@ -106,16 +126,22 @@ function runChunked<T extends FloatArray>(job: ChunkedJob<T>): void {
       const xc = px + r0 * e * 4;
       gemmInMemory(rt, false, true, nr, v, e, xc, pw, pc, false);
       if (forward) {
-        runParallel(rowTasks(nr, v, (a, k) => {
-          const c = pc + a * v * 4, r = (r0 + a) * 4;
-          return { fn: "ce_fwd_f32", args: [c, pt + r, k, v, ignore, pl + r, pe + r] };
-        }));
+        runParallel(
+          rowTasks(nr, v, (a, k) => {
+            const c = pc + a * v * 4,
+              r = (r0 + a) * 4;
+            return { fn: "ce_fwd_f32", args: [c, pt + r, k, v, ignore, pl + r, pe + r] };
+          }),
+        );
       }
       if (backward) {
-        runParallel(rowTasks(nr, v, (a, k) => {
-          const c = pc + a * v * 4, r = (r0 + a) * 4;
-          return { fn: "ce_bwd_f32", args: [c, pt + r, pe + r, pg + r, c, k, v, ignore] };
-        }));
+        runParallel(
+          rowTasks(nr, v, (a, k) => {
+            const c = pc + a * v * 4,
+              r = (r0 + a) * 4;
+            return { fn: "ce_bwd_f32", args: [c, pt + r, pe + r, pg + r, c, k, v, ignore] };
+          }),
+        );
         gemmInMemory(rt, false, false, nr, e, v, pc, pw, pdx + r0 * e * 4, false);
         gemmInMemory(rt, true, false, v, e, nr, pc, xc, pdw, r0 > 0);
       }
@@ -153,11 +179,22 @@ function runChunked<T extends FloatArray>(job: ChunkedJob<T>): void {
  * `maxChunkRows` overrides the chunk size (tests).
  */
 export function linearCrossEntropyRows<T extends FloatArray>(
-  x: T, w: T, targets: Int32Array, n: number, e: number, v: number, ignoreIndex: number, loss: T, lse: T,
+  x: T,
+  w: T,
+  targets: Int32Array,
+  n: number,
+  e: number,
+  v: number,
+  ignoreIndex: number,
+  loss: T,
+  lse: T,
   maxChunkRows?: number,
 ): void {
   const fn = "linearCrossEntropyRows";
-  validate(fn, x, w, targets, n, e, v, ignoreIndex, [["loss", loss], ["lse", lse]]);
+  validate(fn, x, w, targets, n, e, v, ignoreIndex, [
+    ["loss", loss],
+    ["lse", lse],
+  ]);
   if (loss.length < n || lse.length < n) throw new Error(`${fn}: loss and lse need ${n} elements each`);
   if (n === 0) return;
   runChunked({ x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: { loss }, lse, backward: null });
@@ -168,18 +205,45 @@ export function linearCrossEntropyRows<T extends FloatArray>(
  * targets), writes dx = dl·w [N, E] and dw = dlᵀ·x [V, E] (both overwritten).
  */
 export function linearCrossEntropyBackwardRows<T extends FloatArray>(
-  x: T, w: T, targets: Int32Array, lse: T, g: T, dx: T, dw: T, n: number, e: number, v: number, ignoreIndex: number,
+  x: T,
+  w: T,
+  targets: Int32Array,
+  lse: T,
+  g: T,
+  dx: T,
+  dw: T,
+  n: number,
+  e: number,
+  v: number,
+  ignoreIndex: number,
   maxChunkRows?: number,
 ): void {
   const fn = "linearCrossEntropyBackwardRows";
-  validate(fn, x, w, targets, n, e, v, ignoreIndex, [["lse", lse], ["g", g], ["dx", dx], ["dw", dw]]);
+  validate(fn, x, w, targets, n, e, v, ignoreIndex, [
+    ["lse", lse],
+    ["g", g],
+    ["dx", dx],
+    ["dw", dw],
+  ]);
   if (lse.length < n || g.length < n) throw new Error(`${fn}: lse and g need ${n} elements each`);
   if (dx.length < n * e || dw.length < v * e) throw new Error(`${fn}: dx needs ${n * e} and dw ${v * e} elements`);
   if (n === 0 || e === 0) {
     dw.fill(0, 0, v * e);
     return;
   }
-  runChunked({ x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: null, lse, backward: { g, dx, dw } });
+  runChunked({
+    x,
+    w,
+    targets,
+    n,
+    e,
+    v,
+    ignore: ignoreIndex,
+    rows: chunkRows(n, v, maxChunkRows),
+    forward: null,
+    lse,
+    backward: { g, dx, dw },
+  });
 }
 
 /**
@@ -188,16 +252,41 @@ export function linearCrossEntropyBackwardRows<T extends FloatArray>(
  * weight 1). Three GEMMs per chunk instead of the four of a forward followed by a backward.
  */
 export function linearCrossEntropyWithGradRows<T extends FloatArray>(
-  x: T, w: T, targets: Int32Array, n: number, e: number, v: number, ignoreIndex: number, loss: T, lse: T, dx: T, dw: T,
+  x: T,
+  w: T,
+  targets: Int32Array,
+  n: number,
+  e: number,
+  v: number,
+  ignoreIndex: number,
+  loss: T,
+  lse: T,
+  dx: T,
+  dw: T,
   maxChunkRows?: number,
 ): void {
   const fn = "linearCrossEntropyWithGradRows";
-  validate(fn, x, w, targets, n, e, v, ignoreIndex, [["loss", loss], ["lse", lse], ["dx", dx], ["dw", dw]]);
+  validate(fn, x, w, targets, n, e, v, ignoreIndex, [
+    ["loss", loss],
+    ["lse", lse],
+    ["dx", dx],
+    ["dw", dw],
+  ]);
   if (loss.length < n || lse.length < n) throw new Error(`${fn}: loss and lse need ${n} elements each`);
   if (dx.length < n * e || dw.length < v * e) throw new Error(`${fn}: dx needs ${n * e} and dw ${v * e} elements`);
   dw.fill(0, 0, v * e);
   if (n === 0) return;
   runChunked({
-    x, w, targets, n, e, v, ignore: ignoreIndex, rows: chunkRows(n, v, maxChunkRows), forward: { loss }, lse, backward: { g: null, dx, dw },
+    x,
+    w,
+    targets,
+    n,
+    e,
+    v,
+    ignore: ignoreIndex,
+    rows: chunkRows(n, v, maxChunkRows),
+    forward: { loss },
+    lse,
+    backward: { g: null, dx, dw },
   });
 }

@@ -352,7 +352,9 @@ export function runStreamed(spec: StreamSpec): void {
   const na = base.length;
   const id = fnIndex(rt, fn, 5 + 2 * na, "runStreamed");
   if (perRow.length !== na || rowsArg < 0 || rowsArg >= na || !(per >= 1)) {
-    throw new Error(`runStreamed: inconsistent spec for '${fn}' (${na} base args, ${perRow.length} increments, rows arg ${rowsArg}, per ${per})`);
+    throw new Error(
+      `runStreamed: inconsistent spec for '${fn}' (${na} base args, ${perRow.length} increments, rows arg ${rowsArg}, per ${per})`,
+    );
   }
   if (total <= 0) return;
   const chunks = Math.ceil(total / per);

@@ -30,8 +30,7 @@ import type { FunctionBuilder, Local, ModuleBuilder } from "./wasm-emitter.js";
 
 /** Degree-5 polynomial for 2^f on [-1/2, 1/2] (coefficients of f^0..f^5), fitted for relative error. */
 export const EXP2_POLY = [
-  1.0000001192092896, 0.6931469440460205, 0.24022120237350464, 0.05550713464617729, 0.009675540030002594,
-  0.0013276454992592335,
+  1.0000001192092896, 0.6931469440460205, 0.24022120237350464, 0.05550713464617729, 0.009675540030002594, 0.0013276454992592335,
 ] as const;
 const EXP_LO = -86; // keeps n ≥ -125 so 2^n·p(f) stays a normal float
 const MAGIC = 12582912; // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
@@ -143,7 +142,10 @@ class RowIter {
       f.loop((outer) => {
         f.get(j).get(vend).i32GeS().brIf(exit);
         if (flush) {
-          f.get(j).i32Const(SUM_BLOCK * 4).i32Add().set(bend);
+          f.get(j)
+            .i32Const(SUM_BLOCK * 4)
+            .i32Add()
+            .set(bend);
           f.get(bend).get(vend).get(bend).get(vend).i32LtS().select().set(bend);
         } else {
           f.get(vend).set(bend);
@@ -201,15 +203,22 @@ export function emitRows(mb: ModuleBuilder): void {
     f.get(s!).i64ReinterpretF64().set(bits);
     f.get(bits).i64Const(52n).i64ShrU().i32WrapI64().i32Const(0x7ff).i32And().i32Const(1023).i32Sub().set(e);
     f.get(bits).i64Const(0xfffffffffffffn).i64And().i64Const(0x3ff0000000000000n).i64Or().f64ReinterpretI64().set(m);
-    f.get(m).f64Const(Math.SQRT2).f64Gt().if(() => {
-      f.get(m).f64Const(0.5).f64Mul().set(m);
-      f.get(e).i32Const(1).i32Add().set(e);
-    });
+    f.get(m)
+      .f64Const(Math.SQRT2)
+      .f64Gt()
+      .if(() => {
+        f.get(m).f64Const(0.5).f64Mul().set(m);
+        f.get(e).i32Const(1).i32Add().set(e);
+      });
     f.get(m).f64Const(1).f64Sub().get(m).f64Const(1).f64Add().f64Div().set(z);
     f.get(z).get(z).f64Mul().set(z2);
     // log m = 2 atanh z = 2 (z + z^3/3 + ... + z^17/17)
     f.f64Const(2 / 17);
-    for (let k = 15; k >= 1; k -= 2) f.get(z2).f64Mul().f64Const(2 / k).f64Add();
+    for (let k = 15; k >= 1; k -= 2)
+      f.get(z2)
+        .f64Mul()
+        .f64Const(2 / k)
+        .f64Add();
     f.get(z).f64Mul();
     f.get(e).f64ConvertI32S().f64Const(Math.LN2).f64Mul().f64Add();
     // s > 0 ? log : (s == 0 ? -Infinity : NaN) — a NaN sum (a NaN logit) must stay NaN
@@ -232,7 +241,14 @@ export function emitRows(mb: ModuleBuilder): void {
     f.block((exit) => {
       f.loop((top) => {
         f.get(j).get(end).i32GeS().brIf(exit);
-        for (let q = 0; q < 4; q++) f.get(mv[q]!).get(xr).get(j).i32Add().v128Load({ offset: 16 * q }).f32x4PMax().set(mv[q]!);
+        for (let q = 0; q < 4; q++)
+          f.get(mv[q]!)
+            .get(xr)
+            .get(j)
+            .i32Add()
+            .v128Load({ offset: 16 * q })
+            .f32x4PMax()
+            .set(mv[q]!);
         f.get(j).i32Const(64).i32Add().set(j);
         f.br(top);
       });
@@ -262,7 +278,14 @@ export function emitRows(mb: ModuleBuilder): void {
 
   /** Emit: sum (f64 local) = Σ exp(x - shift); optionally store the exps to outr. */
   const expSum = (
-    f: FunctionBuilder, K: ExpConsts, it: RowIter, xr: Local, outr: Local | null, cols: Local, shift: Local, sum: Local,
+    f: FunctionBuilder,
+    K: ExpConsts,
+    it: RowIter,
+    xr: Local,
+    outr: Local | null,
+    cols: Local,
+    shift: Local,
+    sum: Local,
   ): void => {
     const acc = f.local("v128", "acc");
     const xv = f.local("v128", "xv");
@@ -283,7 +306,13 @@ export function emitRows(mb: ModuleBuilder): void {
   };
 
   const rowsLoop = (f: FunctionBuilder, rows: Local, r: Local, body: () => void): void => {
-    f.forRange(r, () => f.i32Const(0), () => f.get(rows), 1, body);
+    f.forRange(
+      r,
+      () => f.i32Const(0),
+      () => f.get(rows),
+      1,
+      body,
+    );
   };
 
   // softmax_f32(x, out, rows, cols)
@@ -304,10 +333,12 @@ export function emitRows(mb: ModuleBuilder): void {
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, orow, cols!, sh, sum);
       f.f64Const(1).get(sum).f64Div().f32DemoteF64().f32x4Splat().set(inv);
-      it.run(cols!, (md) => md.store(orow, () => {
-        md.load(orow);
-        f.get(inv).f32x4Mul();
-      }));
+      it.run(cols!, (md) =>
+        md.store(orow, () => {
+          md.load(orow);
+          f.get(inv).f32x4Mul();
+        }),
+      );
     });
   });
 
@@ -329,10 +360,12 @@ export function emitRows(mb: ModuleBuilder): void {
       f.get(m).f32x4Splat().set(sh);
       expSum(f, K, it, xr, null, cols!, sh, sum);
       f.get(sum).call(log64).f32DemoteF64().f32x4Splat().set(ls);
-      it.run(cols!, (md) => md.store(orow, () => {
-        md.load(xr);
-        f.get(sh).f32x4Sub().get(ls).f32x4Sub();
-      }));
+      it.run(cols!, (md) =>
+        md.store(orow, () => {
+          md.load(xr);
+          f.get(sh).f32x4Sub().get(ls).f32x4Sub();
+        }),
+      );
     });
   });
 
@@ -361,15 +394,18 @@ export function emitRows(mb: ModuleBuilder): void {
         f.get(m).f64PromoteF32().get(lg).f64Add().f32DemoteF64().f32Store();
         elemAddr(f, targets!, r).i32Load().set(t);
         elemAddr(f, loss!, r);
-        f.get(t).get(ignore!).i32Eq().if(
-          () => f.f32Const(0),
-          () => {
-            f.get(m).f64PromoteF32();
-            elemAddr(f, xr, t).f32Load().f64PromoteF32().f64Sub();
-            f.get(lg).f64Add().f32DemoteF64();
-          },
-          "f32",
-        );
+        f.get(t)
+          .get(ignore!)
+          .i32Eq()
+          .if(
+            () => f.f32Const(0),
+            () => {
+              f.get(m).f64PromoteF32();
+              elemAddr(f, xr, t).f32Load().f64PromoteF32().f64Sub();
+              f.get(lg).f64Add().f32DemoteF64();
+            },
+            "f32",
+          );
         f.f32Store();
       });
     },
@@ -397,23 +433,26 @@ export function emitRows(mb: ModuleBuilder): void {
         rowAddr(f, x!, r, cols!).set(xr);
         rowAddr(f, out!, r, cols!).set(orow);
         elemAddr(f, targets!, r).i32Load().set(t);
-        f.get(t).get(ignore!).i32Eq().if(
-          () => {
-            f.get(orow).i32Const(0).get(cols!).i32Const(4).i32Mul().memoryFill();
-          },
-          () => {
-            elemAddr(f, g!, r).f32Load().tee(gs).f32x4Splat().set(gv);
-            elemAddr(f, lse!, r).f32Load().f32x4Splat().set(sh);
-            it.run(cols!, (md) => {
-              md.load(xr);
-              f.get(sh).f32x4Sub().set(xv);
-              emitExp(f, K, xv, ev);
-              md.store(orow, () => f.get(ev).get(gv).f32x4Mul());
-            });
-            elemAddr(f, orow, t).set(tp);
-            f.get(tp).get(tp).f32Load().get(gs).f32Sub().f32Store();
-          },
-        );
+        f.get(t)
+          .get(ignore!)
+          .i32Eq()
+          .if(
+            () => {
+              f.get(orow).i32Const(0).get(cols!).i32Const(4).i32Mul().memoryFill();
+            },
+            () => {
+              elemAddr(f, g!, r).f32Load().tee(gs).f32x4Splat().set(gv);
+              elemAddr(f, lse!, r).f32Load().f32x4Splat().set(sh);
+              it.run(cols!, (md) => {
+                md.load(xr);
+                f.get(sh).f32x4Sub().set(xv);
+                emitExp(f, K, xv, ev);
+                md.store(orow, () => f.get(ev).get(gv).f32x4Mul());
+              });
+              elemAddr(f, orow, t).set(tp);
+              f.get(tp).get(tp).f32Load().get(gs).f32Sub().f32Store();
+            },
+          );
       });
     },
   );
@@ -441,7 +480,11 @@ export function emitRows(mb: ModuleBuilder): void {
         // mean
         f.f64Const(0).set(sum);
         f.f32x4Const(0, 0, 0, 0).set(acc);
-        it.run(cols!, (md) => md.acc(acc, () => md.load(xr)), () => flushInto(f, acc, sum));
+        it.run(
+          cols!,
+          (md) => md.acc(acc, () => md.load(xr)),
+          () => flushInto(f, acc, sum),
+        );
         f.get(sum).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().tee(mf).f32x4Splat().set(mv);
         // variance of (x - mean)
         f.f64Const(0).set(sum);
@@ -459,14 +502,16 @@ export function emitRows(mb: ModuleBuilder): void {
         f.f64Div().f32DemoteF64().tee(rs).f32x4Splat().set(rv);
         elemAddr(f, mean!, r).get(mf).f32Store();
         elemAddr(f, rstd!, r).get(rs).f32Store();
-        it.run(cols!, (md) => md.store(orow, () => {
-          md.load(xr);
-          f.get(mv).f32x4Sub().get(rv).f32x4Mul();
-          md.load(gamma!);
-          f.f32x4Mul();
-          md.load(beta!);
-          f.f32x4Add();
-        }));
+        it.run(cols!, (md) =>
+          md.store(orow, () => {
+            md.load(xr);
+            f.get(mv).f32x4Sub().get(rv).f32x4Mul();
+            md.load(gamma!);
+            f.f32x4Mul();
+            md.load(beta!);
+            f.f32x4Add();
+          }),
+        );
       });
     },
   );
@@ -542,13 +587,15 @@ export function emitRows(mb: ModuleBuilder): void {
         );
         f.get(sumA).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().f32x4Splat().set(ma);
         f.get(sumB).get(cols!).f64ConvertI32S().f64Div().f32DemoteF64().f32x4Splat().set(mbv);
-        it.run(cols!, (md) => md.store(dxr, () => {
-          md.load(xr);
-          f.get(mv).f32x4Sub().get(rv).f32x4Mul().set(xh);
-          md.load(dyr);
-          md.load(gamma!);
-          f.f32x4Mul().get(ma).f32x4Sub().get(xh).get(mbv).f32x4Mul().f32x4Sub().get(rv).f32x4Mul();
-        }));
+        it.run(cols!, (md) =>
+          md.store(dxr, () => {
+            md.load(xr);
+            f.get(mv).f32x4Sub().get(rv).f32x4Mul().set(xh);
+            md.load(dyr);
+            md.load(gamma!);
+            f.f32x4Mul().get(ma).f32x4Sub().get(xh).get(mbv).f32x4Mul().f32x4Sub().get(rv).f32x4Mul();
+          }),
+        );
       });
     },
   );
@@ -558,8 +605,14 @@ export function emitRows(mb: ModuleBuilder): void {
    * sigmoid(2u) = (u ≥ 0 ? 1 : t) / (1 + t)  — stable for every sign and magnitude.
    */
   const geluParts = (
-    f: FunctionBuilder, K: ExpConsts, c: { k0: Local; k1: Local; one: Local; mtwo: Local }, xv: Local,
-    u: Local, t: Local, sig: Local, tmp: Local,
+    f: FunctionBuilder,
+    K: ExpConsts,
+    c: { k0: Local; k1: Local; one: Local; mtwo: Local },
+    xv: Local,
+    u: Local,
+    t: Local,
+    sig: Local,
+    tmp: Local,
   ): void => {
     f.get(xv).get(xv).f32x4Mul().get(xv).f32x4Mul().get(c.k1).f32x4Mul().get(xv).f32x4Add().get(c.k0).f32x4Mul().set(u);
     f.get(u).f32x4Abs().get(c.mtwo).f32x4Mul().set(tmp);

@@ -26,7 +26,6 @@ const MIN_ELEMS_PER_THREAD = 1 << 16;
 /** Elements per streamed chunk (512 KiB of float32: half an L2; measured best of 64K–1M on Zen 4). */
 const CHUNK_ELEMS = 1 << 17;
 
-
 // ---------------------------------------------------------------------------------------------
 // validation
 
@@ -101,8 +100,16 @@ function chunkRows(rows: number, cols: number): number {
  * threads compute. `base` are the kernel arguments for row 0 and `perRow` their increments per row.
  */
 function streamRows(
-  rt: KernelRuntime, fn: string, rows: number, cols: number, rowsArg: number, base: number[], perRow: number[],
-  x: Float32Array, px: number, out: Float32Array | null,
+  rt: KernelRuntime,
+  fn: string,
+  rows: number,
+  cols: number,
+  rowsArg: number,
+  base: number[],
+  perRow: number[],
+  x: Float32Array,
+  px: number,
+  out: Float32Array | null,
 ): void {
   const view = f32View(rt);
   const w = px >> 2;
@@ -179,11 +186,20 @@ function softmaxFamily<T extends FloatArray>(fn: string, log: boolean, x: T, out
  * (0 where targets[r] === ignoreIndex); lseOut[r] = logsumexp(logits[r,:]) for every row.
  */
 export function crossEntropyRows<T extends FloatArray>(
-  logits: T, targets: Int32Array, rows: number, cols: number, ignoreIndex: number, lossOut: T, lseOut: T,
+  logits: T,
+  targets: Int32Array,
+  rows: number,
+  cols: number,
+  ignoreIndex: number,
+  lossOut: T,
+  lseOut: T,
 ): void {
   const fn = "crossEntropyRows";
   checkDims(fn, rows, cols);
-  checkSameType(fn, logits, [["lossOut", lossOut], ["lseOut", lseOut]]);
+  checkSameType(fn, logits, [
+    ["lossOut", lossOut],
+    ["lseOut", lseOut],
+  ]);
   const n = rows * cols;
   checkLen(fn, "logits", logits, n, `[${rows},${cols}]`);
   checkLen(fn, "lossOut", lossOut, rows, `[${rows}]`);
@@ -200,8 +216,16 @@ export function crossEntropyRows<T extends FloatArray>(
     const pe = ws.alloc(rows * 4);
     i32View(rt).set(targets.subarray(0, rows), pt >> 2);
     streamRows(
-      rt, "ce_fwd_f32", rows, cols, 2, [px, pt, rows, cols, ignoreIndex, pl, pe], [cols * 4, 4, 0, 0, 0, 4, 4],
-      logits as Float32Array, px, null,
+      rt,
+      "ce_fwd_f32",
+      rows,
+      cols,
+      2,
+      [px, pt, rows, cols, ignoreIndex, pl, pe],
+      [cols * 4, 4, 0, 0, 0, 4, 4],
+      logits as Float32Array,
+      px,
+      null,
     );
     copyFrom(rt, pl, lossOut as Float32Array, rows);
     copyFrom(rt, pe, lseOut as Float32Array, rows);
@@ -225,11 +249,22 @@ export function crossEntropyRows<T extends FloatArray>(
  * saved lse; rows whose target is ignoreIndex get zeros.
  */
 export function crossEntropyBackwardRows<T extends FloatArray>(
-  logits: T, targets: Int32Array, lse: T, g: T, out: T, rows: number, cols: number, ignoreIndex: number,
+  logits: T,
+  targets: Int32Array,
+  lse: T,
+  g: T,
+  out: T,
+  rows: number,
+  cols: number,
+  ignoreIndex: number,
 ): void {
   const fn = "crossEntropyBackwardRows";
   checkDims(fn, rows, cols);
-  checkSameType(fn, logits, [["lse", lse], ["g", g], ["out", out]]);
+  checkSameType(fn, logits, [
+    ["lse", lse],
+    ["g", g],
+    ["out", out],
+  ]);
   const n = rows * cols;
   checkLen(fn, "logits", logits, n, `[${rows},${cols}]`);
   checkLen(fn, "out", out, n, `[${rows},${cols}]`);
@@ -249,8 +284,16 @@ export function crossEntropyBackwardRows<T extends FloatArray>(
     copyTo(rt, pg, g as Float32Array, rows);
     const c4 = cols * 4;
     streamRows(
-      rt, "ce_bwd_f32", rows, cols, 5, [px, pt, pe, pg, px, rows, cols, ignoreIndex], [c4, 4, 4, 4, c4, 0, 0, 0],
-      logits as Float32Array, px, out as Float32Array,
+      rt,
+      "ce_bwd_f32",
+      rows,
+      cols,
+      5,
+      [px, pt, pe, pg, px, rows, cols, ignoreIndex],
+      [c4, 4, 4, 4, c4, 0, 0, 0],
+      logits as Float32Array,
+      px,
+      out as Float32Array,
     );
     return;
   }
@@ -276,11 +319,25 @@ export function crossEntropyBackwardRows<T extends FloatArray>(
  * (biased variance); writes per-row mean and rstd. gamma/beta null mean 1/0.
  */
 export function layerNormRows<T extends FloatArray>(
-  x: T, gamma: T | null, beta: T | null, out: T, mean: T, rstd: T, rows: number, cols: number, eps: number,
+  x: T,
+  gamma: T | null,
+  beta: T | null,
+  out: T,
+  mean: T,
+  rstd: T,
+  rows: number,
+  cols: number,
+  eps: number,
 ): void {
   const fn = "layerNormRows";
   checkDims(fn, rows, cols);
-  checkSameType(fn, x, [["gamma", gamma], ["beta", beta], ["out", out], ["mean", mean], ["rstd", rstd]]);
+  checkSameType(fn, x, [
+    ["gamma", gamma],
+    ["beta", beta],
+    ["out", out],
+    ["mean", mean],
+    ["rstd", rstd],
+  ]);
   const n = rows * cols;
   checkLen(fn, "x", x, n, `[${rows},${cols}]`);
   checkLen(fn, "out", out, n, `[${rows},${cols}]`);
@@ -306,8 +363,16 @@ export function layerNormRows<T extends FloatArray>(
     else v.fill(0, pb >> 2, (pb >> 2) + cols);
     const c4 = cols * 4;
     streamRows(
-      rt, "ln_fwd_f32", rows, cols, 6, [px, pg, pb, px, pm, pr, rows, cols, eps], [c4, 0, 0, c4, 4, 4, 0, 0, 0],
-      x as Float32Array, px, out as Float32Array,
+      rt,
+      "ln_fwd_f32",
+      rows,
+      cols,
+      6,
+      [px, pg, pb, px, pm, pr, rows, cols, eps],
+      [c4, 0, 0, c4, 4, 4, 0, 0, 0],
+      x as Float32Array,
+      px,
+      out as Float32Array,
     );
     copyFrom(rt, pm, mean as Float32Array, rows);
     copyFrom(rt, pr, rstd as Float32Array, rows);
@@ -338,11 +403,28 @@ export function layerNormRows<T extends FloatArray>(
  * dbeta += Σ_r dy (each may be null).
  */
 export function layerNormBackwardRows<T extends FloatArray>(
-  x: T, gamma: T | null, mean: T, rstd: T, dy: T, dx: T, dgamma: T | null, dbeta: T | null, rows: number, cols: number,
+  x: T,
+  gamma: T | null,
+  mean: T,
+  rstd: T,
+  dy: T,
+  dx: T,
+  dgamma: T | null,
+  dbeta: T | null,
+  rows: number,
+  cols: number,
 ): void {
   const fn = "layerNormBackwardRows";
   checkDims(fn, rows, cols);
-  checkSameType(fn, x, [["gamma", gamma], ["mean", mean], ["rstd", rstd], ["dy", dy], ["dx", dx], ["dgamma", dgamma], ["dbeta", dbeta]]);
+  checkSameType(fn, x, [
+    ["gamma", gamma],
+    ["mean", mean],
+    ["rstd", rstd],
+    ["dy", dy],
+    ["dx", dx],
+    ["dgamma", dgamma],
+    ["dbeta", dbeta],
+  ]);
   const n = rows * cols;
   checkLen(fn, "x", x, n, `[${rows},${cols}]`);
   checkLen(fn, "dy", dy, n, `[${rows},${cols}]`);
@@ -467,7 +549,10 @@ export function geluTanh<T extends FloatArray>(x: T, out: T, n: number): void {
 export function geluTanhBackward<T extends FloatArray>(x: T, dy: T, dx: T, n: number): void {
   const fn = "geluTanhBackward";
   if (!Number.isInteger(n) || n < 0) throw new Error(`${fn}: n must be a non-negative integer, got ${n}`);
-  checkSameType(fn, x, [["dy", dy], ["dx", dx]]);
+  checkSameType(fn, x, [
+    ["dy", dy],
+    ["dx", dx],
+  ]);
   checkLen(fn, "x", x, n, `[${n}]`);
   checkLen(fn, "dy", dy, n, `[${n}]`);
   checkLen(fn, "dx", dx, n, `[${n}]`);

@@ -30,8 +30,7 @@ export function nodeBuiltin<T>(name: string): T | null {
     // fall through
   }
   try {
-    const req = (globalThis as { require?: (id: string) => unknown }).require ??
-      (typeof require === "function" ? require : undefined);
+    const req = (globalThis as { require?: (id: string) => unknown }).require ?? (typeof require === "function" ? require : undefined);
     if (req) return req(name) as T;
   } catch {
     // not available
@@ -170,7 +169,9 @@ export function getRuntime(): KernelRuntime | null {
   if (debug !== null) writeWasmDebug(debug, mb.toText());
   const module = new WebAssembly.Module(mb.toBytes());
   const instance = new WebAssembly.Instance(module, { env: { memory } });
-  const exportNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
+  const exportNames = WebAssembly.Module.exports(module)
+    .filter((e) => e.kind === "function")
+    .map((e) => e.name);
   const scratchBytes = align64(gemmScratchBytes(DEFAULT_GEMM_BLOCKING));
   const maxThreads = shared ? hardwareThreads() : 1;
   runtime = {
@@ -194,9 +195,7 @@ export function scratchAddress(rt: KernelRuntime, t: number): number {
 /** Grow the memory so that byte addresses below `end` are valid. */
 export function ensureMemory(rt: KernelRuntime, end: number): void {
   if (end > MAX_PAGES * PAGE) {
-    throw new Error(
-      `kernels: a call needs ${(end / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; the 32-bit limit is 4 GiB`,
-    );
+    throw new Error(`kernels: a call needs ${(end / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; the 32-bit limit is 4 GiB`);
   }
   const have = rt.memory.buffer.byteLength;
   if (end <= have) return;

@@ -429,8 +429,15 @@ export class FunctionBuilder {
 
   /** Load or store: opcode (optionally prefixed), alignment and offset immediates, optional lane byte. */
   private mem(
-    name: string, code: number, natural: number, m: MemArg | undefined, pops: readonly ValType[],
-    pushes: readonly ValType[], prefix?: number, lane?: number, lanes = 0,
+    name: string,
+    code: number,
+    natural: number,
+    m: MemArg | undefined,
+    pops: readonly ValType[],
+    pushes: readonly ValType[],
+    prefix?: number,
+    lane?: number,
+    lanes = 0,
   ): this {
     const align = m?.align ?? natural;
     const offset = m?.offset ?? 0;
@@ -554,7 +561,9 @@ export class FunctionBuilder {
 
   /** Call a function. */
   call(f: FuncRef): this {
-    this.ins("call", f.params, f.results, `$${this.funcName(f)}`).byte(0x10).u32(f.index);
+    this.ins("call", f.params, f.results, `$${this.funcName(f)}`)
+      .byte(0x10)
+      .u32(f.index);
     return this;
   }
 
@@ -618,25 +627,33 @@ export class FunctionBuilder {
 
   /** Push an i32 constant. */
   i32Const(v: number): this {
-    this.ins("i32.const", NONE, I32, v | 0).byte(0x41).s32(v);
+    this.ins("i32.const", NONE, I32, v | 0)
+      .byte(0x41)
+      .s32(v);
     return this;
   }
 
   /** Push an i64 constant. */
   i64Const(v: bigint): this {
-    this.ins("i64.const", NONE, I64, this.lines ? numText(BigInt.asIntN(64, v)) : undefined).byte(0x42).s64(v);
+    this.ins("i64.const", NONE, I64, this.lines ? numText(BigInt.asIntN(64, v)) : undefined)
+      .byte(0x42)
+      .s64(v);
     return this;
   }
 
   /** Push an f32 constant. */
   f32Const(v: number): this {
-    this.ins("f32.const", NONE, F32, this.lines ? numText(Math.fround(v)) : undefined).byte(0x43).f32(v);
+    this.ins("f32.const", NONE, F32, this.lines ? numText(Math.fround(v)) : undefined)
+      .byte(0x43)
+      .f32(v);
     return this;
   }
 
   /** Push an f64 constant. */
   f64Const(v: number): this {
-    this.ins("f64.const", NONE, F64, this.lines ? numText(v) : undefined).byte(0x44).f64(v);
+    this.ins("f64.const", NONE, F64, this.lines ? numText(v) : undefined)
+      .byte(0x44)
+      .f64(v);
     return this;
   }
 
@@ -659,14 +676,30 @@ export class FunctionBuilder {
 
   // ----- memory -----
 
-  /** i32.load */ i32Load(m?: MemArg): this { return this.mem("i32.load", 0x28, 2, m, I32, I32); }
-  /** i64.load */ i64Load(m?: MemArg): this { return this.mem("i64.load", 0x29, 3, m, I32, I64); }
-  /** f32.load */ f32Load(m?: MemArg): this { return this.mem("f32.load", 0x2a, 2, m, I32, F32); }
-  /** f64.load */ f64Load(m?: MemArg): this { return this.mem("f64.load", 0x2b, 3, m, I32, F64); }
-  /** i32.store */ i32Store(m?: MemArg): this { return this.mem("i32.store", 0x36, 2, m, I32_I32, NONE); }
-  /** i64.store */ i64Store(m?: MemArg): this { return this.mem("i64.store", 0x37, 3, m, I32_I64, NONE); }
-  /** f32.store */ f32Store(m?: MemArg): this { return this.mem("f32.store", 0x38, 2, m, I32_F32, NONE); }
-  /** f64.store */ f64Store(m?: MemArg): this { return this.mem("f64.store", 0x39, 3, m, I32_F64, NONE); }
+  /** i32.load */ i32Load(m?: MemArg): this {
+    return this.mem("i32.load", 0x28, 2, m, I32, I32);
+  }
+  /** i64.load */ i64Load(m?: MemArg): this {
+    return this.mem("i64.load", 0x29, 3, m, I32, I64);
+  }
+  /** f32.load */ f32Load(m?: MemArg): this {
+    return this.mem("f32.load", 0x2a, 2, m, I32, F32);
+  }
+  /** f64.load */ f64Load(m?: MemArg): this {
+    return this.mem("f64.load", 0x2b, 3, m, I32, F64);
+  }
+  /** i32.store */ i32Store(m?: MemArg): this {
+    return this.mem("i32.store", 0x36, 2, m, I32_I32, NONE);
+  }
+  /** i64.store */ i64Store(m?: MemArg): this {
+    return this.mem("i64.store", 0x37, 3, m, I32_I64, NONE);
+  }
+  /** f32.store */ f32Store(m?: MemArg): this {
+    return this.mem("f32.store", 0x38, 2, m, I32_F32, NONE);
+  }
+  /** f64.store */ f64Store(m?: MemArg): this {
+    return this.mem("f64.store", 0x39, 3, m, I32_F64, NONE);
+  }
   /** memory.size (in 64 KiB pages) */
   memorySize(): this {
     this.ins("memory.size", NONE, I32).byte(0x3f).byte(0);
@@ -689,97 +722,247 @@ export class FunctionBuilder {
   }
 
   // ----- i32 -----
-  /** i32.eqz */ i32Eqz(): this { return this.op("i32.eqz", 0x45, I32, I32); }
-  /** i32.eq */ i32Eq(): this { return this.op("i32.eq", 0x46, I32_I32, I32); }
-  /** i32.ne */ i32Ne(): this { return this.op("i32.ne", 0x47, I32_I32, I32); }
-  /** i32.lt_s */ i32LtS(): this { return this.op("i32.lt_s", 0x48, I32_I32, I32); }
-  /** i32.lt_u */ i32LtU(): this { return this.op("i32.lt_u", 0x49, I32_I32, I32); }
-  /** i32.gt_s */ i32GtS(): this { return this.op("i32.gt_s", 0x4a, I32_I32, I32); }
-  /** i32.gt_u */ i32GtU(): this { return this.op("i32.gt_u", 0x4b, I32_I32, I32); }
-  /** i32.le_s */ i32LeS(): this { return this.op("i32.le_s", 0x4c, I32_I32, I32); }
-  /** i32.le_u */ i32LeU(): this { return this.op("i32.le_u", 0x4d, I32_I32, I32); }
-  /** i32.ge_s */ i32GeS(): this { return this.op("i32.ge_s", 0x4e, I32_I32, I32); }
-  /** i32.ge_u */ i32GeU(): this { return this.op("i32.ge_u", 0x4f, I32_I32, I32); }
-  /** i32.add */ i32Add(): this { return this.op("i32.add", 0x6a, I32_I32, I32); }
-  /** i32.sub */ i32Sub(): this { return this.op("i32.sub", 0x6b, I32_I32, I32); }
-  /** i32.mul */ i32Mul(): this { return this.op("i32.mul", 0x6c, I32_I32, I32); }
-  /** i32.div_s */ i32DivS(): this { return this.op("i32.div_s", 0x6d, I32_I32, I32); }
-  /** i32.div_u */ i32DivU(): this { return this.op("i32.div_u", 0x6e, I32_I32, I32); }
-  /** i32.rem_u */ i32RemU(): this { return this.op("i32.rem_u", 0x70, I32_I32, I32); }
-  /** i32.and */ i32And(): this { return this.op("i32.and", 0x71, I32_I32, I32); }
-  /** i32.or */ i32Or(): this { return this.op("i32.or", 0x72, I32_I32, I32); }
-  /** i32.xor */ i32Xor(): this { return this.op("i32.xor", 0x73, I32_I32, I32); }
-  /** i32.shl */ i32Shl(): this { return this.op("i32.shl", 0x74, I32_I32, I32); }
-  /** i32.shr_s */ i32ShrS(): this { return this.op("i32.shr_s", 0x75, I32_I32, I32); }
-  /** i32.shr_u */ i32ShrU(): this { return this.op("i32.shr_u", 0x76, I32_I32, I32); }
+  /** i32.eqz */ i32Eqz(): this {
+    return this.op("i32.eqz", 0x45, I32, I32);
+  }
+  /** i32.eq */ i32Eq(): this {
+    return this.op("i32.eq", 0x46, I32_I32, I32);
+  }
+  /** i32.ne */ i32Ne(): this {
+    return this.op("i32.ne", 0x47, I32_I32, I32);
+  }
+  /** i32.lt_s */ i32LtS(): this {
+    return this.op("i32.lt_s", 0x48, I32_I32, I32);
+  }
+  /** i32.lt_u */ i32LtU(): this {
+    return this.op("i32.lt_u", 0x49, I32_I32, I32);
+  }
+  /** i32.gt_s */ i32GtS(): this {
+    return this.op("i32.gt_s", 0x4a, I32_I32, I32);
+  }
+  /** i32.gt_u */ i32GtU(): this {
+    return this.op("i32.gt_u", 0x4b, I32_I32, I32);
+  }
+  /** i32.le_s */ i32LeS(): this {
+    return this.op("i32.le_s", 0x4c, I32_I32, I32);
+  }
+  /** i32.le_u */ i32LeU(): this {
+    return this.op("i32.le_u", 0x4d, I32_I32, I32);
+  }
+  /** i32.ge_s */ i32GeS(): this {
+    return this.op("i32.ge_s", 0x4e, I32_I32, I32);
+  }
+  /** i32.ge_u */ i32GeU(): this {
+    return this.op("i32.ge_u", 0x4f, I32_I32, I32);
+  }
+  /** i32.add */ i32Add(): this {
+    return this.op("i32.add", 0x6a, I32_I32, I32);
+  }
+  /** i32.sub */ i32Sub(): this {
+    return this.op("i32.sub", 0x6b, I32_I32, I32);
+  }
+  /** i32.mul */ i32Mul(): this {
+    return this.op("i32.mul", 0x6c, I32_I32, I32);
+  }
+  /** i32.div_s */ i32DivS(): this {
+    return this.op("i32.div_s", 0x6d, I32_I32, I32);
+  }
+  /** i32.div_u */ i32DivU(): this {
+    return this.op("i32.div_u", 0x6e, I32_I32, I32);
+  }
+  /** i32.rem_u */ i32RemU(): this {
+    return this.op("i32.rem_u", 0x70, I32_I32, I32);
+  }
+  /** i32.and */ i32And(): this {
+    return this.op("i32.and", 0x71, I32_I32, I32);
+  }
+  /** i32.or */ i32Or(): this {
+    return this.op("i32.or", 0x72, I32_I32, I32);
+  }
+  /** i32.xor */ i32Xor(): this {
+    return this.op("i32.xor", 0x73, I32_I32, I32);
+  }
+  /** i32.shl */ i32Shl(): this {
+    return this.op("i32.shl", 0x74, I32_I32, I32);
+  }
+  /** i32.shr_s */ i32ShrS(): this {
+    return this.op("i32.shr_s", 0x75, I32_I32, I32);
+  }
+  /** i32.shr_u */ i32ShrU(): this {
+    return this.op("i32.shr_u", 0x76, I32_I32, I32);
+  }
 
   // ----- f32 -----
-  /** f32.eq */ f32Eq(): this { return this.op("f32.eq", 0x5b, F32_F32, I32); }
-  /** f32.ne */ f32Ne(): this { return this.op("f32.ne", 0x5c, F32_F32, I32); }
-  /** f32.lt */ f32Lt(): this { return this.op("f32.lt", 0x5d, F32_F32, I32); }
-  /** f32.gt */ f32Gt(): this { return this.op("f32.gt", 0x5e, F32_F32, I32); }
-  /** f32.le */ f32Le(): this { return this.op("f32.le", 0x5f, F32_F32, I32); }
-  /** f32.ge */ f32Ge(): this { return this.op("f32.ge", 0x60, F32_F32, I32); }
-  /** f32.abs */ f32Abs(): this { return this.op("f32.abs", 0x8b, F32, F32); }
-  /** f32.neg */ f32Neg(): this { return this.op("f32.neg", 0x8c, F32, F32); }
-  /** f32.floor */ f32Floor(): this { return this.op("f32.floor", 0x8e, F32, F32); }
-  /** f32.nearest */ f32Nearest(): this { return this.op("f32.nearest", 0x90, F32, F32); }
-  /** f32.sqrt */ f32Sqrt(): this { return this.op("f32.sqrt", 0x91, F32, F32); }
-  /** f32.add */ f32Add(): this { return this.op("f32.add", 0x92, F32_F32, F32); }
-  /** f32.sub */ f32Sub(): this { return this.op("f32.sub", 0x93, F32_F32, F32); }
-  /** f32.mul */ f32Mul(): this { return this.op("f32.mul", 0x94, F32_F32, F32); }
-  /** f32.div */ f32Div(): this { return this.op("f32.div", 0x95, F32_F32, F32); }
-  /** f32.min */ f32Min(): this { return this.op("f32.min", 0x96, F32_F32, F32); }
-  /** f32.max */ f32Max(): this { return this.op("f32.max", 0x97, F32_F32, F32); }
+  /** f32.eq */ f32Eq(): this {
+    return this.op("f32.eq", 0x5b, F32_F32, I32);
+  }
+  /** f32.ne */ f32Ne(): this {
+    return this.op("f32.ne", 0x5c, F32_F32, I32);
+  }
+  /** f32.lt */ f32Lt(): this {
+    return this.op("f32.lt", 0x5d, F32_F32, I32);
+  }
+  /** f32.gt */ f32Gt(): this {
+    return this.op("f32.gt", 0x5e, F32_F32, I32);
+  }
+  /** f32.le */ f32Le(): this {
+    return this.op("f32.le", 0x5f, F32_F32, I32);
+  }
+  /** f32.ge */ f32Ge(): this {
+    return this.op("f32.ge", 0x60, F32_F32, I32);
+  }
+  /** f32.abs */ f32Abs(): this {
+    return this.op("f32.abs", 0x8b, F32, F32);
+  }
+  /** f32.neg */ f32Neg(): this {
+    return this.op("f32.neg", 0x8c, F32, F32);
+  }
+  /** f32.floor */ f32Floor(): this {
+    return this.op("f32.floor", 0x8e, F32, F32);
+  }
+  /** f32.nearest */ f32Nearest(): this {
+    return this.op("f32.nearest", 0x90, F32, F32);
+  }
+  /** f32.sqrt */ f32Sqrt(): this {
+    return this.op("f32.sqrt", 0x91, F32, F32);
+  }
+  /** f32.add */ f32Add(): this {
+    return this.op("f32.add", 0x92, F32_F32, F32);
+  }
+  /** f32.sub */ f32Sub(): this {
+    return this.op("f32.sub", 0x93, F32_F32, F32);
+  }
+  /** f32.mul */ f32Mul(): this {
+    return this.op("f32.mul", 0x94, F32_F32, F32);
+  }
+  /** f32.div */ f32Div(): this {
+    return this.op("f32.div", 0x95, F32_F32, F32);
+  }
+  /** f32.min */ f32Min(): this {
+    return this.op("f32.min", 0x96, F32_F32, F32);
+  }
+  /** f32.max */ f32Max(): this {
+    return this.op("f32.max", 0x97, F32_F32, F32);
+  }
 
   // ----- f64 -----
-  /** f64.add */ f64Add(): this { return this.op("f64.add", 0xa0, F64_F64, F64); }
-  /** f64.sub */ f64Sub(): this { return this.op("f64.sub", 0xa1, F64_F64, F64); }
-  /** f64.mul */ f64Mul(): this { return this.op("f64.mul", 0xa2, F64_F64, F64); }
-  /** f64.div */ f64Div(): this { return this.op("f64.div", 0xa3, F64_F64, F64); }
+  /** f64.add */ f64Add(): this {
+    return this.op("f64.add", 0xa0, F64_F64, F64);
+  }
+  /** f64.sub */ f64Sub(): this {
+    return this.op("f64.sub", 0xa1, F64_F64, F64);
+  }
+  /** f64.mul */ f64Mul(): this {
+    return this.op("f64.mul", 0xa2, F64_F64, F64);
+  }
+  /** f64.div */ f64Div(): this {
+    return this.op("f64.div", 0xa3, F64_F64, F64);
+  }
 
-  /** f64.neg */ f64Neg(): this { return this.op("f64.neg", 0x9a, F64, F64); }
-  /** f64.sqrt */ f64Sqrt(): this { return this.op("f64.sqrt", 0x9f, F64, F64); }
-  /** f64.min */ f64Min(): this { return this.op("f64.min", 0xa4, F64_F64, F64); }
-  /** f64.max */ f64Max(): this { return this.op("f64.max", 0xa5, F64_F64, F64); }
-  /** f64.eq */ f64Eq(): this { return this.op("f64.eq", 0x61, F64_F64, I32); }
-  /** f64.lt */ f64Lt(): this { return this.op("f64.lt", 0x63, F64_F64, I32); }
-  /** f64.gt */ f64Gt(): this { return this.op("f64.gt", 0x64, F64_F64, I32); }
-  /** f64.le */ f64Le(): this { return this.op("f64.le", 0x65, F64_F64, I32); }
-  /** f64.ge */ f64Ge(): this { return this.op("f64.ge", 0x66, F64_F64, I32); }
+  /** f64.neg */ f64Neg(): this {
+    return this.op("f64.neg", 0x9a, F64, F64);
+  }
+  /** f64.sqrt */ f64Sqrt(): this {
+    return this.op("f64.sqrt", 0x9f, F64, F64);
+  }
+  /** f64.min */ f64Min(): this {
+    return this.op("f64.min", 0xa4, F64_F64, F64);
+  }
+  /** f64.max */ f64Max(): this {
+    return this.op("f64.max", 0xa5, F64_F64, F64);
+  }
+  /** f64.eq */ f64Eq(): this {
+    return this.op("f64.eq", 0x61, F64_F64, I32);
+  }
+  /** f64.lt */ f64Lt(): this {
+    return this.op("f64.lt", 0x63, F64_F64, I32);
+  }
+  /** f64.gt */ f64Gt(): this {
+    return this.op("f64.gt", 0x64, F64_F64, I32);
+  }
+  /** f64.le */ f64Le(): this {
+    return this.op("f64.le", 0x65, F64_F64, I32);
+  }
+  /** f64.ge */ f64Ge(): this {
+    return this.op("f64.ge", 0x66, F64_F64, I32);
+  }
 
   // ----- i64 -----
-  /** i64.add */ i64Add(): this { return this.op("i64.add", 0x7c, I64_I64, I64); }
-  /** i64.sub */ i64Sub(): this { return this.op("i64.sub", 0x7d, I64_I64, I64); }
-  /** i64.and */ i64And(): this { return this.op("i64.and", 0x83, I64_I64, I64); }
-  /** i64.or */ i64Or(): this { return this.op("i64.or", 0x84, I64_I64, I64); }
-  /** i64.shl */ i64Shl(): this { return this.op("i64.shl", 0x86, I64_I64, I64); }
-  /** i64.shr_u */ i64ShrU(): this { return this.op("i64.shr_u", 0x88, I64_I64, I64); }
+  /** i64.add */ i64Add(): this {
+    return this.op("i64.add", 0x7c, I64_I64, I64);
+  }
+  /** i64.sub */ i64Sub(): this {
+    return this.op("i64.sub", 0x7d, I64_I64, I64);
+  }
+  /** i64.and */ i64And(): this {
+    return this.op("i64.and", 0x83, I64_I64, I64);
+  }
+  /** i64.or */ i64Or(): this {
+    return this.op("i64.or", 0x84, I64_I64, I64);
+  }
+  /** i64.shl */ i64Shl(): this {
+    return this.op("i64.shl", 0x86, I64_I64, I64);
+  }
+  /** i64.shr_u */ i64ShrU(): this {
+    return this.op("i64.shr_u", 0x88, I64_I64, I64);
+  }
 
   // ----- conversions -----
-  /** i32.wrap_i64 */ i32WrapI64(): this { return this.op("i32.wrap_i64", 0xa7, I64, I32); }
-  /** i64.extend_i32_s */ i64ExtendI32S(): this { return this.op("i64.extend_i32_s", 0xac, I32, I64); }
-  /** f64.convert_i32_s */ f64ConvertI32S(): this { return this.op("f64.convert_i32_s", 0xb7, I32, F64); }
-  /** i64.reinterpret_f64 */ i64ReinterpretF64(): this { return this.op("i64.reinterpret_f64", 0xbd, F64, I64); }
-  /** f64.reinterpret_i64 */ f64ReinterpretI64(): this { return this.op("f64.reinterpret_i64", 0xbf, I64, F64); }
+  /** i32.wrap_i64 */ i32WrapI64(): this {
+    return this.op("i32.wrap_i64", 0xa7, I64, I32);
+  }
+  /** i64.extend_i32_s */ i64ExtendI32S(): this {
+    return this.op("i64.extend_i32_s", 0xac, I32, I64);
+  }
+  /** f64.convert_i32_s */ f64ConvertI32S(): this {
+    return this.op("f64.convert_i32_s", 0xb7, I32, F64);
+  }
+  /** i64.reinterpret_f64 */ i64ReinterpretF64(): this {
+    return this.op("i64.reinterpret_f64", 0xbd, F64, I64);
+  }
+  /** f64.reinterpret_i64 */ f64ReinterpretI64(): this {
+    return this.op("f64.reinterpret_i64", 0xbf, I64, F64);
+  }
   /** i32.trunc_sat_f32_s */
   i32TruncSatF32S(): this {
     this.ins("i32.trunc_sat_f32_s", F32, I32).byte(0xfc).u32(0);
     return this;
   }
-  /** f32.convert_i32_s */ f32ConvertI32S(): this { return this.op("f32.convert_i32_s", 0xb2, I32, F32); }
-  /** f32.demote_f64 */ f32DemoteF64(): this { return this.op("f32.demote_f64", 0xb6, F64, F32); }
-  /** f64.promote_f32 */ f64PromoteF32(): this { return this.op("f64.promote_f32", 0xbb, F32, F64); }
-  /** i32.reinterpret_f32 */ i32ReinterpretF32(): this { return this.op("i32.reinterpret_f32", 0xbc, F32, I32); }
-  /** f32.reinterpret_i32 */ f32ReinterpretI32(): this { return this.op("f32.reinterpret_i32", 0xbe, I32, F32); }
+  /** f32.convert_i32_s */ f32ConvertI32S(): this {
+    return this.op("f32.convert_i32_s", 0xb2, I32, F32);
+  }
+  /** f32.demote_f64 */ f32DemoteF64(): this {
+    return this.op("f32.demote_f64", 0xb6, F64, F32);
+  }
+  /** f64.promote_f32 */ f64PromoteF32(): this {
+    return this.op("f64.promote_f32", 0xbb, F32, F64);
+  }
+  /** i32.reinterpret_f32 */ i32ReinterpretF32(): this {
+    return this.op("i32.reinterpret_f32", 0xbc, F32, I32);
+  }
+  /** f32.reinterpret_i32 */ f32ReinterpretI32(): this {
+    return this.op("f32.reinterpret_i32", 0xbe, I32, F32);
+  }
 
   // ----- v128 memory -----
-  /** v128.load */ v128Load(m?: MemArg): this { return this.mem("v128.load", 0x00, 4, m, I32, V128, 0xfd); }
-  /** v128.store */ v128Store(m?: MemArg): this { return this.mem("v128.store", 0x0b, 4, m, I32_V128, NONE, 0xfd); }
-  /** v128.load32_splat */ v128Load32Splat(m?: MemArg): this { return this.mem("v128.load32_splat", 0x09, 2, m, I32, V128, 0xfd); }
-  /** v128.load64_splat */ v128Load64Splat(m?: MemArg): this { return this.mem("v128.load64_splat", 0x0a, 3, m, I32, V128, 0xfd); }
-  /** v128.load32_zero */ v128Load32Zero(m?: MemArg): this { return this.mem("v128.load32_zero", 0x5c, 2, m, I32, V128, 0xfd); }
-  /** v128.load64_zero */ v128Load64Zero(m?: MemArg): this { return this.mem("v128.load64_zero", 0x5d, 3, m, I32, V128, 0xfd); }
+  /** v128.load */ v128Load(m?: MemArg): this {
+    return this.mem("v128.load", 0x00, 4, m, I32, V128, 0xfd);
+  }
+  /** v128.store */ v128Store(m?: MemArg): this {
+    return this.mem("v128.store", 0x0b, 4, m, I32_V128, NONE, 0xfd);
+  }
+  /** v128.load32_splat */ v128Load32Splat(m?: MemArg): this {
+    return this.mem("v128.load32_splat", 0x09, 2, m, I32, V128, 0xfd);
+  }
+  /** v128.load64_splat */ v128Load64Splat(m?: MemArg): this {
+    return this.mem("v128.load64_splat", 0x0a, 3, m, I32, V128, 0xfd);
+  }
+  /** v128.load32_zero */ v128Load32Zero(m?: MemArg): this {
+    return this.mem("v128.load32_zero", 0x5c, 2, m, I32, V128, 0xfd);
+  }
+  /** v128.load64_zero */ v128Load64Zero(m?: MemArg): this {
+    return this.mem("v128.load64_zero", 0x5d, 3, m, I32, V128, 0xfd);
+  }
 
   /** v128.store64_lane: store lane `lane` (0 or 1) as 8 bytes. */
   v128Store64Lane(lane: number, m?: MemArg): this {
@@ -809,8 +992,12 @@ export class FunctionBuilder {
     return this.i8x16Shuffle(bytes);
   }
 
-  /** f32x4.splat */ f32x4Splat(): this { return this.simd("f32x4.splat", 0x13, F32, V128); }
-  /** i32x4.splat */ i32x4Splat(): this { return this.simd("i32x4.splat", 0x11, I32, V128); }
+  /** f32x4.splat */ f32x4Splat(): this {
+    return this.simd("f32x4.splat", 0x13, F32, V128);
+  }
+  /** i32x4.splat */ i32x4Splat(): this {
+    return this.simd("i32x4.splat", 0x11, I32, V128);
+  }
 
   /** f32x4.extract_lane */
   f32x4ExtractLane(lane: number): this {
@@ -822,53 +1009,125 @@ export class FunctionBuilder {
     return this.lane("f32x4.replace_lane", 0x20, lane, 4, V128_F32, V128);
   }
 
-  /** v128.not */ v128Not(): this { return this.simd("v128.not", 0x4d, V128, V128); }
-  /** v128.and */ v128And(): this { return this.simd("v128.and", 0x4e, V128_V128, V128); }
-  /** v128.andnot */ v128AndNot(): this { return this.simd("v128.andnot", 0x4f, V128_V128, V128); }
-  /** v128.or */ v128Or(): this { return this.simd("v128.or", 0x50, V128_V128, V128); }
-  /** v128.xor */ v128Xor(): this { return this.simd("v128.xor", 0x51, V128_V128, V128); }
+  /** v128.not */ v128Not(): this {
+    return this.simd("v128.not", 0x4d, V128, V128);
+  }
+  /** v128.and */ v128And(): this {
+    return this.simd("v128.and", 0x4e, V128_V128, V128);
+  }
+  /** v128.andnot */ v128AndNot(): this {
+    return this.simd("v128.andnot", 0x4f, V128_V128, V128);
+  }
+  /** v128.or */ v128Or(): this {
+    return this.simd("v128.or", 0x50, V128_V128, V128);
+  }
+  /** v128.xor */ v128Xor(): this {
+    return this.simd("v128.xor", 0x51, V128_V128, V128);
+  }
   /** v128.bitselect (v1, v2, mask): lanes of v1 where mask bits set, else v2 */
-  v128Bitselect(): this { return this.simd("v128.bitselect", 0x52, V128_V128_V128, V128); }
-  /** v128.any_true */ v128AnyTrue(): this { return this.simd("v128.any_true", 0x53, V128, I32); }
+  v128Bitselect(): this {
+    return this.simd("v128.bitselect", 0x52, V128_V128_V128, V128);
+  }
+  /** v128.any_true */ v128AnyTrue(): this {
+    return this.simd("v128.any_true", 0x53, V128, I32);
+  }
 
   // ----- f32x4 -----
-  /** f32x4.eq */ f32x4Eq(): this { return this.simd("f32x4.eq", 0x41, V128_V128, V128); }
-  /** f32x4.ne */ f32x4Ne(): this { return this.simd("f32x4.ne", 0x42, V128_V128, V128); }
-  /** f32x4.lt */ f32x4Lt(): this { return this.simd("f32x4.lt", 0x43, V128_V128, V128); }
-  /** f32x4.gt */ f32x4Gt(): this { return this.simd("f32x4.gt", 0x44, V128_V128, V128); }
-  /** f32x4.le */ f32x4Le(): this { return this.simd("f32x4.le", 0x45, V128_V128, V128); }
-  /** f32x4.ge */ f32x4Ge(): this { return this.simd("f32x4.ge", 0x46, V128_V128, V128); }
-  /** f32x4.floor */ f32x4Floor(): this { return this.simd("f32x4.floor", 0x68, V128, V128); }
-  /** f32x4.nearest */ f32x4Nearest(): this { return this.simd("f32x4.nearest", 0x6a, V128, V128); }
-  /** f32x4.abs */ f32x4Abs(): this { return this.simd("f32x4.abs", 0xe0, V128, V128); }
-  /** f32x4.neg */ f32x4Neg(): this { return this.simd("f32x4.neg", 0xe1, V128, V128); }
-  /** f32x4.sqrt */ f32x4Sqrt(): this { return this.simd("f32x4.sqrt", 0xe3, V128, V128); }
-  /** f32x4.add */ f32x4Add(): this { return this.simd("f32x4.add", 0xe4, V128_V128, V128); }
-  /** f32x4.sub */ f32x4Sub(): this { return this.simd("f32x4.sub", 0xe5, V128_V128, V128); }
-  /** f32x4.mul */ f32x4Mul(): this { return this.simd("f32x4.mul", 0xe6, V128_V128, V128); }
-  /** f32x4.div */ f32x4Div(): this { return this.simd("f32x4.div", 0xe7, V128_V128, V128); }
-  /** f32x4.min */ f32x4Min(): this { return this.simd("f32x4.min", 0xe8, V128_V128, V128); }
-  /** f32x4.max */ f32x4Max(): this { return this.simd("f32x4.max", 0xe9, V128_V128, V128); }
-  /** f32x4.pmin */ f32x4PMin(): this { return this.simd("f32x4.pmin", 0xea, V128_V128, V128); }
-  /** f32x4.pmax */ f32x4PMax(): this { return this.simd("f32x4.pmax", 0xeb, V128_V128, V128); }
+  /** f32x4.eq */ f32x4Eq(): this {
+    return this.simd("f32x4.eq", 0x41, V128_V128, V128);
+  }
+  /** f32x4.ne */ f32x4Ne(): this {
+    return this.simd("f32x4.ne", 0x42, V128_V128, V128);
+  }
+  /** f32x4.lt */ f32x4Lt(): this {
+    return this.simd("f32x4.lt", 0x43, V128_V128, V128);
+  }
+  /** f32x4.gt */ f32x4Gt(): this {
+    return this.simd("f32x4.gt", 0x44, V128_V128, V128);
+  }
+  /** f32x4.le */ f32x4Le(): this {
+    return this.simd("f32x4.le", 0x45, V128_V128, V128);
+  }
+  /** f32x4.ge */ f32x4Ge(): this {
+    return this.simd("f32x4.ge", 0x46, V128_V128, V128);
+  }
+  /** f32x4.floor */ f32x4Floor(): this {
+    return this.simd("f32x4.floor", 0x68, V128, V128);
+  }
+  /** f32x4.nearest */ f32x4Nearest(): this {
+    return this.simd("f32x4.nearest", 0x6a, V128, V128);
+  }
+  /** f32x4.abs */ f32x4Abs(): this {
+    return this.simd("f32x4.abs", 0xe0, V128, V128);
+  }
+  /** f32x4.neg */ f32x4Neg(): this {
+    return this.simd("f32x4.neg", 0xe1, V128, V128);
+  }
+  /** f32x4.sqrt */ f32x4Sqrt(): this {
+    return this.simd("f32x4.sqrt", 0xe3, V128, V128);
+  }
+  /** f32x4.add */ f32x4Add(): this {
+    return this.simd("f32x4.add", 0xe4, V128_V128, V128);
+  }
+  /** f32x4.sub */ f32x4Sub(): this {
+    return this.simd("f32x4.sub", 0xe5, V128_V128, V128);
+  }
+  /** f32x4.mul */ f32x4Mul(): this {
+    return this.simd("f32x4.mul", 0xe6, V128_V128, V128);
+  }
+  /** f32x4.div */ f32x4Div(): this {
+    return this.simd("f32x4.div", 0xe7, V128_V128, V128);
+  }
+  /** f32x4.min */ f32x4Min(): this {
+    return this.simd("f32x4.min", 0xe8, V128_V128, V128);
+  }
+  /** f32x4.max */ f32x4Max(): this {
+    return this.simd("f32x4.max", 0xe9, V128_V128, V128);
+  }
+  /** f32x4.pmin */ f32x4PMin(): this {
+    return this.simd("f32x4.pmin", 0xea, V128_V128, V128);
+  }
+  /** f32x4.pmax */ f32x4PMax(): this {
+    return this.simd("f32x4.pmax", 0xeb, V128_V128, V128);
+  }
 
   // ----- f64x2 -----
-  /** f64x2.add */ f64x2Add(): this { return this.simd("f64x2.add", 0xf0, V128_V128, V128); }
-  /** f64x2.mul */ f64x2Mul(): this { return this.simd("f64x2.mul", 0xf2, V128_V128, V128); }
-  /** f64x2.promote_low_f32x4 */ f64x2PromoteLowF32x4(): this { return this.simd("f64x2.promote_low_f32x4", 0x5f, V128, V128); }
+  /** f64x2.add */ f64x2Add(): this {
+    return this.simd("f64x2.add", 0xf0, V128_V128, V128);
+  }
+  /** f64x2.mul */ f64x2Mul(): this {
+    return this.simd("f64x2.mul", 0xf2, V128_V128, V128);
+  }
+  /** f64x2.promote_low_f32x4 */ f64x2PromoteLowF32x4(): this {
+    return this.simd("f64x2.promote_low_f32x4", 0x5f, V128, V128);
+  }
   /** f64x2.extract_lane */
   f64x2ExtractLane(lane: number): this {
     return this.lane("f64x2.extract_lane", 0x21, lane, 2, V128, F64);
   }
 
   // ----- i32x4 -----
-  /** i32x4.add */ i32x4Add(): this { return this.simd("i32x4.add", 0xae, V128_V128, V128); }
-  /** i32x4.sub */ i32x4Sub(): this { return this.simd("i32x4.sub", 0xb1, V128_V128, V128); }
-  /** i32x4.shl */ i32x4Shl(): this { return this.simd("i32x4.shl", 0xab, V128_I32, V128); }
-  /** i32x4.shr_s */ i32x4ShrS(): this { return this.simd("i32x4.shr_s", 0xac, V128_I32, V128); }
-  /** i32x4.shr_u */ i32x4ShrU(): this { return this.simd("i32x4.shr_u", 0xad, V128_I32, V128); }
-  /** i32x4.trunc_sat_f32x4_s */ i32x4TruncSatF32x4S(): this { return this.simd("i32x4.trunc_sat_f32x4_s", 0xf8, V128, V128); }
-  /** f32x4.convert_i32x4_s */ f32x4ConvertI32x4S(): this { return this.simd("f32x4.convert_i32x4_s", 0xfa, V128, V128); }
+  /** i32x4.add */ i32x4Add(): this {
+    return this.simd("i32x4.add", 0xae, V128_V128, V128);
+  }
+  /** i32x4.sub */ i32x4Sub(): this {
+    return this.simd("i32x4.sub", 0xb1, V128_V128, V128);
+  }
+  /** i32x4.shl */ i32x4Shl(): this {
+    return this.simd("i32x4.shl", 0xab, V128_I32, V128);
+  }
+  /** i32x4.shr_s */ i32x4ShrS(): this {
+    return this.simd("i32x4.shr_s", 0xac, V128_I32, V128);
+  }
+  /** i32x4.shr_u */ i32x4ShrU(): this {
+    return this.simd("i32x4.shr_u", 0xad, V128_I32, V128);
+  }
+  /** i32x4.trunc_sat_f32x4_s */ i32x4TruncSatF32x4S(): this {
+    return this.simd("i32x4.trunc_sat_f32x4_s", 0xf8, V128, V128);
+  }
+  /** f32x4.convert_i32x4_s */ f32x4ConvertI32x4S(): this {
+    return this.simd("f32x4.convert_i32x4_s", 0xfa, V128, V128);
+  }
 
   // ----- helpers -----
 
@@ -1056,12 +1315,7 @@ export class ModuleBuilder {
   }
 
   /** Declare and define a function in one go (see `FuncName` for how it is exported and named). */
-  func(
-    name: FuncName,
-    params: Params,
-    results: readonly ValType[],
-    body: (f: FunctionBuilder, ...params: Local[]) => void,
-  ): FuncRef {
+  func(name: FuncName, params: Params, results: readonly ValType[], body: (f: FunctionBuilder, ...params: Local[]) => void): FuncRef {
     return this.define(this.declare(name, params, results), body);
   }
 
