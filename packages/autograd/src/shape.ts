@@ -27,6 +27,15 @@ export function stridesOf(shape: Shape): number[] {
   return s;
 }
 
+/** Broadcast strides of `shape` against `outShape` (0 on broadcast axes). */
+export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const st = stridesOf(shape);
+  const out = new Array<number>(outShape.length).fill(0);
+  const off = outShape.length - shape.length;
+  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
+  return out;
+}
+
 /** Formats a shape as `[2, 3]` for error messages. */
 export function fmt(shape: Shape): string {
   return `[${shape.join(", ")}]`;

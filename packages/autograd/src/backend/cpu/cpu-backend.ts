@@ -1,7 +1,7 @@
 import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
-import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
-import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
+import { broadcastStrides, fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
+import { binaryKernel, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
 import {

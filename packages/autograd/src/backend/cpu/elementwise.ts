@@ -1,7 +1,7 @@
 import type { BinaryOp, UnaryOp } from "../backend.js";
 import type { TypedArray } from "../../dtype.js";
 import type { Shape } from "../../shape.js";
-import { sizeOf, stridesOf } from "../../shape.js";
+import { broadcastStrides, sizeOf } from "../../shape.js";
 
 /** Unary ops with a scalar expression here; "gelu" is the row kernel's (kernels/rows.ts, the CPU backend's one GELU). */
 export type ExprUnaryOp = Exclude<UnaryOp, "gelu">;
@@ -178,15 +178,6 @@ function isSuffixOf(shape: Shape, outShape: Shape): boolean {
   if (tail > outShape.length) return false;
   for (let i = 0; i < tail; i++) if (shape[k + i] !== outShape[outShape.length - tail + i]) return false;
   return true;
-}
-
-/** Broadcast strides of `shape` against `outShape` (0 on broadcast axes). */
-export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
-  const st = stridesOf(shape);
-  const out = new Array<number>(outShape.length).fill(0);
-  const off = outShape.length - shape.length;
-  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
-  return out;
 }
 
 /** out = op(x) elementwise. */

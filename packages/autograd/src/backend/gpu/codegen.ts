@@ -20,26 +20,6 @@ export function lit(v: number): string {
   return s.includes(".") || s.includes("e") ? s : `${s}.0`;
 }
 
-/** Row-major strides of a shape. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
-
-/** Broadcast strides of `shape` read as `outShape` (0 on broadcast and missing axes). */
-export function broadcastStridesOf(shape: readonly number[], outShape: readonly number[]): number[] {
-  const st = contiguousStrides(shape);
-  const out = new Array<number>(outShape.length).fill(0);
-  const off = outShape.length - shape.length;
-  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : st[i];
-  return out;
-}
-
 /**
  * Merges adjacent axes that every operand walks contiguously and drops size-1 axes, so the index
  * arithmetic of a kernel has as few divisions as possible.

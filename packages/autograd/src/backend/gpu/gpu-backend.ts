@@ -12,13 +12,11 @@ import type { IGPUSettings, IKernelRunShortcut, Texture } from "gpu.js";
 import { GPU } from "./gpujs.js";
 import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, UnaryOp } from "../backend.js";
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
-import { fmt, lastAxisRows, sizeOf, type Shape } from "../../shape.js";
+import { broadcastStrides, fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import {
   argNames,
   binaryBody,
-  broadcastStridesOf,
   coalesce,
-  contiguousStrides,
   geluGradBody,
   kernelSource,
   Names,
@@ -423,7 +421,7 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   binary(op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: Shape, outDType: DType): Buffer {
     const A = this.buf(op, a),
       B = this.buf(op, b);
-    const { dims, st } = GpuBackend.axes(outShape, [broadcastStridesOf(a.shape, outShape), broadcastStridesOf(b.shape, outShape)]);
+    const { dims, st } = GpuBackend.axes(outShape, [broadcastStrides(a.shape, outShape), broadcastStrides(b.shape, outShape)]);
     const R = dims.length;
     const intOut = outDType === "int32";
     return this.run(
@@ -457,9 +455,9 @@ export class GpuBackend implements Backend, GpuFusedKernels {
       A = this.buf("where", a),
       B = this.buf("where", b);
     const { dims, st } = GpuBackend.axes(outShape, [
-      broadcastStridesOf(cond.shape, outShape),
-      broadcastStridesOf(a.shape, outShape),
-      broadcastStridesOf(b.shape, outShape),
+      broadcastStrides(cond.shape, outShape),
+      broadcastStrides(a.shape, outShape),
+      broadcastStrides(b.shape, outShape),
     ]);
     const R = dims.length;
     return this.run(
@@ -556,9 +554,9 @@ export class GpuBackend implements Backend, GpuFusedKernels {
     const total = sizeOf(outShape);
     if (K === 0) return this.fill(a.dtype, total, 0);
     const batchShape = outShape.slice(0, ro - 2);
-    const sa = broadcastStridesOf(a.shape.slice(0, ra - 2), batchShape).map((s) => s * m * K);
-    const sb = broadcastStridesOf(b.shape.slice(0, rb - 2), batchShape).map((s) => s * K * n);
-    const so = contiguousStrides(batchShape).map((s) => s * m * n);
+    const sa = broadcastStrides(a.shape.slice(0, ra - 2), batchShape).map((s) => s * m * K);
+    const sb = broadcastStrides(b.shape.slice(0, rb - 2), batchShape).map((s) => s * K * n);
+    const so = stridesOf(batchShape).map((s) => s * m * n);
     const cb = coalesce(batchShape, [sa, sb, so]);
     const Rb = cb.shape.length;
     // element strides inside one matrix
@@ -618,7 +616,7 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   }
 
   transpose(x: TensorInfo, perm: readonly number[]): Buffer {
-    const st = contiguousStrides(x.shape);
+    const st = stridesOf(x.shape);
     return this.strided(
       this.buf("transpose", x),
       x.dtype,
@@ -629,11 +627,11 @@ export class GpuBackend implements Backend, GpuFusedKernels {
   }
 
   broadcastTo(x: TensorInfo, shape: Shape): Buffer {
-    return this.strided(this.buf("broadcastTo", x), x.dtype, shape, broadcastStridesOf(x.shape, shape), 0);
+    return this.strided(this.buf("broadcastTo", x), x.dtype, shape, broadcastStrides(x.shape, shape), 0);
   }
 
   slice(x: TensorInfo, begin: readonly number[], size: readonly number[], step: readonly number[]): Buffer {
-    const st = contiguousStrides(x.shape);
+    const st = stridesOf(x.shape);
     let off = 0;
     for (let i = 0; i < begin.length; i++) off += begin[i] * st[i];
     return this.strided(
@@ -655,7 +653,7 @@ export class GpuBackend implements Backend, GpuFusedKernels {
       st: number[] = [],
       xs: number[] = [],
       xst: number[] = [];
-    const xStrides = contiguousStrides(x.shape);
+    const xStrides = stridesOf(x.shape);
     outShape.forEach((dim, d) => {
       if (dim === 1 && x.shape[d] === 1) return;
       dims.push(dim);
