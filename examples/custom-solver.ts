@@ -5,7 +5,7 @@
  * Run: npx tsx examples/custom-solver.ts
  */
 import { mul, neg, square, tensor, type Tensor } from "@qkvflow/autograd";
-import { listSolvers, odeint, odeintWithStats, registerSolver, type ButcherTableau } from "@qkvflow/ode";
+import { listSolvers, odeint, odeintWithStats, PIDController, registerSolver, type ButcherTableau } from "@qkvflow/ode";
 
 // Kutta's 3/8 rule: four stages, fourth order.
 const rk38: ButcherTableau = {
@@ -57,7 +57,10 @@ for (const steps of [10, 20, 40, 80]) {
 
 console.log("\nCash–Karp (adaptive) on the same problem:");
 for (const tol of [1e-4, 1e-7, 1e-10]) {
-  const { ys, stats } = odeintWithStats(f, y0, [0, 2], { method: "cashkarp", rtol: tol, atol: tol });
+  const { ys, stats } = odeintWithStats(f, y0, [0, 2], {
+    method: "cashkarp",
+    stepSizeController: new PIDController({ rtol: tol, atol: tol }),
+  });
   console.log(
     `  rtol=atol ${tol.toExponential(0)}  |error| ${Math.abs(ys[1].item() - exact).toExponential(3)}  ` +
       `nfev ${stats.nfev}  accepted ${stats.accepted}  rejected ${stats.rejected}`,
@@ -69,8 +72,7 @@ const osc = (_t: number, s: { x: Tensor; v: Tensor }) => ({ x: s.v, v: neg(s.x) 
 const ts = [0, 1, 2, 3, 4, 5];
 const sol = odeint(osc, { x: tensor([1], { dtype: "float64" }), v: tensor([0], { dtype: "float64" }) }, ts, {
   method: "cashkarp",
-  rtol: 1e-9,
-  atol: 1e-9,
+  stepSizeController: new PIDController({ rtol: 1e-9, atol: 1e-9 }),
 });
 const worst = Math.max(...sol.map((s, i) => Math.abs(s.x.item() - Math.cos(ts[i]))));
 console.log(`\nCash–Karp on x'' = -x with outputs at t = ${ts.join(", ")}:`);
@@ -78,8 +80,7 @@ console.log(`  max |x - cos t| = ${worst.toExponential(3)} (outputs by cubic Her
 // Without a continuous extension, landing steps on the output times is more accurate at these times.
 const onto = odeint(osc, { x: tensor([1], { dtype: "float64" }), v: tensor([0], { dtype: "float64" }) }, ts, {
   method: "cashkarp",
-  rtol: 1e-9,
-  atol: 1e-9,
+  stepSizeController: new PIDController({ rtol: 1e-9, atol: 1e-9 }),
   denseOutput: false,
 });
 const worstOnto = Math.max(...onto.map((s, i) => Math.abs(s.x.item() - Math.cos(ts[i]))));

@@ -4,7 +4,7 @@
  * per-module hypernetworks (see temporal.ts).
  */
 import { checkpoint, random, split, reshape, type Key, type Tensor } from "@qkvflow/autograd";
-import { getSolver, odeint } from "@qkvflow/ode";
+import { ConstantStepSize, getSolver, odeint, PIDController } from "@qkvflow/ode";
 import { blockFns, blockForward, blockUpdate, type BlockArch, type BlockWeights } from "./block.js";
 import { isPaperEuler, type DiffEqFormerConfig } from "./config.js";
 import { TransformerLM, type DepthStep, type ForwardOptions } from "./language-model.js";
@@ -178,14 +178,12 @@ export class DiffEqFormer extends TransformerLM {
       evals++;
       return blockUpdate(x, blockFns(w, c.layerNormEps), { ...o, key: k });
     };
-    const ys = odeint(f, x0, [0, 1], {
-      method: c.solver.method,
-      ...(c.solver.steps !== undefined || !getSolver(c.solver.method).adaptive ? { steps: c.solver.steps ?? c.nLayer } : {}),
-      ...(c.solver.rtol !== undefined ? { rtol: c.solver.rtol } : {}),
-      ...(c.solver.atol !== undefined ? { atol: c.solver.atol } : {}),
-      ...(c.solver.maxSteps !== undefined ? { maxSteps: c.solver.maxSteps } : {}),
-      checkpoint: c.gradientCheckpointing,
-    });
+    const { steps, rtol, atol, maxSteps } = c.solver;
+    const stepSizeController =
+      steps !== undefined || !getSolver(c.solver.method).adaptive
+        ? new ConstantStepSize({ steps: steps ?? c.nLayer, maxSteps })
+        : new PIDController({ rtol, atol, maxSteps });
+    const ys = odeint(f, x0, [0, 1], { method: c.solver.method, stepSizeController, checkpoint: c.gradientCheckpointing });
     this.lastEvaluations = evals;
     return ys[ys.length - 1];
   }
