@@ -49,7 +49,9 @@ import {
   type SafetensorsContents,
   type Tensor,
 } from "@qkvflow/autograd";
-import { adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from "./host-kernels.js";
+import { type AdamConstants, adamwUpdateHost, hostMemoryBackend, sumOfSquaresHost } from "./host-kernels.js";
+
+export type { AdamConstants };
 
 /** Arithmetic precision of the optimiser: float64 where the backend has it ('auto'), or always the parameter's dtype. */
 export type UpdatePrecision = "auto" | "float32";
@@ -104,21 +106,6 @@ export interface AdamWStepInfo {
   /** Factor the gradients were multiplied by (1 when not clipped). */
   clipScale: number;
   /** Learning rate used. */
-  lr: number;
-}
-
-/** Per-update constants of the Adam arithmetic (host numbers). */
-export interface AdamConstants {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Clip factor applied to the gradient (1: none). */
-  scale: number;
-  /** Bias corrections 1 − β1ᵗ and 1 − β2ᵗ. */
-  bc1: number;
-  bc2: number;
-  /** Decay λ of this parameter (0 when it does not decay). */
-  decay: number;
   lr: number;
 }
 

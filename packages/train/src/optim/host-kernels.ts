@@ -6,7 +6,21 @@
  * tensor-op definitions; the tests check that both agree bit for bit.
  */
 import { CpuBackend, getBackend, tensor, type Tensor } from "@qkvflow/autograd";
-import type { AdamConstants } from "./adamw.js";
+
+/** Per-update constants of the Adam arithmetic (host numbers). */
+export interface AdamConstants {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Clip factor applied to the gradient (1: none). */
+  scale: number;
+  /** Bias corrections 1 − β1ᵗ and 1 − β2ᵗ. */
+  bc1: number;
+  bc2: number;
+  /** Decay λ of this parameter (0 when it does not decay). */
+  decay: number;
+  lr: number;
+}
 
 type Float = Float32Array | Float64Array;
 
