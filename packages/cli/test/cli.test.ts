@@ -120,14 +120,15 @@ test("the CLI entry runs as a program: exit status 2 for an unknown command", ()
   assert.ok(fs.existsSync(cliFile));
 });
 
-test("generate decodes a greedy continuation from a checkpoint", async () => {
+/** A run folder holding a micro DiffEqFormer trained for `steps` updates on synthetic tokens. */
+async function trainedMicroRun(name: string, steps: number): Promise<string> {
   const out = tmpDir();
   const tokens = syntheticTokens(2000, 61, 3);
   const cfg = validateTrainConfig({
-    name: "g",
+    name,
     model: { preset: "diffeqformer-micro" },
     data: { seqLen: 16 },
-    train: { steps: 3, batchSize: 4, outDir: out, progress: "none", evalEvery: 0 },
+    train: { steps, batchSize: 4, outDir: out, progress: "none", evalEvery: 0 },
   });
   await runTrain(cfg, {
     data: {
@@ -140,6 +141,11 @@ test("generate decodes a greedy continuation from a checkpoint", async () => {
     log: () => undefined,
     handleSignals: false,
   });
+  return out;
+}
+
+test("generate decodes a greedy continuation from a checkpoint", async () => {
+  const out = await trainedMicroRun("g", 3);
   const r = await run(["generate", "--checkpoint", out, "--prompt", "A", "--max-tokens", "6", "--temperature", "0"]);
   assert.equal(r.code, 0, r.err);
   const { model } = loadModelFrom(out);
@@ -171,25 +177,7 @@ test("CLI argument parsing and usage errors", () => {
 });
 
 test("analyze runs @qkvflow/analysis on a run folder: report files, and exit 1 naming a missing checkpoint", async () => {
-  const out = tmpDir();
-  const tokens = syntheticTokens(2000, 61, 3);
-  const cfg = validateTrainConfig({
-    name: "a",
-    model: { preset: "diffeqformer-micro" },
-    data: { seqLen: 16 },
-    train: { steps: 2, batchSize: 4, outDir: out, progress: "none", evalEvery: 0 },
-  });
-  await runTrain(cfg, {
-    data: {
-      train: { name: "train", tokens },
-      eval: { name: "validation", tokens: tokens.subarray(0, 200) },
-      splits: {},
-      source: "synthetic",
-      note: null,
-    },
-    log: () => undefined,
-    handleSignals: false,
-  });
+  const out = await trainedMicroRun("a", 2);
   const report = path.join(tmpDir(), "report");
   const saved = process.stderr.write.bind(process.stderr);
   let log = "";
