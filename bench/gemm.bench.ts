@@ -11,7 +11,8 @@
  * Body rows ("body: ..."): every matmul shape of one training step of the paper's tiny configuration
  * (E 128, 4 heads of 32, T 128, batch 16, so 2048 token rows; MLP 512): for each projection the forward
  * X·W, dX = dY·Wᵀ and dW = Xᵀ·dY (a 2048-long reduction), and the attention products per head as one
- * batched call over the 64 (batch × heads) entries, forward and backward.
+ * batched call over the 64 (batch × heads) entries, forward and backward; and DiffEqFormer's weight generation
+ * (d_emb 20, 4 layer times): W(t) = h·A for the qkv and MLP projections (A is [20, in·out]) and its gradients.
  *
  * Run: npx tsx bench/gemm.bench.ts [filter]   (or npx tsx bench/run.ts gemm)
  */
@@ -70,6 +71,16 @@ function bodyShapes(): Shape[] {
   row(`attn dV = Pᵀ·dO ${B}×[(128x128)ᵀ·128x32]`, 128, 32, 128, true, false, B);
   row(`attn dQ = dS·K ${B}×[128x128·128x32]`, 128, 32, 128, false, false, B);
   row(`attn dK = dSᵀ·Q ${B}×[(128x128)ᵀ·128x32]`, 128, 32, 128, true, false, B);
+  const nt = 4; // layer times
+  const d = 20; // hypernetwork width (d_emb)
+  for (const [what, io] of [
+    ["qkv", 128 * 384],
+    ["mlp", 128 * 512],
+  ] as const) {
+    row(`hyper ${what} W(t) = h·A ${nt}x${d}·${d}x${io}`, nt, io, d, false, false);
+    row(`hyper ${what} dA = hᵀ·dW (${nt}x${d})ᵀ·${nt}x${io}`, d, io, nt, true, false);
+    row(`hyper ${what} dh = dW·Aᵀ ${nt}x${io}·(${d}x${io})ᵀ`, nt, d, io, false, true);
+  }
   return out;
 }
 
