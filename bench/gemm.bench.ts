@@ -8,13 +8,19 @@
  * back with dataSync() (its inputs already live in its heap). Plain JS is skipped above 1024³ and for
  * the model shapes (more than ten seconds per call).
  *
+ * Body rows ("body: ..."): every matmul shape of one training step of the paper's tiny configuration
+ * (E 128, 4 heads of 32, T 128, batch 16, so 2048 token rows; MLP 512): for each projection the forward
+ * X·W, dX = dY·Wᵀ and dW = Xᵀ·dY (a 2048-long reduction), and the attention products per head as one
+ * batched call over the 64 (batch × heads) entries, forward and backward; and DiffEqFormer's weight generation
+ * (d_emb 20, 4 layer times): W(t) = h·A for the qkv and MLP projections (A is [20, in·out]) and its gradients.
+ *
  * Run: npx tsx bench/gemm.bench.ts [filter]   (or npx tsx bench/run.ts gemm)
  */
 import Benchmark from "benchmark";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { getNumThreads, kernelInfo, setNumThreads, sgemm } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
+import { gemmBatched, getNumThreads, kernelInfo, setNumThreads } from "../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { hardwareThreads, nameFilter, runIfMain, runSuite } from "./common.js";
 
 interface Shape {
@@ -25,6 +31,8 @@ interface Shape {
   transA: boolean;
   transB: boolean;
   plainJs: boolean;
+  /** independent GEMMs of this shape in one batched call (default 1) */
+  batch?: number;
 }
 
 const V = 50257;
@@ -36,7 +44,45 @@ const SHAPES: Shape[] = [
   { name: "logits X·W 2048x128·128x50257", m: 2048, n: V, k: 128, transA: false, transB: false, plainJs: false },
   { name: "dX = dY·Wᵀ 2048x50257·(128x50257)ᵀ", m: 2048, n: 128, k: V, transA: false, transB: true, plainJs: false },
   { name: "dW = Xᵀ·dY (2048x128)ᵀ·2048x50257", m: 128, n: V, k: 2048, transA: true, transB: false, plainJs: false },
+  ...bodyShapes(),
 ];
+
+/** The tiny configuration's body matmuls (see the header): name, [m, n, k], transposes, batch. */
+function bodyShapes(): Shape[] {
+  const T = 2048;
+  const out: Shape[] = [];
+  const row = (name: string, m: number, n: number, k: number, transA: boolean, transB: boolean, batch = 1): void => {
+    out.push({ name: `body: ${name}`, m, n, k, transA, transB, plainJs: false, batch });
+  };
+  for (const [what, din, dout] of [
+    ["qkv", 128, 384],
+    ["attn out", 128, 128],
+    ["mlp up", 128, 512],
+    ["mlp down", 512, 128],
+  ] as const) {
+    row(`${what} X·W ${T}x${din}·${din}x${dout}`, T, dout, din, false, false);
+    row(`${what} dX = dY·Wᵀ ${T}x${dout}·(${din}x${dout})ᵀ`, T, din, dout, false, true);
+    row(`${what} dW = Xᵀ·dY (${T}x${din})ᵀ·${T}x${dout}`, din, dout, T, true, false);
+  }
+  const B = 64; // batch 16 × 4 heads
+  row(`attn S = Q·Kᵀ ${B}×[128x32·(128x32)ᵀ]`, 128, 128, 32, false, true, B);
+  row(`attn O = P·V ${B}×[128x128·128x32]`, 128, 32, 128, false, false, B);
+  row(`attn dP = dO·Vᵀ ${B}×[128x32·(128x32)ᵀ]`, 128, 128, 32, false, true, B);
+  row(`attn dV = Pᵀ·dO ${B}×[(128x128)ᵀ·128x32]`, 128, 32, 128, true, false, B);
+  row(`attn dQ = dS·K ${B}×[128x128·128x32]`, 128, 32, 128, false, false, B);
+  row(`attn dK = dSᵀ·Q ${B}×[(128x128)ᵀ·128x32]`, 128, 32, 128, true, false, B);
+  const nt = 4; // layer times
+  const d = 20; // hypernetwork width (d_emb)
+  for (const [what, io] of [
+    ["qkv", 128 * 384],
+    ["mlp", 128 * 512],
+  ] as const) {
+    row(`hyper ${what} W(t) = h·A ${nt}x${d}·${d}x${io}`, nt, io, d, false, false);
+    row(`hyper ${what} dA = hᵀ·dW (${nt}x${d})ᵀ·${nt}x${io}`, d, io, nt, true, false);
+    row(`hyper ${what} dh = dW·Aᵀ ${nt}x${io}·(${d}x${io})ᵀ`, nt, d, io, false, true);
+  }
+  return out;
+}
 
 function fill(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -101,10 +147,11 @@ export async function run(filter?: string): Promise<void> {
     for (const s of SHAPES) {
       const cases = caseNames(s).filter(want);
       if (cases.length === 0) continue;
-      const a = fill(s.m * s.k, 1);
-      const b = fill(s.k * s.n, 2);
-      const c = new Float32Array(s.m * s.n);
-      const flops = 2 * s.m * s.n * s.k;
+      const batch = s.batch ?? 1;
+      const a = fill(batch * s.m * s.k, 1);
+      const b = fill(batch * s.k * s.n, 2);
+      const c = new Float32Array(batch * s.m * s.n);
+      const flops = 2 * s.m * s.n * s.k * batch;
       const suite = new Benchmark.Suite(s.name);
       const record = (impl: string) => (e: { target: Benchmark }) => {
         if (e.target.error) {
@@ -117,24 +164,26 @@ export async function run(filter?: string): Promise<void> {
       for (const t of threadCounts) {
         const impl = `qkvflow ${t} thread${t > 1 ? "s" : ""}`;
         if (!want(`gemm: ${s.name} ${impl}`)) continue;
-        const args = { transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a, b, c };
+        const strides = { batch, strideA: s.m * s.k, strideB: s.k * s.n, strideC: s.m * s.n };
+        const args = { transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a, b, c, ...strides };
         // warm-up outside the timings: the first call grows (and page-faults in) the kernel memory
         setNumThreads(t);
-        sgemm(args);
+        gemmBatched(args);
         suite.add(
           `gemm: ${s.name} ${impl}`,
           () => {
             setNumThreads(t);
-            sgemm(args);
+            gemmBatched(args);
           },
           { ...opts, onComplete: record(impl) },
         );
       }
-      let ta: tf.Tensor2D | null = null;
-      let tb: tf.Tensor2D | null = null;
+      let ta: tf.Tensor | null = null;
+      let tb: tf.Tensor | null = null;
       if (want(`gemm: ${s.name} tfjs-wasm`)) {
-        ta = tf.tensor2d(a, s.transA ? [s.k, s.m] : [s.m, s.k]);
-        tb = tf.tensor2d(b, s.transB ? [s.n, s.k] : [s.k, s.n]);
+        const lead = batch > 1 ? [batch] : [];
+        ta = tf.tensor(a, [...lead, ...(s.transA ? [s.k, s.m] : [s.m, s.k])]);
+        tb = tf.tensor(b, [...lead, ...(s.transB ? [s.n, s.k] : [s.k, s.n])]);
         const xa = ta;
         const xb = tb;
         suite.add(

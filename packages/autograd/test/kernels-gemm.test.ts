@@ -313,6 +313,36 @@ for (const mode of [...MODES, { name: "float64", portable: true, threads: 1 }]) 
   });
 }
 
+for (const mode of MODES) {
+  test(`gemmBatched (${mode.name}): the tiny model's attention and long-K weight-gradient shapes`, (t) => {
+    if (!mode.portable && !simdKernelsAvailable()) return t.skip("WebAssembly SIMD unavailable");
+    withKernelMode(mode, () => {
+      // attention per head (T = 128, head dim 32) with every transpose variant of forward and backward,
+      // 8 heads so that 2 threads split the batch; then dW = Xᵀ·dY with a 2048-long reduction
+      const cases: { batch: number; c: Case }[] = [];
+      for (const [transA, transB] of TRANS) {
+        cases.push({ batch: 8, c: { transA, transB, m: 128, n: 128, k: 32 } });
+        cases.push({ batch: 8, c: { transA, transB, m: 128, n: 32, k: 128 } });
+      }
+      cases.push({ batch: 1, c: { transA: true, transB: false, m: 24, n: 136, k: 2048 } });
+      cases.push({ batch: 1, c: { transA: true, transB: false, m: 133, n: 20, k: 2048 } });
+      cases.push({ batch: 1, c: { transA: false, transB: true, m: 301, n: 20, k: 384 } });
+      let seed = 40;
+      for (const { batch, c } of cases) {
+        const { m, n, k } = c;
+        const a = rand(batch * m * k, seed++);
+        const b = rand(batch * k * n, seed++);
+        const out = rand(batch * m * n, seed++);
+        gemmBatched({ ...c, a, b, c: out, batch, strideA: m * k, strideB: k * n, strideC: m * n });
+        for (let e = 0; e < batch; e++) {
+          const { val, mag } = reference(c, a, e * m * k, b, e * k * n);
+          assertClose(out, e * m * n, val, mag, null, k, U32, `entry ${e} of ${batch} × ${JSON.stringify(c)}`);
+        }
+      }
+    });
+  });
+}
+
 test("sgemm: property test over random small shapes, variants, offsets and batches", (t) => {
   const modes = simdKernelsAvailable() ? MODES : MODES.filter((m) => m.portable);
   if (modes.length === 0) return t.skip("no kernels");
