@@ -2,6 +2,7 @@ import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, Una
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
+import { dropoutInto } from "../../random/philox.js";
 import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
 import {
@@ -368,6 +369,13 @@ export class CpuBackend implements Backend, FusedKernels {
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
     geluTanhBackward(arr(x) as F, arr(dy) as F, dx, dx.length);
     return dx;
+  }
+
+  dropout(x: TensorInfo, k0: number, k1: number, rate: number): Buffer {
+    const out = allocArray(x.dtype, sizeOf(x.shape)) as F;
+    const scale = x.dtype === "float32" ? Math.fround(1 / (1 - rate)) : 1 / (1 - rate);
+    dropoutInto(arr(x) as F, out, k0, k1, rate, scale);
+    return out;
   }
 }
 
