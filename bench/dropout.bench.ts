@@ -51,7 +51,7 @@ export async function run(filter?: string): Promise<void> {
   const suite = new Benchmark.Suite("dropout");
   for (const [name, fn] of cases) if (want(`dropout: ${name}`)) suite.add(`dropout: ${name}`, fn, { minSamples: 10 });
   suite.on("cycle", (e: Benchmark.Event) => {
-    const b = e.target as Benchmark;
+    const b = e.target as unknown as Benchmark;
     const ms = (b.stats?.mean ?? 0) * 1e3;
     console.log(`${b.name}: ${ms.toFixed(2)} ms/iter (±${(b.stats?.rme ?? 0).toFixed(1)} %), ${((ms * 1e6) / N).toFixed(1)} ns/element`);
   });

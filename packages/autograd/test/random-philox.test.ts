@@ -10,6 +10,8 @@ import * as ag from "../src/index.js";
 import { createGpuBackend } from "../src/backend/gpu/index.js";
 import { composite } from "../src/ops/fused.js";
 import { dropoutInto, dropoutKeepMask, dropThreshold, philox4x32, philoxStream } from "../src/random/philox.js";
+import { dropoutF32, dropoutWasmAvailable } from "../src/backend/cpu/kernels/dropout-wasm.js";
+import { setPortableForced } from "../src/backend/cpu/kernels/runtime.js";
 import { RequiredOnlyBackend } from "./conformance/required-backend.js";
 
 // ---------------------------------------------------------------- independent reference (BigInt, plainly written)
@@ -162,6 +164,48 @@ describe("dropout stream", () => {
       for (let i = 0; i < n; i++) diff += p[i] ^ q[i];
       // independent masks at rate ½ disagree on half the elements
       assert.ok(Math.abs(diff - n / 2) < 5 * Math.sqrt(n / 4), `disagreements ${diff} of ${n}`);
+    }
+  });
+});
+
+describe("dropout SIMD pass (WebAssembly)", () => {
+  test("is available where WebAssembly SIMD is (Node 20)", () => {
+    assert.equal(dropoutWasmAvailable(), true);
+  });
+
+  test("equals the documented stream (BigInt reference) and the JavaScript pass bit for bit, odd sizes", () => {
+    fc.assert(
+      fc.property(u32, u32, fc.integer({ min: 0, max: 90 }), fc.double({ min: 0, max: 0.95, noNaN: true }), (k0, k1, n, rate) => {
+        const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1) * 3);
+        const simd = new Float32Array(n).fill(Number.NaN);
+        const js = new Float32Array(n).fill(Number.NaN);
+        dropoutF32(x, simd, k0, k1, rate);
+        dropoutF32(x, js, k0, k1, rate, true);
+        const s = Math.fround(1 / (1 - rate));
+        const ref = keepRef(k0, k1, n, rate).map((keep, i) => (keep ? Math.fround(x[i] * s) : 0));
+        assert.deepEqual(Array.from(simd), ref);
+        assert.deepEqual(Array.from(js), ref);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test("large input (memory growth) equals the JavaScript pass; the backend kernel with portable kernels forced too", () => {
+    const n = 300_007;
+    const x = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+    const simd = new Float32Array(n);
+    const js = new Float32Array(n);
+    dropoutF32(x, simd, 99, 100, 0.1);
+    dropoutF32(x, js, 99, 100, 0.1, true);
+    assert.deepEqual(simd, js);
+    const k = ag.random.key(8);
+    const t = ag.tensor(x);
+    const fast = ag.dropout(t, 0.1, k).data();
+    setPortableForced(true);
+    try {
+      assert.deepEqual(ag.dropout(t, 0.1, k).data(), fast);
+    } finally {
+      setPortableForced(false);
     }
   });
 });

@@ -16,12 +16,17 @@
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
+/** Philox-4x32 multipliers and key increments (Weyl constants). */
+export const PHILOX_M0 = M0;
+export const PHILOX_M1 = M1;
 const M0_HI = M0 >>> 16;
 const M0_LO = M0 & 0xffff;
 const M1_HI = M1 >>> 16;
 const M1_LO = M1 & 0xffff;
 const W0 = 0x9e3779b9;
 const W1 = 0xbb67ae85;
+export const PHILOX_W0 = W0;
+export const PHILOX_W1 = W1;
 const TWO32 = 4294967296;
 
 /**

@@ -3,8 +3,10 @@ import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, broadcastStrides, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { dropoutInto } from "../../random/philox.js";
+import { dropoutF32 } from "./kernels/dropout-wasm.js";
 import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
+import { activeRuntime } from "./kernels/runtime.js";
 import {
   crossEntropyBackwardRows as crossEntropyBackwardRowsK,
   crossEntropyRows as crossEntropyRowsK,
@@ -373,8 +375,9 @@ export class CpuBackend implements Backend, FusedKernels {
 
   dropout(x: TensorInfo, k0: number, k1: number, rate: number): Buffer {
     const out = allocArray(x.dtype, sizeOf(x.shape)) as F;
-    const scale = x.dtype === "float32" ? Math.fround(1 / (1 - rate)) : 1 / (1 - rate);
-    dropoutInto(arr(x) as F, out, k0, k1, rate, scale);
+    // float32: the WebAssembly SIMD pass (unless the portable kernels are forced); float64: the JavaScript pass
+    if (out instanceof Float32Array) dropoutF32(arr(x) as Float32Array, out, k0, k1, rate, activeRuntime() === null);
+    else dropoutInto(arr(x) as F, out, k0, k1, rate, 1 / (1 - rate));
     return out;
   }
 }
