@@ -95,15 +95,11 @@ export function philoxStream(k0: number, k1: number, from: number, to: number, w
 
 /** The keep mask of the dropout stream: 1 where element i is kept, 0 where dropped (n elements). */
 export function dropoutKeepMask(k0: number, k1: number, n: number, rate: number): Uint8Array {
-  const t = dropThreshold(rate);
-  const out = new Uint8Array(n);
-  const blocks = Math.ceil(n / 4);
-  const w = new Uint32Array(4);
-  for (let j = 0; j < blocks; j++) {
-    philoxStream(k0, k1, j, j + 1, w);
-    for (let r = 0; r < 4 && 4 * j + r < n; r++) out[4 * j + r] = w[r] >= t ? 1 : 0;
-  }
-  return out;
+  // the fused pass on ones with scale 1 writes exactly the mask
+  const ones = new Float32Array(n).fill(1);
+  const kept = new Float32Array(n);
+  dropoutInto(ones, kept, k0, k1, rate, 1);
+  return Uint8Array.from(kept);
 }
 
 /**
