@@ -9,14 +9,15 @@
  * - previous implementation: the op as it was before the fused kernel, where(bernoulli(key, 1 − rate), x·s, 0) —
  *   one Threefry-2x32 hash per element on the host, float64 uniforms, a bool mask, then mul and where kernels
  *   (the backward goes through where and mul again, with the mask kept);
- * - mask only: the Philox keep mask built on the host (dropoutKeepMask, the composite's part that other backends
- *   use), for scale.
+ * - kernel only, SIMD / JavaScript: one pass of the CPU kernel (dropoutF32, copying in and out of its WebAssembly
+ *   memory included) into a reused output, and the same pass forced to the portable JavaScript loop.
  *
  * Before timing, the op's output is checked against the documented stream (dropoutKeepMask) and the throughput
  * is reported per element. Run: npx tsx bench/dropout.bench.ts [filter]   (or npx tsx bench/run.ts dropout)
  */
 import Benchmark from "benchmark";
 import { dropout, mul, random, tensor, vjp, where, type Tensor } from "../packages/autograd/src/index.js";
+import { dropoutF32 } from "../packages/autograd/src/backend/cpu/kernels/dropout-wasm.js";
 import { dropoutKeepMask } from "../packages/autograd/src/random/philox.js";
 import { nameFilter, randomArray, runIfMain, runSuite } from "./common.js";
 
@@ -30,6 +31,8 @@ export async function run(filter?: string): Promise<void> {
   const g = tensor(randomArray(N, 2, -1, 1)).reshape(SHAPE);
   const k = random.key(42);
   const s = 1 / (1 - RATE);
+  const xs = x.data() as Float32Array;
+  const out = new Float32Array(N);
   const fwdBwd = (f: (a: Tensor) => Tensor) => () => {
     const [y, pull] = vjp(f, x);
     const [dx] = pull(g);
@@ -38,7 +41,8 @@ export async function run(filter?: string): Promise<void> {
   const cases: [string, () => unknown][] = [
     ["qkvflow dropout (Philox, fused)", fwdBwd((a) => dropout(a, RATE, k))],
     ["previous implementation (Threefry + where·mul)", fwdBwd((a) => where(random.bernoulli(k, 1 - RATE, a.shape), mul(a, s), 0))],
-    ["Philox keep mask on the host only", () => dropoutKeepMask(k.words[0], k.words[1], N, RATE)],
+    ["kernel only, SIMD pass", () => dropoutF32(xs, out, k.words[0], k.words[1], RATE)],
+    ["kernel only, JavaScript pass", () => dropoutF32(xs, out, k.words[0], k.words[1], RATE, true)],
   ];
   // check the op against the documented stream before timing
   const keep = dropoutKeepMask(k.words[0], k.words[1], N, RATE);
