@@ -12,6 +12,7 @@ import { composite } from "../src/ops/fused.js";
 import { dropoutInto, dropoutKeepMask, dropThreshold, philox4x32, philoxStream } from "../src/random/philox.js";
 import { dropoutF32, dropoutWasmAvailable } from "../src/backend/cpu/kernels/dropout-wasm.js";
 import { setPortableForced } from "../src/backend/cpu/kernels/runtime.js";
+import { ModuleBuilder } from "../src/backend/cpu/kernels/wasm-emitter.js";
 import { RequiredOnlyBackend } from "./conformance/required-backend.js";
 
 // ---------------------------------------------------------------- independent reference (BigInt, plainly written)
@@ -171,6 +172,43 @@ describe("dropout stream", () => {
 describe("dropout SIMD pass (WebAssembly)", () => {
   test("is available where WebAssembly SIMD is (Node 20)", () => {
     assert.equal(dropoutWasmAvailable(), true);
+  });
+
+  test("the emitter's i32x4.mul, i32x4.ge_u and i64x2.extmul_{low,high}_i32x4_u agree with BigInt arithmetic", () => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const mb = new ModuleBuilder();
+    mb.importMemory({ module: "env", name: "memory", initialPages: 1 });
+    // inputs a, b at 0 and 16; outputs mul at 32, ge_u at 48, extmul low at 64, high at 80
+    mb.func("f", [], [], (f) => {
+      f.i32Const(32).i32Const(0).v128Load().i32Const(16).v128Load().i32x4Mul().v128Store();
+      f.i32Const(48).i32Const(0).v128Load().i32Const(16).v128Load().i32x4GeU().v128Store();
+      f.i32Const(64).i32Const(0).v128Load().i32Const(16).v128Load().i64x2ExtmulLowI32x4U().v128Store();
+      f.i32Const(80).i32Const(0).v128Load().i32Const(16).v128Load().i64x2ExtmulHighI32x4U().v128Store();
+    });
+    const run = new WebAssembly.Instance(new WebAssembly.Module(mb.toBytes()), { env: { memory } }).exports.f as () => void;
+    const u = new Uint32Array(memory.buffer);
+    const wide = new BigUint64Array(memory.buffer);
+    fc.assert(
+      fc.property(fc.array(u32, { minLength: 8, maxLength: 8 }), (v) => {
+        u.set(v);
+        run();
+        const a = v.slice(0, 4).map(BigInt),
+          b = v.slice(4).map(BigInt);
+        assert.deepEqual(
+          Array.from(u.subarray(8, 12)),
+          a.map((x, i) => Number((x * b[i]) & MASK32)),
+        );
+        assert.deepEqual(
+          Array.from(u.subarray(12, 16)),
+          a.map((x, i) => (x >= b[i] ? 0xffffffff : 0)),
+        );
+        assert.deepEqual(
+          Array.from(wide.subarray(8, 12)),
+          a.map((x, i) => x * b[i]),
+        );
+      }),
+      { numRuns: 200 },
+    );
   });
 
   test("equals the documented stream (BigInt reference) and the JavaScript pass bit for bit, odd sizes", () => {
