@@ -61,7 +61,10 @@ for (const name of Object.getOwnPropertyNames(CpuBackend.prototype)) {
 
 const pdrop = args.dropout === undefined ? 0 : Number(args.dropout);
 if (!(pdrop >= 0 && pdrop < 1)) throw new Error(`profile-step: --dropout is '${args.dropout}'; expected a rate in [0, 1)`);
-const net = createModel(preset(model, { nEmbd: E, nHead: H, nLayer: L, blockSize: T, embdPdrop: pdrop, residPdrop: pdrop }), ag.random.key(0));
+const net = createModel(
+  preset(model, { nEmbd: E, nHead: H, nLayer: L, blockSize: T, embdPdrop: pdrop, residPdrop: pdrop }),
+  ag.random.key(0),
+);
 let stepKey = ag.random.key(1);
 const V = net.config.vocabSize;
 const inputs = ag.tensor(
