@@ -3,8 +3,9 @@
  * loss (forward + backward, no optimizer) and prints a table per kernel, after warm-up steps.
  *
  *   npx tsx scripts/profile-step.ts [--model diffeqformer-tiny|gpt2-tiny] [--embd 128] [--layers 4] [--heads 4]
- *                                   [--batch 16] [--seq 128] [--steps 3] [--threads N]
+ *                                   [--batch 16] [--seq 128] [--steps 3] [--threads N] [--dropout 0.1]
  *
+ * `--dropout R` (default 0) trains with dropout R on embeddings and residual branches (a fresh key per step).
  * Data are synthetic token ids over the GPT-2 vocabulary (the cost does not depend on the values). The timings
  * wrap the backend's methods, so they include copying in and out of kernel memory and allocating outputs;
  * "outside kernels" is autodiff bookkeeping and op-level checks.
@@ -58,7 +59,13 @@ for (const name of Object.getOwnPropertyNames(CpuBackend.prototype)) {
   };
 }
 
-const net = createModel(preset(model, { nEmbd: E, nHead: H, nLayer: L, blockSize: T, embdPdrop: 0, residPdrop: 0 }), ag.random.key(0));
+const pdrop = args.dropout === undefined ? 0 : Number(args.dropout);
+if (!(pdrop >= 0 && pdrop < 1)) throw new Error(`profile-step: --dropout is '${args.dropout}'; expected a rate in [0, 1)`);
+const net = createModel(
+  preset(model, { nEmbd: E, nHead: H, nLayer: L, blockSize: T, embdPdrop: pdrop, residPdrop: pdrop }),
+  ag.random.key(0),
+);
+let stepKey = ag.random.key(1);
 const V = net.config.vocabSize;
 const inputs = ag.tensor(
   Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % V),
@@ -71,12 +78,13 @@ const targets = ag.tensor(
 const params = net.parameters();
 const step = ag.valueAndGrad((p: Record<string, ag.Tensor>) => {
   net.setParameters(p);
-  return net.loss(inputs, targets);
+  return pdrop > 0 ? net.loss(inputs, targets, { key: stepKey, training: true }) : net.loss(inputs, targets);
 });
 console.log(`${model}: E ${E}, ${L} layers, ${H} heads, batch ${B} × seq ${T}, vocabulary ${V}; ${steps} steps (the first is warm-up)`);
 let total = 0;
 for (let s = 0; s < steps; s++) {
   if (s === 1) times.clear();
+  stepKey = ag.random.foldIn(ag.random.key(1), s);
   const t0 = performance.now();
   step(params);
   const dt = performance.now() - t0;

@@ -7,7 +7,8 @@ import { requireFloat } from "./ops/util.js";
 /**
  * Seeded, splittable, counter-based random numbers (Threefry-2x32, as in JAX). A key is an immutable value;
  * the same key always gives the same numbers, whatever else was drawn before. Derive new keys with `split`
- * or `foldIn` instead of reusing one.
+ * or `foldIn` instead of reusing one. `dropout` uses the two words as a Philox-4x32-10 key instead (its stream is
+ * documented in `random/philox.ts`).
  */
 export class Key {
   /** @internal two 32-bit words */

@@ -113,6 +113,11 @@ export interface FusedKernels {
   /** dx = dy · gelu′(x) for the tanh GELU of unary "gelu" (x and dy of one shape). */
   geluBackward(x: TensorInfo, dy: TensorInfo): Buffer;
   /**
+   * Inverted dropout of float x under key (k0, k1): x·s where the Philox-4x32-10 dropout stream keeps an element,
+   * 0 where it drops it, s = 1/(1 − rate) rounded to x's dtype (the stream is defined in `src/random/philox.ts`).
+   */
+  dropout(x: TensorInfo, k0: number, k1: number, rate: number): Buffer;
+  /**
    * Fused projection + cross-entropy: per-row NLL and log-sum-exp of logits = x·wᵀ (x [N, E], w [V, E], int32
    * targets [N]; ignored rows give 0) without materialising the [N, V] logits.
    */

@@ -13,6 +13,7 @@
 import type { Backend, Buffer, FusedKernelName, FusedKernels, TensorInfo } from "../backend/backend.js";
 import type { DType, TypedArray } from "../dtype.js";
 import { GELU_CUBIC, GELU_TANH_SCALE } from "../gelu.js";
+import { dropoutKeepMask } from "../random/philox.js";
 import { Tensor } from "../tensor.js";
 import { tidy } from "../tidy.js";
 import { sum, sumToShape } from "./broadcast.js";
@@ -23,6 +24,12 @@ import { max } from "./reduce.js";
 import { cast, expandDims, reshape, stopGradient } from "./shape-ops.js";
 
 // ---------------------------------------------------------------- composites (tensors in, tensors out)
+
+/** Inverted dropout: where(keep, x·s, 0) with the keep mask of the Philox dropout stream of (k0, k1) built on the host. */
+export function dropoutComposite(x: Tensor, k0: number, k1: number, rate: number): Tensor {
+  const keep = onBackend(x, dropoutKeepMask(k0, k1, x.size, rate), x.shape, "bool");
+  return where(keep, mul(x, 1 / (1 - rate)), 0);
+}
 
 /** Softmax (or log-softmax) over the last axis: e/Σe (or z − log Σe) with z = x − rowmax(x), e = exp z. */
 export function softmaxComposite(x: Tensor, logSoftmax: boolean): Tensor {
@@ -176,6 +183,7 @@ const COMPOSITES: { [K in FusedKernelName]: Composite<K> } = {
   layerNormBackward: (be, x, gamma, mean, rstd, dy, withParams) =>
     layerNormBackwardComposite(on(be, x), onOrNull(be, gamma), on(be, mean), on(be, rstd), on(be, dy), withParams),
   geluBackward: (be, x, dy) => mul(on(be, dy), geluDerivative(on(be, x))),
+  dropout: (be, x, k0, k1, rate) => dropoutComposite(on(be, x), k0, k1, rate),
   // the projection, then the backend's cross-entropy (its kernel, or the composite above)
   linearCrossEntropy: (be, x, w, targets, ignore) => {
     const logits = matmulT(on(be, x), on(be, w), false, true);

@@ -1,10 +1,10 @@
 import { gradientRequested, pullback, pushforward, record, recordComposite, tracked } from "../autodiff/engine.js";
-import { bernoulli, type Key } from "../random.js";
+import type { Key } from "../random.js";
 import { fmt, lastAxisRows, normAxis } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { broadcastTo, sum, sumToShape } from "./broadcast.js";
 import { arange, asTensor } from "./creation.js";
-import { add, div, eq, exp, ge, mul, ne, sub, where } from "./elementwise.js";
+import { add, div, eq, exp, ge, mul, ne, sub } from "./elementwise.js";
 import { fused, geluDerivative, layerNormBackwardComposite, layerNormComposite } from "./fused.js";
 import { matmulT } from "./matmul.js";
 import { cast, expandDims, reshape, transpose } from "./shape-ops.js";
@@ -451,13 +451,24 @@ function geluGrad(x: Tensor, g: Tensor): Tensor {
   });
 }
 
-/** Inverted dropout with an explicit RNG key: zeroes elements with probability `rate`, scales the rest by 1/(1−rate). */
+/**
+ * Inverted dropout with an explicit RNG key: zeroes elements with probability `rate`, scales the rest by 1/(1−rate).
+ * The mask is the Philox-4x32-10 dropout stream of the key (a pure function of key and size, documented in
+ * `random/philox.ts`), drawn inside the kernel; dropout is linear in x for a fixed mask, so the VJP and JVP are
+ * dropout of the cotangent / tangent under the same key (the mask is recomputed, bit for bit).
+ */
 export function dropout(x: Tensor, rate: number, key: Key | null, training = true): Tensor {
   if (!(rate >= 0 && rate < 1)) throw new Error(`dropout: rate ${rate} is invalid; expected 0 <= rate < 1`);
   if (!training || rate === 0) return x;
   if (!key) throw new Error("dropout: no RNG key given in training mode; expected a key from random.key / random.split");
-  const keepMask = bernoulli(key, 1 - rate, x.shape);
-  return where(keepMask, mul(x, 1 / (1 - rate)), 0);
+  requireFloat("dropout", x);
+  const [k0, k1] = key.words;
+  const y = wrap(fused(x._backend, "dropout", x.info, k0, k1, rate), x.shape, x.dtype, x);
+  return record(y, [x], {
+    name: "dropout",
+    vjp: (u) => [dropout(u, rate, key)],
+    jvp: ([tx]) => (tx ? dropout(tx, rate, key) : null),
+  });
 }
 
 /** Boolean lower-triangular [T, T] mask: true where key position ≤ query position. */

@@ -1128,6 +1128,7 @@ export function runConformance(name: string, makeBackend: () => Backend, opts: C
           shapes: { dx: [n, c], dgamma: [c], dbeta: [c] },
         },
         geluBackward: { args: [x, dy], shapes: [n, c] },
+        dropout: { args: [x, 0x12345678, 0x9abcdef0, 0.3], shapes: [n, c] },
         linearCrossEntropy: { args: [xe, w, T, -100], shapes: { loss: [n], lse: [n] } },
         linearCrossEntropyBackward: { args: [xe, w, T, lseL, g, -100], shapes: { dx: [n, e], dw: [c, e] } },
         linearCrossEntropyWithGrad: { args: [xe, w, T, -100], shapes: { loss: [n], lse: [n], dx: [n, e], dw: [c, e] } },

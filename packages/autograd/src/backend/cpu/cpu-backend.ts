@@ -2,8 +2,11 @@ import type { Backend, BinaryOp, Buffer, FusedKernels, ReduceOp, TensorInfo, Una
 import { allocArray, type DType, type TypedArray } from "../../dtype.js";
 import { broadcastStrides, fmt, lastAxisRows, sizeOf, stridesOf, type Shape } from "../../shape.js";
 import { binaryKernel, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
+import { dropoutInto } from "../../random/philox.js";
+import { dropoutF32 } from "./kernels/dropout-wasm.js";
 import { gemmBatched as gemm } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
+import { activeRuntime } from "./kernels/runtime.js";
 import {
   crossEntropyBackwardRows as crossEntropyBackwardRowsK,
   crossEntropyRows as crossEntropyRowsK,
@@ -368,6 +371,14 @@ export class CpuBackend implements Backend, FusedKernels {
     const dx = allocArray(x.dtype, sizeOf(x.shape)) as F;
     geluTanhBackward(arr(x) as F, arr(dy) as F, dx, dx.length);
     return dx;
+  }
+
+  dropout(x: TensorInfo, k0: number, k1: number, rate: number): Buffer {
+    const out = allocArray(x.dtype, sizeOf(x.shape)) as F;
+    // float32: the WebAssembly SIMD pass (unless the portable kernels are forced); float64: the JavaScript pass
+    if (out instanceof Float32Array) dropoutF32(arr(x) as Float32Array, out, k0, k1, rate, activeRuntime() === null);
+    else dropoutInto(arr(x) as F, out, k0, k1, rate, 1 / (1 - rate));
+    return out;
   }
 }
 

@@ -1122,6 +1122,18 @@ export class FunctionBuilder {
   /** i32x4.shr_u */ i32x4ShrU(): this {
     return this.simd("i32x4.shr_u", 0xad, V128_I32, V128);
   }
+  /** i32x4.mul */ i32x4Mul(): this {
+    return this.simd("i32x4.mul", 0xb5, V128_V128, V128);
+  }
+  /** i32x4.ge_u */ i32x4GeU(): this {
+    return this.simd("i32x4.ge_u", 0x40, V128_V128, V128);
+  }
+  /** i64x2.extmul_low_i32x4_u: full 64-bit products of lanes 0, 1 */ i64x2ExtmulLowI32x4U(): this {
+    return this.simd("i64x2.extmul_low_i32x4_u", 0xde, V128_V128, V128);
+  }
+  /** i64x2.extmul_high_i32x4_u: full 64-bit products of lanes 2, 3 */ i64x2ExtmulHighI32x4U(): this {
+    return this.simd("i64x2.extmul_high_i32x4_u", 0xdf, V128_V128, V128);
+  }
   /** i32x4.trunc_sat_f32x4_s */ i32x4TruncSatF32x4S(): this {
     return this.simd("i32x4.trunc_sat_f32x4_s", 0xf8, V128, V128);
   }
