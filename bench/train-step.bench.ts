@@ -33,7 +33,8 @@
  * qkvflow's figures alone.
  *
  * Run: npx tsx bench/train-step.bench.ts [filter]   (or npm run bench -- train-step; cases: "train-step
- * diffeqformer", "train-step gpt2"). About 2–3 minutes on 2 idle cores. QKVFLOW_TRAIN_STEP_WARMUP and
+ * diffeqformer", "train-step gpt2"). About 4 minutes on 2 idle cores (PyTorch runs twice when the OpenBLAS
+ * variables are set). QKVFLOW_TRAIN_STEP_WARMUP and
  * QKVFLOW_TRAIN_STEP_TIMED change the step counts (defaults 2 and 6) for a quick check that it runs.
  */
 import { spawn, spawnSync } from "node:child_process";

@@ -247,7 +247,11 @@ async function profile(model: "diffeqformer" | "gpt2", ceiling: number): Promise
       `| ${name} | ${ms.toFixed(0)} | ${pct(ms)} | ${flops > 0 ? g.toFixed(2) : "-"} | ${flops > 0 ? rate.toFixed(1) : "-"} | ${flops > 0 ? `${((100 * rate) / ceiling).toFixed(0)}%` : "-"} | ${((1000 * g) / ceiling).toFixed(0)} |`,
     );
   };
-  row(`head: fused linear-cross-entropy, 3 GEMMs (${Math.round(head.calls)} calls)`, head.ms, head.flops);
+  row(
+    `head: fused linear-cross-entropy, 3 GEMMs (${Math.round(head.calls)} call${Math.round(head.calls) === 1 ? "" : "s"})`,
+    head.ms,
+    head.flops,
+  );
   row(`body matmuls (${Math.round(body.calls)} calls)`, body.ms, body.flops);
   row("dropout (step with 0.1 − step with 0)", dropout, 0);
   row("optimizer (AdamW.step with clipping)", optimizer, 0);
