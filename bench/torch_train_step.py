@@ -14,6 +14,9 @@ parameters whose names match the decay patterns) and global gradient-norm clippi
                 x += dt·(drop(attn(ln_a(x))) + drop(mlp(ln_m(x)))), the weights of all L times generated in one
                 batched product per module; then ln_f and the tied head as GPT-2.
 
+Before any timing the script checks this process's float32 GEMMs against a float64 reference computed without the
+BLAS (blas_check); a configuration that computes wrong products exits with status 3 and is not timed.
+
 One step = sample a batch of random token ids, forward, mean cross-entropy, backward, clip, AdamW (the learning
 rate set from the warmup + decay schedule). Token values do not change the cost, so no data set is read.
 
@@ -229,6 +232,58 @@ def blas_library():
     return next((n for n in names if "openblas" in n), ", ".join(names) or None)
 
 
+def blas_check(threads):
+    """Float32 GEMMs of this process's BLAS against a float64 reference that does not call the BLAS.
+
+    Some OpenBLAS builds pick a kernel for the processor that computes wrong results (or crashes) on it, which is
+    why environments set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; the bench runs this script with and without them
+    and keeps a configuration only when this check passes. The shapes cover the model's products: odd sizes (the
+    edge kernels), every transpose variant, addmm with a bias, and a batched product. The reference is a
+    sum of float64 outer products (no dgemm: a wrong BLAS kernel could break sgemm and dgemm alike).
+    The error of each entry must stay within K·2⁻²⁴·(|A|·|B|) (the float32 summation bound, K the inner size);
+    a wrong kernel (garbage, zeros, a skipped panel) is off by the size of the entry itself.
+    Returns (ok, worst ratio error / bound, description of the worst case).
+    """
+    g = torch.Generator().manual_seed(1234)
+    u = 2.0 ** -24
+    worst, where = 0.0, ""
+
+    def ref(a, b):
+        a, b = a.double(), b.double()
+        out = torch.zeros(*a.shape[:-1], b.shape[-1], dtype=torch.float64)
+        for j in range(a.shape[-1]):
+            out += a[..., :, j : j + 1] * b[..., j : j + 1, :]
+        return out
+
+    def compare(name, got, a, b, bias=None, refs=None):
+        nonlocal worst, where
+        exact, mag = refs if refs is not None else (ref(a, b), ref(a.abs(), b.abs()))
+        if bias is not None:
+            exact, mag = exact + bias.double(), mag + bias.double().abs()
+        r = ((got.double() - exact).abs() / (a.shape[-1] * u * mag + 1e-30)).max().item()
+        if not math.isfinite(r) or r > worst:
+            worst, where = (r if math.isfinite(r) else float("inf")), name
+        return exact, mag
+
+    cases = [(67, 129, 515), (256, 128, 384), (128, 512, 128), (64, 128, 4099), (5, 3, 7), (4, 20, 61440), (512, 128, 131)]
+    for m, k, n in cases:
+        a = torch.randn(m, k, generator=g)
+        b = torch.randn(k, n, generator=g)
+        refs = compare(f"{m}x{k} @ {k}x{n}", a @ b, a, b)
+        at, bt = a.t().contiguous(), b.t().contiguous()
+        compare(f"({k}x{m})^T @ {k}x{n}", at.t() @ b, a, b, refs=refs)
+        compare(f"{m}x{k} @ ({n}x{k})^T", a @ bt.t(), a, b, refs=refs)
+        compare(f"({k}x{m})^T @ ({n}x{k})^T", at.t() @ bt.t(), a, b, refs=refs)
+        bias = torch.randn(n, generator=g)
+        compare(f"addmm {m}x{k} @ {k}x{n} + bias", torch.addmm(bias, a, b), a, b, bias, refs=refs)
+    a = torch.randn(16, 128, 32, generator=g)
+    b = torch.randn(16, 32, 128, generator=g)
+    compare("bmm 16x128x32 @ 16x32x128", a @ b, a, b)
+    c = torch.randn(16, 128, 128, generator=g)
+    compare("bmm 16x128x128 @ 16x128x32", c @ a, c, a)
+    return worst <= 1.0, worst, where
+
+
 def lr_at(step, a):
     """Linear warmup from 0, then cosine / linear decay to min_lr_ratio·lr or a constant (as the trainer's schedule)."""
     warm = math.floor(a.warmup_ratio * a.total_steps)
@@ -269,6 +324,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--steps", type=int, default=6, help="timed steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-only", dest="check_only", action="store_true", help="run the BLAS correctness check alone")
     a = p.parse_args()
     if a.block is None:
         a.block = a.seq
@@ -281,6 +337,16 @@ def main():
     a.total_steps = a.warmup + a.steps
 
     torch.set_num_threads(a.threads)
+    ok, worst, where = blas_check(a.threads)
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    if not ok:
+        sys.stderr.write(
+            f"torch_train_step: the BLAS computes wrong float32 products in this configuration ({json.dumps(env)}): "
+            f"{where} is off by {worst:.3g}× the float32 round-off bound; refusing to time it\n")
+        sys.exit(3)
+    if a.check_only:
+        print(json.dumps({"blas": blas_library(), "blasEnv": env, "blasCheck": {"ok": ok, "worstOfBound": worst, "worstCase": where}}))
+        return
     torch.manual_seed(a.seed)
     model = (Gpt2 if a.model == "gpt2" else DiffEqFormer)(a)
     model.train()
@@ -316,6 +382,8 @@ def main():
         "torch": torch.__version__,
         "blas": blas_library(),
         "threads": torch.get_num_threads(),
+        "blasEnv": env,
+        "blasCheck": {"ok": ok, "worstOfBound": worst, "worstCase": where},
         "batch": a.batch,
         "seq": a.seq,
         "parameters": sum(t.numel() for _, t in named),

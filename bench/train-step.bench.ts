@@ -22,13 +22,19 @@
  * $QKVFLOW_TORCH_PYTHON) when `import torch` works there, right after qkvflow's run of the same model. Debian's
  * python3-torch calls whichever libblas.so.3 is installed: with the reference BLAS its GEMMs are much slower,
  * so install OpenBLAS beside it (apt-get install python3-torch libopenblas0-pthread); the bench names the BLAS
- * library the process loaded and warns when it is not an optimised one. Its
+ * library the process loaded and warns when it is not an optimised one. When the environment sets
+ * OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE (set where older OpenBLAS builds pick a wrong or crashing kernel; they
+ * can also make it slower), PyTorch runs twice: with the environment as is and with both removed for that child
+ * alone. Each run first checks its float32 GEMMs against a float64 reference computed without the BLAS and refuses
+ * to time a configuration that computes wrong products; both figures are printed and the ratio is taken against
+ * the faster correct one. Its
  * parameter names and sizes must equal qkvflow's (from `parameterShapes` of the resolved model configuration,
  * and the total the CLI prints): the bench fails when they differ. Without torch it says so and prints
  * qkvflow's figures alone.
  *
  * Run: npx tsx bench/train-step.bench.ts [filter]   (or npm run bench -- train-step; cases: "train-step
- * diffeqformer", "train-step gpt2"). About 2–3 minutes on 2 idle cores. QKVFLOW_TRAIN_STEP_WARMUP and
+ * diffeqformer", "train-step gpt2"). About 4 minutes on 2 idle cores (PyTorch runs twice when the OpenBLAS
+ * variables are set). QKVFLOW_TRAIN_STEP_WARMUP and
  * QKVFLOW_TRAIN_STEP_TIMED change the step counts (defaults 2 and 6) for a quick check that it runs.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -267,6 +273,8 @@ function torchPython(): { python: string; version: string } | null {
 }
 
 interface TorchResult {
+  /** How the child's environment was set: "as is" or "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset". */
+  config: string;
   torch: string;
   blas: string | null;
   threads: number;
@@ -275,10 +283,28 @@ interface TorchResult {
   stepSeconds: number[];
   medianStepSeconds: number;
   tokensPerSecond: number;
+  blasCheck: { ok: boolean; worstOfBound: number; worstCase: string };
 }
 
-/** Runs the PyTorch reference with the optimiser settings of qkvflow's resolved configuration. */
-function runTorch(python: string, c: ModelCase, config: Rec): TorchResult {
+/** OpenBLAS settings some environments carry (older OpenBLAS picks a wrong or crashing kernel on some processors). */
+const BLAS_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"] as const;
+
+/**
+ * The environments PyTorch runs under: the one given, and — when it sets any of BLAS_VARS — the same with them
+ * all removed (for that child only). The script checks its GEMMs against a float64 reference first and exits
+ * with status 3 in a configuration that computes wrong products; the bench reports the faster correct one.
+ */
+function torchEnvironments(): { name: string; env: NodeJS.ProcessEnv }[] {
+  const set = BLAS_VARS.filter((k) => process.env[k] !== undefined);
+  const asIs = { name: set.length ? `as is (${set.map((k) => `${k}=${process.env[k]}`).join(", ")})` : "as is", env: process.env };
+  if (set.length === 0) return [asIs];
+  const env = { ...process.env };
+  for (const k of BLAS_VARS) delete env[k];
+  return [asIs, { name: `${BLAS_VARS.join(", ")} unset`, env }];
+}
+
+/** Runs the PyTorch reference with the optimiser settings of qkvflow's resolved configuration; null when the configuration computes wrong products. */
+function runTorch(python: string, c: ModelCase, config: Rec, setup: { name: string; env: NodeJS.ProcessEnv }): TorchResult | null {
   const opt = (config.optimizer ?? {}) as Rec;
   const num = (k: string): string => {
     const v = opt[k];
@@ -340,13 +366,17 @@ function runTorch(python: string, c: ModelCase, config: Rec): TorchResult {
   ];
   if (m.embdPdrop !== m.residPdrop)
     throw new Error("train-step: the PyTorch reference takes one dropout rate for embeddings and residual branches");
-  const r = spawnSync(python, args, { encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnSync(python, args, { encoding: "utf8", maxBuffer: 64 << 20, env: setup.env });
+  if (r.status === 3) {
+    console.log(`${c.name}: PyTorch with the environment ${setup.name} refused: ${(r.stderr || "").trim().split("\n").at(-1)}`);
+    return null;
+  }
   if (r.status !== 0)
     throw new Error(
       `train-step: ${python} bench/torch_train_step.py --model ${c.torchModel} failed (exit ${r.status}):\n${(r.stderr || r.error?.message || "").trim()}`,
     );
   const lines = r.stdout.trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]!) as TorchResult;
+  return { ...(JSON.parse(lines[lines.length - 1]!) as Omit<TorchResult, "config">), config: setup.name };
 }
 
 /** qkvflow's parameter names and sizes for the case's model, from the configuration file plus the overrides. */
@@ -383,6 +413,9 @@ interface Row {
   model: string;
   parameters: number;
   qkvflow: number[];
+  /** Every PyTorch configuration that passed its correctness check. */
+  torchRuns: TorchResult[];
+  /** The fastest of them. */
   torch: TorchResult | null;
 }
 
@@ -418,31 +451,42 @@ export async function run(filter?: string): Promise<void> {
         `${c.name}: qkvflow steps (s, from ${q.timingSource}): ${q.seconds.map((s) => s.toFixed(2)).join(" ")}; ${q.parameters?.toLocaleString("en-US") ?? "?"} parameters (CLI), ${total.toLocaleString("en-US")} (parameterShapes)`,
       );
       let torch: TorchResult | null = null;
+      const torchRuns: TorchResult[] = [];
       if (py) {
-        torch = runTorch(py.python, c, q.config);
-        console.log(
-          `${c.name}: PyTorch steps (s): ${torch.stepSeconds.map((s) => s.toFixed(2)).join(" ")}; ${torch.parameters.toLocaleString("en-US")} parameters; BLAS ${torch.blas ?? "?"}, ${torch.threads} threads`,
-        );
-        if (torch.blas !== null && !/openblas|mkl|blis/i.test(torch.blas)) {
+        for (const setup of torchEnvironments()) {
+          const t = runTorch(py.python, c, q.config, setup);
+          if (t === null) continue;
           console.log(
-            `train-step: PyTorch runs on ${torch.blas}, not an optimised BLAS (Debian's torch uses whichever libblas.so.3 is installed; apt-get install libopenblas0-pthread), so its figures are far too low`,
+            `${c.name}: PyTorch, environment ${t.config}: steps (s) ${t.stepSeconds.map((s) => s.toFixed(2)).join(" ")}; ${t.parameters.toLocaleString("en-US")} parameters; BLAS ${t.blas ?? "?"}, ${t.threads} threads; GEMM check passed (worst error ${t.blasCheck.worstOfBound.toFixed(2)} of the float32 bound)`,
           );
+          if (t.blas !== null && !/openblas|mkl|blis/i.test(t.blas)) {
+            console.log(
+              `train-step: PyTorch runs on ${t.blas}, not an optimised BLAS (Debian's torch uses whichever libblas.so.3 is installed; apt-get install libopenblas0-pthread), so its figures are far too low`,
+            );
+          }
+          checkParameters(c, expected, q.parameters, t);
+          torchRuns.push(t);
+          if (torch === null || t.medianStepSeconds < torch.medianStepSeconds) torch = t;
         }
-        checkParameters(c, expected, q.parameters, torch);
+        if (torch === null) throw new Error(`train-step: PyTorch computed wrong products in every configuration tried`);
       } else if (q.parameters !== null && q.parameters !== total) {
         throw new Error(`train-step: qkvflow's CLI printed ${q.parameters} parameters for ${c.config}; parameterShapes gives ${total}`);
       }
-      rows.push({ model: c.torchModel, parameters: total, qkvflow: timed, torch });
+      rows.push({ model: c.torchModel, parameters: total, qkvflow: timed, torchRuns, torch });
     }
     const tokens = BATCH * SEQ;
-    console.log(`\n| model | parameters | qkvflow tokens/s (s/step) | PyTorch tokens/s (s/step) | ratio qkvflow ÷ PyTorch |`);
-    console.log("|---|---|---|---|---|");
+    const setups = py ? torchEnvironments().map((s) => s.name) : [];
+    const cell = (t: TorchResult | undefined): string =>
+      t ? `${fmtInt(t.tokensPerSecond)} (${t.medianStepSeconds.toFixed(2)})` : py ? "(wrong products: refused)" : "(no torch)";
+    const torchHeads = setups.length ? setups.map((s) => ` PyTorch tokens/s (s/step), environment ${s} |`).join("") : " PyTorch |";
+    console.log(`\n| model | parameters | qkvflow tokens/s (s/step) |${torchHeads} ratio qkvflow ÷ fastest correct PyTorch |`);
+    console.log(`|---|---|---|${"---|".repeat(Math.max(1, setups.length))}---|`);
     for (const r of rows) {
       const qs = median(r.qkvflow);
       const qTok = tokens / qs;
-      const tCell = r.torch ? `${fmtInt(r.torch.tokensPerSecond)} (${r.torch.medianStepSeconds.toFixed(2)})` : "(no torch)";
+      const cells = setups.length ? setups.map((s) => ` ${cell(r.torchRuns.find((t) => t.config === s))} |`).join("") : " (no torch) |";
       const ratio = r.torch ? `${(qTok / r.torch.tokensPerSecond).toFixed(2)}×` : "-";
-      console.log(`| ${r.model} | ${fmtInt(r.parameters)} | ${fmtInt(qTok)} (${qs.toFixed(2)}) | ${tCell} | ${ratio} |`);
+      console.log(`| ${r.model} | ${fmtInt(r.parameters)} | ${fmtInt(qTok)} (${qs.toFixed(2)}) |${cells} ${ratio} |`);
     }
     console.log(
       `load average after: ${os
