@@ -54,14 +54,7 @@ export function solveFlat(p: FlatProblem): { ys: Tensor[][]; stats: OdeStats } {
       `${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`,
     );
 
-  const attempt = (
-    t: number,
-    y: readonly Tensor[],
-    h: number,
-    f0: readonly Tensor[] | null,
-    thetas: readonly number[],
-    needError: boolean,
-  ): Attempt => {
+  const attempt: AttemptFn = (t, y, h, f0, thetas, needError) => {
     let nfev = 0;
     const run = (yl: Tensor[], f0l: Tensor[] | null) => {
       const r = solver.step(f, t, yl, h, f0l, needError);
