@@ -4,17 +4,17 @@ import { broadcastStrides, fmt, lastAxisRows, sizeOf, stridesOf, type Shape } fr
 import { binaryKernel, stridedCopy, stridedWrite, unaryKernel, whereKernel } from "./elementwise.js";
 import { dropoutInto } from "../../random/philox.js";
 import { dropoutF32 } from "./kernels/dropout-wasm.js";
-import { gemmBatched as gemm } from "./kernels/gemm.js";
+import { gemmBatched } from "./kernels/gemm.js";
 import { linearCrossEntropyBackwardRows, linearCrossEntropyRows, linearCrossEntropyWithGradRows } from "./kernels/linear-ce.js";
 import { activeRuntime } from "./kernels/runtime.js";
 import {
-  crossEntropyBackwardRows as crossEntropyBackwardRowsK,
-  crossEntropyRows as crossEntropyRowsK,
+  crossEntropyBackwardRows,
+  crossEntropyRows,
   geluTanh,
   geluTanhBackward,
   layerNormBackwardRows,
   layerNormRows,
-  softmaxRows as softmaxRowsK,
+  softmaxRows,
 } from "./kernels/rows.js";
 
 const arr = (x: TensorInfo) => x.buf as TypedArray;
@@ -115,14 +115,14 @@ export class CpuBackend implements Backend, FusedKernels {
       B = arr(b) as Float32Array | Float64Array;
     const C = out as Float32Array | Float64Array;
     if (nb === 1) {
-      gemm({ transA, transB, m, n, k, a: A, b: B, c: C });
+      gemmBatched({ transA, transB, m, n, k, a: A, b: B, c: C });
       return out;
     }
     // Simple strides when every batch axis broadcasts uniformly: one batched call.
     const flatA = uniformStride(sa, batchShape),
       flatB = uniformStride(sb, batchShape);
     if (flatA !== null && flatB !== null) {
-      gemm({ transA, transB, m, n, k, a: A, b: B, c: C, batch: nb, strideA: flatA, strideB: flatB, strideC: m * n });
+      gemmBatched({ transA, transB, m, n, k, a: A, b: B, c: C, batch: nb, strideA: flatA, strideB: flatB, strideC: m * n });
       return out;
     }
     const idx = new Array<number>(batchShape.length).fill(0);
@@ -133,7 +133,7 @@ export class CpuBackend implements Backend, FusedKernels {
         oa += idx[d] * sa[d];
         ob += idx[d] * sb[d];
       }
-      gemm({ transA, transB, m, n, k, a: A, aOffset: oa, b: B, bOffset: ob, c: C, cOffset: bi * m * n });
+      gemmBatched({ transA, transB, m, n, k, a: A, aOffset: oa, b: B, bOffset: ob, c: C, cOffset: bi * m * n });
       for (let d = idx.length - 1; d >= 0; d--) {
         if (++idx[d] < batchShape[d]) break;
         idx[d] = 0;
@@ -249,7 +249,7 @@ export class CpuBackend implements Backend, FusedKernels {
   softmax(x: TensorInfo, log: boolean): Buffer {
     const { rows, cols } = lastAxisRows(x.shape);
     const out = allocArray(x.dtype, sizeOf(x.shape)) as Float32Array | Float64Array;
-    softmaxRowsK(arr(x) as Float32Array | Float64Array, out, rows, cols, log);
+    softmaxRows(arr(x) as Float32Array | Float64Array, out, rows, cols, log);
     return out;
   }
 
@@ -258,14 +258,14 @@ export class CpuBackend implements Backend, FusedKernels {
     const loss = allocArray(logits.dtype, rows) as Float32Array | Float64Array;
     const lse = allocArray(logits.dtype, rows) as Float32Array | Float64Array;
     // targets were validated by the op; the row kernel keeps its own bounds assert (WebAssembly memory)
-    crossEntropyRowsK(arr(logits) as Float32Array | Float64Array, arr(targets) as Int32Array, rows, cols, ignoreIndex, loss, lse);
+    crossEntropyRows(arr(logits) as Float32Array | Float64Array, arr(targets) as Int32Array, rows, cols, ignoreIndex, loss, lse);
     return { loss, lse };
   }
 
   crossEntropyBackward(logits: TensorInfo, targets: TensorInfo, lse: TensorInfo, g: TensorInfo, ignoreIndex: number): Buffer {
     const [rows, cols] = logits.shape;
     const out = allocArray(logits.dtype, rows * cols) as Float32Array | Float64Array;
-    crossEntropyBackwardRowsK(
+    crossEntropyBackwardRows(
       arr(logits) as Float32Array | Float64Array,
       arr(targets) as Int32Array,
       arr(lse) as Float32Array | Float64Array,
