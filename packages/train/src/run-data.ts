@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { DataConfig } from "./config.js";
+import { decodeTextStrict } from "./data/text-check.js";
 import { cachedTokenize, canonicalSplit, gpt2Tokenizer, listDatasets, loadDataset, sha256Text, type TokenArray } from "./data/index.js";
 
 /** The splits a run trains and evaluates on. */
@@ -33,8 +34,8 @@ async function loadTextFile(cfg: DataConfig, log: (m: string) => void): Promise<
     key: `text-${sha256Text(abs).slice(0, 12)}`,
     split: "all",
     sources: [abs],
-    recipe: "whole-file-one-document",
-    documents: () => [fs.readFileSync(abs, "utf8")],
+    recipe: "whole-file-one-document;utf8-checked",
+    documents: () => [decodeTextStrict(fs.readFileSync(abs), abs)],
     tokenizer: gpt2Tokenizer,
     description: abs,
     onTokenize: () => log(`tokenising ${abs}`),

@@ -12,6 +12,7 @@
  * A document's text is its lines, each followed by "\n", exactly as in the file (no trimming), so the
  * concatenated documents reproduce the file (less a whitespace-only preamble before the first heading).
  */
+import { Utf8TextChecker } from "./text-check.js";
 
 /** True for a top-level WikiText heading line such as ` = Valkyria Chronicles III = `. */
 export function isWikitextTitleLine(line: string): boolean {
@@ -94,12 +95,15 @@ export async function* wikitextDocuments(
   if (last !== undefined) yield last;
 }
 
-/** Splits a UTF-8 byte stream into lines (LF or CRLF terminators removed; no empty line after a final terminator). */
-export async function* linesFromChunks(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
-  const dec = new TextDecoder("utf-8");
+/**
+ * Splits a UTF-8 byte stream into lines (LF or CRLF terminators removed; no empty line after a final terminator).
+ * Bytes that are not UTF-8 text (see text-check.ts) throw a TextDataError naming `source` and the byte offset.
+ */
+export async function* linesFromChunks(chunks: AsyncIterable<Uint8Array | string>, source = "text input"): AsyncGenerator<string> {
+  const dec = new Utf8TextChecker(source);
   let rest = "";
   for await (const c of chunks) {
-    rest += typeof c === "string" ? c : dec.decode(c, { stream: true });
+    rest += typeof c === "string" ? c : dec.push(c);
     let i = rest.indexOf("\n");
     if (i < 0) continue;
     let start = 0;
@@ -111,7 +115,7 @@ export async function* linesFromChunks(chunks: AsyncIterable<Uint8Array | string
     }
     rest = rest.slice(start);
   }
-  rest += dec.decode();
+  rest += dec.end();
   if (rest.length > 0) yield rest.endsWith("\r") ? rest.slice(0, -1) : rest;
 }
 

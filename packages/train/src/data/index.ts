@@ -95,3 +95,4 @@ export {
   type TokenArray,
 } from "./batching.js";
 export { unigramCounts, unigramPerplexity, type UnigramOptions, type UnigramResult } from "./unigram.js";
+export { TextDataError, Utf8TextChecker, decodeTextStrict, scanUtf8 } from "./text-check.js";

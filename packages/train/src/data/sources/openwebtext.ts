@@ -24,6 +24,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../cache.js";
+import { decodeTextStrict } from "../text-check.js";
 import { localCopyHint, type FetchLike } from "../download.js";
 import { hfTrainTestSplit } from "../numpy-random.js";
 import { parquetRowCount, readJsonlField, readParquetColumn } from "./readers.js";
@@ -137,7 +138,7 @@ function preSplitSource(split: string, file: string, opts: DocumentOptions): Spl
       limitDocuments(
         isText
           ? (async function* () {
-              yield (await readFile(file, "utf8")).replace(/\r\n/g, "\n");
+              yield decodeTextStrict(await readFile(file), file).replace(/\r\n/g, "\n");
             })()
           : readJsonlField(file, "text"),
         opts.maxDocuments,

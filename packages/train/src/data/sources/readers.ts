@@ -17,7 +17,7 @@ const CHUNK = 1 << 20;
 
 /** Lines of a UTF-8 text file (LF or CRLF), streamed. */
 export async function* readTextLines(path: string): AsyncGenerator<string> {
-  yield* linesFromChunks(createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>);
+  yield* linesFromChunks(createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>, path);
 }
 
 /** Decompressed chunks of a zstd file, streamed. */
@@ -51,7 +51,7 @@ export async function* readJsonlField(path: string, field = "text"): AsyncGenera
     ? zstdChunks(path)
     : (createReadStream(path, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>);
   let n = 0;
-  for await (const line of linesFromChunks(chunks)) {
+  for await (const line of linesFromChunks(chunks, path)) {
     n++;
     if (line.trim() === "") continue;
     let obj: unknown;
