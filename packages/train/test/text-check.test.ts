@@ -20,7 +20,7 @@ function dataCfg(file: string, cacheDir: string) {
 
 function files(dir: string): Record<string, Buffer> {
   const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(TEXT, "utf16le")]);
-  const latin1 = Buffer.from(TEXT.replace(/[^\x00-\xff]/g, "?"), "latin1");
+  const latin1 = Buffer.from([...TEXT].map((c) => (c.codePointAt(0)! > 0xff ? "?" : c)).join(""), "latin1");
   const binary = Buffer.alloc(4096);
   for (let i = 0; i < binary.length; i++) binary[i] = (i * 7919 + 13) % 256;
   const out = { "utf16.txt": utf16, "latin1.txt": latin1, "binary.bin": binary };
