@@ -5,7 +5,7 @@ import "./methods.js";
 
 export { Tensor, type TensorLike, type NestedArray, type ArrayData, type GradNode } from "./tensor.js";
 export type { DType, TypedArray } from "./dtype.js";
-export { broadcastShapes, sizeOf, stridesOf, type Shape } from "./shape.js";
+export { MAX_TENSOR_ELEMENTS, broadcastShapes, sizeOf, stridesOf, type Shape } from "./shape.js";
 export type {
   Backend,
   BackendPrimitives,

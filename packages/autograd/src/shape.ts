@@ -95,11 +95,20 @@ export function reducedShape(shape: Shape, axes: readonly number[], keepdims: bo
   return out;
 }
 
-/** Validates a shape given by the user. */
+/** Most elements a tensor may have (2^31 − 1: element indices are 32-bit in the kernels). */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
+/** Validates a shape given by the user: an array of non-negative integers whose product is at most MAX_TENSOR_ELEMENTS. */
 export function checkShape(op: string, shape: readonly number[]): number[] {
+  if (!Array.isArray(shape))
+    throw new Error(`${op}: shape is ${shape === null ? "null" : typeof shape}; expected an array of non-negative integer sizes`);
+  let n = 1;
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${fmt(shape)}; expected non-negative integer sizes`);
+    n *= d;
   }
+  if (n > MAX_TENSOR_ELEMENTS)
+    throw new Error(`${op}: shape ${fmt(shape)} has ${n} elements, more than the limit of ${MAX_TENSOR_ELEMENTS} elements per tensor`);
   return [...shape];
 }
 

@@ -11,7 +11,11 @@
  * (code-point order), as the reference writer does, so every tensor is naturally aligned, which
  * PyTorch's zero-copy loader requires. The reader accepts any tensor order but, like the reference
  * reader, requires the tensors to tile the byte buffer exactly (no overlaps, gaps or trailing bytes).
+ *
+ * Headers are checked before anything is allocated: a key that occurs twice (a tensor, `__metadata__`, a
+ * metadata key or a field) and the name `__proto__` are refused, as are offsets outside the file.
  */
+import { findDuplicateKey } from "./json-keys.js";
 
 /** Element types stored in safetensors files that this library reads and writes. */
 export type SafeDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -61,6 +65,9 @@ const DTYPE_LIST = Object.keys(DTYPES).join(", ");
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
 
 const METADATA_KEY = "__metadata__";
+
+/** A name that a plain object cannot hold as an ordinary key (assigning it replaces the prototype). */
+const PROTO_KEY = "__proto__";
 
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -117,6 +124,7 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
     const t = tensors[name];
     if (name === METADATA_KEY) throw new Error(`${fn}: '${METADATA_KEY}' is reserved and cannot name a tensor`);
     if (name.length === 0) throw new Error(`${fn}: tensor names must be non-empty`);
+    if (name === PROTO_KEY) throw new Error(`${fn}: '${PROTO_KEY}' cannot name a tensor (readers would drop it)`);
     if (t === null || typeof t !== "object") throw new Error(`${fn}: tensor '${name}' is not an object`);
     if (!isSafeDType(t.dtype)) {
       throw new Error(`${fn}: tensor '${name}' has unknown dtype '${String(t.dtype)}'; expected one of ${DTYPE_LIST}`);
@@ -144,6 +152,7 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
     }
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") throw new Error(`${fn}: metadata['${k}'] is ${typeof v}; expected a string`);
+      if (k === PROTO_KEY) throw new Error(`${fn}: '${PROTO_KEY}' cannot be a metadata key (readers would drop it)`);
     }
   }
   entries.sort((a, b) => b.size - a.size || compareCodePoints(a.name, b.name));
@@ -212,6 +221,11 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     throw new Error(`${fn}: header JSON is ${Array.isArray(header) ? "an array" : String(header)}; expected an object`);
   }
+  const dup = findDuplicateKey(text);
+  if (dup !== null) {
+    const where = dup.path === "" ? "the header" : `header entry '${dup.path}'`;
+    throw new Error(`${fn}: ${where} has the key '${dup.key}' twice; expected each tensor, metadata key and field once`);
+  }
   const bufStart = 8 + headerLen;
   const bufLen = bytes.length - bufStart;
   const metadata: Record<string, string> = {};
@@ -223,10 +237,13 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
       }
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== "string") throw new Error(`${fn}: metadata['${k}'] is ${typeof v}; expected a string`);
+        if (k === PROTO_KEY) throw new Error(`${fn}: metadata key '${PROTO_KEY}' is not allowed; expected ordinary key names`);
         metadata[k] = v;
       }
       continue;
     }
+    if (name === PROTO_KEY)
+      throw new Error(`${fn}: a tensor is named '${PROTO_KEY}'; that name is not allowed, expected ordinary tensor names`);
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
       throw new Error(`${fn}: entry for tensor '${name}' must be an object with dtype, shape and data_offsets`);
     }

@@ -100,8 +100,16 @@ export function reciprocal(x: Tensor): Tensor {
   return unary("reciprocal", x, (_x, y) => neg(mul(y, y)));
 }
 
+/** Arithmetic that bool masks refuse (NumPy refuses bool subtraction; a 0/1 byte cannot hold 1 + 1). */
+const NO_BOOL_ARITHMETIC: ReadonlySet<BinaryOp> = new Set<BinaryOp>(["add", "sub", "mul", "div", "pow"]);
+
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): { y: Tensor; shape: number[] } {
   const dtype = sameDType(op, a, b);
+  if (dtype === "bool" && NO_BOOL_ARITHMETIC.has(op))
+    throw new Error(
+      `${op}: both operands are bool masks; arithmetic on bool is refused. Expected float or int32 operands: cast first ` +
+        "(cast(mask, 'float32') or 'int32'), or use maximum / minimum (logical or / and) or where",
+    );
   const shape = broadcastShapes(op, a.shape, b.shape);
   const outDType = op === "eq" || op === "ne" || op === "lt" || op === "le" || op === "gt" || op === "ge" ? "bool" : dtype;
   return { y: wrap(a._backend.binary(op, a.info, b.info, shape, outDType), shape, outDType, a), shape };
@@ -259,7 +267,16 @@ function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
   if (typeof a === "number" && typeof b === "number") {
     throw new Error("binary op: both operands are numbers; expected at least one Tensor");
   }
+  checkOperand(a, "first");
+  checkOperand(b, "second");
   if (typeof a === "number") return [asTensor(a, b as Tensor), b as Tensor];
   if (typeof b === "number") return [a, asTensor(b, a)];
   return [a, b];
+}
+
+/** A binary op's operand must be a Tensor or a number. */
+function checkOperand(x: unknown, which: string): void {
+  if (typeof x === "number" || x instanceof Tensor) return;
+  const what = x === null ? "null" : Array.isArray(x) ? "an array (wrap it with tensor(...))" : typeof x;
+  throw new Error(`binary op (add, sub, mul, div, …): the ${which} operand is ${what}; expected a Tensor or a number`);
 }
