@@ -62,8 +62,9 @@ export function loadConfig(ref: string, overrides: readonly string[] = []): Trai
 type FlagKind = "string" | "strings" | "bool" | "optional";
 
 const COMMON: Record<string, FlagKind> = { config: "string", set: "strings", data: "string", help: "bool" };
+const RESUME_EXTRA: Record<string, FlagKind> = { "resume-fallback": "bool", "change-schedule": "bool" };
 const FLAGS: Record<string, Record<string, FlagKind>> = {
-  train: { ...COMMON, resume: "optional", out: "string", steps: "string", progress: "string" },
+  train: { ...COMMON, resume: "optional", out: "string", steps: "string", progress: "string", ...RESUME_EXTRA },
   finetune: {
     ...COMMON,
     resume: "optional",
@@ -73,6 +74,7 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
     from: "string",
     layers: "string",
     mode: "string",
+    ...RESUME_EXTRA,
   },
   eval: { ...COMMON, checkpoint: "string", split: "string" },
   generate: {
@@ -93,6 +95,7 @@ export const USAGE = `qkvflow — train, fine-tune, evaluate and sample DiffEqFo
 
 Usage:
   qkvflow train    --config NAME|FILE [--set key=value ...] [--data DIR] [--out DIR] [--steps N] [--resume [RUN_DIR]]
+                   [--resume-fallback] [--change-schedule]
   qkvflow finetune --config NAME|FILE --from CHECKPOINT [--layers M] [--mode full|lora] [--set ...] [--resume [RUN_DIR]]
   qkvflow eval     --checkpoint PATH [--config NAME|FILE] [--split NAME] [--data DIR] [--set ...]
   qkvflow generate --checkpoint PATH --prompt TEXT [--max-tokens 50] [--temperature 0.8] [--top-k 40] [--seed 0]
@@ -106,7 +109,12 @@ Options:
   --steps N            number of updates (train.steps)
   --progress MODE      auto | bar | plain | none (train.progress)
   --resume [RUN_DIR]   continue the run in RUN_DIR (or the configuration's run folder) from its latest checkpoint;
-                       without --config the run folder's config.json is used
+                       without --config the run folder's config.json is used. A damaged latest checkpoint
+                       stops the resume, naming the damaged file and the newest intact checkpoint
+  --resume-fallback    with --resume: continue from the newest intact checkpoint when the latest is damaged
+                       (the damaged folder is kept as checkpoints/damaged-step-N)
+  --change-schedule    with --resume: accept a changed learning-rate schedule (train.steps, optimizer.lr,
+                       warmupRatio, minLrRatio, schedule); without it such a resume is refused
   --from PATH          finetune: pretrained run folder, checkpoint folder or model .safetensors (finetune.checkpoint)
   --layers M           finetune: discretise the DiffEqFormer to M layers (finetune.layers)
   --mode full|lora     finetune: train all weights or LoRA adapters (finetune.mode)
@@ -231,8 +239,11 @@ function configFor(p: ParsedArgs): TrainConfig {
 async function cmdTrain(p: ParsedArgs, finetune: boolean): Promise<number> {
   const cfg = configFor(p);
   const resume = p.flags.resume !== undefined;
+  if (!resume && (p.flags["resume-fallback"] === true || p.flags["change-schedule"] === true))
+    throw new UsageError("--resume-fallback and --change-schedule only apply with --resume");
+  const opts = { resume, resumeFallback: p.flags["resume-fallback"] === true, allowScheduleChange: p.flags["change-schedule"] === true };
   const t0 = performance.now();
-  const r = finetune ? await runFinetune(cfg, { resume }) : await runTrain(cfg, { resume });
+  const r = finetune ? await runFinetune(cfg, opts) : await runTrain(cfg, opts);
   const secs = (performance.now() - t0) / 1000;
   if (r.interrupted) {
     console.log(`interrupted after ${r.step} updates; resume with: qkvflow ${p.command} --resume ${r.runDir}`);

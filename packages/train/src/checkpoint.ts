@@ -20,6 +20,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsContents, type Tensor } from "@qkvflow/autograd";
+import { decodeTextStrict } from "./data/text-check.js";
 import {
   CHECKPOINT_FILES,
   CHECKPOINTS_DIR,
@@ -29,6 +30,7 @@ import {
   OPTIMIZER_FILE,
   STATE_FILE,
   checkpointDirName,
+  checkpointStep,
   decodeModelFile,
   encodeModelFile,
   listCheckpointDirs,
@@ -153,28 +155,64 @@ export function saveCheckpoint(runDir: string, step: number, contents: Checkpoin
   return finalDir;
 }
 
-/** Reads a checkpoint folder (see `resolveCheckpointDir` for what `p` may be). */
+/**
+ * Reads a checkpoint folder (see `resolveCheckpointDir` for what `p` may be). Every error names the folder and
+ * the file. state.json's step must match the folder name (`step-N`); `checkTrainerCheckpoint` adds the
+ * trainer's own cross-checks.
+ */
 export function loadCheckpoint(p: string): LoadedCheckpoint {
-  const dir = resolveCheckpointDir(p);
+  const abs = path.resolve(p);
+  const isStepDir = checkpointStep(path.basename(abs)) !== null && fs.existsSync(abs) && fs.statSync(abs).isDirectory();
+  const dir = isStepDir ? abs : resolveCheckpointDir(p);
   if (dir === null)
     throw new Error(
       `loadCheckpoint: '${p}' has no complete checkpoint (no ${CHECKPOINTS_DIR}/step-* folder with ${CHECKPOINT_FILES.join(", ")})`,
     );
-  const read = (f: string): Buffer => fs.readFileSync(path.join(dir, f));
-  const json = (f: string): Record<string, unknown> => {
+  const where = (f: string): string => path.join(dir, f);
+  const missing = CHECKPOINT_FILES.filter((f) => !fs.existsSync(where(f)));
+  if (missing.length > 0) throw new Error(`loadCheckpoint: ${dir} lacks ${missing.join(", ")}; expected ${CHECKPOINT_FILES.join(", ")}`);
+  const part = <T>(f: string, get: (b: Uint8Array) => T): T => {
     try {
-      return JSON.parse(read(f).toString("utf8")) as Record<string, unknown>;
+      const b = fs.readFileSync(where(f));
+      return get(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
     } catch (err) {
-      throw new Error(`loadCheckpoint: ${path.join(dir, f)} is not valid JSON (${(err as Error).message})`);
+      throw new Error(`loadCheckpoint: ${where(f)}: ${(err as Error).message}`, { cause: err });
     }
   };
-  const mb = read(MODEL_FILE);
-  const { model, modelConfig } = decodeModelFile(new Uint8Array(mb.buffer, mb.byteOffset, mb.byteLength), path.join(dir, MODEL_FILE));
-  const ob = read(OPTIMIZER_FILE);
-  const optimizer = decodeSafetensors(new Uint8Array(ob.buffer, ob.byteOffset, ob.byteLength));
+  const json = (f: string): Record<string, unknown> =>
+    part(f, (b) => {
+      let v: unknown;
+      try {
+        v = JSON.parse(decodeTextStrict(b, f));
+      } catch (err) {
+        throw new Error(`not valid JSON (${(err as Error).message}); expected the JSON object the trainer writes`);
+      }
+      if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error(`holds ${JSON.stringify(v)}; expected a JSON object`);
+      return v as Record<string, unknown>;
+    });
+  const { model, modelConfig } = part(MODEL_FILE, (b) => decodeModelFile(b, MODEL_FILE));
+  const optimizer = part(OPTIMIZER_FILE, (b) => decodeSafetensors(b));
   const state = json(STATE_FILE);
+  const config = json(CONFIG_FILE);
   const step = state.step;
   if (typeof step !== "number" || !Number.isInteger(step) || step < 0)
-    throw new Error(`loadCheckpoint: ${path.join(dir, STATE_FILE)} has step ${JSON.stringify(step)}; expected a non-negative integer`);
-  return { dir, step, model, modelConfig, optimizer, state, config: json(CONFIG_FILE) };
+    throw new Error(`loadCheckpoint: ${where(STATE_FILE)} has step ${JSON.stringify(step)}; expected a non-negative integer`);
+  const named = checkpointStep(path.basename(dir));
+  if (named !== null && named !== step)
+    throw new Error(
+      `loadCheckpoint: ${where(STATE_FILE)} says step ${step}, but the folder is ${path.basename(dir)} (step ${named}); expected the same step (files from another checkpoint?)`,
+    );
+  return { dir, step, model, modelConfig, optimizer, state, config };
+}
+
+/**
+ * The trainer's cross-checks of a loaded checkpoint: the optimiser's update count equals state.json's step
+ * (a trainer applies one optimiser update per step), so moments from another checkpoint are not mixed in.
+ */
+export function checkTrainerCheckpoint(ck: LoadedCheckpoint): void {
+  const count = ck.optimizer.metadata.count;
+  if (count !== undefined && Number(count) !== ck.step)
+    throw new Error(
+      `loadCheckpoint: ${path.join(ck.dir, OPTIMIZER_FILE)} holds the optimiser state after ${count} updates, but ${path.join(ck.dir, STATE_FILE)} says step ${ck.step}; expected the same count (files from another checkpoint?)`,
+    );
 }

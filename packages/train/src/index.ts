@@ -47,6 +47,7 @@ export {
   checkpointDirName,
   decodeModelFile,
   encodeModelFile,
+  checkTrainerCheckpoint,
   listCheckpoints,
   loadCheckpoint,
   resolveCheckpointDir,
@@ -70,3 +71,11 @@ export {
 export { loadRunData, type RunData } from "./run-data.js";
 export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type RunOptions, type RunResult } from "./run.js";
 export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from "./generate.js";
+export {
+  checkScheduleChange,
+  findResumeCheckpoint,
+  pickResumeCheckpoint,
+  type DamagedCheckpoint,
+  type ResumeSearch,
+} from "./resume-checks.js";
+export { ensureOutDir } from "./out-dir.js";

@@ -18,6 +18,8 @@ import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
 import type { ProgressMode } from "./metrics.js";
 import { defaultDecayPatterns, qkvflowModels, type ModelBackend, type ModelConfigLike } from "./model-backend.js";
 import type { TrainableModel } from "./model-types.js";
+import { ensureOutDir } from "./out-dir.js";
+import { checkScheduleChange, pickResumeCheckpoint } from "./resume-checks.js";
 import { loadRunData, type RunData } from "./run-data.js";
 import { Trainer, type StepInfo, type TrainResult } from "./trainer.js";
 
@@ -33,6 +35,10 @@ export interface RunOptions {
   handleSignals?: boolean;
   /** Continue from the run folder's latest checkpoint (a fresh start when there is none). */
   resume?: boolean;
+  /** Resume from the newest intact checkpoint when the latest is damaged (default false: refuse, naming it). */
+  resumeFallback?: boolean;
+  /** Accept a changed learning-rate schedule (steps, lr, warmup, decay) on resume (default false: refuse). */
+  allowScheduleChange?: boolean;
   /** Pre-loaded splits (skips loading the data section). */
   data?: RunData;
   /** Called after each update. */
@@ -86,17 +92,25 @@ function count(model: TrainableModel, names?: readonly string[]): number {
   return n;
 }
 
-/** Decides between a fresh start and a resume for a run folder; returns the checkpoint to resume from. */
-function prepareRunDir(who: string, runDir: string, resume: boolean, log: (m: string) => void): string | null {
-  fs.mkdirSync(runDir, { recursive: true });
-  const ck = fs.existsSync(path.join(runDir, CHECKPOINTS_DIR)) ? resolveCheckpointDir(runDir) : null;
-  if (resume) {
+/**
+ * Decides between a fresh start and a resume for a run folder; returns the checkpoint to resume from. Nothing in
+ * the folder is changed when this throws (see resume-checks.ts).
+ */
+function prepareRunDir(who: string, cfg: TrainConfig, runDir: string, opts: RunOptions, log: (m: string) => void): string | null {
+  ensureOutDir(runDir, `${who}: train.outDir (--out)`);
+  if (opts.resume ?? false) {
+    const ck = pickResumeCheckpoint(who, runDir, opts.resumeFallback ?? false, log);
     if (ck === null) log(`resume: ${runDir} has no checkpoint yet; starting from scratch`);
-    else return ck;
-  } else if (ck !== null) {
-    throw new Error(
-      `${who}: ${runDir} already holds checkpoints (latest ${ck}); pass --resume to continue that run, or choose another train.outDir / --out`,
-    );
+    else {
+      checkScheduleChange(who, ck.config, cfg, ck.step, opts.allowScheduleChange ?? false, log);
+      return ck.dir;
+    }
+  } else {
+    const ck = fs.existsSync(path.join(runDir, CHECKPOINTS_DIR)) ? resolveCheckpointDir(runDir) : null;
+    if (ck !== null)
+      throw new Error(
+        `${who}: ${runDir} already holds checkpoints (latest ${ck}); pass --resume to continue that run, or choose another train.outDir / --out`,
+      );
   }
   fs.rmSync(path.join(runDir, METRICS_FILE), { force: true });
   return null;
@@ -123,7 +137,8 @@ async function trainModel(
   const mc = model.config as ModelConfigLike;
   checkModelFitsData(who, mc, cfg, data);
   const decay = cfg.optimizer.decayPatterns ?? defaultDecayPatterns(mc.kind);
-  writeFileAtomicSync(path.join(runDir, CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
+  const writeConfig = (): void => writeFileAtomicSync(path.join(runDir, CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
+  if (resumeFrom === null) writeConfig(); // a resume rewrites it only once the checkpoint has loaded
   const trainable = model.trainableNames();
   log(
     `${who}: ${mc.kind} model, ${count(model).toLocaleString("en-US")} parameters (${count(model, trainable).toLocaleString("en-US")} trainable); ` +
@@ -142,6 +157,7 @@ async function trainModel(
     ...(opts.handleSignals !== undefined ? { handleSignals: opts.handleSignals } : {}),
     ...(opts.afterStep !== undefined ? { afterStep: opts.afterStep } : {}),
     evalAtStart,
+    ...(resumeFrom !== null ? { onResumed: writeConfig } : {}),
     extraState: { data: { source: data.source, train: data.train.name, eval: data.eval.name }, ...extra },
   });
   const r = await trainer.run();
@@ -164,7 +180,7 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
   const log = opts.log ?? ((m: string) => console.log(m));
   const mc = backend.resolveConfig(cfg.model);
   const runDir = runDirOf(cfg);
-  const resumeFrom = prepareRunDir("train", runDir, opts.resume ?? false, log);
+  const resumeFrom = prepareRunDir("train", cfg, runDir, opts, log);
   const data = await dataFor(cfg, opts, log);
   const model = backend.create(mc, random.foldIn(random.key(cfg.seed), 0));
   return trainModel("train", cfg, model, data, runDir, resumeFrom, opts, {}, false);
@@ -190,7 +206,7 @@ export async function runFinetune(cfg: TrainConfig, opts: RunOptions = {}): Prom
   const backend = opts.backend ?? qkvflowModels;
   const log = opts.log ?? ((m: string) => console.log(m));
   const runDir = runDirOf(cfg);
-  const resumeFrom = prepareRunDir("finetune", runDir, opts.resume ?? false, log);
+  const resumeFrom = prepareRunDir("finetune", cfg, runDir, opts, log);
   const ft = cfg.finetune;
   let model: TrainableModel;
   let extra: Record<string, unknown>;

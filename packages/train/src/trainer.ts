@@ -31,7 +31,15 @@ import * as path from "node:path";
 import * as fs from "node:fs";
 import { Key, random, tensor, tidy, valueAndGrad, type Tensor } from "@qkvflow/autograd";
 import { upgradeModelConfig } from "@qkvflow/models";
-import { METRICS_FILE, STATE_FILE, listCheckpoints, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from "./checkpoint.js";
+import {
+  METRICS_FILE,
+  STATE_FILE,
+  checkTrainerCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  saveCheckpoint,
+  type LoadedCheckpoint,
+} from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { BatchSampler, type SamplerState, type TokenArray } from "./data/index.js";
 import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
@@ -90,6 +98,8 @@ export interface TrainerOptions {
   afterStep?: (info: StepInfo) => void | Promise<void>;
   /** Evaluate once before the first update of a fresh run (recorded as step 0). */
   evalAtStart?: boolean;
+  /** Called once a resume has loaded the checkpoint, before the first update (the run folder is untouched until then). */
+  onResumed?: () => void;
   /** Extra JSON stored in each checkpoint's state.json under `extra`. */
   extraState?: Record<string, unknown>;
 }
@@ -270,7 +280,10 @@ class TrainingRun {
   /** Fresh optimiser state and log, or everything restored from `resumeFrom`. */
   private resumeOrInit(): void {
     if (this.o.resumeFrom) {
-      this.resume(loadCheckpoint(this.o.resumeFrom));
+      const ck = loadCheckpoint(this.o.resumeFrom);
+      checkTrainerCheckpoint(ck);
+      this.resume(ck);
+      this.o.onResumed?.();
       return;
     }
     this.metrics.truncate(0); // a fresh run starts a fresh log
