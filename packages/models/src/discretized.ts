@@ -11,6 +11,7 @@ import { Attention, Mlp, StaticBlock } from "./gpt2.js";
 import { LayerNorm } from "./layers.js";
 import { TransformerLM, type DepthStep, type ForwardOptions } from "./language-model.js";
 import { Initializer, ModuleList } from "./module.js";
+import { checkDiscretizable } from "./state-check.js";
 import { eulerGrid } from "./time-embedding.js";
 
 /** One layer: ln_a, attn (c_attn, c_proj), ln_m, mlp (c_fc, c_proj), all ordinary (time-independent). */
@@ -116,6 +117,7 @@ function copyWeights(w: BlockWeights): BlockWeights {
  * source's Euler forward pass.
  */
 export function discretize(model: DiffEqFormer, M: number): DiscretizedModel {
+  checkDiscretizable(model);
   if (!Number.isInteger(M) || M <= 0) throw new Error(`discretize: M = ${M}; expected a positive integer number of layers`);
   const c = model.config;
   const config: DiscretizedConfig = {

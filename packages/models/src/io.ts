@@ -23,6 +23,7 @@ import { MODEL_FILE } from "./checkpoint-layout.js";
 import { validateConfig, type ModelDType } from "./config.js";
 import { createEmptyModel, type AnyModel } from "./factory.js";
 import { Gpt2Model } from "./gpt2.js";
+import { checkConfigAgainstShapes } from "./state-check.js";
 import type { TransformerLM } from "./language-model.js";
 
 /** Metadata key holding the configuration JSON. */
@@ -64,14 +65,22 @@ export function decodeModelFile(bytes: Uint8Array, where = MODEL_FILE): { model:
   for (const [n, r] of Object.entries(c.tensors)) model[n] = rawToTensor(n, r);
   const cfg = c.metadata[CONFIG_METADATA_KEY];
   if (cfg === undefined)
-    throw new Error(`decodeModelFile: ${where} has no '${CONFIG_METADATA_KEY}' metadata entry; expected a model file written by qkvflow`);
+    throw new Error(
+      `decodeModelFile: ${where} has no '${CONFIG_METADATA_KEY}' metadata entry; expected a model file written by qkvflow ` +
+        "(saveModel, or a checkpoint's model.safetensors); Hugging Face GPT-2 files are read by loadGpt2FromHuggingFace",
+    );
   let modelConfig: unknown;
   try {
     modelConfig = JSON.parse(cfg);
   } catch (err) {
     throw new Error(`decodeModelFile: ${where} has a '${CONFIG_METADATA_KEY}' metadata entry that is not JSON (${(err as Error).message})`);
   }
+  checkConfigAgainstShapes(modelConfig, shapesOf(c), `decodeModelFile: ${where}`);
   return { model, modelConfig };
+}
+
+function shapesOf(c: SafetensorsContents): Record<string, number[]> {
+  return Object.fromEntries(Object.entries(c.tensors).map(([n, t]) => [n, t.shape]));
 }
 
 /** Encodes a model (parameters + configuration metadata) as safetensors bytes. */
@@ -92,6 +101,7 @@ function fromContents(fn: string, c: SafetensorsContents): AnyModel {
   } catch (err) {
     throw new Error(`${fn}: '${CONFIG_METADATA_KEY}' metadata is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
+  checkConfigAgainstShapes(cfg, shapesOf(c), fn);
   const config = validateConfig(cfg);
   const model = createEmptyModel(config);
   const sd: Record<string, Tensor> = {};

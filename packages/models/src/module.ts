@@ -4,6 +4,7 @@
  */
 import { cast, random, tensor, type Key, type Tensor } from "@qkvflow/autograd";
 import type { ModelDType } from "./config.js";
+import { checkStateDictArg } from "./state-check.js";
 
 function fmt(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
@@ -135,6 +136,7 @@ export class Module {
    */
   loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadReport {
     const fn = "loadStateDict";
+    checkStateDictArg(fn, sd);
     const strict = opts.strict ?? true;
     const own = this.parameters();
     const missing = Object.keys(own).filter((n) => !(n in sd));

@@ -18,6 +18,7 @@ import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
 import type { ProgressMode } from "./metrics.js";
 import { defaultDecayPatterns, qkvflowModels, type ModelBackend, type ModelConfigLike } from "./model-backend.js";
 import type { TrainableModel } from "./model-types.js";
+import { huggingFaceGpt2 } from "./hf-model.js";
 import { ensureOutDir } from "./out-dir.js";
 import { checkScheduleChange, pickResumeCheckpoint } from "./resume-checks.js";
 import { loadRunData, type RunData } from "./run-data.js";
@@ -194,7 +195,10 @@ export function loadModelFrom(
   const abs = path.resolve(p);
   if (fs.existsSync(abs) && fs.statSync(abs).isFile()) {
     const b = fs.readFileSync(abs);
-    const { model, modelConfig } = decodeModelFile(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), abs);
+    const bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    const hf = huggingFaceGpt2(bytes, abs, backend === qkvflowModels);
+    if (hf !== null) return { model: hf, source: `${abs} (Hugging Face GPT-2)`, step: null };
+    const { model, modelConfig } = decodeModelFile(bytes, abs);
     return { model: backend.fromState(modelConfig, model), source: abs, step: null };
   }
   const ck = loadCheckpoint(abs);
