@@ -24,6 +24,11 @@ export interface AnalyzeCliDeps {
   tokenizer?: TextCodec | ((model: AnalyzableModel) => TextCodec | undefined);
   /** Progress and result lines (default: stderr / stdout). */
   log?: (line: string) => void;
+  /**
+   * Inputs used when none of --text / --corpus / --ids is given (e.g. windows of the run's evaluation split);
+   * without it such a call is a usage error.
+   */
+  defaultInputs?: (checkpoint: string, model: AnalyzableModel) => Promise<{ texts?: string[]; ids?: number[][]; note: string }>;
 }
 
 /** Parsed options of the analyze command. */
@@ -65,8 +70,16 @@ per-token finite-time Lyapunov spectra, attention rollout and gradient × input,
   --seed S            seed of that draw (default 0)
   --title TEXT        report title`;
 
+/** A usage error of the analyze command (the host CLI exits with status 2). */
+export class AnalyzeUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
 function fail(msg: string): never {
-  throw new Error(`analyze: ${msg}\n\n${ANALYZE_USAGE}`);
+  throw new AnalyzeUsageError(`analyze: ${msg}\n\n${ANALYZE_USAGE}`);
 }
 
 function posInt(flag: string, v: string): number {
@@ -76,7 +89,7 @@ function posInt(flag: string, v: string): number {
 }
 
 /** Parses the analyze command's arguments (without the subcommand name). */
-export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
+export function parseAnalyzeArgs(argv: readonly string[], opts: { inputsOptional?: boolean } = {}): AnalyzeArgs {
   const a: AnalyzeArgs = {
     checkpoints: [],
     labels: [],
@@ -162,7 +175,8 @@ export function parseAnalyzeArgs(argv: readonly string[]): AnalyzeArgs {
   if (!a.out) fail("no --out folder given");
   if (a.labels.length > a.checkpoints.length)
     fail(`${a.labels.length} --label values for ${a.checkpoints.length} --checkpoint values; expected at most one label per checkpoint`);
-  if (a.texts.length === 0 && a.corpus === null && a.ids.length === 0) fail("no inputs; give --text, --corpus or --ids");
+  if (a.texts.length === 0 && a.corpus === null && a.ids.length === 0 && !(opts.inputsOptional ?? false))
+    fail("no inputs; give --text, --corpus or --ids");
   return a;
 }
 
@@ -199,12 +213,19 @@ export async function analyzeCommand(argv: readonly string[], deps: AnalyzeCliDe
     log(ANALYZE_USAGE);
     return 0;
   }
-  const args = parseAnalyzeArgs(argv);
+  const args = parseAnalyzeArgs(argv, { inputsOptional: deps.defaultInputs !== undefined });
   const texts = [...args.texts];
+  const noInputs = texts.length === 0 && args.corpus === null && args.ids.length === 0;
   if (args.corpus) texts.push(...splitSentences(readFileSync(args.corpus, "utf8")).slice(0, args.maxSentences));
   const results: AnalysisResult[] = [];
   for (const [i, ck] of args.checkpoints.entries()) {
     const model = await (deps.loadModel ?? loadAnalyzableModel)(ck);
+    if (noInputs && i === 0 && deps.defaultInputs !== undefined) {
+      const d = await deps.defaultInputs(ck, model);
+      texts.push(...(d.texts ?? []));
+      args.ids.push(...(d.ids ?? []));
+      log(`analyze: no --text / --corpus / --ids given; ${d.note}`);
+    }
     const tok = typeof deps.tokenizer === "function" ? deps.tokenizer(model) : deps.tokenizer;
     if (texts.length && !tok) throw new Error(`analyze: --text/--corpus need a tokenizer for '${ck}'; give token ids with --ids instead`);
     const label = args.labels[i] ?? (args.checkpoints.length > 1 ? `${model.config.kind}-${i + 1}` : model.config.kind);

@@ -89,6 +89,7 @@ export {
 } from "./report.js";
 export {
   ANALYZE_USAGE,
+  AnalyzeUsageError,
   analyzeCommand,
   loadAnalyzableModel,
   parseAnalyzeArgs,

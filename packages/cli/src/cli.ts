@@ -8,18 +8,20 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { random } from "@qkvflow/autograd";
-import { analyzeCommand } from "@qkvflow/analysis";
+import { AnalyzeUsageError, analyzeCommand } from "@qkvflow/analysis";
 import { CONFIG_FILE } from "@qkvflow/models";
 import {
   GPT2_EOS_ID,
   NonFiniteLossError,
   decode,
   encode,
+  ensureOutDir,
   formatSeconds,
   gpt2Tokenizer,
   listConfigs as listConfigsIn,
   loadConfig as loadConfigIn,
   loadModelFrom,
+  loadRunData,
   runEval,
   runFinetune,
   runTrain,
@@ -76,7 +78,7 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
     mode: "string",
     ...RESUME_EXTRA,
   },
-  eval: { ...COMMON, checkpoint: "string", split: "string" },
+  eval: { ...COMMON, checkpoint: "string", split: "string", all: "bool" },
   generate: {
     checkpoint: "string",
     prompt: "string",
@@ -97,7 +99,7 @@ Usage:
   qkvflow train    --config NAME|FILE [--set key=value ...] [--data DIR] [--out DIR] [--steps N] [--resume [RUN_DIR]]
                    [--resume-fallback] [--change-schedule]
   qkvflow finetune --config NAME|FILE --from CHECKPOINT [--layers M] [--mode full|lora] [--set ...] [--resume [RUN_DIR]]
-  qkvflow eval     --checkpoint PATH [--config NAME|FILE] [--split NAME] [--data DIR] [--set ...]
+  qkvflow eval     --checkpoint PATH [--config NAME|FILE] [--split NAME] [--all] [--data DIR] [--set ...]
   qkvflow generate --checkpoint PATH --prompt TEXT [--max-tokens 50] [--temperature 0.8] [--top-k 40] [--seed 0]
   qkvflow configs  (lists the configuration files)
 
@@ -118,7 +120,10 @@ Options:
   --from PATH          finetune: pretrained run folder, checkpoint folder or model .safetensors (finetune.checkpoint)
   --layers M           finetune: discretise the DiffEqFormer to M layers (finetune.layers)
   --mode full|lora     finetune: train all weights or LoRA adapters (finetune.mode)
-  --checkpoint PATH    eval / generate: run folder, checkpoint folder or model .safetensors file
+  --checkpoint PATH    eval / generate: run folder, checkpoint folder or model .safetensors file (a Hugging Face
+                       GPT-2 model.safetensors is read too)
+  --all                eval: the whole split (default: the first train.evalBatches batches, as in training)
+  --max-tokens N       generate: new tokens, at most the model's context (blockSize) minus the prompt
 
   qkvflow analyze --checkpoint PATH --out DIR [options]   spectra, Lyapunov exponents, HTML report (see qkvflow analyze --help)
 
@@ -216,6 +221,7 @@ function configFor(p: ParsedArgs): TrainConfig {
   if (str(f, "from") !== undefined) shortcut.push(`finetune.checkpoint=${q(path.resolve(str(f, "from")!))}`);
   if (str(f, "layers") !== undefined) shortcut.push(`finetune.layers=${intFlag(f, "layers", 1)}`);
   if (str(f, "mode") !== undefined) shortcut.push(`finetune.mode=${q(str(f, "mode")!)}`);
+  if (f.all === true) shortcut.push("train.evalBatches=null");
   let ref = str(f, "config");
   if (ref === undefined) {
     const candidates = [out, p.command === "eval" ? str(f, "checkpoint") : undefined].filter((x): x is string => x !== undefined);
@@ -259,9 +265,25 @@ async function cmdEval(p: ParsedArgs): Promise<number> {
   if (ck === undefined) throw new UsageError("eval needs --checkpoint PATH (a run folder, checkpoint folder or model .safetensors)");
   const cfg = configFor(p);
   const split = str(p.flags, "split");
-  const r = await runEval(cfg, ck, split !== undefined ? { split } : {});
+  const bar = evalProgress();
+  const r = await runEval(cfg, ck, {
+    ...(split !== undefined ? { split } : {}),
+    onStart: (plan) => {
+      const part =
+        plan.batches < plan.allBatches ? `the first ${plan.batches} of ${plan.allBatches} batches` : `all ${plan.batches} batches`;
+      console.error(
+        `eval: ${part} of ${plan.batchSize} × ${plan.seqLen} tokens of the '${plan.split}' split (${plan.splitTokens.toLocaleString("en-US")} tokens)` +
+          (plan.batches < plan.allBatches ? "; --all evaluates the whole split" : ""),
+      );
+    },
+    onBatch: bar,
+  });
+  const covered =
+    r.eval.tokens + 1 >= r.splitTokens
+      ? "the whole split"
+      : `${Math.round((100 * r.eval.tokens) / r.splitTokens)}% of the split; --all for all of it`;
   console.log(
-    `${r.source}: ${r.split} loss ${r.eval.loss.toFixed(4)} perplexity ${r.eval.ppl.toFixed(2)} over ${r.eval.tokens} tokens` +
+    `${r.source}: ${r.split} loss ${r.eval.loss.toFixed(4)} perplexity ${r.eval.ppl.toFixed(2)} over ${r.eval.tokens.toLocaleString("en-US")} of ${r.splitTokens.toLocaleString("en-US")} tokens (${covered})` +
       (r.unigram !== null ? ` (unigram baseline ${r.unigram.toFixed(2)})` : ""),
   );
   return 0;
@@ -271,29 +293,156 @@ async function cmdGenerate(p: ParsedArgs): Promise<number> {
   const ck = str(p.flags, "checkpoint");
   const prompt = str(p.flags, "prompt");
   if (ck === undefined || prompt === undefined) throw new UsageError("generate needs --checkpoint PATH and --prompt TEXT");
+  const asked = intFlag(p.flags, "max-tokens", 0);
+  const temperature = numFlag(p.flags, "temperature", 0) ?? 0.8;
+  const topK = intFlag(p.flags, "top-k", 0) ?? 40;
+  const seed = intFlag(p.flags, "seed", 0) ?? 0;
   const { model } = loadModelFrom(ck);
   const ids = encode(prompt);
   if (ids.length === 0) throw new UsageError("--prompt encodes to no tokens; give some text");
-  const out = sampleTokens(model, ids, {
-    maxNewTokens: intFlag(p.flags, "max-tokens", 0) ?? 50,
-    temperature: numFlag(p.flags, "temperature", 0) ?? 0.8,
-    topK: intFlag(p.flags, "top-k", 0) ?? 40,
-    key: random.key(intFlag(p.flags, "seed", 0) ?? 0),
+  const block = (model.config as { blockSize: number }).blockSize;
+  const room = Math.max(0, block - ids.length);
+  if (room === 0)
+    throw new UsageError(
+      `--prompt is ${ids.length} tokens, which fills the model's context of ${block} tokens (blockSize); give a shorter prompt`,
+    );
+  let maxNewTokens = asked ?? Math.min(50, room);
+  if (maxNewTokens > room) {
+    console.error(
+      `generate: --max-tokens ${maxNewTokens} is more than fits in the model's context (blockSize ${block} − ${ids.length} prompt tokens = ${room}); generating ${room}`,
+    );
+    maxNewTokens = room;
+  }
+  const stream = new TokenStream(prompt);
+  sampleTokens(model, ids, {
+    maxNewTokens,
+    temperature,
+    topK,
+    key: random.key(seed),
     stopId: GPT2_EOS_ID,
+    onToken: (t) => stream.push(t),
   });
-  console.log(prompt + decode(out.filter((t) => t !== GPT2_EOS_ID)));
+  stream.end();
   return 0;
+}
+
+/**
+ * The prompt and its continuation: on a terminal written as tokens arrive (whole characters only), otherwise
+ * (a pipe or a file) printed once at the end.
+ */
+class TokenStream {
+  private readonly ids: number[] = [];
+  private printed = "";
+  constructor(
+    private readonly prompt: string,
+    private readonly live = process.stdout.isTTY === true,
+  ) {
+    if (live) process.stdout.write(prompt);
+  }
+  push(id: number): void {
+    if (id === GPT2_EOS_ID) return;
+    this.ids.push(id);
+    if (!this.live) return;
+    const text = decode(this.ids);
+    if (text.endsWith("\uFFFD")) return; // a character split across tokens: wait for its rest
+    process.stdout.write(text.slice(this.printed.length));
+    this.printed = text;
+  }
+  end(): void {
+    const text = decode(this.ids);
+    if (this.live) process.stdout.write(`${text.slice(this.printed.length)}\n`);
+    else console.log(this.prompt + text);
+  }
+}
+
+/** Progress of an evaluation on stderr: a redrawn line on a terminal, a line per quarter otherwise. */
+function evalProgress(): (done: number, total: number) => void {
+  const tty = process.stderr.isTTY === true;
+  const t0 = performance.now();
+  let lastQuarter = 0;
+  return (done, total) => {
+    const secs = (performance.now() - t0) / 1000;
+    const line = `eval: batch ${done}/${total} (${formatSeconds(secs)})`;
+    if (tty) process.stderr.write(`\r${line}${done === total ? "\n" : ""}`);
+    else {
+      const q = Math.floor((4 * done) / total);
+      if (q > lastQuarter) {
+        lastQuarter = q;
+        console.error(line);
+      }
+    }
+  };
+}
+
+/** The run folder's configuration for a checkpoint path (the path itself, or two / three levels up), or null. */
+function runConfigOf(ck: string): string | null {
+  for (const up of ["", "..", path.join("..", ".."), path.join("..", "..", "..")]) {
+    const f = path.resolve(ck, up, CONFIG_FILE);
+    if (fs.existsSync(f) && fs.statSync(f).isFile()) return f;
+  }
+  return null;
+}
+
+/** Sentences analysed when a model's run has no readable evaluation split. */
+const SAMPLE_SENTENCES = [
+  "The history of the city begins with a small settlement on the river.",
+  "In 1905 the company built its first factory near the old harbour.",
+  "She studied physics at the university and later taught mathematics.",
+  "The album was released in the spring and reached the top of the charts.",
+];
+
+/**
+ * Default inputs of `analyze` when none are given: windows of the run's evaluation split (from the run folder's
+ * config.json and its data), or a few built-in sentences when that split cannot be read.
+ */
+async function defaultAnalyzeInputs(
+  ck: string,
+  model: { config: { blockSize: number; vocabSize: number } },
+): Promise<{ texts?: string[]; ids?: number[][]; note: string }> {
+  const file = runConfigOf(ck);
+  let why = "no config.json of a run found beside the checkpoint";
+  if (file !== null) {
+    try {
+      const cfg = loadConfigIn(file, [], packagedConfigs());
+      const data = await loadRunData(cfg.data);
+      const toks = data.eval.tokens;
+      const T = Math.min(32, model.config.blockSize);
+      const n = Math.max(1, Math.min(8, Math.floor(toks.length / T)));
+      const stride = Math.floor((toks.length - T) / n);
+      const ids: number[][] = [];
+      for (let i = 0; i < n; i++) ids.push(Array.from(toks.subarray(i * stride, i * stride + T)));
+      if (ids.every((w) => w.length === T && w.every((t) => t < model.config.vocabSize)))
+        return { ids, note: `analysing ${n} windows of ${T} tokens spread over the '${data.eval.name}' split of ${data.source}` };
+      why = "the evaluation split does not fit the model's vocabulary";
+    } catch (err) {
+      why = `the run's evaluation split could not be read (${(err as Error).message.split("\n")[0]})`;
+    }
+  }
+  if (model.config.vocabSize !== 50257) throw new UsageError(`analyze: no inputs given and ${why}; give --text, --corpus or --ids`);
+  return { texts: SAMPLE_SENTENCES, note: `${why}; analysing ${SAMPLE_SENTENCES.length} built-in sample sentences` };
+}
+
+/** The value of `--out` in analyze's arguments, if any. */
+function analyzeOut(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--out") return args[i + 1];
+    if (args[i]!.startsWith("--out=")) return args[i]!.slice("--out=".length);
+  }
+  return undefined;
 }
 
 /** `qkvflow analyze`: spectra, Lyapunov exponents and the HTML report (@qkvflow/analysis), with the GPT-2 tokenizer for GPT-2-vocabulary models. */
 async function cmdAnalyze(args: readonly string[]): Promise<number> {
   try {
+    const out = analyzeOut(args);
+    if (out !== undefined && !args.includes("--help") && !args.includes("-h")) ensureOutDir(out, "analyze --out");
     return await analyzeCommand([...args], {
       tokenizer: (m) => (m.config.vocabSize === 50257 ? gpt2Tokenizer : undefined),
+      defaultInputs: (ck, m) => defaultAnalyzeInputs(ck, m as unknown as { config: { blockSize: number; vocabSize: number } }),
     });
   } catch (err) {
     console.error(`qkvflow analyze: ${(err as Error).message}`);
-    return 1;
+    return err instanceof AnalyzeUsageError || err instanceof UsageError ? 2 : 1;
   }
 }
 

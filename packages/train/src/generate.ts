@@ -20,6 +20,8 @@ export interface SampleOptions {
   stopId?: number | null;
   /** Context length limit (default: the model configuration's blockSize). */
   blockSize?: number;
+  /** Called with each new token id as soon as it is drawn (for streaming output). */
+  onToken?: (id: number) => void;
 }
 
 /** Next-token distribution after temperature and top-k: probabilities over the vocabulary (float64). */
@@ -96,6 +98,7 @@ export function sampleTokens(model: TrainableModel, prompt: readonly number[], o
     }
     seq.push(next);
     out.push(next);
+    opts.onToken?.(next);
     if (opts.stopId !== undefined && opts.stopId !== null && next === opts.stopId) break;
   }
   return out;

@@ -69,7 +69,7 @@ export {
   type ModelConfigLike,
 } from "./model-backend.js";
 export { loadRunData, type RunData } from "./run-data.js";
-export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type RunOptions, type RunResult } from "./run.js";
+export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type EvalPlan, type RunOptions, type RunResult } from "./run.js";
 export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from "./generate.js";
 export {
   checkScheduleChange,

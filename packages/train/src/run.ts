@@ -13,7 +13,7 @@ import { random } from "@qkvflow/autograd";
 import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE } from "@qkvflow/models";
 import { decodeModelFile, loadCheckpoint, resolveCheckpointDir, writeFileAtomicSync } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
-import { unigramPerplexity, type TokenArray } from "./data/index.js";
+import { countEvalWindows, unigramPerplexity, type TokenArray } from "./data/index.js";
 import { evaluatePerplexity, type EvalResult } from "./evaluate.js";
 import type { ProgressMode } from "./metrics.js";
 import { defaultDecayPatterns, qkvflowModels, type ModelBackend, type ModelConfigLike } from "./model-backend.js";
@@ -251,12 +251,25 @@ export async function runFinetune(cfg: TrainConfig, opts: RunOptions = {}): Prom
   return trainModel("finetune", cfg, model, data, runDir, resumeFrom, opts, extra, true);
 }
 
+/** What `runEval` is about to do (for progress displays). */
+export interface EvalPlan {
+  split: string;
+  /** Tokens in the split. */
+  splitTokens: number;
+  /** Batches that will be evaluated (train.evalBatches caps them). */
+  batches: number;
+  /** Batches of the whole split. */
+  allBatches: number;
+  batchSize: number;
+  seqLen: number;
+}
+
 /** Perplexity of a saved model on a split of the configuration's data set, next to the unigram baseline. */
 export async function runEval(
   cfg: TrainConfig,
   from: string,
-  opts: RunOptions & { split?: string } = {},
-): Promise<{ eval: EvalResult; split: string; unigram: number | null; source: string; note: string | null }> {
+  opts: RunOptions & { split?: string; onBatch?: (done: number, total: number) => void; onStart?: (plan: EvalPlan) => void } = {},
+): Promise<{ eval: EvalResult; split: string; splitTokens: number; unigram: number | null; source: string; note: string | null }> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const { model, source } = loadModelFrom(from, opts.backend);
   const data = await dataFor(cfg, opts, log);
@@ -267,11 +280,16 @@ export async function runEval(
     split = { name: opts.split, tokens: t };
   }
   checkModelFitsData("eval", model.config as ModelConfigLike, cfg, { ...data, eval: split });
+  const batchSize = cfg.train.evalBatchSize ?? cfg.train.batchSize / cfg.train.gradAccum;
+  const all = Math.ceil(countEvalWindows(split.tokens.length, { seqLen: cfg.data.seqLen }) / batchSize);
+  const batches = cfg.train.evalBatches === null ? all : Math.min(all, cfg.train.evalBatches);
+  opts.onStart?.({ split: split.name, splitTokens: split.tokens.length, batches, allBatches: all, batchSize, seqLen: cfg.data.seqLen });
   const r = evaluatePerplexity(model, split.tokens, {
     seqLen: cfg.data.seqLen,
-    batchSize: cfg.train.evalBatchSize ?? cfg.train.batchSize / cfg.train.gradAccum,
+    batchSize,
     maxBatches: cfg.train.evalBatches,
+    ...(opts.onBatch !== undefined ? { onBatch: opts.onBatch } : {}),
   });
   const uni = data.train.name !== split.name ? unigramPerplexity(data.train.tokens, split.tokens).perplexity : null;
-  return { eval: r, split: split.name, unigram: uni, source, note: data.note };
+  return { eval: r, split: split.name, splitTokens: split.tokens.length, unigram: uni, source, note: data.note };
 }
