@@ -201,7 +201,7 @@ test("bad inputs: every case gives a clear message and exit status; docs/bad-inp
     "truncated file in the latest checkpoint",
     ["train", "--resume", rTrunc, "--set", "train.evalEvery=1"],
     1,
-    /cannot resume: the latest checkpoint .*model\.safetensors: decodeSafetensors: .* The newest intact checkpoint is \S+ \(step 2\)[^]*--resume-fallback/,
+    /cannot resume: the latest checkpoint .*model\.safetensors: decodeSafetensors: .* The newest intact checkpoint is \S+ \(step 2\)[\s\S]*--resume-fallback/,
   );
   assert.equal(fs.readFileSync(path.join(rTrunc, "config.json"), "utf8"), cfgBefore, "a failed resume rewrote config.json");
   const rMiss = copy("rmiss");
@@ -210,7 +210,7 @@ test("bad inputs: every case gives a clear message and exit status; docs/bad-inp
     "missing file in the latest checkpoint",
     ["train", "--resume", rMiss],
     1,
-    /the latest checkpoint \S+ is damaged: \S+ lacks optimizer\.safetensors[^]*?\(step 2\)/,
+    /the latest checkpoint \S+ is damaged: \S+ lacks optimizer\.safetensors[\s\S]*?\(step 2\)/,
   );
   await viaCli(
     "… and continuing from the intact one",
@@ -224,7 +224,7 @@ test("bad inputs: every case gives a clear message and exit status; docs/bad-inp
     "resume with a different --steps",
     ["train", "--resume", rSteps, "--steps", "8"],
     1,
-    /resuming with a different learning-rate schedule \(train\.steps 4 → 8\)[^]*--change-schedule/,
+    /resuming with a different learning-rate schedule \(train\.steps 4 → 8\)[\s\S]*--change-schedule/,
   );
   await viaCli(
     "… applied on request",
