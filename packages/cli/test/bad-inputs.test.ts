@@ -240,6 +240,13 @@ test("bad inputs: every case gives a clear message and exit status; docs/bad-inp
     /--resume-fallback and --change-schedule only apply with --resume/,
   );
 
+  await viaCli(
+    "warmupRatio given as a step count (Levanter style)",
+    ["train", "--config", cfg, "--set", "optimizer.warmupRatio=50", "--out", path.join(scratch, "o-warm")],
+    2,
+    /config: optimizer\.warmupRatio is 50; expected a finite number >= 0 and <= 1 \(it is a fraction of train\.steps[^)]*\)/,
+  );
+
   // raw errors before
   const big = path.join(scratch, "big.safetensors");
   fs.writeFileSync(big, encodeModelFile(model.parameters(), { ...model.config, blockSize: 1e9 }));

@@ -149,7 +149,11 @@ export const CONFIG_SCHEMA: Record<SectionName, Record<string, FieldSpec>> = {
       doc: "regular expressions (whole-name match) of the parameters that decay; null: by model kind (diffeqformer: embeddings; gpt2: attn/mlp weights + embeddings; discretized: all)",
     },
     maxGradNorm: { type: { t: "number", min: 0, nullable: true }, default: 1, doc: "global gradient-norm clip; null or 0: off" },
-    warmupRatio: { type: { t: "number", min: 0, max: 1 }, default: 0.01, doc: "fraction of the steps with a linear warmup from 0" },
+    warmupRatio: {
+      type: { t: "number", min: 0, max: 1 },
+      default: 0.01,
+      doc: "fraction of the steps with a linear warmup from 0 (1: the whole run); never a step count, unlike Levanter's warmup >= 1",
+    },
     minLrRatio: { type: { t: "number", min: 0, max: 1 }, default: 0.1, doc: "final learning rate as a fraction of lr" },
     schedule: { type: { t: "enum", values: ["cosine", "linear", "constant"] }, default: "cosine", doc: "decay after the warmup" },
   },
@@ -222,9 +226,16 @@ function describeType(f: FieldType): string {
   }
 }
 
+/** Extra words for errors of keys that are easy to misread. */
+const FIELD_HINTS: Record<string, string> = {
+  "optimizer.warmupRatio":
+    "it is a fraction of train.steps (1 = the whole run), not a step count as Levanter reads warmup values >= 1; for W warmup steps use W / train.steps",
+};
+
 function checkField(path: string, f: FieldType, v: unknown): JsonValue {
   const bad = (): never => {
-    throw new Error(`config: ${path} is ${JSON.stringify(v)}; expected ${describeType(f)}`);
+    const hint = FIELD_HINTS[path];
+    throw new Error(`config: ${path} is ${JSON.stringify(v)}; expected ${describeType(f)}${hint !== undefined ? ` (${hint})` : ""}`);
   };
   if (v === null) {
     if ("nullable" in f && f.nullable) return null;
