@@ -152,7 +152,7 @@ export function checkScheduleChange(
   let lrs = "";
   try {
     const at = Math.max(0, step);
-    lrs = `; the learning rate of the next update (step ${at}) would go from ${scheduleOf(s)(at).toExponential(3)} to ${scheduleOf(cfg)(at).toExponential(3)}`;
+    lrs = `; the learning rate of the next update (step ${at}) ${allow ? "goes" : "would go"} from ${scheduleOf(s)(at).toExponential(3)} to ${scheduleOf(cfg)(at).toExponential(3)}`;
   } catch {
     // the saved configuration does not build a schedule: the key list says enough
   }
