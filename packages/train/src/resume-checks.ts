@@ -106,7 +106,8 @@ export function pickResumeCheckpoint(who: string, runDir: string, fallback: bool
         "run again with --resume-fallback. Nothing in the run folder was changed",
     );
   for (const x of r.damaged) {
-    const to = path.join(path.dirname(x.dir), `damaged-${path.basename(x.dir)}`);
+    let to = path.join(path.dirname(x.dir), `damaged-${path.basename(x.dir)}`);
+    for (let k = 2; fs.existsSync(to); k++) to = path.join(path.dirname(x.dir), `damaged-${path.basename(x.dir)}-${k}`);
     fs.renameSync(x.dir, to);
     log(`resume: WARNING: checkpoint ${x.dir} is damaged (${x.why}); kept as ${to}`);
   }
