@@ -407,7 +407,7 @@ async function defaultAnalyzeInputs(
       const data = await loadRunData(cfg.data);
       const toks = data.eval.tokens;
       const T = Math.min(32, model.config.blockSize);
-      const n = Math.max(1, Math.min(8, Math.floor(toks.length / T)));
+      const n = Math.max(1, Math.min(4, Math.floor(toks.length / T)));
       const stride = Math.floor((toks.length - T) / n);
       const ids: number[][] = [];
       for (let i = 0; i < n; i++) ids.push(Array.from(toks.subarray(i * stride, i * stride + T)));
