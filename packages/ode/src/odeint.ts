@@ -146,7 +146,12 @@ function solveArray(
       throw new Error(`${fn}: rtol and atol are both 0 for state element ${i}; expected at least one of them > 0`);
   }
   const controller = controllerFromOptions(fn, solver, options);
-  const space = arraySpace(n, options.jac, fn);
+  const space = arraySpace(
+    n,
+    options.jac,
+    fn,
+    atol.map((a) => (a > 0 ? a : 1e-5)),
+  );
   const { ys, stats } = solveCore(
     space,
     { fn, f: field, y0: start, ts: times, rtol, atol, solver, controller, opts: options },

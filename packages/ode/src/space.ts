@@ -107,10 +107,11 @@ function linearSolveOp(lu: LU, dtype: Tensor["dtype"]): (W: Tensor, b: Tensor) =
 
 /**
  * The vector space of one Float64Array of n elements (plain-array states). Tolerances are per element
- * (arrays of n). `jac`: the user's ∂f/∂y; without it, forward differences with Hairer's increment
- * δⱼ = √(u·max(1e-5, |yⱼ|)) (u = 2⁻⁵²), whose error is O(√u) ≈ 1e-8 relative to the entries' scale.
+ * (arrays of n). `jac`: the user's ∂f/∂y; without it, forward differences with the increment
+ * δⱼ = √u·max(|yⱼ|, scaleⱼ) (u = 2⁻⁵², scale = the absolute tolerances, 1e-5 without them): the relative error
+ * of a column is O(√u) ≈ 1.5e-8 times the size of f's second derivatives there, plus rounding of f / δⱼ.
  */
-export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint"): VectorSpace<Float64Array> {
+export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?: readonly number[]): VectorSpace<Float64Array> {
   const readJac = (t: number, y: Float64Array): Float64Array => {
     const J = new Float64Array(n * n);
     const r = jac!(t, y, J);
@@ -218,7 +219,7 @@ export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint"): Vecto
       const J = new Float64Array(n * n);
       const yp = Float64Array.from(y);
       for (let j = 0; j < n; j++) {
-        const d = Math.sqrt(U * Math.max(1e-5, Math.abs(y[j])));
+        const d = Math.sqrt(U) * Math.max(Math.abs(y[j]), scale ? scale[j] : 1e-5);
         yp[j] = y[j] + d;
         const fp = f(t, yp);
         const dj = yp[j] - y[j];
