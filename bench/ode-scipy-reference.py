@@ -5,8 +5,12 @@ with the I controller, no step growth after a rejection and Hairer's first-step 
 packages/ode/test, and tight-tolerance Radau reference solutions of the stiff test problems (Robertson's
 kinetics, Van der Pol with mu = 1000). The tests record these numbers as published reference values.
 Run: python3 bench/ode-scipy-reference.py
+With --bench, instead times scipy's Radau and BDF on the stiff problems at the tolerances of bench/ode.bench.ts
+(which runs it as its peer in the same run) and prints counts, errors against the references and ms per solve.
 """
 import json
+import sys
+import time
 
 import numpy as np
 import scipy
@@ -60,6 +64,44 @@ def vdp_jac(_t, y):
     return [[0.0, 1.0], [-2 * VDP_MU * y[0] * y[1] - 1.0, VDP_MU * (1 - y[0] ** 2)]]
 
 
+ROB_T = [0.0, 40.0, 4e5, 1e11]
+VDP_T = [0.0, 1000.0, 3000.0]
+
+
+def bench():
+    ref_rob = [[0.7158270687193865, 9.185534764556822e-06, 0.28416374574584735],
+               [0.004938274520980869, 1.984994087954802e-08, 0.9950617056290774],
+               [2.0833401438845025e-08, 8.333360747067619e-14, 0.9999999791665148]]
+    ref_vdp = [-1.8636462548108763, -1.5106069367599941]
+    cases = [
+        ("robertson", robertson, robertson_jac, [1.0, 0.0, 0.0], ROB_T, 1e-6, [1e-10, 1e-14, 1e-10]),
+        ("vdp1000", vdp, vdp_jac, [2.0, 0.0], VDP_T, 1e-6, 1e-6),
+    ]
+    rows = []
+    for name, f, jac, y0, ts, rtol, atol in cases:
+        for method in ("Radau", "BDF"):
+            def solve():
+                return solve_ivp(f, (ts[0], ts[-1]), y0, method=method, rtol=rtol, atol=atol, jac=jac, t_eval=ts)
+            s = solve()
+            if name == "robertson":
+                err = max(abs(s.y[k, i + 1] - ref_rob[i][k]) / abs(ref_rob[i][k]) for i in range(3) for k in range(3))
+            else:
+                err = max(abs(s.y[0, i + 1] - ref_vdp[i]) for i in range(2))
+            reps, t0 = 0, time.perf_counter()
+            while reps < 3 or time.perf_counter() - t0 < 1.0:
+                solve()
+                reps += 1
+            ms = (time.perf_counter() - t0) * 1000 / reps
+            rows.append({"problem": name, "method": method, "nfev": int(s.nfev), "njev": int(s.njev), "nlu": int(s.nlu),
+                         "error": err, "ms": ms,
+                         "success": bool(s.success)})
+    print(json.dumps({"scipy": scipy.__version__, "rows": rows}))
+
+
+if "--bench" in sys.argv:
+    bench()
+    sys.exit(0)
+
 out = {"scipy": scipy.__version__, "numpy": np.__version__, "explicit": {}, "stiff": {}}
 for tol in (1e-4, 1e-6):
     out["explicit"][f"oscillator RK45 {tol:g}"] = counts("RK45", oscillator, 10.0, [1.0, 0.5], tol)
@@ -67,11 +109,9 @@ for tol in (1e-4, 1e-6):
 for tol in (1e-6, 1e-9):
     out["explicit"][f"arenstorf RK45 {tol:g}"] = counts("RK45", arenstorf, T_ARENSTORF, Y_ARENSTORF, tol)
 
-ROB_T = [0.0, 40.0, 4e5, 1e11]
 s = solve_ivp(robertson, (0.0, ROB_T[-1]), [1.0, 0.0, 0.0], method="Radau", rtol=1e-12,
               atol=[1e-14, 1e-20, 1e-14], jac=robertson_jac, t_eval=ROB_T)
 out["stiff"]["robertson Radau rtol 1e-12 atol [1e-14, 1e-20, 1e-14]"] = {"t": ROB_T, "y": s.y.T.tolist(), "nfev": int(s.nfev)}
-VDP_T = [0.0, 1000.0, 3000.0]
 s = solve_ivp(vdp, (0.0, VDP_T[-1]), [2.0, 0.0], method="Radau", rtol=1e-12, atol=1e-12, jac=vdp_jac, t_eval=VDP_T)
 out["stiff"]["vdp1000 Radau rtol 1e-12 atol 1e-12"] = {"t": VDP_T, "y": s.y.T.tolist(), "nfev": int(s.nfev)}
 print(json.dumps(out, indent=1))

@@ -204,10 +204,10 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
       const p = this.pcoeff,
         i = this.icoeff,
         d = this.dcoeff;
-      let factor =
-        ratio === 0
-          ? factorMax
-          : safety * Math.pow(ratio, -(p + i + d) / k) * Math.pow(state.prev, (p + 2 * d) / k) * Math.pow(state.prevPrev, -d / k);
+      let factor = ratio === 0 ? factorMax : safety * Math.pow(ratio, -(p + i + d) / k);
+      // (the I controller skips the powers of the error memory: x^0 = 1 exactly)
+      if (ratio !== 0 && p + 2 * d !== 0) factor *= Math.pow(state.prev, (p + 2 * d) / k);
+      if (ratio !== 0 && d !== 0) factor *= Math.pow(state.prevPrev, -d / k);
       factor = Math.min(factorMax, Math.max(factorMin, factor));
       if (state.rejected && !this.growAfterReject) factor = Math.min(1, factor);
       const next = Math.max(this.dtmin, Math.min(h * factor, this.dtmax));

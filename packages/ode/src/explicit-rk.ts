@@ -17,6 +17,7 @@ class DenseRKStep<V> implements StepResult<V> {
     private readonly h: number,
     private readonly ks: readonly V[],
     private readonly polys: readonly (readonly number[])[],
+    readonly temporaries: readonly V[] | undefined,
   ) {}
 
   interpolate(theta: number): V {
@@ -41,25 +42,29 @@ export function explicitRK(tableau: ButcherTableau): Solver {
     needError = true,
   ): StepResult<V> => {
     let nfev = 0;
-    const ks: V[] = [];
-    if (f0) ks.push(f0);
+    const ks: V[] = new Array<V>(s);
+    if (f0) ks[0] = f0;
     else {
-      ks.push(f(t, y));
+      ks[0] = f(t, y);
       nfev++;
     }
     let y1: V | null = null;
     for (let i = 1; i < s; i++) {
-      const yi = space.combine(y, h, T.a[i], ks);
-      if (T.fsal && i === s - 1) y1 = yi;
-      ks.push(f(t + T.c[i] * h, yi));
+      const last = T.fsal && i === s - 1;
+      // a stage argument is only read by f (a reusable buffer on plain arrays); the FSAL one is y1 itself
+      const yi = last || !space.stage ? space.combine(y, h, T.a[i], ks) : space.stage(y, h, T.a[i], ks);
+      if (last) y1 = yi;
+      ks[i] = f(t + T.c[i] * h, yi);
       nfev++;
     }
     if (!y1) y1 = space.combine(y, h, T.b, ks);
     const bErr = T.bErr;
     // the error estimate only feeds the controller: computed from the values, outside autodiff
     const err = needError && bErr ? space.hostIncrement(h, bErr, ks) : null;
-    if (interpPolys) return new DenseRKStep(y1, err, ks[0], T.fsal ? ks[s - 1] : null, nfev, space, y, h, ks, interpPolys);
-    return { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev };
+    // the stage derivatives other than f0 and the FSAL one are not kept after the step
+    const temporaries = space.release ? ks : undefined;
+    if (interpPolys) return new DenseRKStep(y1, err, ks[0], T.fsal ? ks[s - 1] : null, nfev, space, y, h, ks, interpPolys, temporaries);
+    return { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev, temporaries };
   };
   return {
     name: T.name,

@@ -127,31 +127,31 @@ function solveArray(
     );
   const n = y0.length;
   const start = Float64Array.from(y0);
-  const field = (t: number, y: Float64Array): Float64Array => {
-    const out = new Float64Array(n);
-    const r = f(t, y, out);
-    if (r === undefined || r === null) return out;
-    if (r instanceof Float64Array && r.length === n) return r;
-    if (typeof r !== "object" || typeof (r as ArrayLike<number>).length !== "number")
-      throw new Error(`${fn}: f returned ${typeof r} at t = ${t}; expected nothing (dydt filled in) or an array of ${n} numbers`);
-    if (r.length !== n) throw new Error(`${fn}: f returned ${r.length} numbers at t = ${t}; expected ${n}, one per state element`);
-    for (let i = 0; i < n; i++) out[i] = r[i];
-    return out;
-  };
   const spec = toleranceOptions(options);
   const rtol = arrayTolerance(fn, "rtol", spec.rtol, defaultRtol("float64"), n);
   const atol = arrayTolerance(fn, "atol", spec.atol, defaultAtol("float64"), n);
-  for (let i = 0; i < n; i++) {
-    if (rtol[i] === 0 && atol[i] === 0)
-      throw new Error(`${fn}: rtol and atol are both 0 for state element ${i}; expected at least one of them > 0`);
-  }
-  const controller = controllerFromOptions(fn, solver, options);
   const space = arraySpace(
     n,
     options.jac,
     fn,
     atol.map((a) => (a > 0 ? a : 1e-5)),
   );
+  // dydt is a solver buffer (reused once the solver is done with a value): the result is always copied into it
+  const field = (t: number, y: Float64Array): Float64Array => {
+    const out = space.alloc();
+    const r = f(t, y, out);
+    if (r === undefined || r === null) return out;
+    if (typeof r !== "object" || typeof (r as ArrayLike<number>).length !== "number")
+      throw new Error(`${fn}: f returned ${typeof r} at t = ${t}; expected nothing (dydt filled in) or an array of ${n} numbers`);
+    if (r.length !== n) throw new Error(`${fn}: f returned ${r.length} numbers at t = ${t}; expected ${n}, one per state element`);
+    for (let i = 0; i < n; i++) out[i] = r[i];
+    return out;
+  };
+  for (let i = 0; i < n; i++) {
+    if (rtol[i] === 0 && atol[i] === 0)
+      throw new Error(`${fn}: rtol and atol are both 0 for state element ${i}; expected at least one of them > 0`);
+  }
+  const controller = controllerFromOptions(fn, solver, options);
   const { ys, stats } = solveCore(
     space,
     { fn, f: field, y0: start, ts: times, rtol, atol, solver, controller, opts: options },

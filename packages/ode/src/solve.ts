@@ -86,6 +86,8 @@ export function solveCore<V>(space: VectorSpace<V>, p: CoreProblem<V>, step: Cor
   return c.kind === "fixed" ? fixedSteps(space, p, c, attempt, stats, ys) : adaptiveSteps(space, p, c, attempt, stats, ys);
 }
 
+const NO_OUTPUTS: readonly number[] = [];
+
 /** One step attempt with the outputs inside it (the solver's continuous extension, or cubic Hermite). */
 function attemptStep<V>(
   space: VectorSpace<V>,
@@ -102,7 +104,7 @@ function attemptStep<V>(
   let nfev = r.nfev;
   let f1 = r.f1;
   let f0u = r.f0 ?? f0;
-  const outs: V[] = [];
+  const outs: V[] = thetas.length === 0 ? (NO_OUTPUTS as unknown as V[]) : [];
   for (let i = 0; i < thetas.length; i++) {
     const th = thetas[i];
     if (r.interpolate) outs.push(r.interpolate(th));
@@ -117,6 +119,9 @@ function attemptStep<V>(
       }
       outs.push(space.hermite(y, f0u, r.y1, f1, h, th));
     }
+  }
+  if (r.temporaries && space.release) {
+    for (const v of r.temporaries) if (v !== r.y1 && v !== f0u && v !== f1 && v !== r.f0) space.release(v);
   }
   return { y1: r.y1, err: r.err, f0: f0u, f1, outs, nfev, njev: r.njev ?? 0, nlu: r.nlu ?? 0 };
 }
@@ -230,6 +235,7 @@ function adaptiveSteps<V>(
   checkStepSize(fn, ctrl, h, t0, "first step");
   let next = 1;
   let nonFiniteRun = 0;
+  let yIsOutput = true; // y0 is ys[0]
   let lastRatio = NaN;
 
   while (next < N) {
@@ -254,8 +260,12 @@ function adaptiveSteps<V>(
         `${fn}: step size underflow at t = ${t} (h = ${hs}) before reaching t = ${tEnd}: ${why}; the problem may be stiff or singular there, or rtol/atol too strict`,
       );
     }
-    const thetas: number[] = [];
-    for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) thetas.push((ts[j] - t) / hs);
+    let thetas: readonly number[] = NO_OUTPUTS;
+    if (dir * (ts[next] - t1) < 0) {
+      const th: number[] = [];
+      for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) th.push((ts[j] - t) / hs);
+      thetas = th;
+    }
     const r = attempt(t, y, hs, f0, thetas, true);
     count(stats, r);
     if (!r.err)
@@ -263,6 +273,7 @@ function adaptiveSteps<V>(
         `${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`,
       );
     const ratio = space.errorRatio(r.err, y, r.y1, rtol, atol);
+    space.release?.(r.err);
     lastRatio = ratio;
     const d = ctrl.adapt({ t, h: Math.abs(hs), ratio }, cstate);
     if (d.failure !== undefined) {
@@ -276,12 +287,26 @@ function adaptiveSteps<V>(
       nonFiniteRun = 0;
       let o = 0;
       while (next < N && dir * (ts[next] - t1) < 0) ys[next++] = r.outs[o++];
-      while (next < N && ts[next] === t1) ys[next++] = r.y1;
+      let kept = false;
+      while (next < N && ts[next] === t1) {
+        ys[next++] = r.y1;
+        kept = true;
+      }
+      // the previous state and derivative are not needed any more (unless the state is an output)
+      if (space.release) {
+        if (!yIsOutput) space.release(y);
+        if (f0 && f0 !== r.f1) space.release(f0);
+      }
+      yIsOutput = kept;
       t = t1;
       y = r.y1;
       f0 = r.f1;
     } else {
       stats.rejected++;
+      if (space.release) {
+        space.release(r.y1);
+        if (r.f1 && r.f1 !== r.f0) space.release(r.f1);
+      }
       f0 = r.f0;
       if (!Number.isFinite(ratio)) {
         nonFiniteRun++;

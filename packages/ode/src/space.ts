@@ -111,7 +111,12 @@ function linearSolveOp(lu: LU, dtype: Tensor["dtype"]): (W: Tensor, b: Tensor) =
  * δⱼ = √u·max(|yⱼ|, scaleⱼ) (u = 2⁻⁵², scale = the absolute tolerances, 1e-5 without them): the relative error
  * of a column is O(√u) ≈ 1.5e-8 times the size of f's second derivatives there, plus rounding of f / δⱼ.
  */
-export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?: readonly number[]): VectorSpace<Float64Array> {
+export function arraySpace(
+  n: number,
+  jac?: ArrayJacobian,
+  fn = "odeint",
+  scale?: readonly number[],
+): VectorSpace<Float64Array> & { alloc(): Float64Array } {
   const readJac = (t: number, y: Float64Array): Float64Array => {
     const J = new Float64Array(n * n);
     const r = jac!(t, y, J);
@@ -135,19 +140,33 @@ export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?
     return J;
   };
   const U = Number.EPSILON;
+  // the argument of one f evaluation at a time (stage), overwritten by the next
+  const scratch = new Float64Array(n);
+  // buffers the driver handed back (release): reused for new values, so a long solve allocates little
+  const pool: Float64Array[] = [];
+  const alloc = (): Float64Array => {
+    const b = pool.pop();
+    if (!b) return new Float64Array(n);
+    b.fill(0);
+    return b;
+  };
+  const combineInto = (out: Float64Array, y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]) => {
+    const m = c.length;
+    for (let i = 0; i < n; i++) {
+      // the same operations in the same order as the tensor space: ((y + k₀·hc₀) + k₁·hc₁) + …
+      let acc = y[i];
+      for (let j = 0; j < m; j++) {
+        const cj = c[j];
+        if (cj !== 0) acc = acc + ks[j][i] * (h * cj);
+      }
+      out[i] = acc;
+    }
+    return out;
+  };
   return {
     kind: "array",
-    combine(y, h, c, ks) {
-      const out = y.slice();
-      for (let j = 0; j < c.length; j++) {
-        const cj = c[j];
-        if (cj === 0) continue;
-        const w = h * cj,
-          k = ks[j];
-        for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * w;
-      }
-      return out;
-    },
+    combine: (y, h, c, ks) => combineInto(alloc(), y, h, c, ks),
+    stage: (y, h, c, ks) => combineInto(scratch, y, h, c, ks),
     increment(h, c, ks) {
       const out = new Float64Array(n);
       let first = true;
@@ -163,7 +182,7 @@ export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?
       return out;
     },
     hostIncrement(h, c, ks) {
-      const out = new Float64Array(n);
+      const out = alloc();
       for (let j = 0; j < c.length; j++) {
         const w = h * c[j];
         if (w === 0) continue;
@@ -237,5 +256,9 @@ export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?
       return (b) => luSolve(lu, b);
     },
     noGrad: (fn) => fn(),
+    alloc,
+    release: (v) => {
+      if (pool.length < 64) pool.push(v);
+    },
   };
 }

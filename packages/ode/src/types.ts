@@ -33,6 +33,11 @@ export interface StepResult<V = Tensor[]> {
   njev?: number;
   /** LU factorisations this step made (implicit methods). */
   nlu?: number;
+  /**
+   * Values of this step nothing else refers to once its outputs are computed, apart from y1, f0 and f1 (which
+   * may be listed too and are skipped): the driver hands them back to the space (`release`).
+   */
+  temporaries?: readonly V[];
 }
 
 /**
@@ -45,6 +50,11 @@ export interface VectorSpace<V> {
   readonly kind: string;
   /** y + h·Σ_j coeffs[j]·k_j (terms with a zero coefficient skipped). */
   combine(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /**
+   * combine for the argument of a single f evaluation: the result may be overwritten by the next `stage` call
+   * (plain arrays reuse one buffer). Absent: combine.
+   */
+  stage?(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
   /** h·Σ_j coeffs[j]·k_j (at least one coefficient nonzero). */
   increment(h: number, coeffs: readonly number[], ks: readonly V[]): V;
   /** h·Σ_j coeffs[j]·k_j from the values, outside autodiff (error estimates). */
@@ -70,6 +80,8 @@ export interface VectorSpace<V> {
   factor(J: unknown, shift: number): (b: V) => V;
   /** Runs fn without recording gradients (the tensor space) or as is. */
   noGrad<R>(fn: () => R): R;
+  /** Takes back a value nothing refers to any more (plain arrays reuse its buffer). Absent: nothing to do. */
+  release?(v: V): void;
 }
 
 /**
