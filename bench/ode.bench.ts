@@ -455,11 +455,11 @@ export async function run(filter?: string): Promise<void> {
       const radau = scipy?.find((r) => r.problem === sp.key && r.method === "Radau");
       for (const r of stiffRows.filter((x) => x.name === sp.name))
         console.log(
-          `| ${r.solver} | ${r.error} | ${r.steps} | ${r.nfev} | ${r.njev ?? "-"} | ${fmtMs(r.msPerSolve)} | ${radau ? (r.msPerSolve / radau.ms).toFixed(2) : "-"} |`,
+          `| ${r.solver} | ${r.tol} | ${r.error} | ${r.steps} | ${r.nfev} | ${r.njev ?? "-"} | ${fmtMs(r.msPerSolve)} | ${radau ? (r.msPerSolve / radau.ms).toPrecision(2) : "-"} |`,
         );
       for (const r of scipy?.filter((x) => x.problem === sp.key) ?? [])
         console.log(
-          `| scipy ${r.method} (python3, analytic Jacobian) | ${r.error.toExponential(2)} | - | ${r.nfev} | ${r.njev} | ${fmtMs(r.ms)} | ${radau ? (r.ms / radau.ms).toFixed(2) : "-"} |`,
+          `| scipy ${r.method} (python3, analytic Jacobian) | ${sp.rtol} | ${r.error.toExponential(2)} | - | ${r.nfev} | ${r.njev} | ${fmtMs(r.ms)} | ${radau ? (r.ms / radau.ms).toPrecision(2) : "-"} |`,
         );
     }
   }

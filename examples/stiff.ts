@@ -48,5 +48,5 @@ const loss = (M: Tensor) => {
 };
 console.log(
   "d|y(1)|²/dA through Rodas3:",
-  Array.from(grad(loss)(A).data(), (v) => v.toExponential(4)),
+  Array.from((grad(loss)(A) as Tensor).data(), (v) => v.toExponential(4)),
 );

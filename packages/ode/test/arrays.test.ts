@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { add, concat, mul, neg, reshape, slice, square, sub, type Tensor } from "@qkvflow/autograd";
+import { add, concat, mul, neg, slice, square, type Tensor } from "@qkvflow/autograd";
 import { ConstantStepSize, PIDController, odeint, odeintWithStats, type ArrayField, type OdeintOptions } from "../src/index.js";
 import { ARENSTORF_T, ARENSTORF_Y0, arenstorf, arenstorfPlain, f64, type Body } from "./helpers.js";
 
@@ -116,7 +116,10 @@ for (const p of problems) {
       const label = `${p.name}, ${c.method}`;
       const plain = odeintWithStats(p.plain, Float64Array.from(p.y0), p.t, { method: c.method, ...c.options() });
       const asNumbers = odeint(p.plain, p.y0, p.t, { method: c.method, ...c.options() });
-      const tens = odeintWithStats(p.tensor.f, p.tensor.y0(), p.t, { method: c.method, ...c.options() });
+      const tens = odeintWithStats(p.tensor.f as (t: number, y: unknown) => unknown, p.tensor.y0(), p.t, {
+        method: c.method,
+        ...c.options(),
+      });
       assert.equal(plain.ys.length, p.t.length);
       assert.ok(plain.ys.every((y) => y instanceof Float64Array));
       assert.ok(

@@ -302,7 +302,11 @@ test("backprop through fixed Rodas3 steps is the exact derivative of the discret
     return sum(mul(y.x, 0.3)).add(sum(mul(y.v, -0.8)));
   };
   const args = [0.5, 0.1, 20];
-  const g = grad((x0: Tensor, v0: Tensor, mu: Tensor) => run(x0, v0, mu), { argnums: [0, 1, 2] })(...args.map((v) => f64([v]))) as Tensor[];
+  const g = grad((x0: Tensor, v0: Tensor, mu: Tensor) => run(x0, v0, mu), { argnums: [0, 1, 2] })(
+    f64([args[0]]),
+    f64([args[1]]),
+    f64([args[2]]),
+  ) as Tensor[];
   args.forEach((_, k) => {
     const h = 1e-6 * Math.max(1, Math.abs(args[k]));
     const p = [...args],
