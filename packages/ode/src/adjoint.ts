@@ -128,17 +128,19 @@ export function odeintAdjointVjp<Y, P>(
       }
       return leaves;
     });
-    const augF: FlatField = (t, z) => {
-      const yl = z.slice(0, nY).map((x) => stopGradient(x));
-      const al = z.slice(nY, 2 * nY);
-      const [fy, pull] = vjp((yy: Tensor[], pp: Tensor[]) => flatF(t, yy, pp), yl, pFloat);
-      const [gy, gp] = pull(al);
-      return [...fy.map((x) => stopGradient(x)), ...gy.map((x) => neg(x)), ...gp.map((x) => neg(x))];
-    };
     const o: AdjointSolveOptions = adjOpts ?? {};
     const bopts = backwardOptions(bfn, fwdOpts, o);
     checkOptions(bfn, bopts);
     const bsolver = resolveSolver(bfn, bopts.method);
+    // an implicit method differentiates augF (forward mode) for its Jacobian, so the state may not be detached there
+    const detach = bsolver.implicit ? (x: Tensor) => x : (x: Tensor) => stopGradient(x);
+    const augF: FlatField = (t, z) => {
+      const yl = z.slice(0, nY).map(detach);
+      const al = z.slice(nY, 2 * nY);
+      const [fy, pull] = vjp((yy: Tensor[], pp: Tensor[]) => flatF(t, yy, pp), yl, pFloat);
+      const [gy, gp] = pull(al);
+      return [...fy.map(detach), ...gy.map((x) => neg(x)), ...gp.map((x) => neg(x))];
+    };
     const bcontroller = controllerFromOptions(bfn, bsolver, bopts);
     const bspec = o.stepSizeController !== undefined ? toleranceOptions(o) : { rtol: o.rtol, atol: o.atol };
     const oRtol = augmentedTolerance(bfn, "rtol", bspec.rtol),
@@ -160,20 +162,24 @@ export function odeintAdjointVjp<Y, P>(
     let g: Tensor[] = pFloat.map((x) => zeros(x.shape, x.dtype));
     for (let i = N - 1; i >= 1; i--) {
       const z0 = [...fwd.ys[i], ...a, ...g];
-      const sol = solveFlat({
-        fn: bfn,
-        f: augF,
-        y0: z0,
-        ts: [times[i], times[i - 1]],
-        rtol,
-        atol,
-        solver: bsolver,
-        controller: bcontroller,
-        opts: bopts,
-      });
+      const run = () =>
+        solveFlat({
+          fn: bfn,
+          f: augF,
+          y0: z0,
+          ts: [times[i], times[i - 1]],
+          rtol,
+          atol,
+          solver: bsolver,
+          controller: bcontroller,
+          opts: bopts,
+        });
+      const sol = run();
       stats.nfev += sol.stats.nfev;
       stats.accepted += sol.stats.accepted;
       stats.rejected += sol.stats.rejected;
+      if (sol.stats.njev !== undefined) stats.njev = (stats.njev ?? 0) + sol.stats.njev;
+      if (sol.stats.nlu !== undefined) stats.nlu = (stats.nlu ?? 0) + sol.stats.nlu;
       const z1 = sol.ys[1];
       a = z1.slice(nY, 2 * nY);
       g = z1.slice(2 * nY);

@@ -5,9 +5,8 @@
  * accept/reject decision and the next step size; the driver (solve.ts) owns time stepping, output times,
  * the error norm and failures.
  */
-import { noGrad, type Tensor } from "@qkvflow/autograd";
 import { listSolvers, getSolver } from "./registry.js";
-import { hostValues, scaledRms, tensorLike } from "./state.js";
+import { tensorSpace } from "./space.js";
 import type {
   AdaptiveStepSizeController,
   ControllerStart,
@@ -18,6 +17,7 @@ import type {
   StepDecision,
   StepSizeController,
   Tolerance,
+  VectorSpace,
 } from "./types.js";
 import { checkFactors, checkCoefficients, checkFixedStep, checkKnownKeys, checkNonNegative, checkPositive } from "./validate.js";
 
@@ -88,6 +88,8 @@ export interface PIDControllerOptions {
   firstStep?: number;
   /** Step attempts (accepted + rejected) after which the solve fails (default 10000). */
   maxSteps?: number;
+  /** Whether the first accepted step after a rejection may grow the step (default false: it may not). */
+  growAfterReject?: boolean;
 }
 
 /** State of a PIDController during one solve. */
@@ -98,6 +100,8 @@ export interface PIDState {
   prev: number;
   /** Error norm of the accepted step before it (clipped below at 1e-4; 1 before the second). */
   prevPrev: number;
+  /** Whether the last attempt was rejected (then the next accepted step may not grow the step). */
+  rejected: boolean;
 }
 
 const PID_KEYS = [
@@ -113,6 +117,7 @@ const PID_KEYS = [
   "dtmax",
   "firstStep",
   "maxSteps",
+  "growAfterReject",
 ] as const;
 
 function checkTolerance(where: string, name: string, v: Tolerance | undefined): void {
@@ -129,9 +134,11 @@ function checkTolerance(where: string, name: string, v: Tolerance | undefined): 
  * two accepted steps before it, 1 when there are none), the next step is
  *   h ← h · clip(safety · εₙ^(−(p+i+d)/k) · εₙ₋₁^((p+2d)/k) · εₙ₋₂^(−d/k), factorMin, factorMax),
  * with k = errorOrder + 1 of the solver, then clipped to [dtmin, dtmax]. After a rejected step (εₙ > 1) the
- * step shrinks by clip(safety · εₙ^(−1/k), factorMin, safety), or by factorMin when the step produced NaN/Inf.
- * icoeff = 1 alone (the default) is the classic I controller; pcoeff > 0 makes it a PI controller (Hairer's
- * PI for dopri5 is pcoeff = 0.2, icoeff = 0.65), dcoeff > 0 a PID controller.
+ * step shrinks by clip(safety · εₙ^(−1/k), factorMin, safety), or by factorMin when the step produced NaN/Inf,
+ * and the first accepted step after a rejection may not grow (factor ≤ 1, as Hairer's codes and scipy).
+ * icoeff = 1 alone (the default) is the classic I controller; pcoeff ≠ 0 makes it a PI controller (Hairer's
+ * PI for dopri5 is pcoeff = 0.2, icoeff = 0.65), dcoeff ≠ 0 a PID controller. Coefficients are diffrax's: any
+ * finite numbers (Söderlind's filters have negative ones) with p + i + d > 0.
  */
 export class PIDController implements AdaptiveStepSizeController<PIDState> {
   readonly kind = "adaptive" as const;
@@ -148,6 +155,7 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
   readonly dtmax: number;
   readonly firstStep?: number;
   readonly maxSteps: number;
+  readonly growAfterReject: boolean;
 
   constructor(options: PIDControllerOptions = {}) {
     const where = "PIDController";
@@ -178,11 +186,14 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
     this.dtmax = options.dtmax ?? Infinity;
     this.firstStep = options.firstStep;
     this.maxSteps = options.maxSteps ?? 10000;
+    if (options.growAfterReject !== undefined && typeof options.growAfterReject !== "boolean")
+      throw new Error(`${where}: growAfterReject is ${String(options.growAfterReject)}; expected true or false`);
+    this.growAfterReject = options.growAfterReject ?? false;
   }
 
   init(start: ControllerStart): { h: number; state: PIDState } {
     const h0 = this.firstStep ?? selectInitialStep(start);
-    return { h: Math.max(this.dtmin, Math.min(h0, this.dtmax)), state: { k: start.errorOrder + 1, prev: 1, prevPrev: 1 } };
+    return { h: Math.max(this.dtmin, Math.min(h0, this.dtmax)), state: { k: start.errorOrder + 1, prev: 1, prevPrev: 1, rejected: false } };
   }
 
   adapt(step: StepAttempt, state: PIDState): StepDecision<PIDState> {
@@ -193,13 +204,14 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
       const p = this.pcoeff,
         i = this.icoeff,
         d = this.dcoeff;
-      let factor =
-        ratio === 0
-          ? factorMax
-          : safety * Math.pow(ratio, -(p + i + d) / k) * Math.pow(state.prev, (p + 2 * d) / k) * Math.pow(state.prevPrev, -d / k);
+      let factor = ratio === 0 ? factorMax : safety * Math.pow(ratio, -(p + i + d) / k);
+      // (the I controller skips the powers of the error memory: x^0 = 1 exactly)
+      if (ratio !== 0 && p + 2 * d !== 0) factor *= Math.pow(state.prev, (p + 2 * d) / k);
+      if (ratio !== 0 && d !== 0) factor *= Math.pow(state.prevPrev, -d / k);
       factor = Math.min(factorMax, Math.max(factorMin, factor));
+      if (state.rejected && !this.growAfterReject) factor = Math.min(1, factor);
       const next = Math.max(this.dtmin, Math.min(h * factor, this.dtmax));
-      return { accept: true, h: next, state: { k, prev: Math.max(ratio, 1e-4), prevPrev: state.prev } };
+      return { accept: true, h: next, state: { k, prev: Math.max(ratio, 1e-4), prevPrev: state.prev, rejected: false } };
     }
     const factor = Number.isFinite(ratio) ? Math.min(safety, Math.max(factorMin, safety * Math.pow(ratio, -1 / k))) : factorMin;
     let next = h * factor;
@@ -214,43 +226,33 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
       }
       next = this.dtmin;
     }
-    return { accept: false, h: next, state };
+    return { accept: false, h: next, state: state.rejected ? state : { ...state, rejected: true } };
   }
 }
 
 /**
  * First step size (absolute value) from the initial derivative, as in Hairer, Nørsett & Wanner (1993),
- * Section II.4: the step that keeps h·f(t0, y0) and the change of f over it small against the tolerances.
- * Costs one vector-field evaluation (through `start.f`), done without gradient.
+ * Section II.4 (and scipy's `select_initial_step`): with d₀ = ‖y₀‖, d₁ = ‖f(t₀, y₀)‖ in the scaled RMS norm,
+ * h₀ = 0.01·d₀/d₁ (1e-6 when either is below 1e-5), one explicit Euler step of h₀, d₂ = ‖f(t₀+h₀, y₁) − f₀‖/h₀,
+ * and h = min(100·h₀, (0.01/max(d₁, d₂))^(1/k)) with k = errorOrder + 1 (the exponent of the local error
+ * estimate; 1/5 for dopri5, as Hairer's and scipy's codes). Costs one vector-field evaluation (through
+ * `start.f`), done without gradient.
  */
 export function selectInitialStep(start: ControllerStart): number {
-  const { f, t0, tEnd, y0, rtol, atol, order } = start;
+  const { f, t0, tEnd, y0, f0, rtol, atol, errorOrder } = start;
+  // biome-ignore lint/suspicious/noExplicitAny: the space matches the start's state type
+  const space: VectorSpace<any> = start.space ?? tensorSpace;
   const dir = Math.sign(tEnd - t0);
-  return noGrad(() => {
-    const y0v = y0.map(hostValues),
-      f0v = start.f0.map(hostValues);
-    const d0 = scaledRms(y0v, y0, rtol, atol);
-    const d1 = scaledRms(f0v, y0, rtol, atol);
+  return space.noGrad(() => {
+    const d0 = space.scaledRms(y0, y0, rtol, atol);
+    const d1 = space.scaledRms(f0, y0, rtol, atol);
     let h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : (0.01 * d0) / d1;
     h0 = Math.min(h0, Math.abs(tEnd - t0));
-    const y1 = y0.map((leaf, l) => {
-      const a = y0v[l],
-        b = f0v[l];
-      const v = new Float64Array(a.length);
-      for (let i = 0; i < a.length; i++) v[i] = a[i] + dir * h0 * b[i];
-      return tensorLike(v, leaf);
-    });
-    const f1: Tensor[] = f(t0 + dir * h0, y1);
-    const diff = f1.map((x, l) => {
-      const a = hostValues(x),
-        b = f0v[l];
-      const v = new Float64Array(a.length);
-      for (let i = 0; i < a.length; i++) v[i] = a[i] - b[i];
-      return v;
-    });
-    const d2 = scaledRms(diff, y0, rtol, atol) / h0;
+    const y1 = space.axpyHost(y0, dir * h0, f0);
+    const f1 = f(t0 + dir * h0, y1);
+    const d2 = space.scaledRms(space.axpyHost(f1, -1, f0), y0, rtol, atol) / h0;
     const m = Math.max(d1, d2);
-    const h1 = m <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : Math.pow(0.01 / m, 1 / (order + 1));
+    const h1 = m <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : Math.pow(0.01 / m, 1 / (errorOrder + 1));
     const h = Math.min(100 * h0, h1);
     return Number.isFinite(h) && h > 0 ? h : h0;
   });

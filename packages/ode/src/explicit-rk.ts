@@ -1,14 +1,71 @@
-/** Turns a Butcher tableau into a Solver. */
+/** Turns a Butcher tableau into a Solver: one step written once over a vector space (space.ts). */
 import type { Tensor } from "@qkvflow/autograd";
-import { combine, hostIncrement } from "./state.js";
+import { tensorSpace } from "./space.js";
 import { polyEval, validateTableau, type ButcherTableau } from "./tableau.js";
-import type { FlatField, Solver, StepResult } from "./types.js";
+import type { FlatField, Solver, StepResult, VectorSpace } from "./types.js";
+
+/** A step with the method's continuous extension (a class, so a step allocates no closure). */
+class DenseRKStep<V> implements StepResult<V> {
+  constructor(
+    readonly y1: V,
+    readonly err: V | null,
+    readonly f0: V | null,
+    readonly f1: V | null,
+    readonly nfev: number,
+    private readonly space: VectorSpace<V>,
+    private readonly y: V,
+    private readonly h: number,
+    private readonly ks: readonly V[],
+    private readonly polys: readonly (readonly number[])[],
+    readonly temporaries: readonly V[] | undefined,
+  ) {}
+
+  interpolate(theta: number): V {
+    const w = new Array<number>(this.polys.length);
+    for (let i = 0; i < w.length; i++) w[i] = polyEval(this.polys[i], theta);
+    return this.space.combine(this.y, this.h, w, this.ks);
+  }
+}
 
 /** A Solver for an explicit Runge–Kutta method given as a Butcher tableau (validated here). */
 export function explicitRK(tableau: ButcherTableau): Solver {
   const T = validateTableau(tableau, "explicitRK");
   const s = T.stages;
   const interpPolys = T.interp ? T.interp.map((p) => [0, ...p]) : null;
+  const stepOn = <V>(
+    space: VectorSpace<V>,
+    f: (t: number, y: V) => V,
+    t: number,
+    y: V,
+    h: number,
+    f0: V | null,
+    needError = true,
+  ): StepResult<V> => {
+    let nfev = 0;
+    const ks: V[] = new Array<V>(s);
+    if (f0) ks[0] = f0;
+    else {
+      ks[0] = f(t, y);
+      nfev++;
+    }
+    let y1: V | null = null;
+    for (let i = 1; i < s; i++) {
+      const last = T.fsal && i === s - 1;
+      // a stage argument is only read by f (a reusable buffer on plain arrays); the FSAL one is y1 itself
+      const yi = last || !space.stage ? space.combine(y, h, T.a[i], ks) : space.stage(y, h, T.a[i], ks);
+      if (last) y1 = yi;
+      ks[i] = f(t + T.c[i] * h, yi);
+      nfev++;
+    }
+    if (!y1) y1 = space.combine(y, h, T.b, ks);
+    const bErr = T.bErr;
+    // the error estimate only feeds the controller: computed from the values, outside autodiff
+    const err = needError && bErr ? space.hostIncrement(h, bErr, ks) : null;
+    // the stage derivatives other than f0 and the FSAL one are not kept after the step
+    const temporaries = space.release ? ks : undefined;
+    if (interpPolys) return new DenseRKStep(y1, err, ks[0], T.fsal ? ks[s - 1] : null, nfev, space, y, h, ks, interpPolys, temporaries);
+    return { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev, temporaries };
+  };
   return {
     name: T.name,
     order: T.order,
@@ -17,35 +74,8 @@ export function explicitRK(tableau: ButcherTableau): Solver {
     fsal: T.fsal,
     dense: T.interp !== null,
     step(f: FlatField, t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, needError = true): StepResult {
-      let nfev = 0;
-      const ks: Tensor[][] = [];
-      if (f0) ks.push([...f0]);
-      else {
-        ks.push(f(t, y));
-        nfev++;
-      }
-      let y1: Tensor[] | null = null;
-      for (let i = 1; i < s; i++) {
-        const yi = combine(y, h, T.a[i], ks);
-        if (T.fsal && i === s - 1) y1 = yi;
-        ks.push(f(t + T.c[i] * h, yi));
-        nfev++;
-      }
-      if (!y1) y1 = combine(y, h, T.b, ks);
-      const bErr = T.bErr;
-      // the error estimate only feeds the controller: computed from the values, outside autodiff
-      const err = needError && bErr ? hostIncrement(h, bErr, ks) : null;
-      const res: StepResult = { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev };
-      if (interpPolys) {
-        res.interpolate = (theta: number) =>
-          combine(
-            y,
-            h,
-            interpPolys.map((p) => polyEval(p, theta)),
-            ks,
-          );
-      }
-      return res;
+      return stepOn(tensorSpace, f as (t: number, y: Tensor[]) => Tensor[], t, [...y], h, f0 ? [...f0] : null, needError);
     },
+    stepOn,
   };
 }

@@ -1,6 +1,6 @@
 /**
- * @qkvflow/ode — pluggable, differentiable ODE solvers on @qkvflow/autograd tensors: odeint (fixed-step and
- * adaptive Runge–Kutta methods with dense output), step-size controllers as objects (ConstantStepSize,
+ * @qkvflow/ode — pluggable, differentiable ODE solvers on @qkvflow/autograd tensors and on plain arrays: odeint
+ * (fixed-step and adaptive explicit Runge–Kutta methods with dense output, Rosenbrock methods for stiff problems), step-size controllers as objects (ConstantStepSize,
  * PIDController), odeintAdjoint (continuous adjoint gradients), Butcher tableaux as data, and a registry for
  * custom solvers.
  */
@@ -19,7 +19,11 @@ export type {
   StepAttempt,
   StepDecision,
 } from "./types.js";
-export { odeint, odeintWithStats } from "./odeint.js";
+export { odeint, odeintWithStats, isArrayState, type ArrayState } from "./odeint.js";
+export type { ArrayField, ArrayJacobian, VectorSpace } from "./types.js";
+export { tensorSpace, arraySpace } from "./space.js";
+export { rosenbrock, validateRosenbrock, RODAS3, BUILTIN_ROSENBROCK, type RosenbrockTableau } from "./rosenbrock.js";
+export { luFactor, luSolve, luSolveTransposed, type LU } from "./lu.js";
 export {
   ConstantStepSize,
   PIDController,

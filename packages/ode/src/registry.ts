@@ -1,5 +1,6 @@
 /** Solvers by name: the built-in methods plus any registered by the user. */
 import { explicitRK } from "./explicit-rk.js";
+import { BUILTIN_ROSENBROCK, isRosenbrockTableau, rosenbrock, type RosenbrockTableau } from "./rosenbrock.js";
 import type { ButcherTableau } from "./tableau.js";
 import { BUILTIN_TABLEAUS } from "./tableaus.js";
 import type { Solver } from "./types.js";
@@ -9,6 +10,10 @@ const builtinNames = new Set<string>();
 
 for (const t of BUILTIN_TABLEAUS) {
   registry.set(t.name, explicitRK(t));
+  builtinNames.add(t.name);
+}
+for (const t of BUILTIN_ROSENBROCK) {
+  registry.set(t.name, rosenbrock(t));
   builtinNames.add(t.name);
 }
 
@@ -22,8 +27,11 @@ export interface RegisterOptions {
   override?: boolean;
 }
 
-/** Makes a solver (or a Butcher tableau, via explicitRK) usable by name in odeint and odeintAdjoint. */
-export function registerSolver(name: string, solver: Solver | ButcherTableau, options: RegisterOptions = {}): Solver {
+/**
+ * Makes a solver (or a Butcher tableau, via explicitRK, or a Rosenbrock tableau, via rosenbrock) usable by
+ * name in odeint and odeintAdjoint.
+ */
+export function registerSolver(name: string, solver: Solver | ButcherTableau | RosenbrockTableau, options: RegisterOptions = {}): Solver {
   if (typeof name !== "string" || !/^[A-Za-z0-9_.\-]+$/.test(name)) {
     throw new Error(
       `registerSolver: name ${JSON.stringify(name)} is invalid; expected a non-empty string of letters, digits, '_', '-' or '.'`,
@@ -33,7 +41,7 @@ export function registerSolver(name: string, solver: Solver | ButcherTableau, op
   if (registry.has(name) && !options.override) {
     throw new Error(`registerSolver: a solver named '${name}' is already registered; pass {override: true} to replace it`);
   }
-  const s = isSolver(solver) ? checkSolver(solver) : explicitRK(solver);
+  const s = isSolver(solver) ? checkSolver(solver) : isRosenbrockTableau(solver) ? rosenbrock(solver) : explicitRK(solver);
   registry.set(name, s);
   return s;
 }

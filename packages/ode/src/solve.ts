@@ -1,11 +1,11 @@
 /**
- * The driver core on flat states (lists of tensor leaves): time stepping between output times with fixed or
- * adaptive steps, dense output, per-step checkpointing, statistics and failures. Solvers provide single
- * steps; a step-size controller (controller.ts) chooses the steps. odeint and odeintAdjoint both solve
- * through `solveFlat`.
+ * The driver core, written once over a vector space of states (space.ts): time stepping between output times
+ * with fixed or adaptive steps, dense output, per-step checkpointing (tensor states), statistics and failures.
+ * Solvers provide single steps; a step-size controller (controller.ts) chooses the steps. `solveFlat` runs it on
+ * lists of tensor leaves (odeint on trees, odeintAdjoint), `solveCore` on any space (plain arrays).
  */
 import { checkpoint, type Tensor } from "@qkvflow/autograd";
-import { errorRatio, firstNonFinite, hermite } from "./state.js";
+import { tensorSpace } from "./space.js";
 import type {
   AdaptiveStepSizeController,
   FixedStepSizeController,
@@ -13,15 +13,20 @@ import type {
   OdeintOptions,
   OdeStats,
   Solver,
+  StepResult,
   StepSizeController,
+  VectorSpace,
 } from "./types.js";
 
 /** A fully resolved problem on flat leaves. */
-export interface FlatProblem {
+export type FlatProblem = CoreProblem<Tensor[]>;
+
+/** A fully resolved problem on states of type V. */
+export interface CoreProblem<V> {
   /** Name used in error messages. */
   fn: string;
-  f: FlatField;
-  y0: Tensor[];
+  f: (t: number, y: V) => V;
+  y0: V;
   ts: number[];
   /** Per-leaf tolerances of the error norm (used by adaptive controllers). */
   rtol: number[];
@@ -32,81 +37,129 @@ export interface FlatProblem {
   opts: Pick<OdeintOptions, "denseOutput" | "checkpoint" | "checkFinite">;
 }
 
-interface Attempt {
-  y1: Tensor[];
-  err: Tensor[] | null;
-  f0: Tensor[] | null;
-  f1: Tensor[] | null;
-  outs: Tensor[][];
+interface Attempt<V> {
+  y1: V;
+  err: V | null;
+  f0: V | null;
+  f1: V | null;
+  outs: V[];
   nfev: number;
+  njev: number;
+  nlu: number;
 }
 
-/** Internal: the driver on flat states. ys[i] holds the leaves at ts[i]. */
+/** Internal: the driver on flat tensor states. ys[i] holds the leaves at ts[i]. */
 export function solveFlat(p: FlatProblem): { ys: Tensor[][]; stats: OdeStats } {
+  const { solver } = p;
+  // a solver's own `step` on tensor leaves (custom solvers may have only that)
+  const step = (f: (t: number, y: Tensor[]) => Tensor[], t: number, y: Tensor[], h: number, f0: Tensor[] | null, needError: boolean) =>
+    solver.step(f as FlatField, t, y, h, f0, needError);
+  return solveCore(tensorSpace, p, step);
+}
+
+/** One step of the problem's solver on the space's states. */
+export type CoreStep<V> = (f: (t: number, y: V) => V, t: number, y: V, h: number, f0: V | null, needError: boolean) => StepResult<V>;
+
+/** Internal: the driver on any vector space. ys[i] is the state at ts[i]. */
+export function solveCore<V>(space: VectorSpace<V>, p: CoreProblem<V>, step: CoreStep<V>): { ys: V[]; stats: OdeStats } {
   const { fn, f, solver, opts, ts } = p;
   const stats: OdeStats = { nfev: 0, accepted: 0, rejected: 0 };
-  const ys: Tensor[][] = [p.y0];
+  if (solver.implicit) {
+    stats.njev = 0;
+    stats.nlu = 0;
+  }
+  const ys: V[] = [p.y0];
   if (ts.length === 1) return { ys, stats };
 
-  const bad0 = firstNonFinite(p.y0);
+  const bad0 = space.firstNonFinite(p.y0);
   if (bad0)
     throw new Error(
       `${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`,
     );
 
-  const attempt: AttemptFn = (t, y, h, f0, thetas, needError) => {
-    let nfev = 0;
-    const run = (yl: Tensor[], f0l: Tensor[] | null) => {
-      const r = solver.step(f, t, yl, h, f0l, needError);
-      let extra = 0;
-      let f1 = r.f1;
-      let f0u = r.f0 ?? f0l;
-      const outs: Tensor[][] = [];
-      for (const th of thetas) {
-        if (r.interpolate) outs.push(r.interpolate(th));
-        else {
-          if (!f0u) {
-            f0u = f(t, yl);
-            extra++;
-          }
-          if (!f1) {
-            f1 = f(t + h, r.y1);
-            extra++;
-          }
-          outs.push(hermite(yl, f0u, r.y1, f1, h, th));
-        }
-      }
-      nfev = r.nfev + extra;
-      return { y1: r.y1, err: r.err, f0: f0u, f1, outs };
-    };
-    const res = opts.checkpoint ? checkpoint(run)([...y], f0 ? [...f0] : null) : run([...y], f0 ? [...f0] : null);
-    return { ...res, nfev };
-  };
+  const attempt: AttemptFn<V> =
+    opts.checkpoint && space.kind === "tensor"
+      ? checkpointed(space, f, step)
+      : (t, y, h, f0, thetas, needError) => attemptStep(space, f, step, t, y, h, f0, thetas, needError);
 
   const c = p.controller;
-  return c.kind === "fixed" ? fixedSteps(p, c, attempt, stats, ys) : adaptiveSteps(p, c, attempt, stats, ys);
+  return c.kind === "fixed" ? fixedSteps(space, p, c, attempt, stats, ys) : adaptiveSteps(space, p, c, attempt, stats, ys);
 }
 
-type AttemptFn = (
+const NO_OUTPUTS: readonly number[] = [];
+
+/** One step attempt with the outputs inside it (the solver's continuous extension, or cubic Hermite). */
+function attemptStep<V>(
+  space: VectorSpace<V>,
+  f: (t: number, y: V) => V,
+  step: CoreStep<V>,
   t: number,
-  y: readonly Tensor[],
+  y: V,
   h: number,
-  f0: readonly Tensor[] | null,
+  f0: V | null,
   thetas: readonly number[],
   needError: boolean,
-) => Attempt;
+): Attempt<V> {
+  const r = step(f, t, y, h, f0, needError);
+  let nfev = r.nfev;
+  let f1 = r.f1;
+  let f0u = r.f0 ?? f0;
+  const outs: V[] = thetas.length === 0 ? (NO_OUTPUTS as unknown as V[]) : [];
+  for (let i = 0; i < thetas.length; i++) {
+    const th = thetas[i];
+    if (r.interpolate) outs.push(r.interpolate(th));
+    else {
+      if (!f0u) {
+        f0u = f(t, y);
+        nfev++;
+      }
+      if (!f1) {
+        f1 = f(t + h, r.y1);
+        nfev++;
+      }
+      outs.push(space.hermite(y, f0u, r.y1, f1, h, th));
+    }
+  }
+  if (r.temporaries && space.release) {
+    for (const v of r.temporaries) if (v !== r.y1 && v !== f0u && v !== f1 && v !== r.f0) space.release(v);
+  }
+  return { y1: r.y1, err: r.err, f0: f0u, f1, outs, nfev, njev: r.njev ?? 0, nlu: r.nlu ?? 0 };
+}
 
-function fixedSteps(
-  p: FlatProblem,
+/** attemptStep wrapped in autograd `checkpoint` (tensor states): the step's intermediates are recomputed in the backward pass. */
+function checkpointed<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step: CoreStep<V>): AttemptFn<V> {
+  return (t, y, h, f0, thetas, needError) => {
+    let counts = { nfev: 0, njev: 0, nlu: 0 };
+    const run = (yl: Tensor[], f0l: Tensor[] | null) => {
+      const a = attemptStep(space, f, step, t, yl as unknown as V, h, f0l as unknown as V | null, thetas, needError);
+      counts = { nfev: a.nfev, njev: a.njev, nlu: a.nlu };
+      return { y1: a.y1, err: a.err, f0: a.f0, f1: a.f1, outs: a.outs } as unknown as Record<string, Tensor[] | Tensor[][] | null>;
+    };
+    const res = checkpoint(run)([...(y as unknown as Tensor[])], f0 ? [...(f0 as unknown as Tensor[])] : null) as unknown as Attempt<V>;
+    return { y1: res.y1, err: res.err, f0: res.f0, f1: res.f1, outs: res.outs, ...counts };
+  };
+}
+
+type AttemptFn<V> = (t: number, y: V, h: number, f0: V | null, thetas: readonly number[], needError: boolean) => Attempt<V>;
+
+function count<V>(stats: OdeStats, r: Attempt<V>): void {
+  stats.nfev += r.nfev;
+  if (stats.njev !== undefined) stats.njev += r.njev;
+  if (stats.nlu !== undefined) stats.nlu += r.nlu;
+}
+
+function fixedSteps<V>(
+  space: VectorSpace<V>,
+  p: CoreProblem<V>,
   ctrl: FixedStepSizeController,
-  attempt: AttemptFn,
+  attempt: AttemptFn<V>,
   stats: OdeStats,
-  ys: Tensor[][],
-): { ys: Tensor[][]; stats: OdeStats } {
+  ys: V[],
+): { ys: V[]; stats: OdeStats } {
   const { fn, solver, opts, ts } = p;
   const check = opts.checkFinite ?? "output";
-  let y: Tensor[] = p.y0;
-  let f0: Tensor[] | null = null;
+  let y: V = p.y0;
+  let f0: V | null = null;
   let total = 0;
   for (let i = 1; i < ts.length; i++) {
     const span = ts[i] - ts[i - 1];
@@ -123,12 +176,12 @@ function fixedSteps(
       }
       const r = attempt(t, y, h, f0, [], false);
       total++;
-      stats.nfev += r.nfev;
+      count(stats, r);
       stats.accepted++;
       y = r.y1;
       f0 = solver.fsal ? r.f1 : null;
       if (check === "step") {
-        const bad = firstNonFinite(y);
+        const bad = space.firstNonFinite(y);
         if (bad)
           throw new Error(
             `${fn}: non-finite state at t = ${k === n - 1 ? ts[i] : t + h} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}) after one ${solver.name} step of h = ${h} from t = ${t}, where the state was finite; expected finite values (try a smaller step)`,
@@ -136,7 +189,7 @@ function fixedSteps(
       }
     }
     if (check === "output") {
-      const bad = firstNonFinite(y);
+      const bad = space.firstNonFinite(y);
       if (bad)
         throw new Error(
           `${fn}: non-finite state at t = ${ts[i]} (leaf ${bad.leaf}, element ${bad.index} is ${bad.value}); it was finite at t = ${ts[i - 1]} (${n} ${solver.name} steps of h = ${h} in between; checkFinite: 'step' locates the step); expected finite values (try a smaller step)`,
@@ -147,41 +200,42 @@ function fixedSteps(
   return { ys, stats };
 }
 
-function adaptiveSteps(
-  p: FlatProblem,
+function adaptiveSteps<V>(
+  space: VectorSpace<V>,
+  p: CoreProblem<V>,
   ctrl: AdaptiveStepSizeController,
-  attempt: AttemptFn,
+  attempt: AttemptFn<V>,
   stats: OdeStats,
-  ys: Tensor[][],
-): { ys: Tensor[][]; stats: OdeStats } {
+  ys: V[],
+): { ys: V[]; stats: OdeStats } {
   const { fn, f, solver, opts, ts, rtol, atol } = p;
   const N = ts.length;
   const t0 = ts[0],
     tEnd = ts[N - 1];
   const dir = Math.sign(tEnd - t0);
   const maxSteps = ctrl.maxSteps;
-  const span = Math.abs(tEnd - t0);
 
   let t = t0;
-  let y: Tensor[] = p.y0;
-  let f0: Tensor[] | null = f(t0, y);
+  let y: V = p.y0;
+  let f0: V | null = f(t0, y);
   stats.nfev++;
-  const badF = firstNonFinite(f0);
+  const badF = space.firstNonFinite(f0);
   if (badF)
     throw new Error(
       `${fn}: f(t0, y0) is not finite at t = ${t0} (leaf ${badF.leaf}, element ${badF.index} is ${badF.value}); expected a finite derivative at the initial state`,
     );
-  const counted: FlatField = (tt, yy) => {
+  const counted = (tt: number, yy: V): V => {
     stats.nfev++;
     return f(tt, yy);
   };
   const errorOrder = solver.errorOrder ?? solver.order - 1;
-  const start = ctrl.init({ f: counted, t0, tEnd, y0: p.y0, f0, rtol, atol, order: solver.order, errorOrder });
+  const start = ctrl.init({ f: counted, t0, tEnd, y0: p.y0, f0, rtol, atol, order: solver.order, errorOrder, space });
   let h = start.h;
   let cstate = start.state;
   checkStepSize(fn, ctrl, h, t0, "first step");
   let next = 1;
   let nonFiniteRun = 0;
+  let yIsOutput = true; // y0 is ys[0]
   let lastRatio = NaN;
 
   while (next < N) {
@@ -197,7 +251,7 @@ function adaptiveSteps(
       hs = target - t;
       t1 = target;
     }
-    if (!(Math.abs(hs) > 16 * Number.EPSILON * Math.max(Math.abs(t), span))) {
+    if (!(Math.abs(hs) > 16 * Number.EPSILON * Math.max(Math.abs(t), Math.abs(t1)))) {
       const why =
         nonFiniteRun > 0
           ? "the state or its derivative kept evaluating to NaN/Inf"
@@ -206,15 +260,20 @@ function adaptiveSteps(
         `${fn}: step size underflow at t = ${t} (h = ${hs}) before reaching t = ${tEnd}: ${why}; the problem may be stiff or singular there, or rtol/atol too strict`,
       );
     }
-    const thetas: number[] = [];
-    for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) thetas.push((ts[j] - t) / hs);
+    let thetas: readonly number[] = NO_OUTPUTS;
+    if (dir * (ts[next] - t1) < 0) {
+      const th: number[] = [];
+      for (let j = next; j < N && dir * (ts[j] - t1) < 0; j++) th.push((ts[j] - t) / hs);
+      thetas = th;
+    }
     const r = attempt(t, y, hs, f0, thetas, true);
-    stats.nfev += r.nfev;
+    count(stats, r);
     if (!r.err)
       throw new Error(
         `${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`,
       );
-    const ratio = errorRatio(r.err, y, r.y1, rtol, atol);
+    const ratio = space.errorRatio(r.err, y, r.y1, rtol, atol);
+    space.release?.(r.err);
     lastRatio = ratio;
     const d = ctrl.adapt({ t, h: Math.abs(hs), ratio }, cstate);
     if (d.failure !== undefined) {
@@ -228,17 +287,31 @@ function adaptiveSteps(
       nonFiniteRun = 0;
       let o = 0;
       while (next < N && dir * (ts[next] - t1) < 0) ys[next++] = r.outs[o++];
-      while (next < N && ts[next] === t1) ys[next++] = r.y1;
+      let kept = false;
+      while (next < N && ts[next] === t1) {
+        ys[next++] = r.y1;
+        kept = true;
+      }
+      // the previous state and derivative are not needed any more (unless the state is an output)
+      if (space.release) {
+        if (!yIsOutput) space.release(y);
+        if (f0 && f0 !== r.f1) space.release(f0);
+      }
+      yIsOutput = kept;
       t = t1;
       y = r.y1;
       f0 = r.f1;
     } else {
       stats.rejected++;
+      if (space.release) {
+        space.release(r.y1);
+        if (r.f1 && r.f1 !== r.f0) space.release(r.f1);
+      }
       f0 = r.f0;
       if (!Number.isFinite(ratio)) {
         nonFiniteRun++;
         if (nonFiniteRun > 40) {
-          const bad = firstNonFinite(r.y1);
+          const bad = space.firstNonFinite(r.y1);
           throw new Error(
             `${fn}: non-finite state at t = ${t}: a ${solver.name} step to t = ${t1} produced NaN/Inf${bad ? ` (leaf ${bad.leaf}, element ${bad.index} is ${bad.value})` : ""} in ${nonFiniteRun} consecutive attempts down to h = ${hs}; expected f to stay finite near the solution`,
           );

@@ -6,26 +6,82 @@ import type { Tensor } from "@qkvflow/autograd";
  */
 export type FlatField = (t: number, y: readonly Tensor[]) => Tensor[];
 
-/** What one attempted step of a solver produces. */
-export interface StepResult {
+/**
+ * What one attempted step of a solver produces. V is the state's representation: Tensor[] (one tensor per leaf
+ * of a tensor tree) for `step`, any vector space's element for `stepOn`.
+ */
+export interface StepResult<V = Tensor[]> {
   /** The state at t + h (one tensor per leaf). */
-  y1: Tensor[];
+  y1: V;
   /**
    * Local error estimate (one tensor per leaf, same shapes as y), or null when the method has none or the
    * caller did not ask for it. It only feeds the step-size controller, so compute it without gradient.
    */
-  err: Tensor[] | null;
+  err: V | null;
   /** The derivative f(t, y) the step used (reused by the driver after a rejected step), or null. */
-  f0: Tensor[] | null;
+  f0: V | null;
   /** f(t + h, y1) when the method computed it (first same as last), or null. */
-  f1: Tensor[] | null;
+  f1: V | null;
   /**
    * The method's continuous extension on the step: the state at t + θh for θ in [0, 1]. Absent → the driver
    * interpolates with a cubic Hermite polynomial through (y, f0) and (y1, f1).
    */
-  interpolate?: (theta: number) => Tensor[];
-  /** Vector-field evaluations this step made. */
+  interpolate?: (theta: number) => V;
+  /** Vector-field evaluations this step made (including those of a finite-difference Jacobian). */
   nfev: number;
+  /** Jacobian evaluations this step made (implicit methods). */
+  njev?: number;
+  /** LU factorisations this step made (implicit methods). */
+  nlu?: number;
+  /**
+   * Values of this step nothing else refers to once its outputs are computed, apart from y1, f0 and f1 (which
+   * may be listed too and are skipped): the driver hands them back to the space (`release`).
+   */
+  temporaries?: readonly V[];
+}
+
+/**
+ * The operations a solver core needs on states, so that one core serves every kind of state: `tensorSpace`
+ * (lists of tensor leaves, differentiable autograd ops) and `arraySpace` (one Float64Array, plain loops). Only
+ * `combine`, `increment` and `hermite` must be differentiable; the rest only steer the step-size controller.
+ */
+export interface VectorSpace<V> {
+  /** 'tensor' for tensor leaves, 'array' for plain Float64Array states. */
+  readonly kind: string;
+  /** y + h·Σ_j coeffs[j]·k_j (terms with a zero coefficient skipped). */
+  combine(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /**
+   * combine for the argument of a single f evaluation: the result may be overwritten by the next `stage` call
+   * (plain arrays reuse one buffer). Absent: combine.
+   */
+  stage?(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /** h·Σ_j coeffs[j]·k_j (at least one coefficient nonzero). */
+  increment(h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /** h·Σ_j coeffs[j]·k_j from the values, outside autodiff (error estimates). */
+  hostIncrement(h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /** Cubic Hermite interpolation at θ on a step of size h through (y0, f0), (y1, f1). */
+  hermite(y0: V, f0: V, y1: V, f1: V, h: number, theta: number): V;
+  /** y + a·x from the values, outside autodiff. */
+  axpyHost(y: V, a: number, x: V): V;
+  /** RMS of err / (atol + rtol·max(|y0|, |y1|)); NaN when y1 is not finite. rtol/atol per tolerance group. */
+  errorRatio(err: V, y0: V, y1: V, rtol: readonly number[], atol: readonly number[]): number;
+  /** RMS of x / (atol + rtol·|y|). */
+  scaledRms(x: V, y: V, rtol: readonly number[], atol: readonly number[]): number;
+  /** The first non-finite element (group = leaf for tensors, 0 for arrays), or null. */
+  firstNonFinite(y: V): { leaf: number; index: number; value: number } | null;
+  /** Number of scalar unknowns of a state. */
+  size(y: V): number;
+  /**
+   * Implicit methods: ∂f/∂y at (t, y) as an opaque handle, with the f evaluations it cost (finite differences).
+   * fy is f(t, y).
+   */
+  jacobian(f: (t: number, y: V) => V, t: number, y: V, fy: V): { J: unknown; nfev: number };
+  /** Implicit methods: factorises W = shift·I − J (LU with partial pivoting); returns a solver of W x = b. */
+  factor(J: unknown, shift: number): (b: V) => V;
+  /** Runs fn without recording gradients (the tensor space) or as is. */
+  noGrad<R>(fn: () => R): R;
+  /** Takes back a value nothing refers to any more (plain arrays reuse its buffer). Absent: nothing to do. */
+  release?(v: V): void;
 }
 
 /**
@@ -51,6 +107,21 @@ export interface Solver {
    * rejected attempt); `needError` false means the caller ignores `err` (fixed steps), so skip computing it.
    */
   step(f: FlatField, t: number, y: readonly Tensor[], h: number, f0: readonly Tensor[] | null, needError?: boolean): StepResult;
+  /**
+   * The same step on any vector space (the built-in methods have it, with `step` = `stepOn(tensorSpace, …)`);
+   * plain-array states need it.
+   */
+  stepOn?<V>(
+    space: VectorSpace<V>,
+    f: (t: number, y: V) => V,
+    t: number,
+    y: V,
+    h: number,
+    f0: V | null,
+    needError?: boolean,
+  ): StepResult<V>;
+  /** Whether the method solves linear systems with ∂f/∂y (then stats count njev and nlu). */
+  readonly implicit?: boolean;
 }
 
 /** A relative or absolute tolerance: one number for the whole state, or a tree of numbers matching the state. */
@@ -64,20 +135,30 @@ export interface OdeStats {
   accepted: number;
   /** Rejected step attempts (error too large, or a non-finite state). */
   rejected: number;
+  /** Jacobian evaluations (implicit methods only). */
+  njev?: number;
+  /** LU factorisations (implicit methods only). */
+  nlu?: number;
 }
 
-/** What an adaptive controller is given when a solve starts (to choose the first step). */
-export interface ControllerStart {
+/**
+ * What an adaptive controller is given when a solve starts (to choose the first step). V is the state's
+ * representation: flat tensor leaves (Tensor[]) for tensor states, a Float64Array for plain-array states.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the default covers both state kinds for controllers that only read numbers
+export interface ControllerStart<V = any> {
   /** The vector field on flat states; every call counts in the solve's `nfev`. */
-  f: FlatField;
+  f: (t: number, y: V) => V;
   /** Initial time. */
   t0: number;
   /** Last output time (the solve runs from t0 towards it; tEnd < t0 integrates backwards). */
   tEnd: number;
   /** Initial state (flat leaves). */
-  y0: readonly Tensor[];
+  y0: V;
   /** f(t0, y0), already evaluated by the driver. */
-  f0: readonly Tensor[];
+  f0: V;
+  /** The operations on states (absent: V is a list of tensor leaves). */
+  space?: VectorSpace<V>;
   /** Per-leaf relative tolerances of the error norm (the controller's rtol resolved against the state). */
   rtol: readonly number[];
   /** Per-leaf absolute tolerances of the error norm. */
@@ -210,7 +291,24 @@ export interface OdeintOptions {
    * non-finite state through their error estimate.
    */
   checkFinite?: "step" | "output" | "off";
+  /**
+   * Plain-array states with an implicit method: ∂f/∂y, filling the row-major n×n `J` (or returning it, flat or
+   * as rows). Without it the Jacobian comes from forward differences (n extra f evaluations, error O(√ε)).
+   * Tensor states get exact Jacobians from autodiff and take no `jac`.
+   */
+  jac?: ArrayJacobian;
 }
+
+/**
+ * A vector field on a plain-array state: write dy/dt into `dydt` and return nothing, or return dy/dt (any array
+ * of n numbers). `y` is a Float64Array owned by the solver: read it, don't keep or modify it.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a field that fills dydt in and returns nothing has return type void
+export type ArrayField = (t: number, y: Float64Array, dydt: Float64Array) => void | ArrayLike<number>;
+
+/** ∂f/∂y of a plain-array field: fill `J` (row-major n×n) and return nothing, or return it (flat row-major, or rows). */
+// biome-ignore lint/suspicious/noConfusingVoidType: a Jacobian that fills J in and returns nothing has return type void
+export type ArrayJacobian = (t: number, y: Float64Array, J: Float64Array) => void | ArrayLike<number> | readonly ArrayLike<number>[];
 
 /** The solution at every requested time plus counters. */
 export interface OdeSolution<Y> {

@@ -133,18 +133,25 @@ export function checkFactors(where: string, o: { safety?: number; factorMin?: nu
 }
 
 /**
- * Checks controller coefficients (each a finite number >= 0) and that the error exponent they give, the
- * sum of those present (icoeff defaults to 1, the others to 0), is positive.
+ * Checks controller coefficients (each a finite number; diffrax-style coefficients may be negative) and that
+ * the exponent of the current error they give, the sum of those present (icoeff defaults to 1, the others to
+ * 0), is positive.
  */
 export function checkCoefficients(
   where: string,
   o: { pcoeff?: number; icoeff?: number; dcoeff?: number },
   names: readonly ("pcoeff" | "icoeff" | "dcoeff")[],
 ): void {
-  for (const k of names) checkNonNegative(where, k, o[k]);
+  for (const k of names) {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v)))
+      throw new Error(`${where}: ${k} is ${String(v)}; expected a finite number`);
+  }
   const sum = names.reduce((s, k) => s + (o[k] ?? (k === "icoeff" ? 1 : 0)), 0);
-  if (sum <= 0)
-    throw new Error(`${where}: ${names.join(" + ")} is 0; expected a positive sum (the controller needs a response to the error)`);
+  if (!(sum > 0))
+    throw new Error(
+      `${where}: ${names.join(" + ")} is ${sum}; expected a positive sum (the exponent of the current error: the controller must shrink the step when the error grows)`,
+    );
 }
 
 /** Throws naming the first key of `o` that is not in `known`. */

@@ -37,10 +37,13 @@ function thrown(fn: () => unknown): string {
   assert.fail("expected an error");
 }
 
-/** The classic I controller written out independently: the reference the default must reproduce bit for bit. */
+/**
+ * The classic I controller written out independently, with scipy's rule that the first accepted step after a
+ * rejection does not grow: the reference the default must reproduce bit for bit.
+ */
 function referenceI(
   o: { safety?: number; factorMin?: number; factorMax?: number; firstStep?: number } = {},
-): AdaptiveStepSizeController<{ k: number }> {
+): AdaptiveStepSizeController<{ k: number; rej: boolean }> {
   const safety = o.safety ?? 0.9,
     fmin = o.factorMin ?? 0.2,
     fmax = o.factorMax ?? 10;
@@ -48,34 +51,36 @@ function referenceI(
     kind: "adaptive",
     name: "reference I controller",
     maxSteps: 10000,
-    init: (start: ControllerStart) => ({ h: o.firstStep ?? selectInitialStep(start), state: { k: start.errorOrder + 1 } }),
+    init: (start: ControllerStart) => ({ h: o.firstStep ?? selectInitialStep(start), state: { k: start.errorOrder + 1, rej: false } }),
     adapt: ({ h, ratio }, s) => {
       if (ratio <= 1) {
-        const factor = ratio === 0 ? fmax : Math.min(fmax, Math.max(fmin, safety * Math.pow(ratio, -1 / s.k)));
-        return { accept: true, h: h * factor, state: s };
+        let factor = ratio === 0 ? fmax : Math.min(fmax, Math.max(fmin, safety * Math.pow(ratio, -1 / s.k)));
+        if (s.rej) factor = Math.min(1, factor);
+        return { accept: true, h: h * factor, state: { k: s.k, rej: false } };
       }
       const factor = Number.isFinite(ratio) ? Math.min(safety, Math.max(fmin, safety * Math.pow(ratio, -1 / s.k))) : fmin;
-      return { accept: false, h: h * factor, state: s };
+      return { accept: false, h: h * factor, state: { k: s.k, rej: true } };
     },
   };
 }
 
-/** Hairer's PI controller written out independently (previous accepted error, clipped at 1e-4). */
-function referencePI(pcoeff: number, icoeff: number): AdaptiveStepSizeController<{ k: number; prev: number }> {
+/** Hairer's PI controller written out independently (previous accepted error, clipped at 1e-4; no growth after a rejection). */
+function referencePI(pcoeff: number, icoeff: number): AdaptiveStepSizeController<{ k: number; prev: number; rej: boolean }> {
   return {
     kind: "adaptive",
     name: "reference PI controller",
     maxSteps: 10000,
-    init: (start) => ({ h: selectInitialStep(start), state: { k: start.errorOrder + 1, prev: 1 } }),
+    init: (start) => ({ h: selectInitialStep(start), state: { k: start.errorOrder + 1, prev: 1, rej: false } }),
     adapt: ({ h, ratio }, s) => {
       if (ratio <= 1) {
         const raw = ratio === 0 ? 10 : 0.9 * Math.pow(ratio, -(pcoeff + icoeff) / s.k) * Math.pow(s.prev, pcoeff / s.k);
-        return { accept: true, h: h * Math.min(10, Math.max(0.2, raw)), state: { k: s.k, prev: Math.max(ratio, 1e-4) } };
+        const factor = Math.min(s.rej ? 1 : 10, Math.max(0.2, raw));
+        return { accept: true, h: h * factor, state: { k: s.k, prev: Math.max(ratio, 1e-4), rej: false } };
       }
       return {
         accept: false,
         h: h * (Number.isFinite(ratio) ? Math.min(0.9, Math.max(0.2, 0.9 * Math.pow(ratio, -1 / s.k))) : 0.2),
-        state: s,
+        state: { ...s, rej: true },
       };
     },
   };
@@ -104,13 +109,15 @@ test("the default step control is the classic I controller: PIDController() and 
   const ref = run("dopri5", { stepSizeController: Object.assign(referenceI(opts), { rtol: 1e-4, atol: 1e-4 }) });
   assert.ok(ref.stats.rejected > 0, "expected rejected steps with firstStep 0.7");
   assert.deepEqual(run("dopri5", { stepSizeController: new PIDController({ rtol: 1e-4, atol: 1e-4, ...opts }) }), ref);
-  // the evaluation counts documented for the default controller (packages/ode/README.md)
+  // the evaluation counts documented for the default controller (packages/ode/README.md); they are also scipy
+  // 1.17.1's solve_ivp counts for RK45 (dopri5) and RK23 (bosh3) on this problem: bench/ode-scipy-reference.py
   const counts = (method: string, tol: number) =>
     odeintWithStats(f, y0(), [0, T], { method, stepSizeController: new PIDController({ rtol: tol, atol: tol }) }).stats;
   assert.deepEqual(counts("dopri5", 1e-4), { nfev: 200, accepted: 31, rejected: 2 });
   assert.deepEqual(counts("dopri5", 1e-6), { nfev: 470, accepted: 78, rejected: 0 });
   assert.deepEqual(counts("tsit5", 1e-4), { nfev: 170, accepted: 27, rejected: 1 });
   assert.deepEqual(counts("bosh3", 1e-4), { nfev: 347, accepted: 115, rejected: 0 });
+  assert.deepEqual(counts("bosh3", 1e-6), { nfev: 1610, accepted: 536, rejected: 0 });
 });
 
 test("PIDController with pcoeff > 0 matches an independent PI controller bit for bit, and differs from the I controller", () => {
@@ -129,7 +136,7 @@ test("PIDController.adapt: accepted steps follow the closed-form PID factor", ()
   const c = new PIDController({ pcoeff: 0.5, icoeff: 1, dcoeff: 0.25, safety: 1, factorMin: 1e-3, factorMax: 1e3, firstStep: 1 });
   let { h, state } = c.init(start);
   assert.equal(h, 1);
-  assert.deepEqual(state, { k: 1, prev: 1, prevPrev: 1 });
+  assert.deepEqual(state, { k: 1, prev: 1, prevPrev: 1, rejected: false });
   const errs = [0.5, 0.25, 0.125, 0.5];
   const hist = [1, 1]; // ε_{n-1}, ε_{n-2}
   for (const e of errs) {
@@ -138,14 +145,14 @@ test("PIDController.adapt: accepted steps follow the closed-form PID factor", ()
     const expected = Math.pow(e, -1.75) * Math.pow(hist[0], 1) * Math.pow(hist[1], -0.25);
     assert.equal(d.accept, true);
     assert.equal(d.h, h * expected, `ε = ${e}`);
-    assert.deepEqual(d.state, { k: 1, prev: e, prevPrev: hist[0] });
+    assert.deepEqual(d.state, { k: 1, prev: e, prevPrev: hist[0], rejected: false });
     hist.unshift(e);
     h = d.h;
     state = d.state;
   }
   // k = errorOrder + 1 divides the exponents: I controller, k = 5, ε = 2^-10 → factor 0.9·2^2, within the bounds
   const i5 = new PIDController();
-  const s5: PIDState = { k: 5, prev: 1, prevPrev: 1 };
+  const s5: PIDState = { k: 5, prev: 1, prevPrev: 1, rejected: false };
   assert.equal(i5.adapt({ t: 0, h: 0.5, ratio: 2 ** -10 }, { ...s5 }).h, 0.5 * 0.9 * 4);
   // factors are clipped to [factorMin, factorMax], then h to [dtmin, dtmax]; ε = 0 gives factorMax
   assert.equal(i5.adapt({ t: 0, h: 0.5, ratio: 0 }, s5).h, 5);
@@ -160,19 +167,36 @@ test("PIDController.adapt: accepted steps follow the closed-form PID factor", ()
 
 test("PIDController.adapt: rejected steps shrink by clip(safety·ε^(-1/k), factorMin, safety) and keep the error memory", () => {
   const c = new PIDController({ pcoeff: 0.3, icoeff: 0.4, safety: 0.9, factorMin: 0.2 });
-  const s: PIDState = { k: 2, prev: 0.5, prevPrev: 0.25 };
+  const s: PIDState = { k: 2, prev: 0.5, prevPrev: 0.25, rejected: false };
+  const sr: PIDState = { ...s, rejected: true };
   const d = c.adapt({ t: 0, h: 1, ratio: 4 }, s); // 0.9 · 4^(-1/2) = 0.45
-  assert.deepEqual(d, { accept: false, h: 0.45, state: s });
+  assert.deepEqual(d, { accept: false, h: 0.45, state: sr });
   assert.equal(
     c.adapt({ t: 0, h: 1, ratio: 1.0001 }, s).h,
     0.9 * Math.pow(1.0001, -1 / 2),
     "a barely failed step shrinks by about the safety factor",
   );
   assert.equal(c.adapt({ t: 0, h: 1, ratio: 1e6 }, s).h, 0.2, "a badly failed step shrinks by factorMin");
-  for (const bad of [NaN, Infinity]) assert.deepEqual(c.adapt({ t: 0, h: 1, ratio: bad }, s), { accept: false, h: 0.2, state: s });
+  for (const bad of [NaN, Infinity]) assert.deepEqual(c.adapt({ t: 0, h: 1, ratio: bad }, s), { accept: false, h: 0.2, state: sr });
+  // the accepted step after a rejection does not grow (factor min(1, ·)); the one after that may again
+  const i1 = new PIDController();
+  const after = i1.adapt({ t: 0, h: 1, ratio: 1e-6 }, { ...sr, k: 5 });
+  assert.equal(after.h, 1, "no growth right after a rejection");
+  assert.equal(after.state.rejected, false);
+  assert.equal(i1.adapt({ t: 0, h: 1, ratio: 1e-2 }, after.state).h, 0.9 * Math.pow(1e-2, -1 / 5));
+  assert.equal(
+    i1.adapt({ t: 0, h: 1, ratio: 0.5 }, { ...sr, k: 5 }).h,
+    Math.min(1, 0.9 * Math.pow(0.5, -1 / 5)),
+    "shrinking is not affected",
+  );
+  assert.equal(
+    new PIDController({ growAfterReject: true }).adapt({ t: 0, h: 1, ratio: 1e-2 }, { ...sr, k: 5 }).h,
+    0.9 * Math.pow(1e-2, -1 / 5),
+    "growAfterReject: true lifts the rule",
+  );
   // dtmin: a rejection may shrink down to dtmin once; failing at dtmin ends the solve
   const m = new PIDController({ dtmin: 0.5 });
-  assert.deepEqual(m.adapt({ t: 0, h: 1, ratio: 1e6 }, s), { accept: false, h: 0.5, state: s });
+  assert.deepEqual(m.adapt({ t: 0, h: 1, ratio: 1e6 }, s), { accept: false, h: 0.5, state: sr });
   const fail = m.adapt({ t: 0, h: 0.5, ratio: 1e6 }, s);
   assert.equal(fail.accept, false);
   assert.match(
@@ -207,7 +231,8 @@ test("selectInitialStep: Hairer–Nørsett–Wanner's estimate in closed form fo
     d1 = Math.abs(lam * yv) / sc;
   const h0 = (0.01 * d0) / d1; // = 0.01 / |λ|
   const d2 = Math.abs(lam * (yv + h0 * lam * yv) - lam * yv) / sc / h0; // = λ²|y0| / sc
-  const expected = Math.min(100 * h0, Math.pow(0.01 / Math.max(d1, d2), 1 / (order + 1)));
+  // exponent 1/(errorOrder + 1) = 1/order for dopri5, as Hairer's HINIT and scipy's select_initial_step
+  const expected = Math.min(100 * h0, Math.pow(0.01 / Math.max(d1, d2), 1 / (start.errorOrder + 1)));
   const h = selectInitialStep(start);
   assert.equal(calls, 1);
   assert.ok(Math.abs(h - expected) <= 1e-14 * expected, `h = ${h}; closed form ${expected}`);
@@ -397,8 +422,10 @@ test("bad controllers and controller settings are rejected with what was expecte
       () => new PIDController({ maxStep: 0.1 } as PIDControllerSettings),
       /^PIDController: unknown option 'maxStep'; expected one of rtol, atol, pcoeff, icoeff, dcoeff, safety, factorMin, factorMax, dtmin, dtmax, firstStep, maxSteps/,
     ],
-    [() => new PIDController({ dcoeff: -0.1 }), /dcoeff is -0\.1; expected a finite number >= 0/],
+    [() => new PIDController({ dcoeff: NaN }), /dcoeff is NaN; expected a finite number/],
     [() => new PIDController({ icoeff: 0 }), /pcoeff \+ icoeff \+ dcoeff is 0; expected a positive sum/],
+    [() => new PIDController({ pcoeff: -1, icoeff: 0.5 }), /pcoeff \+ icoeff \+ dcoeff is -0\.5; expected a positive sum/],
+    [() => new PIDController({ growAfterReject: 1 as unknown as boolean }), /growAfterReject is 1; expected true or false/],
     [() => new PIDController({ safety: 1.5 }), /safety is 1\.5; expected a factor in \(0, 1\]/],
     [() => new PIDController({ factorMin: 1 }), /factorMin is 1; expected a factor in \(0, 1\)/],
     [() => new PIDController({ factorMax: 0.5 }), /factorMax is 0\.5; expected a factor > 1/],
@@ -475,4 +502,25 @@ test("bad controllers and controller settings are rejected with what was expecte
     thrown(() => odeint(nanAfter, f64([1]), [0, 1], { stepSizeController: accepting })),
     /^odeint: non-finite state at t = 0\.5: a dopri5 step to t = 0\.625 produced NaN\/Inf .*in 41 consecutive attempts/,
   );
+});
+
+test("PIDController takes diffrax-style negative coefficients: the closed-form factor, and an accurate solve", () => {
+  // p + i + d = 1.0 > 0 with a negative derivative (and proportional) coefficient
+  const c = new PIDController({ pcoeff: -0.2, icoeff: 1.4, dcoeff: -0.2, safety: 1, factorMin: 1e-3, factorMax: 1e3, firstStep: 1 });
+  let { h, state } = c.init({ errorOrder: 0 } as ControllerStart);
+  const hist = [1, 1];
+  for (const e of [0.5, 0.25, 0.8]) {
+    const d = c.adapt({ t: 0, h, ratio: e }, state);
+    // ε_n^-(p+i+d) · ε_{n-1}^(p+2d) · ε_{n-2}^(-d) with p = d = -0.2, i = 1.4
+    const expected = Math.pow(e, -1) * Math.pow(hist[0], -0.6) * Math.pow(hist[1], 0.2);
+    assert.ok(Math.abs(d.h - h * expected) <= 1e-15 * h * expected, `ε = ${e}: ${d.h} vs ${h * expected}`);
+    hist.unshift(e);
+    h = d.h;
+    state = d.state;
+  }
+  const sol = odeint(f, y0(), [0, T], {
+    stepSizeController: new PIDController({ rtol: 1e-8, atol: 1e-8, pcoeff: -0.1, icoeff: 1.2, dcoeff: -0.05 }),
+  });
+  const ex = oscillator.exact(OMEGA, 1, 0.5, T);
+  assert.ok(Math.abs(arr(sol[1].x)[0] - ex.x) < 1e-6 && Math.abs(arr(sol[1].v)[0] - ex.v) < 1e-6);
 });

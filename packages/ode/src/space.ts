@@ -1,0 +1,264 @@
+/**
+ * The two vector spaces the solver cores run on: `tensorSpace` (a list of tensor leaves; the arithmetic is
+ * autograd ops, so solves are differentiable; Jacobians by forward-mode autodiff) and `arraySpace` (one
+ * Float64Array; plain loops, no autodiff; Jacobians from the user or by finite differences). Both do the
+ * same arithmetic in the same order, so on float64 data a method gives the same numbers on either.
+ */
+import { concat, customVjp, eye, jacobian, noGrad, reshape, split, sub, mul, tensor, type Tensor } from "@qkvflow/autograd";
+import { luFactor, luSolve, luSolveTransposed, type LU } from "./lu.js";
+import { combine, errorRatio, firstNonFinite, hermite, hostIncrement, hostValues, increment, tensorLike } from "./state.js";
+import type { ArrayJacobian, VectorSpace } from "./types.js";
+
+/** Sum of |x|-scaled squares over a list of leaves: RMS of x / (atol + rtol·|y|), tolerances per leaf. */
+function scaledRmsLeaves(x: readonly Tensor[], y: readonly Tensor[], rtol: readonly number[], atol: readonly number[]): number {
+  let acc = 0,
+    n = 0;
+  for (let l = 0; l < x.length; l++) {
+    const v = hostValues(x[l]),
+      yv = hostValues(y[l]);
+    for (let i = 0; i < v.length; i++) {
+      const r = v[i] / (atol[l] + rtol[l] * Math.abs(yv[i]));
+      acc += r * r;
+    }
+    n += v.length;
+  }
+  return n === 0 ? 0 : Math.sqrt(acc / n);
+}
+
+/** The state as one vector [n] (differentiable), and back. */
+function flatVector(y: readonly Tensor[], where: string): Tensor {
+  const dt = y[0].dtype;
+  for (const l of y) {
+    if (l.dtype !== dt)
+      throw new Error(
+        `${where}: the state mixes ${dt} and ${l.dtype} leaves; expected one dtype for an implicit method (one linear system)`,
+      );
+  }
+  return y.length === 1 ? reshape(y[0], [y[0].size]) : concat(y.map((l) => reshape(l, [l.size])));
+}
+function unflatVector(v: Tensor, like: readonly Tensor[]): Tensor[] {
+  if (like.length === 1) return [reshape(v, like[0].shape)];
+  return split(
+    v,
+    like.map((l) => l.size),
+  ).map((p, i) => reshape(p, like[i].shape));
+}
+
+/** A tensor-space Jacobian: J as an [n, n] tensor (in the autodiff graph when recording) and its leaves' layout. */
+interface TensorJacobian {
+  J: Tensor;
+  like: readonly Tensor[];
+}
+
+/** The vector space of flat tensor leaves (what odeint solves on for tensor trees). */
+export const tensorSpace: VectorSpace<Tensor[]> = {
+  kind: "tensor",
+  combine: (y, h, c, ks) => combine(y, h, c, ks),
+  increment: (h, c, ks) => increment(h, c, ks),
+  hostIncrement: (h, c, ks) => hostIncrement(h, c, ks),
+  hermite: (y0, f0, y1, f1, h, th) => hermite(y0, f0, y1, f1, h, th),
+  axpyHost: (y, a, x) =>
+    y.map((leaf, l) => {
+      const yv = hostValues(leaf),
+        xv = hostValues(x[l]);
+      const v = new Float64Array(yv.length);
+      for (let i = 0; i < v.length; i++) v[i] = yv[i] + a * xv[i];
+      return tensorLike(v, leaf);
+    }),
+  errorRatio: (err, y0, y1, rtol, atol) => errorRatio(err, y0, y1, rtol, atol),
+  scaledRms: (x, y, rtol, atol) => scaledRmsLeaves(x, y, rtol, atol),
+  firstNonFinite: (y) => firstNonFinite(y),
+  size: (y) => y.reduce((s, l) => s + l.size, 0),
+  jacobian(f, t, y, _fy) {
+    const v = flatVector(y, "jacobian");
+    const g = (u: Tensor) => flatVector(f(t, unflatVector(u, y)), "jacobian");
+    const J = jacobian(g, { mode: "fwd" })(v);
+    const out: TensorJacobian = { J, like: y };
+    return { J: out, nfev: 0 };
+  },
+  factor(Jh, shift) {
+    const { J, like } = Jh as TensorJacobian;
+    const n = J.shape[0];
+    const W = sub(mul(eye(n, n, J.dtype), shift), J);
+    const lu = luFactor(hostValues(W), n, "implicit step");
+    const solve = linearSolveOp(lu, J.dtype);
+    return (b) => unflatVector(solve(W, flatVector(b, "implicit step")), like);
+  },
+  noGrad: (fn) => noGrad(fn),
+};
+
+/** x = W⁻¹b with W's LU given; reverse mode: b̄ = W⁻ᵀx̄, W̄ = −b̄ xᵀ. */
+function linearSolveOp(lu: LU, dtype: Tensor["dtype"]): (W: Tensor, b: Tensor) => Tensor {
+  const n = lu.n;
+  const mk = (v: ArrayLike<number>, shape: number[]) =>
+    tensor(dtype === "float64" ? Float64Array.from(v) : Float32Array.from(v), { dtype, shape });
+  return customVjp(
+    (_W: Tensor, b: Tensor) => mk(luSolve(lu, hostValues(b)), [n]),
+    (ct: Tensor, _args: [Tensor, Tensor], x: Tensor) => {
+      const gb = luSolveTransposed(lu, hostValues(ct));
+      const xv = hostValues(x);
+      const gW = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) gW[i * n + j] = -gb[i] * xv[j];
+      return [mk(gW, [n, n]), mk(gb, [n])];
+    },
+    "implicit linear solve",
+  );
+}
+
+/**
+ * The vector space of one Float64Array of n elements (plain-array states). Tolerances are per element
+ * (arrays of n). `jac`: the user's ∂f/∂y; without it, forward differences with the increment
+ * δⱼ = √u·max(|yⱼ|, scaleⱼ) (u = 2⁻⁵², scale = the absolute tolerances, 1e-5 without them): the relative error
+ * of a column is O(√u) ≈ 1.5e-8 times the size of f's second derivatives there, plus rounding of f / δⱼ.
+ */
+export function arraySpace(
+  n: number,
+  jac?: ArrayJacobian,
+  fn = "odeint",
+  scale?: readonly number[],
+): VectorSpace<Float64Array> & { alloc(): Float64Array } {
+  const readJac = (t: number, y: Float64Array): Float64Array => {
+    const J = new Float64Array(n * n);
+    const r = jac!(t, y, J);
+    if (r === undefined || r === null) return J;
+    if (typeof r !== "object" || typeof (r as ArrayLike<unknown>).length !== "number")
+      throw new Error(
+        `${fn}: jac returned ${typeof r}; expected nothing (J filled in) or ${n}×${n} numbers (flat row-major, or ${n} rows)`,
+      );
+    const rows = r as ArrayLike<number | ArrayLike<number>>;
+    if (rows.length === n && n > 0 && typeof rows[0] === "object") {
+      for (let i = 0; i < n; i++) {
+        const row = rows[i] as ArrayLike<number>;
+        if (!row || row.length !== n) throw new Error(`${fn}: jac returned row ${i} with ${row?.length} entries; expected ${n}`);
+        for (let j = 0; j < n; j++) J[i * n + j] = row[j];
+      }
+      return J;
+    }
+    if (rows.length !== n * n)
+      throw new Error(`${fn}: jac returned ${rows.length} numbers; expected ${n * n} (an ${n}×${n} matrix, row-major)`);
+    for (let k = 0; k < n * n; k++) J[k] = rows[k] as number;
+    return J;
+  };
+  const U = Number.EPSILON;
+  // the argument of one f evaluation at a time (stage), overwritten by the next
+  const scratch = new Float64Array(n);
+  // buffers the driver handed back (release): reused for new values, so a long solve allocates little
+  const pool: Float64Array[] = [];
+  const alloc = (): Float64Array => {
+    const b = pool.pop();
+    if (!b) return new Float64Array(n);
+    b.fill(0);
+    return b;
+  };
+  const combineInto = (out: Float64Array, y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]) => {
+    const m = c.length;
+    for (let i = 0; i < n; i++) {
+      // the same operations in the same order as the tensor space: ((y + k₀·hc₀) + k₁·hc₁) + …
+      let acc = y[i];
+      for (let j = 0; j < m; j++) {
+        const cj = c[j];
+        if (cj !== 0) acc = acc + ks[j][i] * (h * cj);
+      }
+      out[i] = acc;
+    }
+    return out;
+  };
+  return {
+    kind: "array",
+    combine: (y, h, c, ks) => combineInto(alloc(), y, h, c, ks),
+    stage: (y, h, c, ks) => combineInto(scratch, y, h, c, ks),
+    increment(h, c, ks) {
+      const out = new Float64Array(n);
+      let first = true;
+      for (let j = 0; j < c.length; j++) {
+        const cj = c[j];
+        if (cj === 0) continue;
+        const w = h * cj,
+          k = ks[j];
+        if (first) for (let i = 0; i < n; i++) out[i] = k[i] * w;
+        else for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * w;
+        first = false;
+      }
+      return out;
+    },
+    hostIncrement(h, c, ks) {
+      const out = alloc();
+      for (let j = 0; j < c.length; j++) {
+        const w = h * c[j];
+        if (w === 0) continue;
+        const k = ks[j];
+        for (let i = 0; i < n; i++) out[i] += w * k[i];
+      }
+      return out;
+    },
+    hermite(y0, f0, y1, f1, h, theta) {
+      const t = theta,
+        t2 = t * t,
+        t3 = t2 * t;
+      const h00 = 2 * t3 - 3 * t2 + 1,
+        h10 = t3 - 2 * t2 + t,
+        h01 = -2 * t3 + 3 * t2,
+        h11 = t3 - t2;
+      const a = h * h10,
+        b = h * h11;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = y0[i] * h00 + y1[i] * h01 + f0[i] * a + f1[i] * b;
+      return out;
+    },
+    axpyHost(y, a, x) {
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = y[i] + a * x[i];
+      return out;
+    },
+    errorRatio(err, y0, y1, rtol, atol) {
+      let acc = 0;
+      for (let i = 0; i < n; i++) {
+        const sc = atol[i] + rtol[i] * Math.max(Math.abs(y0[i]), Math.abs(y1[i]));
+        const r = err[i] / sc;
+        acc += r * r;
+        if (!Number.isFinite(y1[i])) acc = NaN;
+      }
+      return n === 0 ? 0 : Math.sqrt(acc / n);
+    },
+    scaledRms(x, y, rtol, atol) {
+      let acc = 0;
+      for (let i = 0; i < n; i++) {
+        const r = x[i] / (atol[i] + rtol[i] * Math.abs(y[i]));
+        acc += r * r;
+      }
+      return n === 0 ? 0 : Math.sqrt(acc / n);
+    },
+    firstNonFinite(y) {
+      for (let i = 0; i < n; i++) if (!Number.isFinite(y[i])) return { leaf: 0, index: i, value: y[i] };
+      return null;
+    },
+    size: () => n,
+    jacobian(f, t, y, fy) {
+      if (jac) return { J: readJac(t, y), nfev: 0 };
+      const J = new Float64Array(n * n);
+      const yp = Float64Array.from(y);
+      for (let j = 0; j < n; j++) {
+        const d = Math.sqrt(U) * Math.max(Math.abs(y[j]), scale ? scale[j] : 1e-5);
+        yp[j] = y[j] + d;
+        const fp = f(t, yp);
+        const dj = yp[j] - y[j];
+        for (let i = 0; i < n; i++) J[i * n + j] = (fp[i] - fy[i]) / dj;
+        yp[j] = y[j];
+      }
+      return { J, nfev: n };
+    },
+    factor(Jh, shift) {
+      const J = Jh as Float64Array;
+      const W = new Float64Array(n * n);
+      for (let k = 0; k < n * n; k++) W[k] = -J[k];
+      for (let i = 0; i < n; i++) W[i * n + i] += shift;
+      const lu = luFactor(W, n, `${fn} (implicit step)`);
+      return (b) => luSolve(lu, b);
+    },
+    noGrad: (fn) => fn(),
+    alloc,
+    release: (v) => {
+      if (pool.length < 64) pool.push(v);
+    },
+  };
+}
