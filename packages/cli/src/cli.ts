@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `qkvflow` command line: train | finetune | eval | generate | analyze | configs | help. Training, evaluation
+ * The `qkvflow` command line: train | finetune | eval | generate | analyze | configs | tokenize | help. Training, evaluation
  * and sampling come from @qkvflow/train, `analyze` from @qkvflow/analysis; this package is the only one that
  * knows both. Run `qkvflow help` (or `npm run qkvflow -- help` from a source checkout) for usage.
  */
@@ -24,6 +24,7 @@ import {
   runFinetune,
   runTrain,
   sampleTokens,
+  writeTokenFiles,
   type ConfigFile,
   type TrainConfig,
 } from "@qkvflow/train";
@@ -85,6 +86,7 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
     help: "bool",
   },
   configs: { help: "bool" },
+  tokenize: { config: "string", set: "strings", data: "string", out: "string", help: "bool" },
   help: {},
 };
 
@@ -97,6 +99,9 @@ Usage:
   qkvflow eval     --checkpoint PATH [--config NAME|FILE] [--split NAME] [--data DIR] [--set ...]
   qkvflow generate --checkpoint PATH --prompt TEXT [--max-tokens 50] [--temperature 0.8] [--top-k 40] [--seed 0]
   qkvflow configs  (lists the configuration files)
+  qkvflow tokenize --config NAME|FILE --out DIR [--data DIR] [--set ...]
+                   writes the configuration's splits as flat uint16 token files + tokens.json, for
+                   python/qkvflow_torch (train on a cluster with torchrun, analyse here: docs/cluster.md)
 
 Options:
   --config NAME|FILE   a JSON configuration: a file path, or a name from the configs/ folder
@@ -274,6 +279,16 @@ async function cmdGenerate(p: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/** `qkvflow tokenize`: the configuration's splits as token files for other engines (see writeTokenFiles). */
+async function cmdTokenize(p: ParsedArgs): Promise<number> {
+  const out = str(p.flags, "out");
+  if (out === undefined) throw new UsageError("tokenize needs --out DIR (the folder for tokens.json and one <split>.bin per split)");
+  const cfg = configFor({ ...p, flags: { ...p.flags, out: false } });
+  const h = await writeTokenFiles(cfg.data, path.resolve(out), (m) => console.log(m));
+  console.log(`token files in ${path.resolve(out)}: train on '${h.train}', evaluate on '${h.eval}' (${Object.keys(h.splits).join(", ")})`);
+  return 0;
+}
+
 /** `qkvflow analyze`: spectra, Lyapunov exponents and the HTML report (@qkvflow/analysis), with the GPT-2 tokenizer for GPT-2-vocabulary models. */
 async function cmdAnalyze(args: readonly string[]): Promise<number> {
   try {
@@ -304,6 +319,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await cmdEval(p);
       case "generate":
         return await cmdGenerate(p);
+      case "tokenize":
+        return await cmdTokenize(p);
       case "configs":
         for (const c of listConfigs()) console.log(`${c.name.padEnd(32)} ${c.description}`);
         return 0;

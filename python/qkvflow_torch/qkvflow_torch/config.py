@@ -423,3 +423,13 @@ def load_train_config(ref: str, overrides: Sequence[str] = ()) -> Dict[str, Any]
         except json.JSONDecodeError as err:
             raise ConfigError(f"config: {path} is not valid JSON ({err})") from None
     return validate_train_config(apply_overrides(raw, overrides))
+
+
+def dump(files: Sequence[str]) -> Dict[str, Any]:
+    """Presets, section defaults and the resolved model and training configuration of each file (for comparison with qkvflow)."""
+    out: Dict[str, Any] = {"presets": PRESETS, "defaults": SECTION_DEFAULTS, "files": {}}
+    for f in files:
+        cfg = load_train_config(f)
+        out["files"][os.path.basename(f)] = {"model": resolve_model_section(cfg["model"]), "config": cfg}
+    return out
+
