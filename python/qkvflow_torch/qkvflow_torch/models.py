@@ -307,7 +307,7 @@ class TransformerLM(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
     def _maybe_checkpoint(self, fn, *args):
-        if self.config["gradientCheckpointing"] and self.training and torch.is_grad_enabled():
+        if self.config["gradientCheckpointing"] and torch.is_grad_enabled():
             return tcp.checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 

@@ -87,8 +87,27 @@ class AdamW:
         }
         self._decay = [re.compile(f"^(?:{p})$") for p in decay_patterns]
         self.count = 0
+        self._buffers: Optional[List[torch.Tensor]] = None
         self.m = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in self.params.items()}
         self.v = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in self.params.items()}
+
+    def _work(self, n: int, device) -> List[torch.Tensor]:
+        if self._buffers is None or self._buffers[0].numel() < n or self._buffers[0].device != torch.device(device):
+            self._buffers = [torch.empty(n, dtype=torch.float64, device=device) for _ in range(4)]
+        return self._buffers
+
+    def global_norm(self, grads: Dict[str, torch.Tensor]) -> float:
+        """√Σ g² over the gradients, in float64 (through a reused work buffer)."""
+        if not grads:
+            return 0.0
+        first = next(iter(grads.values()))
+        buf = self._work(max(g.numel() for g in grads.values()), first.device)[0]
+        s = torch.zeros((), dtype=torch.float64, device=first.device)
+        for g in grads.values():
+            x = buf[: g.numel()]
+            x.copy_(g.reshape(-1))
+            s += torch.dot(x, x)
+        return math.sqrt(float(s))
 
     def decays(self, name: str) -> bool:
         return any(r.match(name) for r in self._decay)
@@ -96,26 +115,40 @@ class AdamW:
     @torch.no_grad()
     def step(self, grads: Dict[str, torch.Tensor], lr: float, grad_norm: Optional[float] = None) -> Tuple[float, float]:
         """One update of every parameter with a gradient; returns (gradient norm before clipping, clip factor)."""
-        norm = global_norm(list(grads.values())) if grad_norm is None else grad_norm
+        norm = self.global_norm(grads) if grad_norm is None else grad_norm
         scale = clip_scale(norm, self.hyper["maxGradNorm"])
         b1, b2, eps, wd = self.hyper["beta1"], self.hyper["beta2"], self.hyper["eps"], self.hyper["weightDecay"]
         t = self.count + 1
         bc1, bc2 = 1 - b1**t, 1 - b2**t
+        work = self._work(max(g.numel() for g in grads.values()), next(iter(grads.values())).device) if grads else []
         for n, g in grads.items():
             p = self.params[n]
-            gw = g.double()
+            k = g.numel()
+            # four float64 work buffers reused for every parameter: each line is one operation of the formula,
+            # rounded once in float64, so the result is that of the formula evaluated left to right in float64
+            gw, m1, v1, tmp = (w[:k].view(g.shape) for w in work)
+            gw.copy_(g)
             if scale != 1:
-                gw = gw * scale
-            m1 = self.m[n].double() * b1 + gw * (1 - b1)
-            v1 = self.v[n].double() * b2 + gw * (1 - b2) * gw
-            pw = p.double()
-            u = m1 / bc1 / (torch.sqrt(v1 / bc2) + eps)
-            lam = wd if self.decays(n) else 0.0
-            if lam != 0:
-                u = u + pw * lam
-            p.copy_(pw - u * lr)
+                gw.mul_(scale)
+            m1.copy_(self.m[n]).mul_(b1)
+            torch.mul(gw, 1 - b1, out=tmp)
+            m1.add_(tmp)  # m1 = m·β1 + g·(1 − β1)
+            v1.copy_(self.v[n]).mul_(b2)
+            torch.mul(gw, 1 - b2, out=tmp)
+            tmp.mul_(gw)
+            v1.add_(tmp)  # v1 = v·β2 + (g·(1 − β2))·g
             self.m[n].copy_(m1)
             self.v[n].copy_(v1)
+            m1.div_(bc1)
+            v1.div_(bc2).sqrt_().add_(eps)
+            u = m1.div_(v1)  # u = m1/bc1 / (√(v1/bc2) + ε)
+            lam = wd if self.decays(n) else 0.0
+            if lam != 0:
+                tmp.copy_(p).mul_(lam)
+                u.add_(tmp)
+            u.mul_(lr)
+            tmp.copy_(p).sub_(u)
+            p.copy_(tmp)
         self.count = t
         return norm, scale
 

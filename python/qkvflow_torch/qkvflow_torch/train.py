@@ -48,7 +48,7 @@ from .checkpoint import (
 from .config import default_decay_patterns, load_train_config, resolve_model_section, upgrade_model_config
 from .data import BatchSampler, TokenFiles, count_eval_windows, eval_batches
 from .models import TransformerLM, create_model, load_state, state_dict
-from .optim import AdamW, global_norm, make_schedule
+from .optim import AdamW, make_schedule
 
 
 class Dist:
@@ -300,7 +300,7 @@ def train(cfg: Dict[str, Any], a, d: Dist, run_dir: str) -> int:
         grads = {n: params[n].grad for n in names}
         for g in grads.values():
             g.div_(tr["gradAccum"])
-        norm = global_norm(list(grads.values()))
+        norm = opt.global_norm(grads)
         if not (math.isfinite(mean_loss) and math.isfinite(norm)):
             what = f"loss is {mean_loss}" if not math.isfinite(mean_loss) else f"gradient norm is {norm}"
             metrics.write({"type": "error", "step": step + 1, "message": what})
