@@ -58,6 +58,8 @@ interface Case {
   outTol: number;
   /** Relative tolerance of each gradient (max |Δ| / max |g|). */
   gradTol: number;
+  /** The twin discretises the DiffEqFormer file to this many layers itself; qkvflow's `discretize` is the reference. */
+  twinDiscretize?: number;
 }
 
 const micro = { vocabSize: 61, blockSize: 16, nEmbd: 16, nHead: 2 };
@@ -104,6 +106,13 @@ const cases: Case[] = [
     gradTol: F32_GRAD,
   },
   {
+    name: "the twin's own discretisation of a diffeqformer (M = 7) against qkvflow's",
+    build: () => createModel({ kind: "diffeqformer", ...micro, nLayer: 3, timeEmbedDim: 4, sinusoidalDim: 4 }, random.key(7)),
+    outTol: F32_OUT,
+    gradTol: F32_GRAD,
+    twinDiscretize: 7,
+  },
+  {
     name: "gpt2 with LoRA adapters (unmerged)",
     build: () => {
       const m = createModel({ kind: "gpt2", ...micro, nLayer: 2 }, random.key(5));
@@ -131,9 +140,14 @@ interface Prepared {
 }
 
 /** qkvflow's logits, loss and gradients of one case; writes the model and batch files for the twin. */
-function prepare(c: Case, dir: string, i: number): { p: Prepared; job: { model: string; batch: string; out: string } } {
-  const model = c.build();
-  randomize(model, 100 + i);
+function prepare(
+  c: Case,
+  dir: string,
+  i: number,
+): { p: Prepared; job: { model: string; batch: string; out: string; discretize?: number } } {
+  const source = c.build();
+  randomize(source, 100 + i);
+  const model = c.twinDiscretize === undefined ? source : discretize(source as DiffEqFormer, c.twinDiscretize);
   model.eval();
   const B = 3,
     T = 11;
@@ -156,8 +170,9 @@ function prepare(c: Case, dir: string, i: number): { p: Prepared; job: { model: 
     model: path.join(dir, `model-${i}.safetensors`),
     batch: path.join(dir, `batch-${i}.safetensors`),
     out: path.join(dir, `out-${i}.safetensors`),
+    ...(c.twinDiscretize !== undefined ? { discretize: c.twinDiscretize } : {}),
   };
-  saveModelSync(job.model, model);
+  saveModelSync(job.model, source);
   fs.writeFileSync(job.batch, encodeSafetensors(tensorsToRaw({ inputs: x, targets: y })));
   const grads = Object.fromEntries(names.map((n) => [n, g[n]!.data() as ArrayLike<number>]));
   return { p: { c, names, logits, loss: lossT.item(), grads, out: job.out }, job };

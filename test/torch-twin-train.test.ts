@@ -152,7 +152,10 @@ test("torch twin: tokenize → torchrun DDP (2 gloo ranks) → qkvflow eval / fi
           `vs one process: worst loss rel ${worst.toExponential(2)}, final parameters max |Δ| ${dp.toExponential(2)}`,
       );
       assert.ok(worst <= 1e-5, `DDP and single-process losses differ by ${worst} (relative)`);
-      assert.ok(dp <= 1e-4, `DDP and single-process parameters differ by ${dp}`);
+      // Adam divides by √v̂ + ε, so round-off differences of a gradient (DDP sums in another order) move an
+      // element with a tiny second moment by a sizeable part of its learning-rate step (lr 1e-2 here): the bound is
+      // 5 % of one step; the losses above are the tight check.
+      assert.ok(dp <= 5e-4, `DDP and single-process parameters differ by ${dp}`);
     },
   );
 
