@@ -86,8 +86,8 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
     help: "bool",
   },
   configs: { help: "bool" },
-  tokenize: { config: "string", set: "strings", data: "string", out: "string", help: "bool" },
   help: {},
+  tokenize: { config: "string", set: "strings", data: "string", out: "string", help: "bool" },
 };
 
 /** Usage text. */
