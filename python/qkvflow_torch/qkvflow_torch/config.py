@@ -376,7 +376,7 @@ def config_search_path() -> List[str]:
     dirs.append(os.path.join(os.getcwd(), "configs"))
     here = os.path.dirname(os.path.abspath(__file__))
     dirs.append(os.path.normpath(os.path.join(here, "..", "..", "..", "configs")))
-    return dirs
+    return list(dict.fromkeys(os.path.abspath(d) for d in dirs))
 
 
 def parse_override(arg: str):

@@ -45,7 +45,7 @@ from .checkpoint import (
     resolve_model_file,
     save_checkpoint,
 )
-from .config import default_decay_patterns, load_train_config, resolve_model_section, upgrade_model_config
+from .config import ConfigError, default_decay_patterns, load_train_config, resolve_model_section, upgrade_model_config
 from .data import BatchSampler, TokenFiles, count_eval_windows, eval_batches
 from .models import TransformerLM, create_model, load_state, state_dict
 from .optim import AdamW, make_schedule
@@ -158,7 +158,11 @@ def main(argv=None) -> int:
     overrides = list(a.set)
     if a.steps is not None:
         overrides.append(f"train.steps={a.steps}")
-    cfg = load_train_config(a.config, overrides)
+    try:
+        cfg = load_train_config(a.config, overrides)
+    except ConfigError as err:
+        print(f"qkvflow_torch.train: {err}", file=sys.stderr)
+        return 2
     run_dir = os.path.abspath(a.out or cfg["train"]["outDir"] or os.path.join("runs", cfg["name"]))
     cfg["train"]["outDir"] = run_dir
     d = Dist(a.backend, a.device)
@@ -181,6 +185,8 @@ def train(cfg: Dict[str, Any], a, d: Dist, run_dir: str) -> int:
     per_rank = micro // d.world
     resume_from = None
     if a.resume is not None:
+        if a.resume and not os.path.exists(a.resume):
+            raise SystemExit(f"train: --resume {a.resume} does not exist; expected a run folder, its checkpoints folder or a step-* folder")
         resume_from = resolve_checkpoint_dir(a.resume or run_dir) if os.path.exists(a.resume or run_dir) else None
         if resume_from is None:
             log(f"resume: {a.resume or run_dir} has no checkpoint yet; starting from scratch")
