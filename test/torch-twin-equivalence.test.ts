@@ -1,9 +1,11 @@
 /**
  * The PyTorch twin (python/qkvflow_torch) against qkvflow: for random weights (every parameter random, biases and
- * the hypernetworks' Γ, B included) of GPT-2, DiffEqFormer, a discretised DiffEqFormer, a LoRA-adapted model and a
- * float64 model, both engines read the same model file and compute logits, the loss (some targets ignored with
- * −100) and every trainable parameter's gradient on the same tokens. qkvflow is the reference; PyTorch computes
- * independently (its own kernels and autograd). Needs /usr/bin/python3 with torch (skips with the reason otherwise).
+ * the hypernetworks' Γ, B included) of GPT-2, DiffEqFormer (also with solver.steps ≠ L and gradient checkpointing),
+ * a discretised DiffEqFormer (discretised by qkvflow, and by the twin itself), a LoRA-adapted model and a float64
+ * model, both engines read the same model file and compute logits, the loss (some targets ignored with −100) and
+ * every trainable parameter's gradient on the same tokens. qkvflow is the reference; PyTorch computes
+ * independently (its own kernels and autograd). All cases run in one Python process. Needs /usr/bin/python3 with
+ * torch (skips with the reason otherwise, fails when QKVFLOW_REQUIRE_TORCH=1).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
