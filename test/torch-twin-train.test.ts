@@ -169,6 +169,11 @@ test("torch twin: tokenize → torchrun DDP (2 gloo ranks) → qkvflow eval / fi
     assert.ok(Math.abs(r.eval.loss - torchEval.loss) <= 1e-4, `qkvflow eval ${r.eval.loss} vs PyTorch ${torchEval.loss}`);
     const code = await cli(["eval", "--checkpoint", ddp, "--data", wikitext]);
     assert.equal(code, 0);
+    const line = (await twin(["-m", "qkvflow_torch.evaluate", "--checkpoint", ddp, "--tokens", tokens])).trim().split("\n").at(-1)!;
+    const standalone = JSON.parse(line) as { loss: number; tokens: number; split: string };
+    assert.equal(standalone.split, "validation");
+    assert.equal(standalone.tokens, r.eval.tokens);
+    assert.ok(Math.abs(standalone.loss - r.eval.loss) <= 1e-4, `qkvflow_torch.evaluate ${standalone.loss} vs qkvflow eval ${r.eval.loss}`);
   });
 
   await t.test("qkvflow finetune --layers 2, generate and analyze take the torchrun checkpoint", async () => {
