@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `qkvflow` command line: train | finetune | eval | generate | analyze | configs | help. Training, evaluation
+ * The `qkvflow` command line: train | finetune | eval | generate | analyze | configs | tokenize | help. Training, evaluation
  * and sampling come from @qkvflow/train, `analyze` from @qkvflow/analysis; this package is the only one that
  * knows both. Run `qkvflow help` (or `npm run qkvflow -- help` from a source checkout) for usage.
  */
@@ -26,6 +26,7 @@ import {
   runFinetune,
   runTrain,
   sampleTokens,
+  writeTokenFiles,
   type ConfigFile,
   type TrainConfig,
 } from "@qkvflow/train";
@@ -90,6 +91,7 @@ const FLAGS: Record<string, Record<string, FlagKind>> = {
   },
   configs: { help: "bool" },
   help: {},
+  tokenize: { config: "string", set: "strings", data: "string", out: "string", help: "bool" },
 };
 
 /** Usage text. */
@@ -102,6 +104,9 @@ Usage:
   qkvflow eval     --checkpoint PATH [--config NAME|FILE] [--split NAME] [--all] [--data DIR] [--set ...]
   qkvflow generate --checkpoint PATH --prompt TEXT [--max-tokens 50] [--temperature 0.8] [--top-k 40] [--seed 0]
   qkvflow configs  (lists the configuration files)
+  qkvflow tokenize --config NAME|FILE --out DIR [--data DIR] [--set ...]
+                   writes the configuration's splits as flat uint16 token files + tokens.json, for
+                   python/qkvflow_torch (train on a cluster with torchrun, analyse here: docs/cluster.md)
 
 Options:
   --config NAME|FILE   a JSON configuration: a file path, or a name from the configs/ folder
@@ -431,6 +436,16 @@ function analyzeOut(args: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** `qkvflow tokenize`: the configuration's splits as token files for other engines (see writeTokenFiles). */
+async function cmdTokenize(p: ParsedArgs): Promise<number> {
+  const out = str(p.flags, "out");
+  if (out === undefined) throw new UsageError("tokenize needs --out DIR (the folder for tokens.json and one <split>.bin per split)");
+  const cfg = configFor({ ...p, flags: { ...p.flags, out: false } });
+  const h = await writeTokenFiles(cfg.data, path.resolve(out), (m) => console.log(m));
+  console.log(`token files in ${path.resolve(out)}: train on '${h.train}', evaluate on '${h.eval}' (${Object.keys(h.splits).join(", ")})`);
+  return 0;
+}
+
 /** `qkvflow analyze`: spectra, Lyapunov exponents and the HTML report (@qkvflow/analysis), with the GPT-2 tokenizer for GPT-2-vocabulary models. */
 async function cmdAnalyze(args: readonly string[]): Promise<number> {
   try {
@@ -464,6 +479,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await cmdEval(p);
       case "generate":
         return await cmdGenerate(p);
+      case "tokenize":
+        return await cmdTokenize(p);
       case "configs":
         for (const c of listConfigs()) console.log(`${c.name.padEnd(32)} ${c.description}`);
         return 0;

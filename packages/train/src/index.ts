@@ -69,6 +69,7 @@ export {
   type ModelConfigLike,
 } from "./model-backend.js";
 export { loadRunData, type RunData } from "./run-data.js";
+export { TOKEN_FILES_FORMAT, TOKEN_FILES_HEADER, readTokenFiles, writeTokenFiles, type TokenFilesHeader } from "./token-files.js";
 export { loadModelFrom, runDirOf, runEval, runFinetune, runTrain, type EvalPlan, type RunOptions, type RunResult } from "./run.js";
 export { drawIndex, nextTokenProbs, sampleTokens, type SampleOptions } from "./generate.js";
 export {
