@@ -5,7 +5,7 @@
  * responsive; the longest task is measured and shown. The state the page reaches is published as
  * `window.__playground` (read by the end-to-end test; `?backend=webgl2|cpu` picks the starting backend).
  */
-import { getBackend, setBackend, type Backend } from "../../packages/autograd/src/index.js";
+import { add, getBackend, setBackend, tensor, type Backend } from "../../packages/autograd/src/index.js";
 import { kernelInfo } from "../../packages/autograd/src/backend/cpu/kernels/gemm.js";
 import { createGpuBackend, type GpuBackend } from "@qkvflow/autograd/gpu";
 import type { AnyModel } from "../../packages/models/src/factory.js";
@@ -208,6 +208,8 @@ function backendFor(choice: BackendChoice): Backend | string {
 function switchBackend(choice: BackendChoice): void {
   const bytes = model ? modelFileBytes(model) : null;
   setBackend(backendFor(choice));
+  // one small kernel, so that gpu.js has made its WebGL context (and says which renderer) before it is reported
+  if (choice !== "cpu") add(tensor([1, 2]), tensor([3, 4])).data();
   state.backend.choice = choice;
   describeBackend();
   if (bytes) setModel(modelFromFile(bytes), state.model.origin);
@@ -271,6 +273,9 @@ function setModel(m: AnyModel, origin: string): void {
   }
   model = m;
   session = null;
+  const sep = document.createElement("tr");
+  sep.innerHTML = `<td colspan="4" class="note">model: ${escapeXml(origin)}</td>`;
+  $("depth-log").querySelector("tbody")!.prepend(sep);
   const c = m.config;
   state.model = { config: c, parameters: m.numParameters(), origin };
   $("model-info").textContent =
@@ -523,6 +528,7 @@ async function analyse(): Promise<void> {
 // ---- start -----------------------------------------------------------------------------------------------------
 async function start(): Promise<void> {
   watchLongTasks();
+  await yieldToBrowser(); // the page is drawn (and its load event fires) before the backend starts
   const choice: BackendChoice = query.get("backend") === "webgl2" ? "webgl2" : "cpu";
   ($("backend") as HTMLSelectElement).value = choice;
   try {
