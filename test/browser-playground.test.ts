@@ -87,7 +87,7 @@ const pgState = (page: Page): Promise<PageState> =>
   page.evaluate(() => JSON.parse(JSON.stringify((window as unknown as { __playground: { state: unknown } }).__playground.state)));
 const until = (page: Page, fn: string, timeout = 300_000) =>
   page.waitForFunction(
-    `(() => { const s = window.__playground && window.__playground.state; if (s && s.errors.length) throw new Error(s.errors.join("; ")); return ${fn}; })()`,
+    `(() => { const s = window.__playground && window.__playground.state; if (!s) return false; if (s.errors.length) throw new Error(s.errors.join("; ")); return ${fn}; })()`,
     null,
     {
       timeout,
