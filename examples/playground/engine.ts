@@ -72,7 +72,7 @@ export function rebuild(from: AnyModel, config: ModelConfig): AnyModel {
 }
 
 /** A fresh playground model. */
-export function newModel(seed = PLAYGROUND_TRAIN.seed, config: ModelConfig = PLAYGROUND_MODEL): AnyModel {
+export function newModel(seed: number = PLAYGROUND_TRAIN.seed, config: ModelConfig = PLAYGROUND_MODEL): AnyModel {
   return createModel(config, random.key(seed));
 }
 
