@@ -249,6 +249,7 @@ async function runScenario(
   work: string,
   paste: boolean,
   diag: (m: string) => void,
+  shot: (page: Page, panel: string) => Promise<void>,
 ): Promise<Page> {
   const t0 = Date.now();
   const lap = (what: string) => diag(`${sc.backend}: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -299,6 +300,7 @@ async function runScenario(
   assert.equal(markers, s.steps.length, "the loss chart has one point per update");
   assert.ok(s.tokensPerSec !== null && s.tokensPerSec > 0, `tokens/s shown: ${s.tokensPerSec}`);
   assert.equal(await page.textContent("#step"), String(s.steps.length));
+  await shot(page, "train");
 
   // the first update's loss: the seed-0 model on the first batch, computed by Node
   const trainIds: number[] = await page.evaluate(() =>
@@ -369,6 +371,7 @@ async function runScenario(
   });
   assert.deepEqual(s.generation.ids, expected, "the page samples the tokens sampleTokens draws with the same seed");
   assert.equal(await page.textContent("#gen-new"), gpt2Tokenizer.decode(expected));
+  await shot(page, "generate");
   lap(`generated ${sc.genTokens} tokens, first after ${s.generation.firstTokenMs?.toFixed(0)} ms`);
 
   // ---- depth and solver: perplexity and evaluation counts against the CLI's evaluation in Node
@@ -412,6 +415,7 @@ async function runScenario(
   s = await pgState(page);
   assert.deepEqual([s.depth.setting.steps, s.depth.evaluations], [3, 3]);
   assert.equal(await page.textContent("#depth-value"), "3");
+  await shot(page, "depth");
   lap("depth and solver checked");
 
   // ---- a checkpoint written by `qkvflow train` opens with Node's logits
@@ -455,6 +459,7 @@ async function runScenario(
     const radius = ref.spectra.stats.qk.map((st) => st.radius[0]!);
     const plotted = await page.$$eval("#spectra svg.spectra-qk.spectra-abs path.series", (e) => e.length);
     assert.equal(plotted, radius.length > 0 ? fromCli.config.nHead : 0, "one QK radius curve per head");
+    await shot(page, "inside");
     lap("analysis checked");
   }
 
@@ -494,14 +499,14 @@ describe("playground: a DiffEqFormer trained, sampled, re-integrated and analyse
     try {
       const only = process.env.QKVFLOW_PLAYGROUND_BACKENDS?.split(",");
       for (const sc of SCENARIOS.filter((x) => !only || only.includes(x.backend))) {
-        const page = await runScenario(browser, url, sc, cliModel, work, !built.excerpt, (m) => t.diagnostic(m));
         const shots = process.env.QKVFLOW_PLAYGROUND_SCREENSHOTS;
-        if (shots && sc.backend === "cpu") {
+        // each panel is photographed on the CPU page once its check has passed
+        const shot = async (page: Page, panel: string): Promise<void> => {
+          if (!shots || sc.backend !== "cpu") return;
           mkdirSync(shots, { recursive: true });
-          for (const p of ["train", "generate", "depth", "inside"]) {
-            await page.locator(`#panel-${p}`).screenshot({ path: join(shots, `playground-${p}.png`) });
-          }
-        }
+          await page.locator(`#panel-${panel}`).screenshot({ path: join(shots, `playground-${panel}.png`) });
+        };
+        const page = await runScenario(browser, url, sc, cliModel, work, !built.excerpt, (m) => t.diagnostic(m), shot);
         await page.context().close();
       }
     } finally {
