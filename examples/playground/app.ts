@@ -320,9 +320,11 @@ async function trainLoop(): Promise<void> {
       session.step = state.steps.length ? state.steps[state.steps.length - 1]!.step : 0;
     }
     status("training");
+    const sess = session;
     const window: StepRecord[] = [];
-    while (state.training) {
-      const r = session.update();
+    // a new model (reset, upload, backend switch) ends the loop
+    while (state.training && session === sess) {
+      const r = sess.update();
       state.steps.push(r);
       window.push(r);
       if (window.length > 5) window.shift();
@@ -334,7 +336,7 @@ async function trainLoop(): Promise<void> {
       drawLoss();
       await yieldToBrowser();
     }
-    status(`paused after update ${session.step}`);
+    status(`paused after update ${sess.step}`);
   } catch (e) {
     fail("training", e);
   } finally {
@@ -359,6 +361,7 @@ function download(): void {
 }
 
 async function upload(file: File): Promise<void> {
+  state.training = false;
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
     setModel(modelFromFile(bytes, file.name), `opened from ${file.name}`);
