@@ -87,6 +87,7 @@ export {
   type GradOptions,
   type JacobianOptions,
 } from "./autodiff/transforms.js";
+export { vmap, jacfwd, jacrev, type AxisSpec } from "./transforms/vmap.js";
 export { treeFlatten, treeMap, treeZip, treeLeaves, type Tree } from "./tree.js";
 export * as random from "./random.js";
 export { Key } from "./random.js";

@@ -21,6 +21,7 @@ import * as safetensors from "../src/io/safetensors.js";
 import * as tensorsIo from "../src/io/tensors.js";
 import * as shape from "../src/shape.js";
 import * as tensorMod from "../src/tensor.js";
+import * as vmapMod from "../src/transforms/vmap.js";
 
 /** Modules whose exports are API but not ops (constructors, transforms, backends, I/O, trees, host linalg). */
 const NON_OP_MODULES = {
@@ -37,6 +38,7 @@ const NON_OP_MODULES = {
   tensorsIo,
   shape,
   tensorMod,
+  vmapMod,
 };
 
 const functionsOf = (mod: object): Map<unknown, string> =>
