@@ -22,6 +22,7 @@ import * as tensorsIo from "../src/io/tensors.js";
 import * as shape from "../src/shape.js";
 import * as tensorMod from "../src/tensor.js";
 import * as vmapMod from "../src/transforms/vmap.js";
+import * as jitMod from "../src/transforms/jit.js";
 
 /** Modules whose exports are API but not ops (constructors, transforms, backends, I/O, trees, host linalg). */
 const NON_OP_MODULES = {
@@ -39,6 +40,7 @@ const NON_OP_MODULES = {
   shape,
   tensorMod,
   vmapMod,
+  jitMod,
 };
 
 const functionsOf = (mod: object): Map<unknown, string> =>
