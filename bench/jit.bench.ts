@@ -218,6 +218,15 @@ function mlpRows(): void {
     same ? "bit-identical" : "DIFFERS",
   );
 
+  const gl = ag.grad(loss);
+  const gjl = ag.grad(ag.jit(loss));
+  row(
+    "MLP gradient (16→32→4, batch 32, float32)",
+    time(() => gl(params, x, yT)),
+    time(() => gjl(params, x, yT)),
+    "grad(jit(loss))",
+    "compiled forward + jitted pullback",
+  );
   const pl = (p: P, xi: Tensor, yi: Tensor) => loss(p, ag.expandDims(xi, 0), ag.expandDims(yi, 0));
   const g = ag.grad(pl);
   const loop = () => {

@@ -153,6 +153,22 @@ test("jit(grad(f)), grad(jit(f)), jit(vmap(f)) and vmap(jit(f)) equal the untran
   identical(t1 as Tensor, t2 as Tensor, "jvp(jit)");
 });
 
+test("grad(jit(f)) runs a compiled forward and a compiled pullback; closures over tracked tensors and second order stay exact", () => {
+  const jl = ag.jit(loss);
+  identical(ag.grad(jl, { argnums: [0, 1] })(W, X)[1], ag.grad(loss, { argnums: [0, 1] })(W, X)[1], "grad(jit) in x");
+  assert.equal(jl.cacheSize, 1, "the forward program is reused under grad");
+  // a closed-over tensor tracked by the outer grad: f runs op by op, so its gradient is not lost
+  const viaClosure = (w: Tensor) => ag.jit((x: Tensor) => loss(w, x))(X);
+  identical(ag.grad(viaClosure)(W), ag.grad(loss)(W, X), "closure over a tracked tensor");
+  // second order: the jitted pullback is itself differentiated
+  const f = (x: Tensor) => ag.sum(ag.mul(ag.sin(x), ag.exp(x)));
+  const jfn = ag.jit(f);
+  const x = T([3], 21);
+  const h1 = ag.grad((v: Tensor) => ag.sum(ag.mul(ag.grad(jfn)(v), v)))(x);
+  const h2 = ag.grad((v: Tensor) => ag.sum(ag.mul(ag.grad(f)(v), v)))(x);
+  identical(h1, h2, "grad of grad(jit)");
+});
+
 test("jit retraces per input signature and bakes in non-tensor arguments", () => {
   let traces = 0;
   const f = (x: Tensor, k: number) => {

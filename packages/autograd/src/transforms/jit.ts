@@ -3,7 +3,8 @@
  * program — without the op layer's checks and dispatch, without autodiff bookkeeping, with elementwise chains
  * fused into generated loops on the CPU backend (program.ts).
  */
-import { gradientRequested, hasActiveTangent } from "../autodiff/engine.js";
+import { gradientRequested, hasActiveTangent, isRecording, probeTracked } from "../autodiff/engine.js";
+import { customVjp, vjp } from "../autodiff/transforms.js";
 import type { Backend, Buffer } from "../backend/backend.js";
 import { CpuBackend } from "../backend/cpu/cpu-backend.js";
 import { getBackend } from "../backend/registry.js";
@@ -35,6 +36,8 @@ interface Compiled {
   outMeta: { shape: readonly number[]; dtype: Tensor["dtype"]; backend: Backend }[];
   /** The output is one tensor. */
   single: boolean;
+  /** Tracing used a closed-over tensor that a reverse pass tracks: under grad, f must run op by op. */
+  closesOverTracked: boolean;
 }
 
 /** The tensor leaves of the arguments (depth-first, as treeFlatten) and the cache key: structure, non-tensor values, each tensor's dtype, shape and backend. */
@@ -85,7 +88,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R, opts: JitOptio
     const interp = new TraceInterpreter(nextLevel(), "jit");
     const inputs = leaves.map(() => interp.value());
     const traced = leaves.map((x, i) => new Tensor(inputs[i], x.shape, x.dtype, x._backend));
-    const out = f(...unflatten(traced));
+    const { value: out, touched } = probeTracked(() => f(...unflatten(traced)));
     const fo = treeFlatten(out);
     const outBufs: Buffer[] = fo.leaves.map((t) => t._buf);
     for (const t of fo.leaves) {
@@ -104,6 +107,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R, opts: JitOptio
       unflatten: fo.unflatten as (l: readonly Tensor[]) => unknown,
       outMeta: fo.leaves.map((t) => ({ shape: t.shape, dtype: t.dtype, backend: t._backend })),
       single: out instanceof Tensor,
+      closesOverTracked: touched,
     };
   };
 
@@ -116,17 +120,38 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R, opts: JitOptio
     return c;
   };
 
-  const run = (...args: A): R => {
-    const leaves: Tensor[] = [];
-    const key = scan(args, leaves);
-    // an outer autodiff transform or a staged argument: run op by op so the outer transform sees every op
-    for (const x of leaves) if (x._buf instanceof StagedBuf || hasActiveTangent(x)) return f(...args);
-    if (gradientRequested(...leaves)) return f(...args);
-    const c = lookup(args, leaves, key);
+  const execute = (c: Compiled, leaves: Tensor[]): R => {
     const bufs = c.exec.run(leaves.map((x) => x._buf));
     const m = c.outMeta;
     if (c.single) return new Tensor(bufs[0], m[0].shape, m[0].dtype, m[0].backend) as R;
     return c.unflatten(bufs.map((b, i) => new Tensor(b, m[i].shape, m[i].dtype, m[i].backend))) as R;
+  };
+
+  // Under an outer reverse pass: the compiled forward, and a backward that is itself jitted (the pullback of f,
+  // recomputing f's forward inside the compiled program), attached like a customVjp.
+  let differentiable: ((...args: A) => R) | null = null;
+  const withVjp = (): ((...args: A) => R) => {
+    if (differentiable) return differentiable;
+    const pullback = jit((args: A, ct: R) => vjp(f, ...args)[1](ct), opts);
+    const forward = (...args: A): R => {
+      const leaves: Tensor[] = [];
+      const key = scan(args, leaves);
+      return execute(lookup(args, leaves, key), leaves);
+    };
+    differentiable = customVjp(forward, (ct: R, args: A) => pullback(args, ct), "jit");
+    return differentiable;
+  };
+
+  const run = (...args: A): R => {
+    const leaves: Tensor[] = [];
+    const key = scan(args, leaves);
+    // forward mode or a staged argument: run op by op so the outer transform sees every op
+    for (const x of leaves) if (x._buf instanceof StagedBuf || hasActiveTangent(x)) return f(...args);
+    const c = lookup(args, leaves, key);
+    // a closed-over tensor is tracked: a recording reverse pass must see f's ops to reach it
+    if (c.closesOverTracked && isRecording()) return f(...args);
+    if (gradientRequested(...leaves)) return withVjp()(...args);
+    return execute(c, leaves);
   };
   Object.defineProperty(run, "cacheSize", { get: () => cache.size });
   (run as unknown as { lower: Jitted<A, R>["lower"] }).lower = (...args: A) => {
