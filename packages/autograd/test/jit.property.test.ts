@@ -10,6 +10,7 @@ import fc from "fast-check";
 import * as ag from "../src/index.js";
 import type { Tensor } from "../src/index.js";
 import { lcg } from "./gradcheck.js";
+import { OP_MODULES } from "../src/op-registry.js";
 import { cases, seedArb, T } from "./op-cases.js";
 
 function identical(actual: Tensor, expected: Tensor, what: string): void {
@@ -50,6 +51,14 @@ for (const [name, arb] of cases) {
     );
   });
 }
+
+test("jit bit-identity tests cover every op of the op modules", () => {
+  const ops = new Set<string>();
+  for (const m of Object.values(OP_MODULES)) for (const [k, v] of Object.entries(m)) if (typeof v === "function") ops.add(k);
+  const missing = [...ops].filter((n) => !cases.has(n));
+  console.log(`jit bit-identity tests cover ${ops.size - missing.length} of ${ops.size} ops`);
+  assert.deepEqual(missing, []);
+});
 
 // ---------------------------------------------------------------- fused elementwise chains
 

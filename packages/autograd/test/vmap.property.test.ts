@@ -172,3 +172,23 @@ test("vmap refuses mismatched batch sizes, bad inAxes and host reads with errors
   assert.throws(() => ag.vmap((x: Tensor) => ag.scalar(x.item()))(T([2], 1)), /read on the host inside vmap/);
   assert.throws(() => ag.vmap(ag.neg, 0, null)(T([2], 1)), /outAxes is null/);
 });
+
+test("vmap takes inAxes and outAxes as trees matching the arguments and outputs", () => {
+  const p = { w: T([3, 2], 31), b: T([2], 32) };
+  const xs = T([3, 5], 33); // examples along axis 1
+  const f = (q: { w: Tensor; b: Tensor }, x: Tensor) => ({ y: ag.add(ag.matmul(x, q.w), q.b), n: ag.sum(ag.square(x)) });
+  const got = ag.vmap(f, [{ w: null, b: null }, 1], { y: 1, n: 0 })(p, xs);
+  assert.deepEqual(got.y.shape, [2, 5]);
+  assert.deepEqual(got.n.shape, [5]);
+  const cols = Array.from({ length: 5 }, (_, i) => f(p, ag.squeeze(ag.slice(xs, [0, i], [3, i + 1]), 1)));
+  close(
+    got.y,
+    ag.stack(
+      cols.map((c) => c.y),
+      1,
+    ),
+    "tree outAxes y",
+  );
+  close(got.n, ag.stack(cols.map((c) => c.n)), "tree outAxes n");
+  assert.throws(() => ag.vmap(f, [{ w: null }, 1])(p, xs), /inAxes at argument 0 has keys \{w\}; expected the argument's keys \{w, b\}/);
+});
