@@ -14,6 +14,9 @@ import { compileProgram, type Executable, interpretProgram } from "./program.js"
 import { interpose, nextLevel, StagedBuf } from "./staging.js";
 import { TraceInterpreter } from "./trace.js";
 
+/** Number of compiled signatures of one jitted function at which a warning about retracing is printed (once). */
+const RETRACE_WARNING = 32;
+
 /** Options of jit. */
 export interface JitOptions {
   /** Fuse elementwise chains into generated loops where the backend allows it (CPU); default true. */
@@ -116,6 +119,11 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R, opts: JitOptio
     if (!c) {
       c = compile(leaves, treeFlatten(args).unflatten as (l: readonly Tensor[]) => A);
       cache.set(key, c);
+      if (cache.size === RETRACE_WARNING) {
+        console.warn(
+          `jit: ${RETRACE_WARNING} programs compiled for one function; a non-tensor argument that changes on every call (a time t, a step count) traces anew each time — pass such values as tensors`,
+        );
+      }
     }
     return c;
   };
