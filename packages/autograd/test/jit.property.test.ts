@@ -141,6 +141,14 @@ test("a fused chain runs as one loop and reuses its intermediate buffers", () =>
     b = jf(x, y);
   assert.notEqual(a.data(), b.data(), "outputs get fresh buffers on every call");
   identical(a, f(x, y), "fused");
+  // broadcast rows (bias [C]) and columns ([N, 1]) are read in the loop too
+  const g = (m: Tensor, bias: Tensor, col: Tensor) => ag.sigmoid(ag.add(ag.mul(m, col), bias));
+  const m = T([4, 3], 3),
+    bias = T([3], 4),
+    col = T([4, 1], 5);
+  const jg = ag.jit(g);
+  assert.deepEqual(jg.lower(m, bias, col), { loops: 1, calls: 0 });
+  identical(jg(m, bias, col), g(m, bias, col), "fused with broadcast operands");
 });
 
 // ---------------------------------------------------------------- composition and caching

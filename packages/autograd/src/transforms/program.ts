@@ -4,7 +4,8 @@
  * - `interpretProgram`: calls the backend's kernel for each node in order (any backend; also when the inputs are
  *   themselves staged, e.g. a jitted function called inside vmap).
  * - `compileProgram` (CPU backend, plain typed-array inputs): elementwise kernels (unary, binary, where, float
- *   casts) whose operands have the output's element count or one element are grouped into clusters, and each
+ *   casts) whose operands have the output's element count, one element, or broadcast as a row or a column
+ *   (`readPattern`) are grouped into clusters, and each
  *   cluster becomes one generated JavaScript loop: intermediates stay in registers, and only values used outside
  *   the cluster are written out — into buffers allocated once per compiled program and reused on every call,
  *   except for the program's outputs, which get fresh buffers. The scalar expressions are the CPU backend's
@@ -147,6 +148,31 @@ function operands(node: TraceNode): TensorInfo[] {
   }
 }
 
+/**
+ * How a loop over the output's flat index i reads an operand: every element (i), one element, a trailing block
+ * repeated (i mod s: a row broadcast down leading axes), or a leading block repeated (⌊i / r⌋: a column
+ * broadcast along trailing axes); null for other broadcasts (the node then runs as a kernel call).
+ */
+type Pattern = { kind: "full" } | { kind: "scalar" } | { kind: "mod"; s: number } | { kind: "div"; r: number };
+function readPattern(shape: readonly number[], out: readonly number[]): Pattern | null {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const total = out.reduce((a, b) => a * b, 1);
+  if (size === total)
+    return shape.length <= out.length && shape.every((v, i) => v === out[out.length - shape.length + i]) ? { kind: "full" } : null;
+  if (size === 1) return { kind: "scalar" };
+  if (shape.length > out.length) return null;
+  const x = [...new Array<number>(out.length - shape.length).fill(1), ...shape];
+  // a trailing block: leading ones, then the output's own sizes
+  let d = 0;
+  while (d < x.length && x[d] === 1) d++;
+  if (x.slice(d).every((v, i) => v === out[d + i])) return { kind: "mod", s: size };
+  // a leading block: the output's own sizes, then ones
+  let e = x.length;
+  while (e > 0 && x[e - 1] === 1) e--;
+  if (x.slice(0, e).every((v, i) => v === out[i])) return { kind: "div", r: total / size };
+  return null;
+}
+
 /** Whether a node can join a fused loop: an elementwise kernel with a float (or comparison mask) result whose operands are full-size or one element. */
 function fusable(node: TraceNode): boolean {
   const d = node.dtype;
@@ -162,8 +188,7 @@ function fusable(node: TraceNode): boolean {
   } else return false;
   for (const x of operands(node)) {
     if (x.buf instanceof StagedBuf && !(x.buf instanceof TraceBuf)) return false;
-    const n = x.shape.reduce((a, b) => a * b, 1);
-    if (n !== 1 && (n !== node.size || x.shape.length !== node.shape!.length || x.shape.some((v, i) => v !== node.shape![i]))) return false;
+    if (readPattern(x.shape, node.shape!) === null) return false;
   }
   return true;
 }
@@ -342,25 +367,28 @@ function loopStep(
   own: (b: unknown) => b is TraceBuf,
   aliases: Map<number, Alias>,
 ): (env: Env) => void {
-  const external: { ref: TensorInfo; scalar: boolean; offset: number }[] = [];
+  const external: { ref: TensorInfo; key: string }[] = [];
   const extIndex = new Map<unknown, number>();
   const head: string[] = [];
   const body: string[] = [];
-  const operand = (x0: TensorInfo): string => {
+  const operand = (x0: TensorInfo, out: readonly number[]): string => {
     if (own(x0.buf) && c.produced.has(x0.buf.id)) return `v${x0.buf.id}`;
-    const scalar = x0.shape.reduce((a, b) => a * b, 1) === 1 && c.size !== 1;
+    let p = readPattern(x0.shape, out)!;
+    if (p.kind === "scalar" && c.size === 1) p = { kind: "full" };
     const alias = own(x0.buf) ? aliases.get(x0.buf.id) : undefined;
     const x = alias ? alias.src : x0;
     const offset = alias ? alias.offset : 0;
-    const key = `${own(x.buf) ? `s${x.buf.id}` : "c"}:${offset}:${scalar}`;
-    const mapKey = own(x.buf) ? key : x.buf;
-    let k = extIndex.get(mapKey);
-    if (k === undefined || (!own(x.buf) && external[k].offset !== offset)) {
+    const how = p.kind === "mod" ? `m${p.s}` : p.kind === "div" ? `d${p.r}` : p.kind;
+    const key = `${own(x.buf) ? `s${x.buf.id}` : "c"}:${offset}:${how}`;
+    let k = own(x.buf) ? extIndex.get(key) : external.findIndex((e) => e.ref.buf === x.buf && e.key === key);
+    if (k === undefined || k < 0) {
       k = external.length;
-      extIndex.set(mapKey, k);
-      external.push({ ref: x, scalar, offset });
-      if (scalar) head.push(`const e${k} = I${k}[${offset}];`);
-      else body.push(`const e${k} = I${k}[i + ${offset}];`);
+      if (own(x.buf)) extIndex.set(key, k);
+      external.push({ ref: x, key });
+      if (p.kind === "scalar") head.push(`const e${k} = I${k}[${offset}];`);
+      else if (p.kind === "full") body.push(`const e${k} = I${k}[i + ${offset}];`);
+      else if (p.kind === "mod") body.push(`const e${k} = I${k}[${offset} + (i % ${p.s})];`);
+      else body.push(`const e${k} = I${k}[${offset} + ((i / ${p.r}) | 0)];`);
     }
     return `e${k}`;
   };
@@ -368,14 +396,15 @@ function loopStep(
   for (const n of c.members) {
     const id = (n.out as TraceBuf).id;
     let expr: string;
-    if (n.method === "unary") expr = UNARY[n.args[0] as UnaryOp]!(operand(n.args[1] as TensorInfo));
-    else if (n.method === "binary")
-      expr = BINARY[n.args[0] as BinaryOp](operand(n.args[1] as TensorInfo), operand(n.args[2] as TensorInfo));
+    const sh = n.shape!;
+    const opd = (x: TensorInfo) => operand(x, sh);
+    if (n.method === "unary") expr = UNARY[n.args[0] as UnaryOp]!(opd(n.args[1] as TensorInfo));
+    else if (n.method === "binary") expr = BINARY[n.args[0] as BinaryOp](opd(n.args[1] as TensorInfo), opd(n.args[2] as TensorInfo));
     else if (n.method === "where") {
       const [cond, a, b] = operands(n);
-      expr = `(${operand(cond)} !== 0 ? ${operand(a)} : ${operand(b)})`;
+      expr = `(${opd(cond)} !== 0 ? ${opd(a)} : ${opd(b)})`;
     } else {
-      const src = operand(n.args[0] as TensorInfo);
+      const src = opd(n.args[0] as TensorInfo);
       expr = (n.args[0] as TensorInfo).dtype === "bool" ? `(${src} !== 0 ? 1 : 0)` : src;
     }
     lines.push(`const v${id} = ${n.dtype === "float32" ? `Math.fround(${expr})` : expr};`);
