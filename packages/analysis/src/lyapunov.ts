@@ -10,7 +10,7 @@
  * equals the reference's plain sum; for GPT-2, dt = 1 and T = L). For k = j this is the Benettin/QR estimate of
  * the Lyapunov spectrum of the token's own dynamics; for k ≠ j it is the reference's cross-token heuristic.
  */
-import { add, broadcastTo, mul, noGrad, slice, tensor, vjp, type Tensor } from "@qkvflow/autograd";
+import { add, mul, noGrad, stopGradient, tensor, vjp, vmap, type Tensor } from "@qkvflow/autograd";
 import type { DynamicsModel } from "./dynamics.js";
 import { matmulRaw, qrSquarePositive, toFloat64 } from "./linalg.js";
 
@@ -71,8 +71,8 @@ function fmt(shape: readonly number[]): string {
 
 /**
  * Jacobian blocks J_k = ∂f_j/∂x_k (k = 0..j, each E×E row-major) of a field on x [1, T, E], plus f(x) [1, T, E].
- * Rows are obtained by batched reverse mode: x is tiled over a batch of c copies and the cotangent selects
- * output (b, j, r0 + b), so one backward pass yields c rows of every J_k.
+ * Rows by reverse mode over vmap: one forward pass and its pullback, mapped over a batch of c cotangents (the
+ * cotangent b selects output (0, j, r0 + b)), so one batched backward pass yields c rows of every J_k.
  */
 export function fieldJacobianBlocks(
   field: (x: Tensor) => Tensor,
@@ -85,18 +85,16 @@ export function fieldJacobianBlocks(
   if (!Number.isInteger(query) || query < 0 || query >= T) throw new Error(`fieldJacobianBlocks: query ${query} is outside 0..${T - 1}`);
   const c = Math.max(1, Math.min(E, chunk ?? E));
   const blocks = Array.from({ length: query + 1 }, () => new Float64Array(E * E));
-  let value: Tensor | null = null;
+  const [out, pull] = vjp(field, x);
+  if (out.rank !== 3 || out.shape[0] !== 1 || out.shape[1] !== T || out.shape[2] !== E) {
+    throw new Error(`fieldJacobianBlocks: the field returned ${fmt(out.shape)} for input ${fmt(x.shape)}; expected the same shape`);
+  }
+  const rowsOf = vmap((u: Tensor) => pull(u)[0]);
   for (let r0 = 0; r0 < E; r0 += c) {
     const n = Math.min(c, E - r0);
-    const xb = add(broadcastTo(x, [n, T, E]), 0);
-    const [out, pull] = vjp(field, xb);
-    if (out.rank !== 3 || out.shape[0] !== n || out.shape[1] !== T || out.shape[2] !== E) {
-      throw new Error(`fieldJacobianBlocks: the field returned ${fmt(out.shape)} for input ${fmt(xb.shape)}; expected the same shape`);
-    }
-    if (!value) value = noGrad(() => slice(out, [0, 0, 0], [1, T, E]));
     const ctArr = out.dtype === "float64" ? new Float64Array(n * T * E) : new Float32Array(n * T * E);
     for (let b = 0; b < n; b++) ctArr[b * T * E + query * E + r0 + b] = 1;
-    const g = toFloat64(pull(tensor(ctArr, { shape: [n, T, E], dtype: out.dtype }))[0]);
+    const g = toFloat64(rowsOf(tensor(ctArr, { shape: [n, 1, T, E], dtype: out.dtype })));
     for (let b = 0; b < n; b++) {
       const row = r0 + b;
       for (let k = 0; k <= query; k++) {
@@ -105,7 +103,7 @@ export function fieldJacobianBlocks(
       }
     }
   }
-  return { blocks, value: value! };
+  return { blocks, value: noGrad(() => stopGradient(out)) };
 }
 
 /**

@@ -87,6 +87,8 @@ export {
   type GradOptions,
   type JacobianOptions,
 } from "./autodiff/transforms.js";
+export { vmap, jacfwd, jacrev, type AxisSpec } from "./transforms/vmap.js";
+export { jit, type JitOptions, type Jitted } from "./transforms/jit.js";
 export { treeFlatten, treeMap, treeZip, treeLeaves, type Tree } from "./tree.js";
 export * as random from "./random.js";
 export { Key } from "./random.js";

@@ -32,6 +32,8 @@ function collect(x: unknown, out: Set<unknown>, seen: Set<unknown>): void {
   seen.add(x);
   if (x instanceof Tensor) {
     out.add(x._buf);
+    // a batched tensor (vmap) holds its device buffer inside
+    for (let b: unknown = x._buf; b !== null && typeof b === "object" && "inner" in b; ) out.add((b = (b as { inner: unknown }).inner));
     return;
   }
   if (Array.isArray(x)) {

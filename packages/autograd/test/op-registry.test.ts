@@ -21,6 +21,8 @@ import * as safetensors from "../src/io/safetensors.js";
 import * as tensorsIo from "../src/io/tensors.js";
 import * as shape from "../src/shape.js";
 import * as tensorMod from "../src/tensor.js";
+import * as vmapMod from "../src/transforms/vmap.js";
+import * as jitMod from "../src/transforms/jit.js";
 
 /** Modules whose exports are API but not ops (constructors, transforms, backends, I/O, trees, host linalg). */
 const NON_OP_MODULES = {
@@ -37,6 +39,8 @@ const NON_OP_MODULES = {
   tensorsIo,
   shape,
   tensorMod,
+  vmapMod,
+  jitMod,
 };
 
 const functionsOf = (mod: object): Map<unknown, string> =>

@@ -368,6 +368,14 @@ export function probeTracked<T>(fn: () => T): { value: T; touched: boolean } {
   return state.withProbe(fn);
 }
 
+/** A hook the transforms that stage values (vmap) use to fit a cotangent to the tensor it reaches. */
+let cotangentAdapter: ((t: Tensor, ct: Tensor) => Tensor) | null = null;
+
+/** Installs the cotangent hook (see `backward`): `adapt(t, ct)` returns the cotangent `t` receives. */
+export function setCotangentAdapter(adapt: (t: Tensor, ct: Tensor) => Tensor): void {
+  cotangentAdapter = adapt;
+}
+
 /**
  * The backward walk: propagates cotangents from `roots` through nodes with id >= minId, and returns the
  * accumulated cotangent of every visited node by id. Cotangents reaching one tensor twice are summed with a
@@ -406,9 +414,10 @@ export function backward(roots: readonly { tensor: Tensor; ct: Tensor }[], minId
     }
     return top;
   };
-  const accumulate = (t: Tensor, ct: Tensor) => {
+  const accumulate = (t: Tensor, c: Tensor) => {
     const node = t._node;
     if (!node || node.id < minId) return;
+    const ct = cotangentAdapter ? cotangentAdapter(t, c) : c;
     if (ct.dtype !== t.dtype || ct.size !== t.size) {
       throw new Error(`autodiff: rule of '${node.name}' produced a cotangent ${ct} for a tensor ${t}; expected matching dtype and shape`);
     }
