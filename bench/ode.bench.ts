@@ -7,7 +7,7 @@
  *   with μ = 1000 against scipy's Radau and BDF (through `python3 bench/ode-scipy-reference.py --bench`, when python3
  *   with scipy is present), errors against tight-tolerance Radau references, and what an explicit method needs there;
  * - the fixed-step solvers on a DiffEqFormer-shaped float32 state against a hand-written Euler loop.
- * Run: npm run bench (all suites) or npx tsx bench/ode.bench.ts [filter]
+ * Run: npm run bench (all suites) or npx tsx bench/ode.bench.ts [filter] (a name substring; `a|b` for either, e.g. 'odex|plain')
  */
 import Benchmark from "benchmark";
 import { spawnSync } from "node:child_process";
@@ -229,9 +229,10 @@ function runSuite(suite: Benchmark.Suite): Promise<void> {
 
 const fmtMs = (ms: number) => ms.toFixed(ms < 1 ? 3 : 1);
 
-/** Runs the ODE benchmarks whose names contain `filter` (case-insensitive); prints markdown tables. */
+/** Runs the ODE benchmarks whose names contain `filter` (case-insensitive; `a|b`: either); prints markdown tables. */
 export async function run(filter?: string): Promise<void> {
-  const want = (name: string) => !filter || name.toLowerCase().includes(filter.toLowerCase());
+  const alternatives = filter ? filter.toLowerCase().split("|") : [];
+  const want = (name: string) => alternatives.length === 0 || alternatives.some((a) => name.toLowerCase().includes(a));
   const rows: Row[] = [];
   const stiffRows: Row[] = [];
   const suite = new Benchmark.Suite("ode");

@@ -77,10 +77,7 @@ export function solveCore<V>(space: VectorSpace<V>, p: CoreProblem<V>, step: Cor
       `${fn}: the initial state is not finite at t = ${ts[0]} (leaf ${bad0.leaf}, element ${bad0.index} is ${bad0.value}); expected finite values`,
     );
 
-  const attempt: AttemptFn<V> =
-    opts.checkpoint && space.kind === "tensor"
-      ? checkpointed(space, f, step)
-      : (t, y, h, f0, thetas, needError) => attemptStep(space, f, step, t, y, h, f0, thetas, needError);
+  const attempt: AttemptFn<V> = opts.checkpoint && space.kind === "tensor" ? checkpointed(space, f, step) : reusedAttempt(space, f, step);
 
   const c = p.controller;
   return c.kind === "fixed" ? fixedSteps(space, p, c, attempt, stats, ys) : adaptiveSteps(space, p, c, attempt, stats, ys);
@@ -88,7 +85,13 @@ export function solveCore<V>(space: VectorSpace<V>, p: CoreProblem<V>, step: Cor
 
 const NO_OUTPUTS: readonly number[] = [];
 
-/** One step attempt with the outputs inside it (the solver's continuous extension, or cubic Hermite). */
+/** attemptStep into one Attempt record per solve (the driver reads a record before the next attempt). */
+function reusedAttempt<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step: CoreStep<V>): AttemptFn<V> {
+  const out: Attempt<V> = { y1: null as V, err: null, f0: null, f1: null, outs: [], nfev: 0, njev: 0, nlu: 0 };
+  return (t, y, h, f0, thetas, needError) => attemptStep(space, f, step, t, y, h, f0, thetas, needError, out);
+}
+
+/** One step attempt with the outputs inside it (the solver's continuous extension, or cubic Hermite), written into `out`. */
 function attemptStep<V>(
   space: VectorSpace<V>,
   f: (t: number, y: V) => V,
@@ -99,6 +102,7 @@ function attemptStep<V>(
   f0: V | null,
   thetas: readonly number[],
   needError: boolean,
+  out: Attempt<V>,
 ): Attempt<V> {
   const r = step(f, t, y, h, f0, needError);
   let nfev = r.nfev;
@@ -123,7 +127,15 @@ function attemptStep<V>(
   if (r.temporaries && space.release) {
     for (const v of r.temporaries) if (v !== r.y1 && v !== f0u && v !== f1 && v !== r.f0) space.release(v);
   }
-  return { y1: r.y1, err: r.err, f0: f0u, f1, outs, nfev, njev: r.njev ?? 0, nlu: r.nlu ?? 0 };
+  out.y1 = r.y1;
+  out.err = r.err;
+  out.f0 = f0u;
+  out.f1 = f1;
+  out.outs = outs;
+  out.nfev = nfev;
+  out.njev = r.njev ?? 0;
+  out.nlu = r.nlu ?? 0;
+  return out;
 }
 
 /** attemptStep wrapped in autograd `checkpoint` (tensor states): the step's intermediates are recomputed in the backward pass. */
@@ -131,7 +143,7 @@ function checkpointed<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step:
   return (t, y, h, f0, thetas, needError) => {
     let counts = { nfev: 0, njev: 0, nlu: 0 };
     const run = (yl: Tensor[], f0l: Tensor[] | null) => {
-      const a = attemptStep(space, f, step, t, yl as unknown as V, h, f0l as unknown as V | null, thetas, needError);
+      const a = attemptStep(space, f, step, t, yl as unknown as V, h, f0l as unknown as V | null, thetas, needError, {} as Attempt<V>);
       counts = { nfev: a.nfev, njev: a.njev, nlu: a.nlu };
       return { y1: a.y1, err: a.err, f0: a.f0, f1: a.f1, outs: a.outs } as unknown as Record<string, Tensor[] | Tensor[][] | null>;
     };
@@ -174,7 +186,7 @@ function fixedSteps<V>(
           `${fn}: maximum number of steps (${ctrl.maxSteps}) exceeded at t = ${t} before reaching t = ${ts[ts.length - 1]} (fixed step h = ${h}); raise maxSteps or use a larger dt`,
         );
       }
-      const r = attempt(t, y, h, f0, [], false);
+      const r = attempt(t, y, h, f0, NO_OUTPUTS, false);
       total++;
       count(stats, r);
       stats.accepted++;

@@ -110,16 +110,161 @@ function linearSolveOp(lu: LU, dtype: Tensor["dtype"]): (W: Tensor, b: Tensor) =
  * (arrays of n). `jac`: the user's ∂f/∂y; without it, forward differences with the increment
  * δⱼ = √u·max(|yⱼ|, scaleⱼ) (u = 2⁻⁵², scale = the absolute tolerances, 1e-5 without them): the relative error
  * of a column is O(√u) ≈ 1.5e-8 times the size of f's second derivatives there, plus rounding of f / δⱼ.
+ * A class, so every solve calls the same (prototype) methods and the step's call sites stay monomorphic.
  */
-export function arraySpace(
-  n: number,
-  jac?: ArrayJacobian,
-  fn = "odeint",
-  scale?: readonly number[],
-): VectorSpace<Float64Array> & { alloc(): Float64Array } {
-  const readJac = (t: number, y: Float64Array): Float64Array => {
+export function arraySpace(n: number, jac?: ArrayJacobian, fn = "odeint", scale?: readonly number[]): ArraySpace {
+  return new ArraySpace(n, jac, fn, scale);
+}
+
+const U = Number.EPSILON;
+/** Buffers an ArraySpace keeps for reuse. */
+const POOL_SIZE = 64;
+
+/** The plain-array vector space (see `arraySpace`). */
+export class ArraySpace implements VectorSpace<Float64Array> {
+  readonly kind = "array";
+  // the argument of one f evaluation at a time (stage), overwritten by the next
+  private readonly scratch: Float64Array;
+  // buffers the driver handed back (release): reused for new values, so a long solve allocates little; a
+  // fixed-size stack (push/pop on a growing array would resize its backing store back and forth)
+  private readonly pool: (Float64Array | undefined)[] = new Array<Float64Array | undefined>(POOL_SIZE).fill(undefined);
+  private top = 0;
+
+  constructor(
+    readonly n: number,
+    private readonly jac: ArrayJacobian | undefined,
+    private readonly fn: string,
+    private readonly scale: readonly number[] | undefined,
+  ) {
+    this.scratch = new Float64Array(n);
+  }
+
+  alloc(): Float64Array {
+    if (this.top === 0) return new Float64Array(this.n);
+    const b = this.pool[--this.top]!;
+    this.pool[this.top] = undefined;
+    // (a loop: on the small states of plain-array problems it is cheaper than the fill builtin)
+    for (let i = 0; i < b.length; i++) b[i] = 0;
+    return b;
+  }
+
+  release(v: Float64Array): void {
+    if (this.top < POOL_SIZE) this.pool[this.top++] = v;
+  }
+
+  /** out = ((y + k₀·hc₀) + k₁·hc₁) + … over the nonzero cⱼ: the same operations in the same order as the tensor space. */
+  private combineInto(out: Float64Array, y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
+    const n = this.n,
+      m = c.length;
+    // one pass per nonzero coefficient (each element sees its terms in order j = 0, 1, …, as the tensor space)
+    let first = true;
+    for (let j = 0; j < m; j++) {
+      const cj = c[j];
+      if (cj === 0) continue;
+      const wj = h * cj,
+        k = ks[j];
+      if (first) for (let i = 0; i < n; i++) out[i] = y[i] + k[i] * wj;
+      else for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * wj;
+      first = false;
+    }
+    if (first) for (let i = 0; i < n; i++) out[i] = y[i];
+    return out;
+  }
+
+  combine(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
+    return this.combineInto(this.alloc(), y, h, c, ks);
+  }
+
+  stage(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
+    return this.combineInto(this.scratch, y, h, c, ks);
+  }
+
+  increment(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
+    const n = this.n;
+    const out = new Float64Array(n);
+    let first = true;
+    for (let j = 0; j < c.length; j++) {
+      const cj = c[j];
+      if (cj === 0) continue;
+      const w = h * cj,
+        k = ks[j];
+      if (first) for (let i = 0; i < n; i++) out[i] = k[i] * w;
+      else for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * w;
+      first = false;
+    }
+    return out;
+  }
+
+  hostIncrement(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
+    const n = this.n;
+    const out = this.alloc();
+    for (let j = 0; j < c.length; j++) {
+      const w = h * c[j];
+      if (w === 0) continue;
+      const k = ks[j];
+      for (let i = 0; i < n; i++) out[i] += w * k[i];
+    }
+    return out;
+  }
+
+  hermite(y0: Float64Array, f0: Float64Array, y1: Float64Array, f1: Float64Array, h: number, theta: number): Float64Array {
+    const t = theta,
+      t2 = t * t,
+      t3 = t2 * t;
+    const h00 = 2 * t3 - 3 * t2 + 1,
+      h10 = t3 - 2 * t2 + t,
+      h01 = -2 * t3 + 3 * t2,
+      h11 = t3 - t2;
+    const a = h * h10,
+      b = h * h11;
+    const n = this.n;
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = y0[i] * h00 + y1[i] * h01 + f0[i] * a + f1[i] * b;
+    return out;
+  }
+
+  axpyHost(y: Float64Array, a: number, x: Float64Array): Float64Array {
+    const n = this.n;
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = y[i] + a * x[i];
+    return out;
+  }
+
+  errorRatio(err: Float64Array, y0: Float64Array, y1: Float64Array, rtol: readonly number[], atol: readonly number[]): number {
+    const n = this.n;
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      const sc = atol[i] + rtol[i] * Math.max(Math.abs(y0[i]), Math.abs(y1[i]));
+      const r = err[i] / sc;
+      acc += r * r;
+      if (!Number.isFinite(y1[i])) acc = NaN;
+    }
+    return n === 0 ? 0 : Math.sqrt(acc / n);
+  }
+
+  scaledRms(x: Float64Array, y: Float64Array, rtol: readonly number[], atol: readonly number[]): number {
+    const n = this.n;
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      const r = x[i] / (atol[i] + rtol[i] * Math.abs(y[i]));
+      acc += r * r;
+    }
+    return n === 0 ? 0 : Math.sqrt(acc / n);
+  }
+
+  firstNonFinite(y: Float64Array): { leaf: number; index: number; value: number } | null {
+    for (let i = 0; i < this.n; i++) if (!Number.isFinite(y[i])) return { leaf: 0, index: i, value: y[i] };
+    return null;
+  }
+
+  size(): number {
+    return this.n;
+  }
+
+  private readJac(t: number, y: Float64Array): Float64Array {
+    const { n, fn } = this;
     const J = new Float64Array(n * n);
-    const r = jac!(t, y, J);
+    const r = this.jac!(t, y, J);
     if (r === undefined || r === null) return J;
     if (typeof r !== "object" || typeof (r as ArrayLike<unknown>).length !== "number")
       throw new Error(
@@ -138,127 +283,35 @@ export function arraySpace(
       throw new Error(`${fn}: jac returned ${rows.length} numbers; expected ${n * n} (an ${n}×${n} matrix, row-major)`);
     for (let k = 0; k < n * n; k++) J[k] = rows[k] as number;
     return J;
-  };
-  const U = Number.EPSILON;
-  // the argument of one f evaluation at a time (stage), overwritten by the next
-  const scratch = new Float64Array(n);
-  // buffers the driver handed back (release): reused for new values, so a long solve allocates little
-  const pool: Float64Array[] = [];
-  const alloc = (): Float64Array => {
-    const b = pool.pop();
-    if (!b) return new Float64Array(n);
-    b.fill(0);
-    return b;
-  };
-  const combineInto = (out: Float64Array, y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]) => {
-    const m = c.length;
-    for (let i = 0; i < n; i++) {
-      // the same operations in the same order as the tensor space: ((y + k₀·hc₀) + k₁·hc₁) + …
-      let acc = y[i];
-      for (let j = 0; j < m; j++) {
-        const cj = c[j];
-        if (cj !== 0) acc = acc + ks[j][i] * (h * cj);
-      }
-      out[i] = acc;
+  }
+
+  jacobian(f: (t: number, y: Float64Array) => Float64Array, t: number, y: Float64Array, fy: Float64Array): { J: unknown; nfev: number } {
+    if (this.jac) return { J: this.readJac(t, y), nfev: 0 };
+    const { n, scale } = this;
+    const J = new Float64Array(n * n);
+    const yp = Float64Array.from(y);
+    for (let j = 0; j < n; j++) {
+      const d = Math.sqrt(U) * Math.max(Math.abs(y[j]), scale ? scale[j] : 1e-5);
+      yp[j] = y[j] + d;
+      const fp = f(t, yp);
+      const dj = yp[j] - y[j];
+      for (let i = 0; i < n; i++) J[i * n + j] = (fp[i] - fy[i]) / dj;
+      yp[j] = y[j];
     }
-    return out;
-  };
-  return {
-    kind: "array",
-    combine: (y, h, c, ks) => combineInto(alloc(), y, h, c, ks),
-    stage: (y, h, c, ks) => combineInto(scratch, y, h, c, ks),
-    increment(h, c, ks) {
-      const out = new Float64Array(n);
-      let first = true;
-      for (let j = 0; j < c.length; j++) {
-        const cj = c[j];
-        if (cj === 0) continue;
-        const w = h * cj,
-          k = ks[j];
-        if (first) for (let i = 0; i < n; i++) out[i] = k[i] * w;
-        else for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * w;
-        first = false;
-      }
-      return out;
-    },
-    hostIncrement(h, c, ks) {
-      const out = alloc();
-      for (let j = 0; j < c.length; j++) {
-        const w = h * c[j];
-        if (w === 0) continue;
-        const k = ks[j];
-        for (let i = 0; i < n; i++) out[i] += w * k[i];
-      }
-      return out;
-    },
-    hermite(y0, f0, y1, f1, h, theta) {
-      const t = theta,
-        t2 = t * t,
-        t3 = t2 * t;
-      const h00 = 2 * t3 - 3 * t2 + 1,
-        h10 = t3 - 2 * t2 + t,
-        h01 = -2 * t3 + 3 * t2,
-        h11 = t3 - t2;
-      const a = h * h10,
-        b = h * h11;
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = y0[i] * h00 + y1[i] * h01 + f0[i] * a + f1[i] * b;
-      return out;
-    },
-    axpyHost(y, a, x) {
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = y[i] + a * x[i];
-      return out;
-    },
-    errorRatio(err, y0, y1, rtol, atol) {
-      let acc = 0;
-      for (let i = 0; i < n; i++) {
-        const sc = atol[i] + rtol[i] * Math.max(Math.abs(y0[i]), Math.abs(y1[i]));
-        const r = err[i] / sc;
-        acc += r * r;
-        if (!Number.isFinite(y1[i])) acc = NaN;
-      }
-      return n === 0 ? 0 : Math.sqrt(acc / n);
-    },
-    scaledRms(x, y, rtol, atol) {
-      let acc = 0;
-      for (let i = 0; i < n; i++) {
-        const r = x[i] / (atol[i] + rtol[i] * Math.abs(y[i]));
-        acc += r * r;
-      }
-      return n === 0 ? 0 : Math.sqrt(acc / n);
-    },
-    firstNonFinite(y) {
-      for (let i = 0; i < n; i++) if (!Number.isFinite(y[i])) return { leaf: 0, index: i, value: y[i] };
-      return null;
-    },
-    size: () => n,
-    jacobian(f, t, y, fy) {
-      if (jac) return { J: readJac(t, y), nfev: 0 };
-      const J = new Float64Array(n * n);
-      const yp = Float64Array.from(y);
-      for (let j = 0; j < n; j++) {
-        const d = Math.sqrt(U) * Math.max(Math.abs(y[j]), scale ? scale[j] : 1e-5);
-        yp[j] = y[j] + d;
-        const fp = f(t, yp);
-        const dj = yp[j] - y[j];
-        for (let i = 0; i < n; i++) J[i * n + j] = (fp[i] - fy[i]) / dj;
-        yp[j] = y[j];
-      }
-      return { J, nfev: n };
-    },
-    factor(Jh, shift) {
-      const J = Jh as Float64Array;
-      const W = new Float64Array(n * n);
-      for (let k = 0; k < n * n; k++) W[k] = -J[k];
-      for (let i = 0; i < n; i++) W[i * n + i] += shift;
-      const lu = luFactor(W, n, `${fn} (implicit step)`);
-      return (b) => luSolve(lu, b);
-    },
-    noGrad: (fn) => fn(),
-    alloc,
-    release: (v) => {
-      if (pool.length < 64) pool.push(v);
-    },
-  };
+    return { J, nfev: n };
+  }
+
+  factor(Jh: unknown, shift: number): (b: Float64Array) => Float64Array {
+    const n = this.n;
+    const J = Jh as Float64Array;
+    const W = new Float64Array(n * n);
+    for (let k = 0; k < n * n; k++) W[k] = -J[k];
+    for (let i = 0; i < n; i++) W[i * n + i] += shift;
+    const lu = luFactor(W, n, `${this.fn} (implicit step)`);
+    return (b) => luSolve(lu, b);
+  }
+
+  noGrad<R>(fn: () => R): R {
+    return fn();
+  }
 }
