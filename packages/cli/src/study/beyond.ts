@@ -11,7 +11,7 @@ import { linePlot, type LineSeries } from "@qkvflow/analysis";
 import { DiffEqFormer, blockFns, blockForward, validateConfig, type DiffEqFormerConfig, type ForwardOptions } from "@qkvflow/models";
 import { loadModelFrom, qkvflowModels, type ModelBackend, type TrainableModel } from "@qkvflow/train";
 import { mainModelSections, mainRun } from "./main-comparison.js";
-import { cached, meanStd, studyConfig, testPerplexity, trainRun, type RunSummary, type StudyContext } from "./runner.js";
+import { cached, fmtMeanStd, fx, meanStd, studyConfig, testPerplexity, trainRun, type RunSummary, type StudyContext } from "./runner.js";
 
 /**
  * The jittered grid of one training batch: nodes t_k = dt0 + k/n (k < n − 1) and t_{n−1} = 1, steps dt_k = t_k − t_{k−1}
@@ -167,13 +167,13 @@ function beyondFigures(r: BeyondResult): Record<string, string> {
 
 /** Markdown of experiment 5. */
 export function beyondMarkdown(r: BeyondResult): string {
-  const ms = (m: { mean: number; std: number; n: number }) => (m.n > 1 ? `${m.mean.toFixed(2)} ± ${m.std.toFixed(2)}` : m.mean.toFixed(2));
+  const ms = (m: { mean: number; std: number; n: number }) => fmtMeanStd(m);
   return [
     "(a) The main comparison's DiffEqFormer (seed 0) integrated by other solvers at inference (no retraining):",
     "",
     "| solver | setting | vector-field evaluations | test perplexity |",
     "|---|---|---|---|",
-    ...r.solvers.map((s) => `| ${s.method} | ${s.setting} | ${s.evaluations.toFixed(1)} | ${s.ppl.toFixed(2)} |`),
+    ...r.solvers.map((s) => `| ${s.method} | ${s.setting} | ${fx(s.evaluations, 1)} | ${fx(s.ppl)} |`),
     "",
     "![Solvers](figures/beyond-solvers.svg)",
     "",

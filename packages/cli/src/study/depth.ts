@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { linePlot, type LineSeries } from "@qkvflow/analysis";
 import { loadModelFrom, qkvflowModels } from "@qkvflow/train";
 import { mainModelSections } from "./main-comparison.js";
-import { cached, studyConfig, testPerplexity, trainRun, type RunSummary, type StudyContext } from "./runner.js";
+import { cached, fx, studyConfig, testPerplexity, trainRun, type RunSummary, type StudyContext } from "./runner.js";
 
 /** One row of the depth table. */
 export interface DepthRow {
@@ -168,9 +168,9 @@ function depthFigures(r: DepthResult): Record<string, string> {
 
 /** Markdown of experiment 4. */
 export function depthMarkdown(r: DepthResult): string {
-  const f = (v: number | null) => (v === null ? "—" : v.toFixed(2));
+  const f = (v: number | null) => (v === null ? "—" : fx(v));
   return [
-    `Pretraining on WikiText-2 train: DiffEqFormer L = ${r.pretrainLayers} (test perplexity ${r.pretrain.diffeqformer.test.ppl.toFixed(2)}), GPT-2 at ${r.pretrain.gpt.map((g) => `${g.name.replace(/.*-L/, "L ")} (${g.test.ppl.toFixed(2)})`).join(", ")}. Fine-tuning: ${r.finetuneTokens.toLocaleString("en-US")} tokens of the OpenWebText sample; perplexity on its held-out last 10 %.`,
+    `Pretraining on WikiText-2 train: DiffEqFormer L = ${r.pretrainLayers} (test perplexity ${fx(r.pretrain.diffeqformer.test.ppl)}), GPT-2 at ${r.pretrain.gpt.map((g) => `${g.name.replace(/.*-L/, "L ")} (${fx(g.test.ppl)})`).join(", ")}. Fine-tuning: ${r.finetuneTokens.toLocaleString("en-US")} tokens of the OpenWebText sample; perplexity on its held-out last 10 %.`,
     "",
     "| model | layers at fine-tuning | fine-tuning | trainable params | perplexity before | perplexity after |",
     "|---|---|---|---|---|---|",
@@ -182,9 +182,7 @@ export function depthMarkdown(r: DepthResult): string {
     "",
     "| M | WikiText-2 test | OWT held-out |",
     "|---|---|---|",
-    ...r.zeroShot.map(
-      (z) => `| ${z.layers}${z.layers === r.pretrainLayers ? " (= L)" : ""} | ${z.wikitextTest.toFixed(2)} | ${z.owtTest.toFixed(2)} |`,
-    ),
+    ...r.zeroShot.map((z) => `| ${z.layers}${z.layers === r.pretrainLayers ? " (= L)" : ""} | ${fx(z.wikitextTest)} | ${fx(z.owtTest)} |`),
     "",
     "![Fine-tuning against depth](figures/depth-finetune.svg)",
     "",

@@ -19,7 +19,7 @@ import {
 import { gpt2Tokenizer, loadModelFrom } from "@qkvflow/train";
 import * as path from "node:path";
 import { mainRun, type MainModel } from "./main-comparison.js";
-import { cached, meanStd, type StudyContext } from "./runner.js";
+import { cached, fx, meanStd, type StudyContext } from "./runner.js";
 
 const KINDS: SpectrumKind[] = ["qk", "ov", "ffn"];
 const KIND_LABEL: Record<SpectrumKind, string> = { qk: "QK", ov: "OV", ffn: "FFN" };
@@ -149,7 +149,7 @@ export function spectraMarkdown(r: SpectraExperiment): string {
     "|---|---|---|---|---|",
     ...r.summary.map(
       (s) =>
-        `| ${name(s.model)} | ${KIND_LABEL[s.kind]} | ${s.rho.mean.toFixed(2)} ± ${s.rho.std.toFixed(2)} (n = ${s.rho.n}) | ${(100 * s.positive).toFixed(0)} % | ${s.meanRe.toExponential(2)} |`,
+        `| ${name(s.model)} | ${KIND_LABEL[s.kind]} | ${fx(s.rho.mean)} ± ${fx(s.rho.std)} (n = ${s.rho.n}) | ${fx(100 * s.positive, 0)} % | ${typeof s.meanRe === "number" ? s.meanRe.toExponential(2) : "n/a"} |`,
     ),
     "",
     "![QK spectral radius](figures/spectra-qk-radius.svg)",
@@ -206,14 +206,14 @@ export async function runLyapunov(ctx: StudyContext): Promise<{ result: Lyapunov
   for (let i = 0; i < wiki.train.tokens.length; i++) counts[wiki.train.tokens[i]!]++;
   const seqs = testSequences(wiki.splits.test!, spec.sequences, spec.maxTokens);
   const models: LyapunovModel[] = [];
-  for (const which of (spec.gpt ? ["diffeqformer", "gpt"] : ["diffeqformer"]) as MainModel[]) {
+  for (const which of (spec.gptSequences > 0 ? ["diffeqformer", "gpt"] : ["diffeqformer"]) as MainModel[]) {
     const run = await mainRun(ctx, which, 0);
     models.push(
       await cached(ctx, `lyapunov-${run.name}`, () => {
         const { model } = loadModelFrom(path.join(ctx.out, "runs", run.name));
         const a = analyzeModel(model as unknown as AnalyzableModel, {
           texts: SENTENCES.slice(0, spec.sentences),
-          sequences: seqs,
+          sequences: which === "gpt" ? seqs.slice(0, spec.gptSequences) : seqs,
           tokenizer: gpt2Tokenizer,
           maxTokens: spec.maxTokens,
         });
@@ -277,7 +277,7 @@ export function heatMapSvg(sentences: AnalysisResult["sentences"], title: string
         const u = k < s.query && hi > lo ? (vals[k]! - lo) / (hi - lo) : 0;
         const fill = k === s.query ? "#dddddd" : heatColor(u, m.rgb);
         parts.push(
-          `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 2}" fill="${fill}" stroke="${k === s.query ? "#000000" : "none"}"><title>${escapeXml(`${text}: ${k < s.query ? vals[k]!.toPrecision(4) : "query"}`)}</title></rect>`,
+          `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${rowH - 2}" fill="${fill}" stroke="${k === s.query ? "#000000" : "none"}"><title>${escapeXml(`${text}: ${k < s.query ? fx(vals[k], 4) : "query"}`)}</title></rect>`,
           `<text x="${(x + 2).toFixed(1)}" y="${y + 12}" font-family="monospace" font-size="11" xml:space="preserve">${escapeXml(text)}</text>`,
         );
         x += w;
@@ -331,7 +331,7 @@ function lyapunovFigures(r: LyapunovExperiment): Record<string, string> {
       .filter(Number.isFinite);
     const h = histogram(vals, 24);
     out[`lyapunov-hist-${m.model}`] = barPlot(h.labels, h.counts, {
-      title: `${name(m.model)}: per-token max Lyapunov exponent over ${r.sequences} test sequences`,
+      title: `${name(m.model)}: per-token max Lyapunov exponent over ${m.sentences.length - m.heat} test sequences`,
       xLabel: "max exponent of the token's spectrum (bin centre; nats over t ∈ [0, 1])",
       yLabel: "tokens",
     });
@@ -353,15 +353,15 @@ function lyapunovFigures(r: LyapunovExperiment): Record<string, string> {
 /** Markdown of experiment 3. */
 export function lyapunovMarkdown(r: LyapunovExperiment): string {
   const name = (m: MainModel) => (m === "diffeqformer" ? "DiffEqFormer" : "GPT-2");
-  const c = (s: { mean: number; std: number; count: number }) => `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)} (n = ${s.count})`;
+  const c = (s: { mean: number; std: number; count: number }) => `${fx(s.mean)} ± ${fx(s.std)} (n = ${s.count})`;
   const lines = [
-    `${r.sequences} test sequences of ${r.maxTokens} tokens (query = the last token); statistics over the source tokens.`,
+    `Test sequences of ${r.maxTokens} tokens (query = the last token; DiffEqFormer ${r.sequences}, GPT-2 the first ${r.models.find((m) => m.model === "gpt") ? r.models.find((m) => m.model === "gpt")!.sentences.length - r.models.find((m) => m.model === "gpt")!.heat : 0}); statistics over the source tokens.`,
     "",
     "| model | exponent mean ± std | ρ(exponent, position) | ρ(exponent, distance to query) | ρ(exponent, log train frequency) | ρ(Lyapunov, rollout) per sentence | ρ(Lyapunov, grad×input) per sentence | ρ(rollout, grad×input) |",
     "|---|---|---|---|---|---|---|---|",
     ...r.models.map(
       (m) =>
-        `| ${name(m.model)} | ${m.corpus.overall.mean.toFixed(3)} ± ${m.corpus.overall.std.toFixed(3)} | ${m.pooled.position.toFixed(2)} | ${m.pooled.distance.toFixed(2)} | ${m.pooled.logFrequency.toFixed(2)} | ${c(m.corpus.correlation.lyapunovVsRollout)} | ${c(m.corpus.correlation.lyapunovVsGradInput)} | ${c(m.corpus.correlation.rolloutVsGradInput)} |`,
+        `| ${name(m.model)} | ${fx(m.corpus.overall.mean, 3)} ± ${fx(m.corpus.overall.std, 3)} | ${fx(m.pooled.position)} | ${fx(m.pooled.distance)} | ${fx(m.pooled.logFrequency)} | ${c(m.corpus.correlation.lyapunovVsRollout)} | ${c(m.corpus.correlation.lyapunovVsGradInput)} | ${c(m.corpus.correlation.rolloutVsGradInput)} |`,
     ),
     "",
     ...r.models.flatMap((m) => [

@@ -7,7 +7,7 @@
 import { countParameters, type ModelConfigInput } from "@qkvflow/models";
 import { linePlot, type LineSeries } from "@qkvflow/analysis";
 import { resolveModelSection, unigramPerplexity, type JsonValue } from "@qkvflow/train";
-import { fmtInt, fmtMeanStd, meanStd, studyConfig, trainRun, type RunSummary, type StudyContext } from "./runner.js";
+import { fmtInt, fmtMeanStd, fx, meanStd, studyConfig, trainRun, type RunSummary, type StudyContext } from "./runner.js";
 import type { StudySpec } from "./spec.js";
 
 /** The three model families of the comparison. */
@@ -165,13 +165,13 @@ function mainFigures(r: MainResult): Record<string, string> {
 /** Markdown of experiment 1. */
 export function mainMarkdown(r: MainResult): string {
   const lines = [
-    `Every run: ${fmtInt(r.tokensPerRun)} training tokens; test perplexity on the WikiText-2 test split (unigram baseline ${r.unigramTestPpl.toFixed(1)}).`,
+    `Every run: ${fmtInt(r.tokensPerRun)} training tokens; test perplexity on the WikiText-2 test split (unigram baseline ${fx(r.unigramTestPpl, 1)}).`,
     "",
     "| model | layers | parameters | training FLOPs / token | test perplexity (mean ± std) | per seed | tokens/s | training s | peak RSS MiB |",
     "|---|---|---|---|---|---|---|---|---|",
     ...r.rows.map(
       (x) =>
-        `| ${LABEL[x.model]} | ${x.layers} | ${fmtInt(x.parameters)} | ${(x.flopsPerToken / 1e6).toFixed(2)} M | ${fmtMeanStd(x.testPpl)} | ${x.perSeed.map((p) => p.toFixed(2)).join(", ")} | ${x.tokensPerSec.mean.toFixed(0)} | ${x.seconds.mean.toFixed(0)} | ${x.peakRssMiB.toFixed(0)} |`,
+        `| ${LABEL[x.model]} | ${x.layers} | ${fmtInt(x.parameters)} | ${(x.flopsPerToken / 1e6).toFixed(2)} M | ${fmtMeanStd(x.testPpl)} | ${x.perSeed.map((p) => fx(p)).join(", ")} | ${fx(x.tokensPerSec.mean, 0)} | ${fx(x.seconds.mean, 0)} | ${fx(x.peakRssMiB, 0)} |`,
     ),
     "",
     "![Validation perplexity per step](figures/main-valid-steps.svg)",

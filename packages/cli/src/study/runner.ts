@@ -212,9 +212,14 @@ export function meanStd(xs: readonly number[]): { mean: number; std: number; n: 
   return { mean, std, n };
 }
 
+/** A number with fixed digits, or "n/a" for NaN / null (results read back from JSON hold null for NaN). */
+export function fx(v: number | null | undefined, digits = 2): string {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "n/a";
+}
+
 /** "12.34 ± 0.56" (or "12.34" for one value). */
 export function fmtMeanStd(m: { mean: number; std: number; n: number }, digits = 2): string {
-  return m.n > 1 ? `${m.mean.toFixed(digits)} ± ${m.std.toFixed(digits)}` : m.mean.toFixed(digits);
+  return m.n > 1 ? `${fx(m.mean, digits)} ± ${fx(m.std, digits)}` : fx(m.mean, digits);
 }
 
 /** Integer with thousands separators. */

@@ -45,7 +45,8 @@ export interface StudySpec {
   warmupRatio: number;
   main: Schedule;
   spectra: { times: number };
-  lyapunov: { sentences: number; sequences: number; maxTokens: number; gpt: boolean };
+  /** Corpus sequences for the DiffEqFormer and (fewer, for comparison) for GPT-2 (0: none). */
+  lyapunov: { sentences: number; sequences: number; gptSequences: number; maxTokens: number };
   depth: {
     pretrainLayers: number;
     layers: number[];
@@ -82,7 +83,7 @@ const SMOKE: StudySpec = {
   warmupRatio: 0.1,
   main: { steps: 4, batchSize: 2, evalEvery: 2, evalBatches: 2, checkpointEvery: 2 },
   spectra: { times: 5 },
-  lyapunov: { sentences: 2, sequences: 4, maxTokens: 6, gpt: true },
+  lyapunov: { sentences: 2, sequences: 4, gptSequences: 3, maxTokens: 6 },
   depth: {
     pretrainLayers: 4,
     layers: [2, 4, 8],
@@ -104,32 +105,25 @@ const CPU: StudySpec = {
   layers: 4,
   seqLen: 64,
   evalBatchSize: 16,
-  testBatches: 48,
+  testBatches: 12,
   lr: 1e-2,
   beta2: 0.95,
   warmupRatio: 0.1,
-  main: { steps: 300, batchSize: 8, evalEvery: 50, evalBatches: 16, checkpointEvery: 100 },
+  main: { steps: 100, batchSize: 8, evalEvery: 25, evalBatches: 6, checkpointEvery: 50 },
   spectra: { times: 11 },
-  lyapunov: { sentences: 4, sequences: 200, maxTokens: 16, gpt: true },
+  lyapunov: { sentences: 4, sequences: 200, gptSequences: 40, maxTokens: 10 },
   depth: {
     pretrainLayers: 8,
     layers: [4, 6, 8, 12, 16],
-    pretrain: { steps: 300, batchSize: 8, evalEvery: 0, evalBatches: 16, checkpointEvery: 100 },
-    finetune: { steps: 60, batchSize: 8, evalEvery: 0, evalBatches: null, checkpointEvery: 0 },
+    pretrain: { steps: 100, batchSize: 8, evalEvery: 0, evalBatches: 6, checkpointEvery: 50 },
+    finetune: { steps: 20, batchSize: 8, evalEvery: 0, evalBatches: null, checkpointEvery: 0 },
     gptLayers: [4, 8],
     loraRank: 16,
     loraScale: 0.04,
     loraInitStd: 0.02,
     scratchLayers: 4,
   },
-  beyond: {
-    euler: [1, 2, 4, 8, 16],
-    midpoint: [1, 2, 4, 8],
-    rk4: [1, 2, 4],
-    dopri5: [1e-1, 1e-2, 1e-3],
-    seeds: 2,
-    zeroShot: [1, 2, 3, 4, 6, 8, 12, 16],
-  },
+  beyond: { euler: [1, 2, 4, 8, 16], midpoint: [1, 2, 4], rk4: [1, 2], dopri5: [1e-1, 1e-2], seeds: 2, zeroShot: [1, 2, 3, 4, 6, 8, 12] },
 };
 
 const FULL: StudySpec = {
@@ -145,7 +139,7 @@ const FULL: StudySpec = {
   warmupRatio: 0.01,
   main: { steps: 10000, batchSize: 16, evalEvery: 500, evalBatches: 64, checkpointEvery: 1000 },
   spectra: { times: 21 },
-  lyapunov: { sentences: 8, sequences: 500, maxTokens: 32, gpt: true },
+  lyapunov: { sentences: 8, sequences: 500, gptSequences: 500, maxTokens: 32 },
   depth: {
     pretrainLayers: 8,
     layers: [4, 6, 8, 12, 16],
