@@ -74,7 +74,7 @@ const SMOKE: StudySpec = {
   size: "smoke",
   seeds: 2,
   width: { nEmbd: 16, nHead: 2, timeEmbedDim: 4, sinusoidalDim: 8 },
-  layers: 2,
+  layers: 3,
   seqLen: 16,
   evalBatchSize: 4,
   testBatches: 2,
@@ -95,7 +95,7 @@ const SMOKE: StudySpec = {
     loraInitStd: 0.02,
     scratchLayers: 2,
   },
-  beyond: { euler: [1, 2, 4], midpoint: [1, 2], rk4: [1], dopri5: [1e-2], seeds: 1, zeroShot: [1, 2, 4] },
+  beyond: { euler: [1, 3], midpoint: [1, 2], rk4: [1], dopri5: [1e-2], seeds: 1, zeroShot: [1, 3, 6] },
 };
 
 const CPU: StudySpec = {
