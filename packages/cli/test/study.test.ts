@@ -47,8 +47,12 @@ function withoutTimings(v: unknown): unknown {
   return v;
 }
 
-/** Every number in a JSON tree (throws on null, which is what NaN / ±Infinity become in JSON). */
+/**
+ * Every number in a JSON tree. Throws on null, which is what NaN / ±Infinity become in JSON, except for `before`
+ * (a run's perplexity before fine-tuning), which is null by definition for runs that are not fine-tuned.
+ */
 function numbers(v: unknown, at = "$", out: { at: string; v: number }[] = []): { at: string; v: number }[] {
+  if (v === null && at.endsWith(".before")) return out;
   if (v === null) throw new Error(`null (a non-finite number) at ${at}`);
   if (typeof v === "number") out.push({ at, v });
   else if (Array.isArray(v)) v.forEach((x, i) => numbers(x, `${at}[${i}]`, out));
