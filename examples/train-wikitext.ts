@@ -5,9 +5,11 @@
  *   npx tsx examples/train-wikitext.ts [--data DIR] [--steps N] [--eval-tokens N] [--out DIR] [--resume]
  *                                      [--progress auto|bar|plain|none] [--set key=value ...]
  *
- * Data: --data DIR, else $QKVFLOW_DATA, else ../shared/data/wikitext-2 beside the project when present,
- * else the token cache, else a download. A folder with only valid/test splits (no train) is fine: the
- * model then trains on the validation split and is evaluated on the test split, and the output says so.
+ * Data: --data DIR, else $QKVFLOW_DATA, else ../shared/data/wikitext-2-raw-v1 (the official WikiText-2 with its
+ * train split) beside the project when present, else ../shared/data/wikitext-2, else the token cache, else a
+ * download. The model trains on the train split, is evaluated on the validation split during training, and its
+ * test perplexity is reported next to the unigram model's. A folder with only valid/test splits (no train) is
+ * fine: the model then trains on the validation split and is evaluated on the test split, and the output says so.
  * Environment: QKVFLOW_EXAMPLE_STEPS and QKVFLOW_EXAMPLE_EVAL_TOKENS set --steps / --eval-tokens defaults.
  * The model and hyper-parameters are configs/tiny-diffeqformer-wikitext2.json; the run folder (default
  * runs/train-wikitext) gets metrics.jsonl, checkpoints/ and result.json. A new run replaces that folder.
@@ -15,7 +17,17 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { formatSeconds, loadConfig, loadRunData, runTrain, unigramPerplexity, type RunData } from "@qkvflow/train";
+import { CONFIG_FILE } from "@qkvflow/models";
+import {
+  evaluatePerplexity,
+  formatSeconds,
+  loadConfig,
+  loadModelFrom,
+  loadRunData,
+  runTrain,
+  unigramPerplexity,
+  type RunData,
+} from "@qkvflow/train";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -70,8 +82,8 @@ function parse(argv: string[]): Args {
 }
 
 const args = parse(process.argv.slice(2));
-const shared = path.resolve(root, "..", "shared", "data", "wikitext-2");
-const dataDir = args.data ?? process.env.QKVFLOW_DATA ?? (fs.existsSync(shared) ? shared : undefined);
+const sharedDirs = ["wikitext-2-raw-v1", "wikitext-2"].map((d) => path.resolve(root, "..", "shared", "data", d));
+const dataDir = args.data ?? process.env.QKVFLOW_DATA ?? sharedDirs.find((d) => fs.existsSync(d));
 
 const sets = [...args.sets];
 const q = JSON.stringify;
@@ -108,7 +120,7 @@ try {
   process.exit(1);
 }
 
-if (!args.resume && fs.existsSync(path.join(args.out, "config.json"))) fs.rmSync(args.out, { recursive: true, force: true });
+if (!args.resume && fs.existsSync(path.join(args.out, CONFIG_FILE))) fs.rmSync(args.out, { recursive: true, force: true });
 const t0 = performance.now();
 const r = await runTrain(cfg, { data, resume: args.resume });
 const seconds = (performance.now() - t0) / 1000;
@@ -116,9 +128,23 @@ if (r.interrupted) {
   console.log(`interrupted at step ${r.step}; continue with: npx tsx examples/train-wikitext.ts --resume --out ${args.out}`);
   process.exit(130);
 }
-const ev = r.lastEval;
-if (ev === null) fail("no evaluation was run");
-const evalTokens = data.eval.tokens;
+const last = r.lastEval;
+if (last === null) fail("no evaluation was run");
+// With a train split the run was validated on 'validation'; the reported number is the test split's, scored on
+// the same number of windows (or all of it). Without one (the fallback) the evaluation split already is 'test'.
+const testTokens = data.eval.name === "test" ? undefined : data.splits.test;
+const ev =
+  testTokens === undefined
+    ? { ...last, split: data.eval.name }
+    : {
+        ...evaluatePerplexity(loadModelFrom(r.runDir).model, testTokens, {
+          seqLen: cfg.data.seqLen,
+          batchSize: evalBatch,
+          maxBatches: cfg.train.evalBatches,
+        }),
+        split: "test",
+      };
+const evalTokens = testTokens ?? data.eval.tokens;
 const scored = evalTokens.subarray(1, 1 + ev.tokens); // exactly the targets the model was scored on
 const uni = unigramPerplexity(data.train.tokens, scored);
 const trainTok = data.train.tokens.length.toLocaleString("en-US");
@@ -127,8 +153,9 @@ const uniLabel = `unigram model (add-one, fitted on '${data.train.name}')`;
 const width = Math.max(modelLabel.length, uniLabel.length) + 3;
 const lines = [
   "",
-  `WikiText-2: trained on '${data.train.name}' (${trainTok} tokens), evaluated on '${data.eval.name}' (${ev.tokens.toLocaleString("en-US")} predicted tokens${ev.tokens < evalTokens.length - 1 ? ` of ${(evalTokens.length - 1).toLocaleString("en-US")}` : ""})`,
+  `WikiText-2: trained on '${data.train.name}' (${trainTok} tokens), evaluated on '${ev.split}' (${ev.tokens.toLocaleString("en-US")} predicted tokens${ev.tokens < evalTokens.length - 1 ? ` of ${(evalTokens.length - 1).toLocaleString("en-US")}` : ""})`,
   ...(data.note !== null ? [`note: ${data.note}`] : []),
+  ...(ev.split !== data.eval.name ? [`  (validation perplexity at the end of training: ${last.ppl.toFixed(2)})`] : []),
   `  ${modelLabel.padEnd(width)}perplexity ${ev.ppl.toFixed(2)}`,
   `  ${uniLabel.padEnd(width)}perplexity ${uni.perplexity.toFixed(2)}`,
   `  ${ev.ppl < uni.perplexity ? "the model beats" : "the model does NOT beat"} the unigram baseline; training took ${formatSeconds(seconds)}`,
@@ -137,7 +164,8 @@ console.log(lines.join("\n"));
 const result = {
   steps: r.step,
   trainSplit: data.train.name,
-  evalSplit: data.eval.name,
+  evalSplit: ev.split,
+  validationPerplexity: ev.split !== data.eval.name ? last.ppl : null,
   evalTokens: ev.tokens,
   perplexity: ev.ppl,
   loss: ev.loss,

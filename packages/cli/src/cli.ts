@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { random } from "@qkvflow/autograd";
 import { AnalyzeUsageError, analyzeCommand } from "@qkvflow/analysis";
+import { studyCommand } from "./study/command.js";
 import { CONFIG_FILE } from "@qkvflow/models";
 import {
   GPT2_EOS_ID,
@@ -131,6 +132,7 @@ Options:
   --max-tokens N       generate: new tokens, at most the model's context (blockSize) minus the prompt
 
   qkvflow analyze --checkpoint PATH --out DIR [options]   spectra, Lyapunov exponents, HTML report (see qkvflow analyze --help)
+  qkvflow study <main|spectra|lyapunov|depth|beyond|all> [--size smoke|cpu|full] [--seeds N] [--out DIR] [--resume]   the paper's experiments, results page and figures (see qkvflow study --help)
 
 Exit status: 0 done, 1 error, 2 bad usage or configuration, 130 interrupted (a checkpoint was written).`;
 
@@ -464,6 +466,7 @@ async function cmdAnalyze(args: readonly string[]): Promise<number> {
 /** Runs the CLI; returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === "analyze") return cmdAnalyze(argv.slice(1));
+  if (argv[0] === "study") return studyCommand(argv.slice(1));
   try {
     const p = parseArgs(argv);
     if (p.command === "help" || p.flags.help === true) {
