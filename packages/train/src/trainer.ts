@@ -86,7 +86,11 @@ export interface TrainerOptions {
   progress?: ProgressMode;
   /** Install a SIGINT handler that checkpoints before exiting (default true). */
   handleSignals?: boolean;
-  /** Called after every update (after evaluation and checkpointing). */
+  /**
+   * Called after every update (after evaluation and checkpointing). Parameter tensors taken from the model stay valid
+   * while referenced; the optimiser reuses the arrays of collected ones (AdamW `reuseParameterBuffers`), so keep the
+   * parameter tensors themselves, or copies, rather than reshaped views of them.
+   */
   afterStep?: (info: StepInfo) => void | Promise<void>;
   /** Evaluate once before the first update of a fresh run (recorded as step 0). */
   evalAtStart?: boolean;
@@ -486,7 +490,16 @@ function samplerFor(cfg: TrainConfig, tokens: TokenArray, micro: number): BatchS
 /** AdamW with the configuration's hyper-parameters and the resolved decay patterns. */
 function optimizerFor(cfg: TrainConfig, decayPatterns: readonly string[]): AdamW {
   const o = cfg.optimizer;
-  return new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, decayPatterns, maxGradNorm: o.maxGradNorm });
+  // the trainer replaces the model's parameters after every update and keeps no views of older ones
+  return new AdamW({
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    decayPatterns,
+    maxGradNorm: o.maxGradNorm,
+    reuseParameterBuffers: true,
+  });
 }
 
 /** The learning-rate schedule of a configuration. */

@@ -16,9 +16,11 @@
  * (dtype of their parameter) live there, and `adamwUpdate` defines the update as a chain of elementwise tensor
  * ops; only the global norm comes back to the host, as one number (for the clip factor, the non-finite check
  * and the log). The count t and the learning rate are host numbers, so the bias corrections are `Math.pow`.
- * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused loop per
- * parameter (host-kernels.ts: no transfer, one pass instead of one per op); `kernel: 'ops'` uses the tensor
- * ops there too. Both give bit-identical results.
+ * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused pass per
+ * parameter (host-kernels.ts → the backend's `adamwUpdateArrays`: a WebAssembly SIMD kernel over the kernel
+ * threads for large float32 parameters, a loop otherwise; no transfer, one pass instead of one per op), which
+ * updates the moments in place instead of allocating new ones; `kernel: 'ops'` uses the tensor ops there too.
+ * All give bit-identical results.
  *
  * Precision: the arithmetic runs in float64 where the backend has it (the CPU backend), with each result rounded
  * to the parameter's dtype at the end — the new moments and parameters are exactly what a float64 loop over
@@ -85,6 +87,14 @@ export interface AdamWOptions {
   precision?: UpdatePrecision;
   /** Fused loop on the CPU backend or tensor ops everywhere (default 'auto'; see the module comment). */
   kernel?: OptimizerKernel;
+  /**
+   * Reuse parameter storage (default false): on the CPU backend a step writes its new parameters into the array of a
+   * parameter tensor an earlier step returned once that tensor has been garbage-collected (tracked by a WeakRef),
+   * instead of allocating a new array (~40 MB a step for a 10 M-parameter model). A returned tensor that is still
+   * referenced is never overwritten; a reshape of it shares its array without keeping it alive, so a caller that
+   * keeps views of the parameters (rather than the parameter tensors) must leave this off. The Trainer turns it on.
+   */
+  reuseParameterBuffers?: boolean;
 }
 
 /** Resolved hyper-parameters (recorded in the optimiser state). */
@@ -234,6 +244,8 @@ function checkBeta(name: string, v: number): number {
 }
 
 const STATE_FORMAT = "qkvflow-adamw-v1";
+/** Returned parameter arrays remembered per parameter for reuse (`reuseParameterBuffers`). */
+const REUSE_DEPTH = 3;
 
 /** The AdamW optimiser over named parameters (see the module comment for the exact update). */
 export class AdamW {
@@ -244,7 +256,11 @@ export class AdamW {
   readonly kernel: OptimizerKernel;
   /** Number of updates applied so far. */
   count = 0;
+  /** Whether step t + 2 overwrites the parameter arrays step t returned (see `AdamWOptions.reuseParameterBuffers`). */
+  readonly reuseParameterBuffers: boolean;
   private readonly decayRes: RegExp[];
+  /** With reuseParameterBuffers: per parameter, the arrays of recently returned parameters and a weak reference to each tensor. */
+  private readonly issued = new Map<string, { ref: WeakRef<Tensor>; buf: Float32Array | Float64Array }[]>();
   private readonly m = new Map<string, Tensor>();
   private readonly v = new Map<string, Tensor>();
 
@@ -272,6 +288,9 @@ export class AdamW {
     };
     this.precision = precision;
     this.kernel = kernel;
+    if (opts.reuseParameterBuffers !== undefined && typeof opts.reuseParameterBuffers !== "boolean")
+      throw new Error(`AdamW: reuseParameterBuffers is ${JSON.stringify(opts.reuseParameterBuffers)}; expected true or false`);
+    this.reuseParameterBuffers = opts.reuseParameterBuffers ?? false;
     this.decayRes = compileDecayPatterns(this.hyper.decayPatterns);
   }
 
@@ -303,7 +322,10 @@ export class AdamW {
     return [...this.m.keys()];
   }
 
-  /** The moments of parameter `name` (tensors on the backend, replaced by the next step), or undefined when it has no state yet. */
+  /**
+   * The moments of parameter `name` (the optimiser's own tensors on the backend: the next step replaces them, or on the
+   * CPU backend updates them in place), or undefined when it has no state yet.
+   */
   moments(name: string): { m: Tensor; v: Tensor } | undefined {
     const m = this.m.get(name);
     return m === undefined ? undefined : { m, v: this.v.get(name)! };
@@ -336,15 +358,39 @@ export class AdamW {
       const m = this.m.get(n)!;
       const v = this.v.get(n)!;
       const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
-      const next = host ? adamwUpdateHost(p, g, m, v, c) : tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
-      this.m.set(n, next.m);
-      this.v.set(n, next.v);
-      m.dispose();
-      v.dispose();
+      let next: { p: Tensor; m: Tensor; v: Tensor };
+      if (host) {
+        next = adamwUpdateHost(p, g, m, v, c, this.reuseParameterBuffers ? this.freeBuffer(n) : undefined);
+        if (this.reuseParameterBuffers) this.track(n, next.p);
+      } else next = tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
+      // the fused CPU update writes the moments in place; the tensor ops return new ones
+      if (next.m !== m) {
+        this.m.set(n, next.m);
+        m.dispose();
+      }
+      if (next.v !== v) {
+        this.v.set(n, next.v);
+        v.dispose();
+      }
       out[n] = next.p;
     }
     this.count = t;
     return { params: out, gradNorm, clipScale: scale, lr };
+  }
+
+  /** An array of parameter `name` whose tensor (returned by an earlier step) has been collected, taken off the list. */
+  private freeBuffer(name: string): Float32Array | Float64Array | undefined {
+    const list = this.issued.get(name);
+    const i = list?.findIndex((e) => e.ref.deref() === undefined) ?? -1;
+    return i < 0 ? undefined : list!.splice(i, 1)[0]!.buf;
+  }
+
+  /** Remembers the array of a returned parameter tensor (the last few per parameter). */
+  private track(name: string, t: Tensor): void {
+    let list = this.issued.get(name);
+    if (list === undefined) this.issued.set(name, (list = []));
+    list.push({ ref: new WeakRef(t), buf: t.data() as Float32Array | Float64Array });
+    if (list.length > REUSE_DEPTH) list.shift();
   }
 
   /** The state as safetensors tensors (`m.<name>`, `v.<name>`, copied to the host) plus metadata (count, hyper-parameters). */
@@ -423,6 +469,7 @@ export class AdamW {
     }
     this.m.clear();
     this.v.clear();
+    this.issued.clear();
     for (const [n, t] of m) {
       this.m.set(n, t);
       this.v.set(n, v.get(n)!);
