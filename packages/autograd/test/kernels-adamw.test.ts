@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { withKernelMode } from "./kernel-modes.js";
 import { simdKernelsAvailable } from "../src/backend/cpu/kernels/gemm.js";
-import { ADAMW_KERNEL_MIN, adamwUpdateArrays, type AdamWUpdateConstants } from "../src/backend/cpu/kernels/adamw.js";
+import { ADAMW_KERNEL_MIN, adamwUpdateArrays, adamwUpdateMany, type AdamWUpdateConstants } from "../src/backend/cpu/kernels/adamw.js";
 
 type Float = Float32Array | Float64Array;
 
@@ -131,6 +131,60 @@ test("adamwUpdateArrays: property — random sizes, constants and values, kernel
       },
     ),
     { numRuns: 40 },
+  );
+});
+
+test("adamwUpdateMany: parameters of odd sizes and three decays laid end to end equal the reference per parameter, bit for bit", () => {
+  const sizes = [3, 40_001, 1, 70_003, 129, 5_000, 2];
+  const decays = [0.1, 0, 0.1, 0.05, 0, 0.1, 0.05];
+  const modes = [
+    { portable: true, threads: 1 },
+    ...(simdKernelsAvailable()
+      ? [
+          { portable: false, threads: 1 },
+          { portable: false, threads: 2 },
+        ]
+      : []),
+  ];
+  for (const mode of modes) {
+    const items = sizes.map((n, i) => ({ ...inputs(n, 31 * i + 5, Float32Array), decay: decays[i]! }));
+    const f64 = { ...inputs(9, 77, Float64Array), decay: 0.1 };
+    for (let t = 1; t <= 2; t++) {
+      const c = constants(t, 0, t === 2 ? 0.61 : 1);
+      const all = [...items, f64];
+      const want = all.map((it) => reference(it.p, it.g, it.m, it.v, { ...c, decay: it.decay }));
+      const outs = all.map((it) => new (it.p.constructor as typeof Float32Array)(it.p.length) as Float);
+      withKernelMode(mode, () =>
+        adamwUpdateMany(
+          all.map((it, i) => ({ ...it, out: outs[i]! })),
+          c,
+        ),
+      );
+      all.forEach((it, i) => {
+        const where = `${JSON.stringify(mode)}, update ${t}, parameter ${i} (${it.p.length} elements, λ ${it.decay})`;
+        sameBits(outs[i]!, want[i]!.p, `${where}: parameter`);
+        sameBits(it.m, want[i]!.m, `${where}: m`);
+        sameBits(it.v, want[i]!.v, `${where}: v`);
+        it.p = outs[i]! as never;
+      });
+    }
+  }
+  assert.throws(
+    () =>
+      adamwUpdateMany(
+        [
+          {
+            p: new Float32Array(2),
+            g: new Float32Array(2),
+            m: new Float32Array(2),
+            v: new Float32Array(1),
+            out: new Float32Array(2),
+            decay: 0,
+          },
+        ],
+        constants(1, 0, 1),
+      ),
+    /adamwUpdateMany: item 0: v has 1 elements; expected 2 like p/,
   );
 });
 

@@ -353,26 +353,35 @@ export class AdamW {
     const base = { beta1, beta2, eps, scale, bc1: 1 - Math.pow(beta1, t), bc2: 1 - Math.pow(beta2, t), lr };
     const host = useHostKernel(this.kernel, this.precision);
     const out: Record<string, Tensor> = {};
-    for (const [n, g] of Object.entries(grads)) {
-      const p = params[n]!;
-      const m = this.m.get(n)!;
-      const v = this.v.get(n)!;
-      const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
-      let next: { p: Tensor; m: Tensor; v: Tensor };
-      if (host) {
-        next = adamwUpdateHost(p, g, m, v, c, this.reuseParameterBuffers ? this.freeBuffer(n) : undefined);
-        if (this.reuseParameterBuffers) this.track(n, next.p);
-      } else next = tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
-      // the fused CPU update writes the moments in place; the tensor ops return new ones
-      if (next.m !== m) {
+    if (host) {
+      // one fused update of every parameter; the moments are written in place
+      const names = Object.keys(grads);
+      const updates = names.map((n) => ({
+        p: params[n]!,
+        g: grads[n]!,
+        m: this.m.get(n)!,
+        v: this.v.get(n)!,
+        decay: this.decays(n) ? weightDecay : 0,
+        into: this.reuseParameterBuffers ? this.freeBuffer(n) : undefined,
+      }));
+      const next = adamwUpdateHost(updates, base);
+      names.forEach((n, i) => {
+        out[n] = next[i]!;
+        if (this.reuseParameterBuffers) this.track(n, next[i]!);
+      });
+    } else {
+      for (const [n, g] of Object.entries(grads)) {
+        const p = params[n]!;
+        const m = this.m.get(n)!;
+        const v = this.v.get(n)!;
+        const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
+        const next = tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
         this.m.set(n, next.m);
-        m.dispose();
-      }
-      if (next.v !== v) {
         this.v.set(n, next.v);
+        m.dispose();
         v.dispose();
+        out[n] = next.p;
       }
-      out[n] = next.p;
     }
     this.count = t;
     return { params: out, gradNorm, clipScale: scale, lr };

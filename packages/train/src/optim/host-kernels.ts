@@ -5,7 +5,7 @@
  * per op (about ten times less work for the update of a 3.7 M-parameter model). Other backends use the
  * tensor-op definitions; the tests check that both agree bit for bit.
  */
-import { adamwUpdateArrays, CpuBackend, getBackend, tensor, type AdamWUpdateConstants, type Tensor } from "@qkvflow/autograd";
+import { adamwUpdateMany, CpuBackend, getBackend, tensor, type AdamWUpdateConstants, type Tensor } from "@qkvflow/autograd";
 
 /** Per-update constants of the Adam arithmetic (host numbers; clip scale, bias corrections 1 − βᵗ, this parameter's decay λ). */
 export type AdamConstants = AdamWUpdateConstants;
@@ -35,22 +35,31 @@ export function sumOfSquaresHost(grads: readonly Tensor[]): number {
   return s;
 }
 
+/** One parameter of `adamwUpdateHost`: its tensors, its decay λ and optionally an array to write the new parameter to. */
+export interface HostUpdate {
+  p: Tensor;
+  g: Tensor;
+  m: Tensor;
+  v: Tensor;
+  decay: number;
+  /** An array the caller owns and no live tensor uses (ignored unless it matches p's length and type). */
+  into?: Float32Array | Float64Array;
+}
+
 /**
- * One AdamW update of one parameter (the formula and order of `adamwUpdate`) by the CPU backend's fused update
- * (`adamwUpdateArrays`: a float64 loop, or its bit-identical WebAssembly SIMD kernel over the kernel threads for
- * large float32 parameters). The moments are the optimiser's own tensors and are updated in place; the new
- * parameter is a new tensor (the caller may still hold the old one) over `into` when given (an array the caller
- * owns and no live tensor uses), else over a new array.
+ * The AdamW update of a set of parameters (the formula and order of `adamwUpdate`) by the CPU backend's fused update
+ * (`adamwUpdateMany`: a float64 loop, or its bit-identical WebAssembly SIMD kernel over the kernel threads, one call
+ * per distinct decay for the float32 parameters). The moments are the optimiser's own tensors and are updated in
+ * place; each new parameter is a new tensor (the caller may still hold the old one) over `into` when given, else over
+ * a new array. Returns the new parameters in the order given.
  */
-export function adamwUpdateHost(
-  p: Tensor,
-  g: Tensor,
-  m: Tensor,
-  v: Tensor,
-  c: AdamConstants,
-  into?: Float32Array | Float64Array,
-): { p: Tensor; m: Tensor; v: Tensor } {
-  const pn = into !== undefined && into.length === p.size && into.constructor === floats(p).constructor ? into : like(p, p.size);
-  adamwUpdateArrays(floats(p), floats(g), floats(m), floats(v), pn, c);
-  return { p: tensor(pn, { shape: [...p.shape], dtype: p.dtype }), m, v };
+export function adamwUpdateHost(updates: readonly HostUpdate[], c: Omit<AdamConstants, "decay">): Tensor[] {
+  const outs = updates.map(({ p, into }) =>
+    into !== undefined && into.length === p.size && into.constructor === floats(p).constructor ? into : like(p, p.size),
+  );
+  adamwUpdateMany(
+    updates.map((u, i) => ({ p: floats(u.p), g: floats(u.g), m: floats(u.m), v: floats(u.v), out: outs[i]!, decay: u.decay })),
+    c,
+  );
+  return updates.map(({ p }, i) => tensor(outs[i]!, { shape: [...p.shape], dtype: p.dtype }));
 }
