@@ -3,14 +3,15 @@
  * Trainer runs it: the paper's tiny configuration (E 128, 4 layers, 4 heads, d_emb 20, S 16, vocabulary 50,257;
  * 10,618,184 float32 parameters in 44 tensors), fixed pseudo-random gradients, the trainer's decay patterns.
  *
- *   npx tsx scripts/optimizer-step.ts [--steps 12] [--threads N] [--portable 1] [--reuse 0|1]
+ *   npx tsx scripts/optimizer-step.ts [--steps 12] [--threads N] [--portable 1]
  *   npx tsx scripts/optimizer-step.ts --trainer 3 [--threads N] [--portable 1]
  *
  * Prints the global norm's time (`globalNorm`, which the Trainer computes before the step) and `AdamW.step`'s, as the
- * median over the steps after the first (the first grows the kernel memory), and every step's time.
- * `--portable 1` runs the float64 JavaScript loop instead of the WebAssembly kernel; `--reuse 0` allocates new
- * parameter arrays every step (AdamW's default outside the Trainer). Between steps the script yields to the event loop
- * and drops the previous parameters, as the Trainer does, so that their arrays can be reused.
+ * median over the steps after the first (the first grows the kernel memory), the step's CPU time summed over all
+ * threads (process.cpuUsage: on a busy machine, where wall times mostly measure waiting for a core, the work done),
+ * and every step's time.
+ * `--portable 1` runs the float64 JavaScript loop instead of the WebAssembly kernel. Between steps the script yields
+ * to the event loop and drops the previous parameters, as the Trainer does.
  *
  * `--trainer N` instead trains the model through `Trainer` as scripts/profile-step.ts does (sequence 128, batch 16,
  * dropout 0.1, clipping at 1, synthetic token ids), 1 warm-up update and N timed ones, and prints the mean update time,
@@ -44,7 +45,6 @@ const int = (name: string, dflt: number, min: number): number => {
 const steps = int("steps", 12, 2);
 if (args.threads !== undefined) setNumThreads(int("threads", 1, 1));
 if (int("portable", 0, 0) === 1) forcePortableKernels(true);
-const reuse = int("reuse", 1, 0) === 1;
 
 const trainerSteps = args.trainer === undefined ? 0 : int("trainer", 1, 1);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
@@ -75,16 +75,19 @@ const opt = new AdamW({
   weightDecay: 0.1,
   maxGradNorm: 1,
   decayPatterns: cfg.optimizer.decayPatterns ?? defaultDecayPatterns(mc.kind),
-  reuseParameterBuffers: reuse,
 });
 const norm: number[] = [];
 const step: number[] = [];
+const cpu: number[] = [];
 for (let s = 0; s < steps; s++) {
   const t0 = performance.now();
   const gn = globalNorm(grads);
   const t1 = performance.now();
+  const c0 = process.cpuUsage();
   params = opt.step(params, grads, 1e-3, { gradNorm: gn }).params;
+  const c1 = process.cpuUsage(c0);
   step.push(performance.now() - t1);
+  cpu.push((c1.user + c1.system) / 1000);
   norm.push(t1 - t0);
   await new Promise((r) => setImmediate(r));
 }
@@ -94,8 +97,9 @@ const median = (xs: number[]): number => {
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
 };
 console.log(
-  `${count} parameters in ${Object.keys(params).length} tensors; reuse ${reuse}; ` +
-    `globalNorm median ${median(norm.slice(1)).toFixed(1)} ms; AdamW.step median ${median(step.slice(1)).toFixed(1)} ms; ` +
+  `${count} parameters in ${Object.keys(params).length} tensors; ` +
+    `globalNorm median ${median(norm.slice(1)).toFixed(1)} ms; AdamW.step median ${median(step.slice(1)).toFixed(1)} ms ` +
+    `(CPU time of all threads ${median(cpu.slice(1)).toFixed(1)} ms); ` +
     `steps ${step.map((x) => x.toFixed(0)).join(" ")}`,
 );
 

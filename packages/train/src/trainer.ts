@@ -86,11 +86,7 @@ export interface TrainerOptions {
   progress?: ProgressMode;
   /** Install a SIGINT handler that checkpoints before exiting (default true). */
   handleSignals?: boolean;
-  /**
-   * Called after every update (after evaluation and checkpointing). Parameter tensors taken from the model stay valid
-   * while referenced; the optimiser reuses the arrays of collected ones (AdamW `reuseParameterBuffers`), so keep the
-   * parameter tensors themselves, or copies, rather than reshaped views of them.
-   */
+  /** Called after every update (after evaluation and checkpointing). */
   afterStep?: (info: StepInfo) => void | Promise<void>;
   /** Evaluate once before the first update of a fresh run (recorded as step 0). */
   evalAtStart?: boolean;
@@ -490,16 +486,7 @@ function samplerFor(cfg: TrainConfig, tokens: TokenArray, micro: number): BatchS
 /** AdamW with the configuration's hyper-parameters and the resolved decay patterns. */
 function optimizerFor(cfg: TrainConfig, decayPatterns: readonly string[]): AdamW {
   const o = cfg.optimizer;
-  // the trainer replaces the model's parameters after every update and keeps no views of older ones
-  return new AdamW({
-    beta1: o.beta1,
-    beta2: o.beta2,
-    eps: o.eps,
-    weightDecay: o.weightDecay,
-    decayPatterns,
-    maxGradNorm: o.maxGradNorm,
-    reuseParameterBuffers: true,
-  });
+  return new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, decayPatterns, maxGradNorm: o.maxGradNorm });
 }
 
 /** The learning-rate schedule of a configuration. */

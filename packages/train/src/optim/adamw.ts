@@ -87,14 +87,6 @@ export interface AdamWOptions {
   precision?: UpdatePrecision;
   /** Fused loop on the CPU backend or tensor ops everywhere (default 'auto'; see the module comment). */
   kernel?: OptimizerKernel;
-  /**
-   * Reuse parameter storage (default false): on the CPU backend a step writes its new parameters into the array of a
-   * parameter tensor an earlier step returned once that tensor has been garbage-collected (tracked by a WeakRef),
-   * instead of allocating a new array (~40 MB a step for a 10 M-parameter model). A returned tensor that is still
-   * referenced is never overwritten; a reshape of it shares its array without keeping it alive, so a caller that
-   * keeps views of the parameters (rather than the parameter tensors) must leave this off. The Trainer turns it on.
-   */
-  reuseParameterBuffers?: boolean;
 }
 
 /** Resolved hyper-parameters (recorded in the optimiser state). */
@@ -244,8 +236,6 @@ function checkBeta(name: string, v: number): number {
 }
 
 const STATE_FORMAT = "qkvflow-adamw-v1";
-/** Returned parameter arrays remembered per parameter for reuse (`reuseParameterBuffers`). */
-const REUSE_DEPTH = 3;
 
 /** The AdamW optimiser over named parameters (see the module comment for the exact update). */
 export class AdamW {
@@ -256,11 +246,7 @@ export class AdamW {
   readonly kernel: OptimizerKernel;
   /** Number of updates applied so far. */
   count = 0;
-  /** Whether step t + 2 overwrites the parameter arrays step t returned (see `AdamWOptions.reuseParameterBuffers`). */
-  readonly reuseParameterBuffers: boolean;
   private readonly decayRes: RegExp[];
-  /** With reuseParameterBuffers: per parameter, the arrays of recently returned parameters and a weak reference to each tensor. */
-  private readonly issued = new Map<string, { ref: WeakRef<Tensor>; buf: Float32Array | Float64Array }[]>();
   private readonly m = new Map<string, Tensor>();
   private readonly v = new Map<string, Tensor>();
 
@@ -288,9 +274,6 @@ export class AdamW {
     };
     this.precision = precision;
     this.kernel = kernel;
-    if (opts.reuseParameterBuffers !== undefined && typeof opts.reuseParameterBuffers !== "boolean")
-      throw new Error(`AdamW: reuseParameterBuffers is ${JSON.stringify(opts.reuseParameterBuffers)}; expected true or false`);
-    this.reuseParameterBuffers = opts.reuseParameterBuffers ?? false;
     this.decayRes = compileDecayPatterns(this.hyper.decayPatterns);
   }
 
@@ -362,12 +345,10 @@ export class AdamW {
         m: this.m.get(n)!,
         v: this.v.get(n)!,
         decay: this.decays(n) ? weightDecay : 0,
-        into: this.reuseParameterBuffers ? this.freeBuffer(n) : undefined,
       }));
       const next = adamwUpdateHost(updates, base);
       names.forEach((n, i) => {
         out[n] = next[i]!;
-        if (this.reuseParameterBuffers) this.track(n, next[i]!);
       });
     } else {
       for (const [n, g] of Object.entries(grads)) {
@@ -385,21 +366,6 @@ export class AdamW {
     }
     this.count = t;
     return { params: out, gradNorm, clipScale: scale, lr };
-  }
-
-  /** An array of parameter `name` whose tensor (returned by an earlier step) has been collected, taken off the list. */
-  private freeBuffer(name: string): Float32Array | Float64Array | undefined {
-    const list = this.issued.get(name);
-    const i = list?.findIndex((e) => e.ref.deref() === undefined) ?? -1;
-    return i < 0 ? undefined : list!.splice(i, 1)[0]!.buf;
-  }
-
-  /** Remembers the array of a returned parameter tensor (the last few per parameter). */
-  private track(name: string, t: Tensor): void {
-    let list = this.issued.get(name);
-    if (list === undefined) this.issued.set(name, (list = []));
-    list.push({ ref: new WeakRef(t), buf: t.data() as Float32Array | Float64Array });
-    if (list.length > REUSE_DEPTH) list.shift();
   }
 
   /** The state as safetensors tensors (`m.<name>`, `v.<name>`, copied to the host) plus metadata (count, hyper-parameters). */
@@ -478,7 +444,6 @@ export class AdamW {
     }
     this.m.clear();
     this.v.clear();
-    this.issued.clear();
     for (const [n, t] of m) {
       this.m.set(n, t);
       this.v.set(n, v.get(n)!);

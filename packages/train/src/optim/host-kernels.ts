@@ -35,28 +35,24 @@ export function sumOfSquaresHost(grads: readonly Tensor[]): number {
   return s;
 }
 
-/** One parameter of `adamwUpdateHost`: its tensors, its decay λ and optionally an array to write the new parameter to. */
+/** One parameter of `adamwUpdateHost`: its tensors and its decay λ. */
 export interface HostUpdate {
   p: Tensor;
   g: Tensor;
   m: Tensor;
   v: Tensor;
   decay: number;
-  /** An array the caller owns and no live tensor uses (ignored unless it matches p's length and type). */
-  into?: Float32Array | Float64Array;
 }
 
 /**
  * The AdamW update of a set of parameters (the formula and order of `adamwUpdate`) by the CPU backend's fused update
  * (`adamwUpdateMany`: a float64 loop, or its bit-identical WebAssembly SIMD kernel over the kernel threads, one call
  * per distinct decay for the float32 parameters). The moments are the optimiser's own tensors and are updated in
- * place; each new parameter is a new tensor (the caller may still hold the old one) over `into` when given, else over
- * a new array. Returns the new parameters in the order given.
+ * place; each new parameter is a new tensor (the caller may still hold the old one). Returns the new parameters in
+ * the order given.
  */
 export function adamwUpdateHost(updates: readonly HostUpdate[], c: Omit<AdamConstants, "decay">): Tensor[] {
-  const outs = updates.map(({ p, into }) =>
-    into !== undefined && into.length === p.size && into.constructor === floats(p).constructor ? into : like(p, p.size),
-  );
+  const outs = updates.map(({ p }) => like(p, p.size));
   adamwUpdateMany(
     updates.map((u, i) => ({ p: floats(u.p), g: floats(u.g), m: floats(u.m), v: floats(u.v), out: outs[i]!, decay: u.decay })),
     c,
