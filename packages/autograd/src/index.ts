@@ -18,6 +18,7 @@ export type {
 } from "./backend/backend.js";
 export { setBackend, getBackend, registerBackend, listBackends } from "./backend/registry.js";
 export { CpuBackend } from "./backend/cpu/cpu-backend.js";
+export { adamwUpdateArrays, adamwUpdateMany, type AdamWUpdateConstants, type AdamWUpdateItem } from "./backend/cpu/kernels/adamw.js";
 export { tidy, keep } from "./tidy.js";
 
 export { tensor, scalar, zeros, ones, full, zerosLike, onesLike, arange, linspace, eye, type CreateOptions } from "./ops/creation.js";

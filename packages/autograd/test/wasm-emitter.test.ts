@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { ModuleBuilder, WasmEmitError, type FunctionBuilder, type Label, type Local } from "../src/backend/cpu/kernels/wasm-emitter.js";
 import { DEFAULT_GEMM_BLOCKING, emitGemm, type GemmBlocking } from "../src/backend/cpu/kernels/gemm-wasm.js";
 import { emitRows } from "../src/backend/cpu/kernels/rows-wasm.js";
+import { emitAdamW } from "../src/backend/cpu/kernels/adamw-wasm.js";
 
 /** Emit one function `bad` with the given body and return the error message (or fail if none is thrown). */
 function emitError(body: (f: FunctionBuilder) => void, results: ("i32" | "f32")[] = []): string {
@@ -583,6 +584,7 @@ function kernelModule(blk: GemmBlocking, shared: boolean, text = false): ModuleB
   const mb = new ModuleBuilder({ text }).importMemory({ module: "env", name: "memory", initialPages: 1, maximumPages: 16, shared });
   emitGemm(mb, blk);
   emitRows(mb);
+  emitAdamW(mb);
   return mb;
 }
 
@@ -597,6 +599,7 @@ test("kernel module: every blocking and memory kind validates and names every fu
     "ln_bwd_f32",
     "gelu_f32",
     "gelu_bwd_f32",
+    "adamw_f32",
   ];
   const internal = ["gemm_kernel", "gemm_edge", "gemm_pack_a", "gemm_pack_b", "log64"];
   for (const blk of BLOCKINGS) {
@@ -680,6 +683,7 @@ const OPCODES: Record<string, number[]> = {
   "memory.fill": [0xfc, 0x0b],
   "v128.load": [0xfd, 0x00],
   "v128.load32_splat": [0xfd, 0x09],
+  "v128.load64_splat": [0xfd, 0x0a],
   "v128.store": [0xfd, 0x0b],
   "v128.const": [0xfd, 0x0c],
   "i8x16.shuffle": [0xfd, 0x0d],
@@ -691,7 +695,10 @@ const OPCODES: Record<string, number[]> = {
   "v128.andnot": [0xfd, 0x4f],
   "v128.bitselect": [0xfd, 0x52],
   "v128.store32_lane": [0xfd, 0x5a],
+  "v128.store64_lane": [0xfd, 0x5b],
   "v128.load32_zero": [0xfd, 0x5c],
+  "v128.load64_zero": [0xfd, 0x5d],
+  "f32x4.demote_f64x2_zero": [0xfd, 0x5e],
   "f64x2.promote_low_f32x4": [0xfd, 0x5f],
   "i32x4.shl": [0xfd, 0xab, 0x01],
   "i32x4.add": [0xfd, 0xae, 0x01],
@@ -702,7 +709,11 @@ const OPCODES: Record<string, number[]> = {
   "f32x4.mul": [0xfd, 0xe6, 0x01],
   "f32x4.div": [0xfd, 0xe7, 0x01],
   "f32x4.pmax": [0xfd, 0xeb, 0x01],
+  "f64x2.sqrt": [0xfd, 0xef, 0x01],
   "f64x2.add": [0xfd, 0xf0, 0x01],
+  "f64x2.sub": [0xfd, 0xf1, 0x01],
+  "f64x2.mul": [0xfd, 0xf2, 0x01],
+  "f64x2.div": [0xfd, 0xf3, 0x01],
 };
 
 test("text listing: every instruction's offset points at its opcode in the module bytes", () => {

@@ -16,9 +16,11 @@
  * (dtype of their parameter) live there, and `adamwUpdate` defines the update as a chain of elementwise tensor
  * ops; only the global norm comes back to the host, as one number (for the clip factor, the non-finite check
  * and the log). The count t and the learning rate are host numbers, so the bias corrections are `Math.pow`.
- * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused loop per
- * parameter (host-kernels.ts: no transfer, one pass instead of one per op); `kernel: 'ops'` uses the tensor
- * ops there too. Both give bit-identical results.
+ * On the CPU backend, whose tensors live in host memory, the same arithmetic runs as one fused pass per
+ * parameter (host-kernels.ts → the backend's `adamwUpdateArrays`: a WebAssembly SIMD kernel over the kernel
+ * threads for large float32 parameters, a loop otherwise; no transfer, one pass instead of one per op), which
+ * updates the moments in place instead of allocating new ones; `kernel: 'ops'` uses the tensor ops there too.
+ * All give bit-identical results.
  *
  * Precision: the arithmetic runs in float64 where the backend has it (the CPU backend), with each result rounded
  * to the parameter's dtype at the end — the new moments and parameters are exactly what a float64 loop over
@@ -303,7 +305,10 @@ export class AdamW {
     return [...this.m.keys()];
   }
 
-  /** The moments of parameter `name` (tensors on the backend, replaced by the next step), or undefined when it has no state yet. */
+  /**
+   * The moments of parameter `name` (the optimiser's own tensors on the backend: the next step replaces them, or on the
+   * CPU backend updates them in place), or undefined when it has no state yet.
+   */
   moments(name: string): { m: Tensor; v: Tensor } | undefined {
     const m = this.m.get(name);
     return m === undefined ? undefined : { m, v: this.v.get(name)! };
@@ -331,17 +336,33 @@ export class AdamW {
     const base = { beta1, beta2, eps, scale, bc1: 1 - Math.pow(beta1, t), bc2: 1 - Math.pow(beta2, t), lr };
     const host = useHostKernel(this.kernel, this.precision);
     const out: Record<string, Tensor> = {};
-    for (const [n, g] of Object.entries(grads)) {
-      const p = params[n]!;
-      const m = this.m.get(n)!;
-      const v = this.v.get(n)!;
-      const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
-      const next = host ? adamwUpdateHost(p, g, m, v, c) : tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
-      this.m.set(n, next.m);
-      this.v.set(n, next.v);
-      m.dispose();
-      v.dispose();
-      out[n] = next.p;
+    if (host) {
+      // one fused update of every parameter; the moments are written in place
+      const names = Object.keys(grads);
+      const updates = names.map((n) => ({
+        p: params[n]!,
+        g: grads[n]!,
+        m: this.m.get(n)!,
+        v: this.v.get(n)!,
+        decay: this.decays(n) ? weightDecay : 0,
+      }));
+      const next = adamwUpdateHost(updates, base);
+      names.forEach((n, i) => {
+        out[n] = next[i]!;
+      });
+    } else {
+      for (const [n, g] of Object.entries(grads)) {
+        const p = params[n]!;
+        const m = this.m.get(n)!;
+        const v = this.v.get(n)!;
+        const c = { ...base, decay: this.decays(n) ? weightDecay : 0 };
+        const next = tidy(() => adamwUpdate(p, g, m, v, c, updateDType(p.dtype, this.precision)));
+        this.m.set(n, next.m);
+        this.v.set(n, next.v);
+        m.dispose();
+        v.dispose();
+        out[n] = next.p;
+      }
     }
     this.count = t;
     return { params: out, gradNorm, clipScale: scale, lr };

@@ -5,22 +5,10 @@
  * per op (about ten times less work for the update of a 3.7 M-parameter model). Other backends use the
  * tensor-op definitions; the tests check that both agree bit for bit.
  */
-import { CpuBackend, getBackend, tensor, type Tensor } from "@qkvflow/autograd";
+import { adamwUpdateMany, CpuBackend, getBackend, tensor, type AdamWUpdateConstants, type Tensor } from "@qkvflow/autograd";
 
-/** Per-update constants of the Adam arithmetic (host numbers). */
-export interface AdamConstants {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Clip factor applied to the gradient (1: none). */
-  scale: number;
-  /** Bias corrections 1 − β1ᵗ and 1 − β2ᵗ. */
-  bc1: number;
-  bc2: number;
-  /** Decay λ of this parameter (0 when it does not decay). */
-  decay: number;
-  lr: number;
-}
+/** Per-update constants of the Adam arithmetic (host numbers; clip scale, bias corrections 1 − βᵗ, this parameter's decay λ). */
+export type AdamConstants = AdamWUpdateConstants;
 
 type Float = Float32Array | Float64Array;
 
@@ -47,28 +35,27 @@ export function sumOfSquaresHost(grads: readonly Tensor[]): number {
   return s;
 }
 
-/** One AdamW update of one parameter in a single float64 loop (the formula and order of `adamwUpdate`). */
-export function adamwUpdateHost(p: Tensor, g: Tensor, m: Tensor, v: Tensor, c: AdamConstants): { p: Tensor; m: Tensor; v: Tensor } {
-  const pd = floats(p),
-    gd = floats(g),
-    md = floats(m),
-    vd = floats(v);
-  const n = pd.length;
-  const pn = like(p, n),
-    mn = like(m, n),
-    vn = like(v, n);
-  const { beta1: b1, beta2: b2, eps, scale, bc1, bc2, decay: lam, lr } = c;
-  const a1 = 1 - b1,
-    a2 = 1 - b2;
-  for (let i = 0; i < n; i++) {
-    const gi = scale === 1 ? gd[i]! : gd[i]! * scale;
-    const mi = md[i]! * b1 + gi * a1;
-    const vi = vd[i]! * b2 + gi * a2 * gi;
-    mn[i] = mi;
-    vn[i] = vi;
-    const u = mi / bc1 / (Math.sqrt(vi / bc2) + eps);
-    pn[i] = pd[i]! - (lam !== 0 ? u + pd[i]! * lam : u) * lr;
-  }
-  const shape = [...p.shape];
-  return { p: tensor(pn, { shape, dtype: p.dtype }), m: tensor(mn, { shape, dtype: m.dtype }), v: tensor(vn, { shape, dtype: v.dtype }) };
+/** One parameter of `adamwUpdateHost`: its tensors and its decay λ. */
+export interface HostUpdate {
+  p: Tensor;
+  g: Tensor;
+  m: Tensor;
+  v: Tensor;
+  decay: number;
+}
+
+/**
+ * The AdamW update of a set of parameters (the formula and order of `adamwUpdate`) by the CPU backend's fused update
+ * (`adamwUpdateMany`: a float64 loop, or its bit-identical WebAssembly SIMD kernel over the kernel threads, one call
+ * per distinct decay for the float32 parameters). The moments are the optimiser's own tensors and are updated in
+ * place; each new parameter is a new tensor (the caller may still hold the old one). Returns the new parameters in
+ * the order given.
+ */
+export function adamwUpdateHost(updates: readonly HostUpdate[], c: Omit<AdamConstants, "decay">): Tensor[] {
+  const outs = updates.map(({ p }) => like(p, p.size));
+  adamwUpdateMany(
+    updates.map((u, i) => ({ p: floats(u.p), g: floats(u.g), m: floats(u.m), v: floats(u.v), out: outs[i]!, decay: u.decay })),
+    c,
+  );
+  return updates.map(({ p }, i) => tensor(outs[i]!, { shape: [...p.shape], dtype: p.dtype }));
 }

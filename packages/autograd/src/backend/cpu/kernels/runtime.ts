@@ -12,6 +12,7 @@
 import { ModuleBuilder } from "./wasm-emitter.js";
 import { DEFAULT_GEMM_BLOCKING, emitGemm, gemmScratchBytes } from "./gemm-wasm.js";
 import { emitRows } from "./rows-wasm.js";
+import { emitAdamW } from "./adamw-wasm.js";
 
 const PAGE = 65536;
 /** 4 GiB: the 32-bit address space; a shared memory must declare its maximum up front. */
@@ -105,7 +106,7 @@ function align64(x: number): number {
   return Math.ceil(x / 64) * 64;
 }
 
-/** Emit the kernel module (SGEMM and row kernels) on an imported memory; `text` records the text dump. */
+/** Emit the kernel module (SGEMM, row kernels and the AdamW update) on an imported memory; `text` records the text dump. */
 function buildKernelModule(shared: boolean, text: boolean): ModuleBuilder {
   const mb = new ModuleBuilder({ text }).importMemory({
     module: "env",
@@ -116,6 +117,7 @@ function buildKernelModule(shared: boolean, text: boolean): ModuleBuilder {
   });
   emitGemm(mb, DEFAULT_GEMM_BLOCKING);
   emitRows(mb);
+  emitAdamW(mb);
   return mb;
 }
 

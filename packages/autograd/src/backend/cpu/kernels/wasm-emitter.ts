@@ -995,6 +995,9 @@ export class FunctionBuilder {
   /** f32x4.splat */ f32x4Splat(): this {
     return this.simd("f32x4.splat", 0x13, F32, V128);
   }
+  /** f64x2.splat */ f64x2Splat(): this {
+    return this.simd("f64x2.splat", 0x14, F64, V128);
+  }
   /** i32x4.splat */ i32x4Splat(): this {
     return this.simd("i32x4.splat", 0x11, I32, V128);
   }
@@ -1095,8 +1098,20 @@ export class FunctionBuilder {
   /** f64x2.add */ f64x2Add(): this {
     return this.simd("f64x2.add", 0xf0, V128_V128, V128);
   }
+  /** f64x2.sub */ f64x2Sub(): this {
+    return this.simd("f64x2.sub", 0xf1, V128_V128, V128);
+  }
   /** f64x2.mul */ f64x2Mul(): this {
     return this.simd("f64x2.mul", 0xf2, V128_V128, V128);
+  }
+  /** f64x2.div */ f64x2Div(): this {
+    return this.simd("f64x2.div", 0xf3, V128_V128, V128);
+  }
+  /** f64x2.sqrt */ f64x2Sqrt(): this {
+    return this.simd("f64x2.sqrt", 0xef, V128, V128);
+  }
+  /** f32x4.demote_f64x2_zero */ f32x4DemoteF64x2Zero(): this {
+    return this.simd("f32x4.demote_f64x2_zero", 0x5e, V128, V128);
   }
   /** f64x2.promote_low_f32x4 */ f64x2PromoteLowF32x4(): this {
     return this.simd("f64x2.promote_low_f32x4", 0x5f, V128, V128);
