@@ -14,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { random } from "@qkvflow/autograd";
 import { createModel, preset } from "@qkvflow/models";
-import { HEAT_COLORS, HEAT_LEVELS, analyzeModel, heatColor, splitSentences, writeAnalysis } from "@qkvflow/analysis";
+import { HEAT_COLORS, HEAT_LEVELS, analyzeModel, heatColor, runningTokens, splitSentences, writeAnalysis } from "@qkvflow/analysis";
 import { charCodec, trainTiny } from "../packages/analysis/test/helpers.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -108,7 +108,8 @@ test("analysis report renders its plots and heat maps in headless Chromium", { s
           return { w: r.width, h: r.height, cls: e.getAttribute("class") ?? "" };
         }),
       );
-      assert.equal(boxes.length, 2 * (3 * 2 + 1 + texts.length + 1) + 3);
+      // per model: spectra (3 × 2 + summary), per sentence a bar chart and a running-exponent plot, the distance plot
+      assert.equal(boxes.length, 2 * (3 * 2 + 1 + 2 * texts.length + 1) + 3);
       for (const b of boxes) assert.ok(b.w > 200 && b.h > 150, `plot ${b.cls} is ${b.w}×${b.h}`);
       // eigenvalue markers inside the complex-plane plots, and lines in the |λ|(t) plots
       const eig = await page.$$eval(
@@ -132,6 +133,13 @@ test("analysis report renders its plots and heat maps in headless Chromium", { s
       const bars = await page.$$eval("svg.lyapunov-bars rect.bar", (els) => els.length);
       const sources = results.reduce((n, r) => n + r.sentences.reduce((m, s) => m + s.query, 0), 0);
       assert.equal(bars, sources);
+      // running max exponent over T: one drawn line per shown source token in every sentence's plot
+      const runningLines = await page.$$eval(
+        "svg.lyapunov-running path.series",
+        (els) => els.filter((e) => (e as SVGPathElement).getTotalLength() > 10).length,
+      );
+      const shown = results.reduce((n, r) => n + r.sentences.reduce((m, s) => m + runningTokens(s).length, 0), 0);
+      assert.equal(runningLines, shown);
 
       // Heat maps: three per sentence, side by side, with the quantised colours actually painted.
       const maps = await page.$$eval(".sentence .maps", (els) =>

@@ -4,7 +4,7 @@
  * baselines (so a claim like "punctuation is sensitive" can be checked over many inputs, not one sentence).
  */
 import type { DynamicsModel } from "./dynamics.js";
-import { sentenceLyapunov, type LyapunovOptions } from "./lyapunov.js";
+import { sentenceLyapunov, type LyapunovOptions, type RunningExponent } from "./lyapunov.js";
 import { gradTimesInput, rolloutSaliency, type GradInputSaliency } from "./saliency.js";
 
 /** Count, mean and (population) standard deviation. */
@@ -51,6 +51,8 @@ export interface SentenceAnalysis {
   kaplanYorke: number[];
   /** Full sorted spectra, when requested. */
   exponents?: number[][];
+  /** The max exponent of each token over the integration time (its last entry is `maxExponent`), to judge convergence. */
+  running?: RunningExponent;
   /** Attention-rollout saliency of each token for the query. */
   rollout: number[];
   /** Gradient × input of the query's top prediction (or the given next token). */
@@ -80,6 +82,7 @@ export function analyzeSentence(dm: DynamicsModel, ids: readonly number[], opts:
     sumExponent: ly.sumExponent,
     kaplanYorke: ly.kaplanYorke,
     ...(opts.keepSpectra ? { exponents: ly.exponents } : {}),
+    running: ly.running,
     rollout: rolloutSaliency(dm, ids, ly.query),
     gradInput: gradTimesInput(dm, ids, { query: ly.query, target: opts.target }),
   };

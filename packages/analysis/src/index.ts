@@ -39,6 +39,7 @@ export {
   tokenLyapunov,
   type FieldStep,
   type LyapunovOptions,
+  type RunningExponent,
   type TokenLyapunov,
 } from "./lyapunov.js";
 export {
@@ -79,11 +80,14 @@ export {
 export {
   HEAT_COLORS,
   HEAT_LEVELS,
+  RUNNING_TOKENS,
   analysisPlots,
   comparisonPlots,
   heatColor,
   heatLevel,
   renderReport,
+  runningChange,
+  runningTokens,
   tokenText,
   writeAnalysis,
 } from "./report.js";

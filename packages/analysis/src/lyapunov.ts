@@ -52,6 +52,20 @@ export interface TokenLyapunov {
   kaplanYorke: number[];
   /** With keepSteps: logDiag[i][k][e] = log diag R after step i (not divided by T). */
   logDiag?: number[][][];
+  /**
+   * The running estimate over the integration time, to judge convergence: after step i the time is
+   * time[i] = dt_0 + … + dt_i and maxExponent[i][k] = max_e S_k(i)[e] / time[i], the max exponent token k would
+   * get if the integration stopped there (the last entry equals `maxExponent`).
+   */
+  running: RunningExponent;
+}
+
+/** The max exponent of each token as a function of the integration time (see `TokenLyapunov.running`). */
+export interface RunningExponent {
+  /** time[i] = Σ_{i' ≤ i} dt_{i'}. */
+  time: number[];
+  /** maxExponent[i][k]: max exponent of token k after step i. */
+  maxExponent: number[][];
 }
 
 /** Kaplan–Yorke dimension of a spectrum: k + S_k/|λ_{k+1}| with S_k the largest non-negative partial sum. */
@@ -127,6 +141,7 @@ export function tokenLyapunov(steps: readonly FieldStep[], x0: Tensor, opts: Lya
     S.push(new Float64Array(E));
   }
   const logDiag: number[][][] | undefined = opts.keepSteps ? [] : undefined;
+  const running: RunningExponent = { time: [], maxExponent: [] };
   let totalTime = 0;
   for (const [i, st] of steps.entries()) {
     if (!(st.dt > 0) || !Number.isFinite(st.dt))
@@ -145,6 +160,8 @@ export function tokenLyapunov(steps: readonly FieldStep[], x0: Tensor, opts: Lya
       if (logDiag) stepLogs.push(logs);
     }
     if (logDiag) logDiag.push(stepLogs);
+    running.time.push(totalTime);
+    running.maxExponent.push(S.map((sk) => sk.reduce((m, v) => Math.max(m, v), -Infinity) / totalTime));
     x = noGrad(() => add(x, mul(value, st.dt)));
   }
   const exponents = S.map((s) => Array.from(s, (v) => v / totalTime).sort((a, b) => b - a));
@@ -157,6 +174,7 @@ export function tokenLyapunov(steps: readonly FieldStep[], x0: Tensor, opts: Lya
     sumExponent: exponents.map((s) => s.reduce((a, b) => a + b, 0)),
     kaplanYorke: exponents.map(kaplanYorke),
     ...(logDiag ? { logDiag } : {}),
+    running,
   };
 }
 

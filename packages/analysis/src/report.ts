@@ -53,6 +53,35 @@ export function tokenText(t: string): string {
     .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
+/** Source tokens drawn in the running-exponent plot of a sentence (those with the largest final max exponent). */
+export const RUNNING_TOKENS = 8;
+
+/** The source tokens (query excluded) with the `n` largest final max exponents, in position order. */
+export function runningTokens(sent: Pick<SentenceAnalysis, "query" | "maxExponent">, n = RUNNING_TOKENS): number[] {
+  return sent.maxExponent
+    .slice(0, sent.query)
+    .map((v, k) => [v, k] as const)
+    .filter(([v]) => Number.isFinite(v))
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, n)
+    .map(([, k]) => k)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * How far the running estimate of the drawn tokens still moved over the second half of the integration:
+ * max over those tokens of |λ(T) − λ(T')|, T' the first step time ≥ T/2 (up to rounding; for a constant linear field the
+ * transient is C/T, so this is about the remaining error). NaN with fewer than two steps.
+ */
+export function runningChange(sent: Pick<SentenceAnalysis, "query" | "maxExponent" | "running">, n = RUNNING_TOKENS): number {
+  const run = sent.running;
+  if (!run || run.time.length < 2) return NaN;
+  const last = run.time.length - 1;
+  const half = run.time.findIndex((t) => t >= (run.time[last] / 2) * (1 - 1e-9));
+  const h = half === last ? last - 1 : half;
+  return runningTokens(sent, n).reduce((m, k) => Math.max(m, Math.abs(run.maxExponent[last][k] - run.maxExponent[h][k])), 0);
+}
+
 /** The named SVG plots of one analysis: file stem → SVG markup. */
 export function analysisPlots(r: AnalysisResult, maxSentencePlots = 8): Record<string, string> {
   const out: Record<string, string> = {};
@@ -121,6 +150,24 @@ export function analysisPlots(r: AnalysisResult, maxSentencePlots = 8): Record<s
         yLabel: "max λ",
         className: "lyapunov-bars",
         colors: sent.maxExponent.slice(0, j).map(() => "#D62728"),
+      },
+    );
+  });
+  r.sentences.slice(0, maxSentencePlots).forEach((sent, i) => {
+    const run = sent.running;
+    if (!run || run.time.length === 0) return;
+    const shown = runningTokens(sent, RUNNING_TOKENS);
+    out[`${s}-lyapunov-running-${i}`] = linePlot(
+      shown.map((k, n) => ({
+        label: `${k}: ${tokenText(sent.tokens[k]).trim() || "␣"}`,
+        color: seriesColor(n),
+        points: run.time.map((t, st) => [t, run.maxExponent[st][k]] as [number, number]),
+      })),
+      {
+        title: `${r.label}, sentence ${i + 1}: running max exponent over T`,
+        xLabel: `integration time T (${r.model.kind === "gpt2" ? "layers, dt = 1" : "t, dt = 1/steps"})`,
+        yLabel: "max λ(T)  [1/time]",
+        className: "lyapunov-running",
       },
     );
   });
@@ -197,7 +244,7 @@ function heatSpans(
   return `<div class="heatmap heatmap-${kind}"><div class="hm-title">${escapeXml(what)}</div><div class="tokens">${spans.join("")}</div>${legend}</div>`;
 }
 
-function sentenceBlock(sent: SentenceAnalysis, i: number, plot: string | undefined): string {
+function sentenceBlock(sent: SentenceAnalysis, i: number, plot: string | undefined, running: string | undefined): string {
   const j = sent.query;
   const text = sent.tokens.map(tokenText).join("");
   const maps = [
@@ -206,7 +253,13 @@ function sentenceBlock(sent: SentenceAnalysis, i: number, plot: string | undefin
     heatSpans(sent.tokens, sent.gradInput.abs, j, HEAT_COLORS.gradInput, "|gradient × input|", "grad-input"),
   ];
   return `<section class="sentence" id="sentence-${i}"><h4>Sentence ${i + 1}</h4><p class="src">${escapeXml(text)}</p>
-<div class="maps">${maps.join("\n")}</div>${plot ? `<div class="plotrow">${plot}</div>` : ""}</section>`;
+<div class="maps">${maps.join("\n")}</div>${plot || running ? `<div class="plotrow plots">${plot ?? ""}${running ?? ""}</div>` : ""}${running ? convergenceNote(sent) : ""}</section>`;
+}
+
+function convergenceNote(sent: SentenceAnalysis): string {
+  const d = runningChange(sent);
+  const shown = runningTokens(sent).length;
+  return `<p class="note convergence">Running estimate: the max exponent of the ${shown} source token${shown === 1 ? "" : "s"} with the largest final value, had the integration stopped at T. Largest change over the second half of T: <span class="running-change">${Number.isFinite(d) ? escapeXml(fmtNum(d)) : "– (one step)"}</span> (a flat right end means the estimate has settled; for a constant linear field the remaining error decays as 1/T).</p>`;
 }
 
 function statCell(s: Stat): string {
@@ -300,7 +353,9 @@ Eigenvalues are complex; QK/OV have rank ≤ d<sub>head</sub>, so only their d<s
     parts.push(`<h3>Token sensitivity</h3><p class="note">Colour = max over each source token's finite-time Lyapunov spectrum for the query (outlined, last token);
 attention rollout mixes Â = (1−α)I + αĀ per step (α = dt for Euler steps, 1/2 for GPT-2); gradient × input is |Σ<sub>e</sub> x·∂ log p(top prediction)/∂x| at the embedding.
 Each map is scaled from its own minimum (white) to maximum (full colour) over the source tokens.</p>`);
-    r.sentences.slice(0, maxS).forEach((sent, i) => parts.push(sentenceBlock(sent, i, plots[`${s}-lyapunov-${i}`])));
+    r.sentences
+      .slice(0, maxS)
+      .forEach((sent, i) => parts.push(sentenceBlock(sent, i, plots[`${s}-lyapunov-${i}`], plots[`${s}-lyapunov-running-${i}`])));
     if (r.sentences.length > maxS)
       parts.push(`<p class="note">${r.sentences.length - maxS} more sequences are in the JSON data and the statistics below.</p>`);
     parts.push(corpusSection(r, plots));

@@ -69,8 +69,9 @@ test("renderReport: plots, three heat maps per sentence with quantised colours, 
   assert.ok(html.includes("&lt;script&gt;"));
   assert.ok(html.includes("<title>Report &amp; &quot;quotes&quot;</title>"));
   assert.ok(html.includes("ODE &lt;tiny&gt;"));
-  // per model: 3 spectra families × (|λ| plot + complex plane) + summary + 2 sentence bar charts + distance plot; plus 3 comparisons
-  assert.equal((html.match(/<svg /g) ?? []).length, 2 * (3 * 2 + 1 + 2 + 1) + 3);
+  // per model: 3 spectra families × (|λ| plot + complex plane) + summary + 2 sentence bar charts + 2 running-exponent plots
+  // + distance plot; plus 3 comparisons
+  assert.equal((html.match(/<svg /g) ?? []).length, 2 * (3 * 2 + 1 + 2 + 2 + 1) + 3);
   for (const r of [g, o]) {
     for (const s of r.sentences) {
       const j = s.query;
