@@ -198,7 +198,16 @@ describe("playground engine", () => {
       assert.deepEqual(logitsOf(modelFromFile(paused()[1]!.model), probe), logitsOf(ref.model, probe));
       send({ type: "stop" } as unknown as TrainRequest);
       await waitFor(() => reports.some((r) => r.type === "error"));
-      assert.match(JSON.stringify(reports.find((r) => r.type === "error")), /unknown message type 'stop'; expected start, resume or pause/);
+      assert.match(
+        JSON.stringify(reports.find((r) => r.type === "error")),
+        /unknown message type 'stop'; expected start, resume, pause or evaluate/,
+      );
+      // evaluation: engine.ts's heldOut on the model file sent
+      const setting = { solver: "rk4" as const, steps: 2, tol: 1e-3 };
+      const n = reports.length;
+      send({ type: "evaluate", model: start.slice(), tokens: Int32Array.from(tokens.slice(0, 40)), setting });
+      await waitFor(() => reports.length > n);
+      assert.deepEqual(reports[n], { type: "evaluated", ...heldOut(modelFromFile(start), tokens.slice(0, 40), setting) });
     } finally {
       g.postMessage = saved;
     }

@@ -1,9 +1,9 @@
 /**
  * The playground page: trains, samples from, re-integrates and analyses a small DiffEqFormer in the browser on the
- * backend the user picks (CPU: the WebAssembly SIMD kernels; GPU: gpu.js on WebGL2). CPU training runs in a module
- * worker (worker.ts), so the main thread only draws while it trains; on WebGL2 (gpu.js needs the page's WebGL
- * context) training, and on both backends generation and evaluation, run on the main thread in short tasks (one
- * update, one generated token, one evaluation per task). The longest main-thread task is measured and shown. The state the page reaches is published as
+ * backend the user picks (CPU: the WebAssembly SIMD kernels; GPU: gpu.js on WebGL2). CPU training and the CPU held-out
+ * evaluation run in module workers (worker.ts), so the main thread only draws while it trains; on WebGL2 (gpu.js
+ * needs the page's WebGL context) training and evaluation, and on both backends generation and analysis, run on the
+ * main thread in short tasks (one update, one generated token, one evaluation per task). The longest main-thread task is measured and shown. The state the page reaches is published as
  * `window.__playground` (read by the end-to-end test; `?backend=webgl2|cpu` picks the starting backend).
  */
 import { add, getBackend, setBackend, tensor, type Backend } from "../../packages/autograd/src/index.js";
@@ -137,6 +137,29 @@ let gpu: GpuBackend | null = null;
 let trainer: Worker | null = null;
 let trainerSession = false;
 let trainerDone: (() => void) | null = null;
+/** A second instance of the worker for the held-out evaluation on the CPU backend (so it runs while training too). */
+let evaluator: Worker | null = null;
+
+/** engine.ts's heldOut of the current model, computed in the evaluation worker. */
+function heldOutInWorker(ids: number[], d: DepthSetting): Promise<{ ppl: number; evaluations: number }> {
+  return new Promise((done, reject) => {
+    const w = (evaluator ??= new Worker("playground-worker.js", { type: "module", name: "qkvflow-evaluation" }));
+    w.onmessage = (ev: MessageEvent<TrainReport>) => {
+      const m = ev.data;
+      if (m.type === "evaluated") done(m);
+      else reject(new Error(m.type === "error" ? m.message : `unexpected '${m.type}' from the evaluation worker`));
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      evaluator?.terminate();
+      evaluator = null;
+      reject(new Error(`evaluation worker: ${ev.message || "failed to start (playground-worker.js)"}`));
+    };
+    const bytes = modelFileBytes(model);
+    const tokens = Int32Array.from(ids);
+    w.postMessage({ type: "evaluate", model: bytes, tokens, setting: d } satisfies TrainRequest, [bytes.buffer, tokens.buffer]);
+  });
+}
 
 /** Ends the training session (new model, data or batch shape): the worker, if any, is stopped with it. */
 function dropSession(): void {
@@ -201,7 +224,7 @@ function describeBackend(): void {
       ? "cross-origin isolated (shared memory available), but the kernel worker pool needs Node's worker_threads: the kernels run on one thread"
       : "not cross-origin isolated (serve with COOP/COEP headers, as `npm run playground` does): one thread";
     $("backend-info").textContent =
-      `running: CPU, ${k.simd ? "WebAssembly SIMD kernels" : "TypeScript kernels (no WebAssembly SIMD here)"}, ${k.threads} thread${k.threads === 1 ? "" : "s"}; ${iso}; training runs in a worker, generation and evaluation on the page`;
+      `running: CPU, ${k.simd ? "WebAssembly SIMD kernels" : "TypeScript kernels (no WebAssembly SIMD here)"}, ${k.threads} thread${k.threads === 1 ? "" : "s"}; ${iso}; training and evaluation run in workers, generation and analysis on the page`;
   } else {
     const g = gpu!;
     b.name = "gpu";
@@ -355,7 +378,7 @@ function trainInWorker(batchSize: number, seqLen: number): Promise<void> {
       } else {
         trainerSession = false;
         trainerDone = null;
-        reject(new Error(`training worker: ${m.message}`));
+        reject(new Error(`training worker: ${m.type === "error" ? m.message : `unexpected '${m.type}'`}`));
       }
     };
     w.onerror = (ev) => {
@@ -539,7 +562,7 @@ async function runDepth(): Promise<void> {
   state.busy = "depth";
   try {
     await yieldToBrowser();
-    const r = heldOut(model, evalIds(), d);
+    const r = state.backend.choice === "cpu" ? await heldOutInWorker(evalIds(), d) : heldOut(model, evalIds(), d);
     state.depth.setting = d;
     state.depth.ppl = r.ppl;
     state.depth.evaluations = r.evaluations;
