@@ -23,6 +23,7 @@ import {
   windows,
   withSolver,
 } from "../examples/playground/engine.js";
+import type { TrainReport, TrainRequest } from "../examples/playground/worker.js";
 import { tmpDir } from "./helpers/tmp.js";
 
 setBackend("cpu");
@@ -145,5 +146,70 @@ describe("playground engine", () => {
     assert.throws(() => withSolver(MICRO, { solver: "dopri5", steps: 1, tol: 0 }), /tolerance = 0; expected a number > 0/);
     assert.throws(() => withSolver(preset("gpt2-micro"), { solver: "rk4", steps: 1, tol: 1e-3 }), /'gpt2' model; expected a DiffEqFormer/);
     assert.throws(() => new TrainSession(newModel(0, MICRO), [1, 2, 3]), /3 tokens; expected at least 17/);
+  });
+
+  it("the training worker's messages: start, pause, resume give the updates and the model of one uninterrupted session", async () => {
+    // the worker module talks through globalThis.postMessage / onmessage, as in a browser's worker scope
+    const reports: TrainReport[] = [];
+    const g = globalThis as unknown as { postMessage?: (m: TrainReport) => void; onmessage?: (ev: { data: TrainRequest }) => void };
+    const saved = g.postMessage;
+    g.postMessage = (m) => void reports.push(m);
+    try {
+      await import("../examples/playground/worker.js");
+      const send = (m: TrainRequest) => g.onmessage!({ data: m });
+      const waitFor = async (f: () => boolean): Promise<void> => {
+        for (let i = 0; !f(); i++) {
+          if (i > 6000) throw new Error(`the worker did not answer: ${JSON.stringify(reports.map((r) => r.type))}`);
+          await new Promise((ok) => setTimeout(ok, 5));
+        }
+      };
+      const steps = () => reports.filter((r): r is Extract<TrainReport, { type: "step" }> => r.type === "step").map((r) => r.record);
+      const paused = () => reports.filter((r): r is Extract<TrainReport, { type: "paused" }> => r.type === "paused");
+      const start = modelFileBytes(newModel(2, MICRO));
+      send({ type: "resume" });
+      await waitFor(() => reports.length > 0);
+      assert.deepEqual(reports.shift(), { type: "error", message: "resume: no training session in the worker; send 'start' first" });
+      send({ type: "start", model: start.slice(), tokens: Int32Array.from(tokens), batchSize: 2, seqLen: 8, step: 5 });
+      await waitFor(() => steps().length >= 2);
+      send({ type: "pause" });
+      await waitFor(() => paused().length === 1);
+      const first = steps().length;
+      send({ type: "resume" });
+      await waitFor(() => steps().length >= first + 1);
+      send({ type: "pause" });
+      await waitFor(() => paused().length === 2);
+      const got = steps();
+      assert.deepEqual(
+        got.map((r) => r.step),
+        got.map((_, i) => 6 + i),
+        "updates numbered on from the start message's step, across pause and resume",
+      );
+      assert.equal(paused()[0]!.step, 5 + first);
+      assert.equal(paused()[1]!.step, 5 + got.length);
+      // the same session without the worker: same losses, and the same weights at each pause (AdamW state kept on resume)
+      setBackend("cpu");
+      const ref = new TrainSession(modelFromFile(start), tokens, { batchSize: 2, seqLen: 8 });
+      ref.step = 5;
+      const probe = tokens.slice(0, 12);
+      for (let i = 0; i < got.length; i++) {
+        assert.equal(got[i]!.loss, ref.update().loss, `update ${i + 1}: loss`);
+        if (i + 1 === first) assert.deepEqual(logitsOf(modelFromFile(paused()[0]!.model), probe), logitsOf(ref.model, probe));
+      }
+      assert.deepEqual(logitsOf(modelFromFile(paused()[1]!.model), probe), logitsOf(ref.model, probe));
+      send({ type: "stop" } as unknown as TrainRequest);
+      await waitFor(() => reports.some((r) => r.type === "error"));
+      assert.match(
+        JSON.stringify(reports.find((r) => r.type === "error")),
+        /unknown message type 'stop'; expected start, resume, pause or evaluate/,
+      );
+      // evaluation: engine.ts's heldOut on the model file sent
+      const setting = { solver: "rk4" as const, steps: 2, tol: 1e-3 };
+      const n = reports.length;
+      send({ type: "evaluate", model: start.slice(), tokens: Int32Array.from(tokens.slice(0, 40)), setting });
+      await waitFor(() => reports.length > n);
+      assert.deepEqual(reports[n], { type: "evaluated", ...heldOut(modelFromFile(start), tokens.slice(0, 40), setting) });
+    } finally {
+      g.postMessage = saved;
+    }
   });
 });

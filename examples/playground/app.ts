@@ -1,8 +1,9 @@
 /**
  * The playground page: trains, samples from, re-integrates and analyses a small DiffEqFormer in the browser on the
- * backend the user picks (CPU: the WebAssembly SIMD kernels; GPU: gpu.js on WebGL2). The work runs on the main
- * thread in short tasks (one training update, one generated token, one evaluation per task), so the page stays
- * responsive; the longest task is measured and shown. The state the page reaches is published as
+ * backend the user picks (CPU: the WebAssembly SIMD kernels; GPU: gpu.js on WebGL2). CPU training and the CPU held-out
+ * evaluation run in module workers (worker.ts), so the main thread only draws while it trains; on WebGL2 (gpu.js
+ * needs the page's WebGL context) training and evaluation, and on both backends generation and analysis, run on the
+ * main thread in short tasks (one update, one generated token, one evaluation per task). The longest main-thread task is measured and shown. The state the page reaches is published as
  * `window.__playground` (read by the end-to-end test; `?backend=webgl2|cpu` picks the starting backend).
  */
 import { add, getBackend, setBackend, tensor, type Backend } from "../../packages/autograd/src/index.js";
@@ -13,6 +14,7 @@ import { gpt2Tokenizer } from "../../packages/train/src/data/tokenizer.js";
 import { analyzeModel } from "../../packages/analysis/src/analyze.js";
 import { HEAT_COLORS, HEAT_LEVELS, analysisPlots, heatColor, heatLevel, tokenText } from "../../packages/analysis/src/report.js";
 import { escapeXml, fmtNum, linePlot } from "../../packages/analysis/src/svg.js";
+import type { TrainReport, TrainRequest } from "./worker.js";
 import {
   STAGES,
   TrainSession,
@@ -131,6 +133,45 @@ let heldIds: number[] = [];
 let excerptText = "";
 let heldText = "";
 let gpu: GpuBackend | null = null;
+/** The CPU training worker, whether it holds a training session for the current model and data, and how to end a wait on it. */
+let trainer: Worker | null = null;
+let trainerSession = false;
+let trainerDone: (() => void) | null = null;
+/** A second instance of the worker for the held-out evaluation on the CPU backend (so it runs while training too). */
+let evaluator: Worker | null = null;
+
+/** engine.ts's heldOut of the current model, computed in the evaluation worker. */
+function heldOutInWorker(ids: number[], d: DepthSetting): Promise<{ ppl: number; evaluations: number }> {
+  return new Promise((done, reject) => {
+    const w = (evaluator ??= new Worker("playground-worker.js", { type: "module", name: "qkvflow-evaluation" }));
+    w.onmessage = (ev: MessageEvent<TrainReport>) => {
+      const m = ev.data;
+      if (m.type === "evaluated") done(m);
+      else reject(new Error(m.type === "error" ? m.message : `unexpected '${m.type}' from the evaluation worker`));
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      evaluator?.terminate();
+      evaluator = null;
+      reject(new Error(`evaluation worker: ${ev.message || "failed to start (playground-worker.js)"}`));
+    };
+    const bytes = modelFileBytes(model);
+    const tokens = Int32Array.from(ids);
+    w.postMessage({ type: "evaluate", model: bytes, tokens, setting: d } satisfies TrainRequest, [bytes.buffer, tokens.buffer]);
+  });
+}
+
+/** Ends the training session (new model, data or batch shape): the worker, if any, is stopped with it. */
+function dropSession(): void {
+  session = null;
+  trainerSession = false;
+  if (trainer) {
+    trainer.terminate();
+    trainer = null;
+  }
+  trainerDone?.();
+  trainerDone = null;
+}
 
 /** Lets the browser render and handle input before the next chunk of work. */
 const yieldToBrowser = (): Promise<void> => new Promise((ok) => setTimeout(ok, 0));
@@ -149,13 +190,17 @@ function fail(where: string, e: unknown): void {
 }
 
 // ---- longest main-thread task -------------------------------------------------------------------------------
+/** The times (performance.now) training started and stopped: a long task counts as a training one if it began in one. */
+const trainingSpans: { from: number; to: number | null }[] = [];
+const duringTraining = (t: number): boolean => trainingSpans.some((sp) => t >= sp.from && (sp.to === null || t <= sp.to));
+
 function watchLongTasks(): void {
   try {
     const po = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
         state.longTasks++;
         state.longestTaskMs = Math.max(state.longestTaskMs, e.duration);
-        if (state.training) state.longestTrainingTaskMs = Math.max(state.longestTrainingTaskMs, e.duration);
+        if (duringTraining(e.startTime)) state.longestTrainingTaskMs = Math.max(state.longestTrainingTaskMs, e.duration);
       }
       $("longtask").textContent = `${state.longestTrainingTaskMs.toFixed(0)} ms`;
     });
@@ -176,10 +221,10 @@ function describeBackend(): void {
     b.threads = k.threads;
     b.renderer = null;
     const iso = b.isolated
-      ? "cross-origin isolated (shared memory available), but the kernel worker pool needs Node's worker_threads: the kernels run on this thread"
+      ? "cross-origin isolated (shared memory available), but the kernel worker pool needs Node's worker_threads: the kernels run on one thread"
       : "not cross-origin isolated (serve with COOP/COEP headers, as `npm run playground` does): one thread";
     $("backend-info").textContent =
-      `running: CPU, ${k.simd ? "WebAssembly SIMD kernels" : "TypeScript kernels (no WebAssembly SIMD here)"}, ${k.threads} thread${k.threads === 1 ? "" : "s"}; ${iso}`;
+      `running: CPU, ${k.simd ? "WebAssembly SIMD kernels" : "TypeScript kernels (no WebAssembly SIMD here)"}, ${k.threads} thread${k.threads === 1 ? "" : "s"}; ${iso}; training and evaluation run in workers, generation and analysis on the page`;
   } else {
     const g = gpu!;
     b.name = "gpu";
@@ -272,7 +317,7 @@ function setModel(m: AnyModel, origin: string): void {
     throw new Error(`the checkpoint holds a '${m.config.kind}' model; the playground runs DiffEqFormer checkpoints (kind 'diffeqformer')`);
   }
   model = m;
-  session = null;
+  dropSession();
   const sep = document.createElement("tr");
   sep.innerHTML = `<td colspan="4" class="note">model: ${escapeXml(origin)}</td>`;
   $("depth-log").querySelector("tbody")!.prepend(sep);
@@ -300,46 +345,107 @@ function drawLoss(): void {
   state.chartUpdates++;
 }
 
+/** Records and shows one finished update. */
+const recent: StepRecord[] = [];
+function showStep(r: StepRecord): void {
+  state.steps.push(r);
+  recent.push(r);
+  if (recent.length > 5) recent.shift();
+  const ms = recent.reduce((a, s) => a + s.ms, 0);
+  state.tokensPerSec = (recent.reduce((a, s) => a + s.tokens, 0) / ms) * 1000;
+  $("step").textContent = String(r.step);
+  $("loss").textContent = r.loss.toFixed(4);
+  $("tps").textContent = state.tokensPerSec.toFixed(0);
+  drawLoss();
+}
+
+/**
+ * CPU training in the worker until it pauses: the worker gets the model file and the token ids (once per session),
+ * reports each update, and sends the trained model file back when it has seen the pause request; the page's model
+ * is then replaced by it. Resolves when the worker has paused or the session was dropped.
+ */
+function trainInWorker(batchSize: number, seqLen: number): Promise<void> {
+  return new Promise((done, reject) => {
+    const w = (trainer ??= new Worker("playground-worker.js", { type: "module", name: "qkvflow-training" }));
+    trainerDone = done;
+    w.onmessage = (ev: MessageEvent<TrainReport>) => {
+      const m = ev.data;
+      if (m.type === "step") showStep(m.record);
+      else if (m.type === "paused") {
+        model = modelFromFile(m.model);
+        trainerDone = null;
+        done();
+      } else {
+        trainerSession = false;
+        trainerDone = null;
+        reject(new Error(`training worker: ${m.type === "error" ? m.message : `unexpected '${m.type}'`}`));
+      }
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      dropSession();
+      reject(new Error(`training worker: ${ev.message || "failed to start (playground-worker.js)"}`));
+    };
+    const send = (m: TrainRequest, transfer: Transferable[] = []) => w.postMessage(m, transfer);
+    if (trainerSession) send({ type: "resume" });
+    else {
+      const bytes = modelFileBytes(model);
+      const tokens = Int32Array.from(trainIds);
+      const step = state.steps.length ? state.steps[state.steps.length - 1]!.step : 0;
+      send({ type: "start", model: bytes, tokens, batchSize, seqLen, step }, [bytes.buffer, tokens.buffer]);
+      trainerSession = true;
+    }
+  });
+}
+
 async function trainLoop(): Promise<void> {
   if (state.training) {
-    state.training = false; // pause: the loop stops after the current update
+    // pause: the loop (or the worker) stops after the current update
+    if (trainer && trainerDone) {
+      trainer.postMessage({ type: "pause" } satisfies TrainRequest);
+      $("train").textContent = "Pausing…";
+    } else state.training = false;
     return;
   }
   if (state.busy) return;
   state.training = true;
   $("train").textContent = "Pause";
+  const span = { from: performance.now(), to: null as number | null };
+  trainingSpans.push(span);
   try {
-    if (!session) {
+    const batchSize = Number(($("batch") as HTMLInputElement).value);
+    const seqLen = Math.min(Number(($("seq") as HTMLInputElement).value), (model.config as { blockSize: number }).blockSize);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch is ${batchSize}; expected an integer >= 1`);
+    if (!Number.isInteger(seqLen) || seqLen < 2) throw new Error(`sequence length is ${seqLen}; expected an integer >= 2`);
+    if (!session && !trainerSession) {
       status("tokenising…");
       await prepareData();
-      const batchSize = Number(($("batch") as HTMLInputElement).value);
-      const seqLen = Number(($("seq") as HTMLInputElement).value);
-      if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch is ${batchSize}; expected an integer >= 1`);
-      if (!Number.isInteger(seqLen) || seqLen < 2) throw new Error(`sequence length is ${seqLen}; expected an integer >= 2`);
-      session = new TrainSession(model, trainIds, { batchSize, seqLen });
-      session.step = state.steps.length ? state.steps[state.steps.length - 1]!.step : 0;
+      if (trainIds.length < seqLen + 1) {
+        throw new Error(`the training text has ${trainIds.length} tokens; expected at least ${seqLen + 1}`);
+      }
     }
-    status("training");
-    const sess = session;
-    const window: StepRecord[] = [];
-    // a new model (reset, upload, backend switch) ends the loop
-    while (state.training && session === sess) {
-      const r = sess.update();
-      state.steps.push(r);
-      window.push(r);
-      if (window.length > 5) window.shift();
-      const ms = window.reduce((a, s) => a + s.ms, 0);
-      state.tokensPerSec = (window.reduce((a, s) => a + s.tokens, 0) / ms) * 1000;
-      $("step").textContent = String(r.step);
-      $("loss").textContent = r.loss.toFixed(4);
-      $("tps").textContent = state.tokensPerSec.toFixed(0);
-      drawLoss();
-      await yieldToBrowser();
+    if (state.backend.choice === "cpu") {
+      status("training (in a worker)");
+      await trainInWorker(batchSize, seqLen);
+    } else {
+      if (!session) {
+        session = new TrainSession(model, trainIds, { batchSize, seqLen });
+        session.step = state.steps.length ? state.steps[state.steps.length - 1]!.step : 0;
+      }
+      status("training");
+      const sess = session;
+      // a new model (reset, upload, backend switch) ends the loop
+      while (state.training && session === sess) {
+        showStep(sess.update());
+        await yieldToBrowser();
+      }
     }
-    status(`paused after update ${sess.step}`);
+    const last = state.steps[state.steps.length - 1];
+    status(`paused after update ${last ? last.step : 0}`);
   } catch (e) {
     fail("training", e);
   } finally {
+    span.to = performance.now();
     state.training = false;
     $("train").textContent = "Train";
   }
@@ -456,7 +562,7 @@ async function runDepth(): Promise<void> {
   state.busy = "depth";
   try {
     await yieldToBrowser();
-    const r = heldOut(model, evalIds(), d);
+    const r = state.backend.choice === "cpu" ? await heldOutInWorker(evalIds(), d) : heldOut(model, evalIds(), d);
     state.depth.setting = d;
     state.depth.ppl = r.ppl;
     state.depth.evaluations = r.evaluations;
@@ -572,10 +678,10 @@ async function start(): Promise<void> {
   });
   for (const id of ["source-excerpt", "source-paste", "text"])
     $(id).addEventListener("change", () => {
-      session = null;
+      dropSession();
       heldIds = [];
     });
-  for (const id of ["batch", "seq"]) $(id).addEventListener("change", () => (session = null));
+  for (const id of ["batch", "seq"]) $(id).addEventListener("change", () => dropSession());
   window.__playground = {
     state,
     logits: (ids) => Array.from(logitsOf(model, ids)),

@@ -1,7 +1,8 @@
 /**
  * Builds the playground into a static folder (default examples/playground/dist, ignored by git):
  *   index.html, playground.css, playground.js (one esbuild bundle: autograd with both backends, gpu.js, the GPT-2
- *   tokenizer with its ranks, models, the training and analysis code), and data/ with a WikiText-2 excerpt cut
+ *   tokenizer with its ranks, models, the training and analysis code), playground-worker.js (the CPU training worker,
+ *   a module worker: autograd's CPU backend, models and the training code), and data/ with a WikiText-2 excerpt cut
  *   from wiki.train.raw when the data folder is there (../shared/data/wikitext-2-raw-v1 or $QKVFLOW_DATA).
  * The excerpt is written into the build output only: the data is CC BY-SA 3.0 and is not part of the sources.
  * Usage: `npx tsx examples/playground/build.ts [outDir]`.
@@ -83,6 +84,8 @@ export interface PlaygroundBuild {
   dir: string;
   index: string;
   bundleBytes: number;
+  /** Size of playground-worker.js (the training worker). */
+  workerBytes: number;
   excerpt: boolean;
 }
 
@@ -103,15 +106,36 @@ export async function buildPlayground(out: string = join(here, "dist")): Promise
     logLevel: "warning",
     legalComments: "none",
   });
+  // the training worker (CPU backend): a module worker the page starts from playground-worker.js
+  await build({
+    entryPoints: [join(here, "worker.ts")],
+    outfile: join(out, "playground-worker.js"),
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: process.env.PLAYGROUND_MINIFY !== "0",
+    tsconfig: join(repo, "tsconfig.json"),
+    external: ["gl", "webgpu"],
+    plugins: [nodeStub],
+    logLevel: "warning",
+    legalComments: "none",
+  });
   copyFileSync(join(here, "index.html"), join(out, "index.html"));
   copyFileSync(join(here, "playground.css"), join(out, "playground.css"));
   const excerpt = writeExcerpt(out);
-  return { dir: out, index: join(out, "index.html"), bundleBytes: statSync(join(out, "playground.js")).size, excerpt };
+  return {
+    dir: out,
+    index: join(out, "index.html"),
+    bundleBytes: statSync(join(out, "playground.js")).size,
+    workerBytes: statSync(join(out, "playground-worker.js")).size,
+    excerpt,
+  };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const r = await buildPlayground(process.argv[2] ? resolve(process.argv[2]) : undefined);
   console.log(
-    `built ${r.index} (playground.js ${(r.bundleBytes / 1e6).toFixed(2)} MB; WikiText-2 excerpt ${r.excerpt ? "included" : "not found: the page trains on pasted text"})`,
+    `built ${r.index} (playground.js ${(r.bundleBytes / 1e6).toFixed(2)} MB, playground-worker.js ${(r.workerBytes / 1e6).toFixed(2)} MB; WikiText-2 excerpt ${r.excerpt ? "included" : "not found: the page trains on pasted text"})`,
   );
 }
