@@ -6,7 +6,7 @@
  * unless QKVFLOW_REQUIRE_BROWSER=1, which turns a missing browser into a failure.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -15,30 +15,7 @@ import { random, setBackend, tensor } from "@qkvflow/autograd";
 import { createModel, preset } from "@qkvflow/models";
 import { buildBrowserExample } from "../examples/browser/build.js";
 import { DEMO, demoTokens, type DemoResult } from "../examples/browser/spec.js";
-
-const CHROMIUM_ARGS = [
-  "--use-gl=angle",
-  "--use-angle=swiftshader",
-  "--enable-unsafe-swiftshader",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-
-function findChromium(): string | null {
-  const candidates = [process.env.QKVFLOW_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
-  return candidates.find((p): p is string => !!p && existsSync(p)) ?? null;
-}
-
-type Playwright = typeof import("playwright-core");
-async function loadPlaywright(): Promise<Playwright | null> {
-  try {
-    return await import("playwright-core");
-  } catch {
-    return null;
-  }
-}
+import { CHROMIUM_ARGS, findChromium, loadPlaywright } from "./helpers/chromium.js";
 
 /** Node's reference: the same model and tokens on the cpu backend. */
 function cpuLogits(): { shape: number[]; values: number[] } {

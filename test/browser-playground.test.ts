@@ -18,7 +18,7 @@
  * QKVFLOW_REQUIRE_BROWSER=1.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
@@ -32,30 +32,7 @@ import { buildPlayground } from "../examples/playground/build.js";
 import { PLAYGROUND_MODEL, PLAYGROUND_TRAIN, batchStarts, windows } from "../examples/playground/engine.js";
 import { serveStatic } from "../examples/playground/serve.js";
 import { tmpDir } from "./helpers/tmp.js";
-
-const CHROMIUM_ARGS = [
-  "--use-gl=angle",
-  "--use-angle=swiftshader",
-  "--enable-unsafe-swiftshader",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-
-function findChromium(): string | null {
-  const candidates = [process.env.QKVFLOW_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
-  return candidates.find((p): p is string => !!p && existsSync(p)) ?? null;
-}
-
-type Playwright = typeof import("playwright-core");
-async function loadPlaywright(): Promise<Playwright | null> {
-  try {
-    return await import("playwright-core");
-  } catch {
-    return null;
-  }
-}
+import { CHROMIUM_ARGS, findChromium, loadPlaywright } from "./helpers/chromium.js";
 
 /** The part of window.__playground.state the test reads. */
 interface PageState {
