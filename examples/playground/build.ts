@@ -89,38 +89,30 @@ export interface PlaygroundBuild {
   excerpt: boolean;
 }
 
+/** One esbuild bundle of an entry beside this file, for the browser, with Node's built-ins stubbed. */
+async function bundle(entry: string, outfile: string, format: "iife" | "esm", out: string): Promise<void> {
+  await build({
+    entryPoints: [join(here, entry)],
+    outfile: join(out, outfile),
+    bundle: true,
+    format,
+    platform: "browser",
+    target: "es2022",
+    minify: process.env.PLAYGROUND_MINIFY !== "0",
+    tsconfig: join(repo, "tsconfig.json"),
+    external: ["gl", "webgpu"],
+    plugins: [nodeStub],
+    logLevel: "warning",
+    legalComments: "none",
+  });
+}
+
 /** Builds the playground into `out`. */
 export async function buildPlayground(out: string = join(here, "dist")): Promise<PlaygroundBuild> {
   mkdirSync(out, { recursive: true });
-  await build({
-    entryPoints: [join(here, "app.ts")],
-    outfile: join(out, "playground.js"),
-    bundle: true,
-    format: "iife",
-    platform: "browser",
-    target: "es2022",
-    minify: process.env.PLAYGROUND_MINIFY !== "0",
-    tsconfig: join(repo, "tsconfig.json"),
-    external: ["gl", "webgpu"],
-    plugins: [nodeStub],
-    logLevel: "warning",
-    legalComments: "none",
-  });
-  // the training worker (CPU backend): a module worker the page starts from playground-worker.js
-  await build({
-    entryPoints: [join(here, "worker.ts")],
-    outfile: join(out, "playground-worker.js"),
-    bundle: true,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    minify: process.env.PLAYGROUND_MINIFY !== "0",
-    tsconfig: join(repo, "tsconfig.json"),
-    external: ["gl", "webgpu"],
-    plugins: [nodeStub],
-    logLevel: "warning",
-    legalComments: "none",
-  });
+  // the page, and the training worker (CPU backend): a module worker the page starts from playground-worker.js
+  await bundle("app.ts", "playground.js", "iife", out);
+  await bundle("worker.ts", "playground-worker.js", "esm", out);
   copyFileSync(join(here, "index.html"), join(out, "index.html"));
   copyFileSync(join(here, "playground.css"), join(out, "playground.css"));
   const excerpt = writeExcerpt(out);
