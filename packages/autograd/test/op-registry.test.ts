@@ -23,6 +23,7 @@ import * as shape from "../src/shape.js";
 import * as tensorMod from "../src/tensor.js";
 import * as vmapMod from "../src/transforms/vmap.js";
 import * as jitMod from "../src/transforms/jit.js";
+import * as adamwKernels from "../src/backend/cpu/kernels/adamw.js";
 
 /** Modules whose exports are API but not ops (constructors, transforms, backends, I/O, trees, host linalg). */
 const NON_OP_MODULES = {
@@ -41,6 +42,7 @@ const NON_OP_MODULES = {
   tensorMod,
   vmapMod,
   jitMod,
+  adamwKernels,
 };
 
 const functionsOf = (mod: object): Map<unknown, string> =>
