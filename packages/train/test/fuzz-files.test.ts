@@ -15,20 +15,9 @@ import { decodeSafetensors, encodeSafetensors, random, tensor, tensorsToRaw } fr
 import { createModel, encodeModelFile, validateConfig } from "@qkvflow/models";
 import { checkTrainerCheckpoint, loadCheckpoint, loadModelFrom, qkvflowModels, saveCheckpoint } from "../src/index.js";
 import { tmpDir } from "../../../test/helpers/tmp.js";
+import { rng } from "../../../test/helpers/rng.js";
 
 const SCALE = Math.max(1, Number(process.env.QKVFLOW_FUZZ_SCALE ?? 1) || 1);
-
-/** mulberry32: a small seeded generator. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -439,17 +439,7 @@ export function refGeluBackward(x: ArrayLike<number>, dy: ArrayLike<number>): Fl
   });
 }
 
-/** A seeded PRNG (mulberry32) for reproducible test data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from "../../../../test/helpers/rng.js";
 
 /** n uniform values in [lo, hi), rounded to float32. */
 export function uniform(r: () => number, n: number, lo = -1, hi = 1): Float32Array {
