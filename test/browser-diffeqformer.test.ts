@@ -15,7 +15,7 @@ import { random, setBackend, tensor } from "@qkvflow/autograd";
 import { createModel, preset } from "@qkvflow/models";
 import { buildBrowserExample } from "../examples/browser/build.js";
 import { DEMO, demoTokens, type DemoResult } from "../examples/browser/spec.js";
-import { CHROMIUM_ARGS, findChromium, loadPlaywright } from "./helpers/chromium.js";
+import { browserOrSkip, CHROMIUM_ARGS } from "./helpers/chromium.js";
 
 /** Node's reference: the same model and tokens on the cpu backend. */
 function cpuLogits(): { shape: number[]; values: number[] } {
@@ -29,15 +29,9 @@ function cpuLogits(): { shape: number[]; values: number[] } {
 
 describe("browser example: DiffEqFormer on gpu.js WebGL2 in headless Chromium", () => {
   it("gives the cpu backend's logits", async (t) => {
-    const required = process.env.QKVFLOW_REQUIRE_BROWSER === "1";
-    const exe = findChromium();
-    const pw = await loadPlaywright();
-    if (!exe || !pw) {
-      const why = !exe ? "no Chromium found (set QKVFLOW_CHROMIUM)" : "playwright-core is not installed";
-      if (required) assert.fail(`BROWSER REQUIRED BUT UNAVAILABLE: ${why}`);
-      t.skip(why);
-      return;
-    }
+    const browserFound = await browserOrSkip(t);
+    if (!browserFound) return;
+    const { exe, pw } = browserFound;
     const root = mkdtempSync(join(tmpdir(), "qkvflow-browser-"));
     const browser = await pw.chromium.launch({ executablePath: exe, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS });
     try {

@@ -32,7 +32,7 @@ import { buildPlayground } from "../examples/playground/build.js";
 import { PLAYGROUND_MODEL, PLAYGROUND_TRAIN, batchStarts, windows } from "../examples/playground/engine.js";
 import { serveStatic } from "../examples/playground/serve.js";
 import { tmpDir } from "./helpers/tmp.js";
-import { CHROMIUM_ARGS, findChromium, loadPlaywright } from "./helpers/chromium.js";
+import { browserOrSkip, CHROMIUM_ARGS } from "./helpers/chromium.js";
 
 /** The part of window.__playground.state the test reads. */
 interface PageState {
@@ -465,15 +465,9 @@ async function runScenario(
 
 describe("playground: a DiffEqFormer trained, sampled, re-integrated and analysed in headless Chromium", () => {
   it("matches Node on the CPU (WebAssembly) and gpu (WebGL2) backends", async (t) => {
-    const required = process.env.QKVFLOW_REQUIRE_BROWSER === "1";
-    const exe = findChromium();
-    const pw = await loadPlaywright();
-    if (!exe || !pw) {
-      const why = !exe ? "no Chromium found (set QKVFLOW_CHROMIUM)" : "playwright-core is not installed";
-      if (required) assert.fail(`BROWSER REQUIRED BUT UNAVAILABLE: ${why}`);
-      t.skip(why);
-      return;
-    }
+    const browserFound = await browserOrSkip(t);
+    if (!browserFound) return;
+    const { exe, pw } = browserFound;
     const t0 = Date.now();
     const work = tmpDir("qkvflow-playground-");
     const built = await buildPlayground(join(work, "site"));
