@@ -175,22 +175,6 @@ export function errorRatio(
   return Math.sqrt(acc / n);
 }
 
-/** RMS of x / (atol + rtol·|y|) over all elements (used to pick the first step). */
-export function scaledRms(x: readonly ArrayLike<number>[], y: readonly Tensor[], rtol: readonly number[], atol: readonly number[]): number {
-  let acc = 0,
-    n = 0;
-  for (let l = 0; l < x.length; l++) {
-    const v = x[l],
-      yv = hostValues(y[l]);
-    for (let i = 0; i < v.length; i++) {
-      const r = v[i] / (atol[l] + rtol[l] * Math.abs(yv[i]));
-      acc += r * r;
-    }
-    n += v.length;
-  }
-  return n === 0 ? 0 : Math.sqrt(acc / n);
-}
-
 /** Index of the first leaf with a non-finite value and the element index, or null when all are finite. */
 export function firstNonFinite(y: readonly Tensor[]): { leaf: number; index: number; value: number } | null {
   for (let l = 0; l < y.length; l++) {
