@@ -15,7 +15,7 @@ import * as ag from "@qkvflow/autograd";
 import type { Tensor } from "@qkvflow/autograd";
 import { dynamicsOf, fieldJacobianBlocks } from "@qkvflow/analysis";
 import { createModel } from "@qkvflow/models";
-import { odeintWithStats } from "@qkvflow/ode";
+import { DOPRI5, odeintWithStats } from "@qkvflow/ode";
 import { runIfMain } from "./common.js";
 
 const require = createRequire(import.meta.url);
@@ -76,18 +76,14 @@ function arenstorfPlain(_t: number, y: number[]): number[] {
   ];
 }
 
-// Dormand–Prince 5(4)
-const A = [
-  [],
-  [1 / 5],
-  [3 / 40, 9 / 40],
-  [44 / 45, -56 / 15, 32 / 9],
-  [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-  [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-  [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-];
-const B5 = [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0];
-const E = [71 / 57600, 0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40];
+// Dormand–Prince 5(4): the coefficients odeint's dopri5 runs
+const A = DOPRI5.a;
+const B5 = DOPRI5.b;
+const E = errorWeights(DOPRI5.bErr);
+function errorWeights(w: readonly number[] | undefined): readonly number[] {
+  if (w === undefined) throw new Error("jit bench: the DOPRI5 tableau has no embedded error weights (bErr); expected dopri5's");
+  return w;
+}
 
 /** One dopri5 step of size h (a [] tensor): the new state and the scaled RMS error norm. */
 function dopriStep(y: Tensor, h: Tensor, tol: number): [Tensor, Tensor] {
