@@ -1,7 +1,8 @@
 """Reference figures from scipy's solve_ivp for the ODE tests and benchmarks of @qkvflow/ode.
 
-Prints, as JSON, the evaluation counts of scipy's RK45 / RK23 (Dormand-Prince 5(4) and Bogacki-Shampine 3(2)
-with the I controller, no step growth after a rejection and Hairer's first-step selection) on the problems of
+Prints, as JSON, the evaluation counts of scipy's RK45 / RK23 / DOP853 (Dormand-Prince 5(4), Bogacki-Shampine 3(2)
+and Dormand-Prince 8(5,3), with the I controller, no step growth after a rejection and Hairer's first-step
+selection) on the problems of
 packages/ode/test, and tight-tolerance Radau reference solutions of the stiff test problems (Robertson's
 kinetics, Van der Pol with mu = 1000). The tests record these numbers as published reference values.
 Run: python3 bench/ode-scipy-reference.py
@@ -39,7 +40,7 @@ def oscillator(_t, y):  # x'' = -4x
 
 def counts(method, f, t1, y0, tol):
     s = solve_ivp(f, (0.0, t1), y0, method=method, rtol=tol, atol=tol)
-    per_step = 6 if method == "RK45" else 3
+    per_step = {"RK45": 6, "RK23": 3, "DOP853": 12}[method]
     attempts = (s.nfev - 2) // per_step
     accepted = len(s.t) - 1
     return {"nfev": int(s.nfev), "accepted": accepted, "rejected": attempts - accepted, "y": s.y[:, -1].tolist()}
@@ -108,6 +109,11 @@ for tol in (1e-4, 1e-6):
     out["explicit"][f"oscillator RK23 {tol:g}"] = counts("RK23", oscillator, 10.0, [1.0, 0.5], tol)
 for tol in (1e-6, 1e-9):
     out["explicit"][f"arenstorf RK45 {tol:g}"] = counts("RK45", arenstorf, T_ARENSTORF, Y_ARENSTORF, tol)
+    out["explicit"][f"arenstorf DOP853 {tol:g}"] = counts("DOP853", arenstorf, T_ARENSTORF, Y_ARENSTORF, tol)
+    # the dense output at ten interior times (scipy evaluates the interpolant for the end points too)
+    s = solve_ivp(arenstorf, (0.0, T_ARENSTORF), Y_ARENSTORF, method="DOP853", rtol=tol, atol=tol,
+                  t_eval=np.linspace(0.0, T_ARENSTORF, 11))
+    out["explicit"][f"arenstorf DOP853 {tol:g} dense at i*T/10"] = {"y": s.y.T.tolist()}
 
 s = solve_ivp(robertson, (0.0, ROB_T[-1]), [1.0, 0.0, 0.0], method="Radau", rtol=1e-12,
               atol=[1e-14, 1e-20, 1e-14], jac=robertson_jac, t_eval=ROB_T)

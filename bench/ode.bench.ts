@@ -2,7 +2,7 @@
  * ODE solver benchmarks, peers in the same run:
  * - non-stiff: qkvflow's adaptive solvers on plain arrays (Float64Array, f(t, y, dydt)) and on tensor trees against
  *   the `odex` package (Hairer's Gragg–Bulirsch–Stoer extrapolation code on number arrays) at the same tolerances,
- *   with the error at the end of each solve and the ratio qkvflow dopri5 (plain) / odex;
+ *   with the error at the end of each solve and the ratios qkvflow dopri5 and dop853 (plain) / odex;
  * - stiff: Rodas3 (plain arrays, user Jacobian and finite differences) on Robertson's kinetics and Van der Pol
  *   with μ = 1000 against scipy's Radau and BDF (through `python3 bench/ode-scipy-reference.py --bench`, when python3
  *   with scipy is present), errors against tight-tolerance Radau references, and what an explicit method needs there;
@@ -245,7 +245,7 @@ export async function run(filter?: string): Promise<void> {
       },
     });
   };
-  const ratios: { label: string; odex: Row; ours: Row }[] = [];
+  const ratios: { label: string; odex: Row; ours: Row; method: string }[] = [];
 
   for (const p of problems) {
     for (const tol of [1e-6, 1e-9]) {
@@ -269,7 +269,7 @@ export async function run(filter?: string): Promise<void> {
         rows.push(odexRow);
         timed(oname, odexRow, () => s.solve(p.plain, 0, p.y0, p.T));
       }
-      for (const method of ["dopri5", "tsit5"]) {
+      for (const method of ["dopri5", "tsit5", "dop853"]) {
         const qname = `ode: ${p.name} qkvflow ${method} plain tol ${tolS}`;
         if (!want(qname)) continue;
         const y0 = Float64Array.from(p.y0);
@@ -286,7 +286,7 @@ export async function run(filter?: string): Promise<void> {
         };
         rows.push(row);
         timed(qname, row, solve);
-        if (method === "dopri5" && odexRow) ratios.push({ label: `${p.short} ${tolS}`, odex: odexRow, ours: row });
+        if (method !== "tsit5" && odexRow) ratios.push({ label: `${p.short} ${tolS}`, odex: odexRow, ours: row, method });
       }
       const tname = `ode: ${p.name} qkvflow dopri5 tensor tree tol ${tolS}`;
       if (want(tname)) {
@@ -441,11 +441,13 @@ export async function run(filter?: string): Promise<void> {
   for (const r of rows)
     console.log(`| ${r.name} | ${r.solver} | ${r.tol} | ${r.error} | ${r.steps} | ${r.nfev} | ${fmtMs(r.msPerSolve)} |`);
   if (ratios.length > 0) {
-    console.log("\n| problem, tol | odex ms | qkvflow dopri5 (Float64Array) ms | ratio qkvflow / odex | error odex | error qkvflow |");
-    console.log("|---|---|---|---|---|---|");
+    console.log(
+      "\n| problem, tol | qkvflow method (Float64Array) | odex ms | qkvflow ms | ratio qkvflow / odex | error odex | error qkvflow | f evals odex | f evals qkvflow |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|---|");
     for (const r of ratios)
       console.log(
-        `| ${r.label} | ${fmtMs(r.odex.msPerSolve)} | ${fmtMs(r.ours.msPerSolve)} | ${(r.ours.msPerSolve / r.odex.msPerSolve).toFixed(2)} | ${r.odex.error} | ${r.ours.error} |`,
+        `| ${r.label} | ${r.method} | ${fmtMs(r.odex.msPerSolve)} | ${fmtMs(r.ours.msPerSolve)} | ${(r.ours.msPerSolve / r.odex.msPerSolve).toFixed(2)} | ${r.odex.error} | ${r.ours.error} | ${r.odex.nfev} | ${r.ours.nfev} |`,
       );
   }
   if (stiffRows.length > 0) {

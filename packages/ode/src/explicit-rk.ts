@@ -1,29 +1,52 @@
 /** Turns a Butcher tableau into a Solver: one step written once over a vector space (space.ts). */
 import type { Tensor } from "@qkvflow/autograd";
 import { tensorSpace } from "./space.js";
-import { polyEval, validateTableau, type ButcherTableau } from "./tableau.js";
+import { polyEval, validateTableau, type ButcherTableau, type NormalizedTableau } from "./tableau.js";
 import type { FlatField, Solver, StepResult, VectorSpace } from "./types.js";
 
 /** A step with the method's continuous extension (a class, so a step allocates no closure). */
 class DenseRKStep<V> implements StepResult<V> {
+  /** f evaluations so far: the step's, plus the extra dense stages once an output needed them. */
+  nfev: number;
+  // the stage derivatives, then the extra dense stages (evaluated on the first interpolation)
+  private ksAll: V[] | null = null;
+
   constructor(
     readonly y1: V,
     readonly err: V | null,
+    readonly err2: V | null,
     readonly f0: V | null,
     readonly f1: V | null,
-    readonly nfev: number,
+    nfev: number,
     private readonly space: VectorSpace<V>,
+    private readonly f: (t: number, y: V) => V,
+    private readonly t: number,
     private readonly y: V,
     private readonly h: number,
-    private readonly ks: readonly V[],
+    private readonly ks: V[],
     private readonly polys: readonly (readonly number[])[],
+    private readonly extra: NormalizedTableau["denseStages"],
     readonly temporaries: readonly V[] | undefined,
-  ) {}
+  ) {
+    this.nfev = nfev;
+  }
 
   interpolate(theta: number): V {
     const w = new Array<number>(this.polys.length);
     for (let i = 0; i < w.length; i++) w[i] = polyEval(this.polys[i], theta);
-    return this.space.combine(this.y, this.h, w, this.ks);
+    return this.space.combine(this.y, this.h, w, this.stagesForOutput());
+  }
+
+  private stagesForOutput(): V[] {
+    if (this.ksAll) return this.ksAll;
+    const { extra, space, y, h, t } = this;
+    if (!extra) return (this.ksAll = this.ks);
+    const all = this.ks.slice();
+    for (let m = 0; m < extra.c.length; m++) {
+      all.push(this.f(t + extra.c[m] * h, space.combine(y, h, extra.a[m], all)));
+      this.nfev++;
+    }
+    return (this.ksAll = all);
   }
 }
 
@@ -61,10 +84,12 @@ export function explicitRK(tableau: ButcherTableau): Solver {
     const bErr = T.bErr;
     // the error estimate only feeds the controller: computed from the values, outside autodiff
     const err = needError && bErr ? space.hostIncrement(h, bErr, ks) : null;
+    const err2 = needError && T.bErr2 ? space.hostIncrement(h, T.bErr2, ks) : null;
     // the stage derivatives other than f0 and the FSAL one are not kept after the step
     const temporaries = space.release ? ks : undefined;
-    if (interpPolys) return new DenseRKStep(y1, err, ks[0], T.fsal ? ks[s - 1] : null, nfev, space, y, h, ks, interpPolys, temporaries);
-    return { y1, err, f0: ks[0], f1: T.fsal ? ks[s - 1] : null, nfev, temporaries };
+    const f1 = T.fsal ? ks[s - 1] : null;
+    if (interpPolys) return new DenseRKStep(y1, err, err2, ks[0], f1, nfev, space, f, t, y, h, ks, interpPolys, T.denseStages, temporaries);
+    return { y1, err, err2, f0: ks[0], f1, nfev, temporaries };
   };
   return {
     name: T.name,

@@ -52,6 +52,6 @@ export {
   type NormalizedTableau,
   type Poly,
 } from "./tableau.js";
-export { EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5, BUILTIN_TABLEAUS } from "./tableaus.js";
+export { EULER, MIDPOINT, HEUN, RK4, BOSH3, DOPRI5, TSIT5, DOP853, BUILTIN_TABLEAUS } from "./tableaus.js";
 export { registerSolver, unregisterSolver, listSolvers, getSolver, type RegisterOptions } from "./registry.js";
 export { combine, increment, hermite } from "./state.js";

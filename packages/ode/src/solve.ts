@@ -40,12 +40,18 @@ export interface CoreProblem<V> {
 interface Attempt<V> {
   y1: V;
   err: V | null;
+  err2: V | null;
   f0: V | null;
   f1: V | null;
-  outs: V[];
   nfev: number;
   njev: number;
   nlu: number;
+  /**
+   * Ends the attempt: when `keep` (an accepted step), returns the states at the output times inside the step
+   * (evaluating a continuous extension's extra stages, or f for the Hermite fallback, counted in nfev), and
+   * hands the step's temporaries back to the space. Called once per attempt, before nfev is read.
+   */
+  finish(keep: boolean): V[];
 }
 
 /** Internal: the driver on flat tensor states. ys[i] holds the leaves at ts[i]. */
@@ -85,70 +91,107 @@ export function solveCore<V>(space: VectorSpace<V>, p: CoreProblem<V>, step: Cor
 
 const NO_OUTPUTS: readonly number[] = [];
 
-/** attemptStep into one Attempt record per solve (the driver reads a record before the next attempt). */
-function reusedAttempt<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step: CoreStep<V>): AttemptFn<V> {
-  const out: Attempt<V> = { y1: null as V, err: null, f0: null, f1: null, outs: [], nfev: 0, njev: 0, nlu: 0 };
-  return (t, y, h, f0, thetas, needError) => attemptStep(space, f, step, t, y, h, f0, thetas, needError, out);
-}
+/** One step attempt whose outputs are interpolated only once the step is kept (reused for every attempt of a solve). */
+class ReusedAttempt<V> implements Attempt<V> {
+  y1 = null as V;
+  err: V | null = null;
+  err2: V | null = null;
+  f0: V | null = null;
+  f1: V | null = null;
+  nfev = 0;
+  njev = 0;
+  nlu = 0;
+  private r: StepResult<V> | null = null;
+  private t = 0;
+  private y = null as V;
+  private h = 0;
+  private thetas: readonly number[] = NO_OUTPUTS;
 
-/** One step attempt with the outputs inside it (the solver's continuous extension, or cubic Hermite), written into `out`. */
-function attemptStep<V>(
-  space: VectorSpace<V>,
-  f: (t: number, y: V) => V,
-  step: CoreStep<V>,
-  t: number,
-  y: V,
-  h: number,
-  f0: V | null,
-  thetas: readonly number[],
-  needError: boolean,
-  out: Attempt<V>,
-): Attempt<V> {
-  const r = step(f, t, y, h, f0, needError);
-  let nfev = r.nfev;
-  let f1 = r.f1;
-  let f0u = r.f0 ?? f0;
-  const outs: V[] = thetas.length === 0 ? (NO_OUTPUTS as unknown as V[]) : [];
-  for (let i = 0; i < thetas.length; i++) {
-    const th = thetas[i];
-    if (r.interpolate) outs.push(r.interpolate(th));
-    else {
-      if (!f0u) {
-        f0u = f(t, y);
-        nfev++;
+  constructor(
+    private readonly space: VectorSpace<V>,
+    private readonly f: (t: number, y: V) => V,
+    private readonly step: CoreStep<V>,
+  ) {}
+
+  run(t: number, y: V, h: number, f0: V | null, thetas: readonly number[], needError: boolean): this {
+    const r = this.step(this.f, t, y, h, f0, needError);
+    this.r = r;
+    this.t = t;
+    this.y = y;
+    this.h = h;
+    this.thetas = thetas;
+    this.y1 = r.y1;
+    this.err = r.err;
+    this.err2 = r.err2 ?? null;
+    this.f0 = r.f0 ?? f0;
+    this.f1 = r.f1;
+    this.nfev = r.nfev;
+    this.njev = r.njev ?? 0;
+    this.nlu = r.nlu ?? 0;
+    return this;
+  }
+
+  finish(keep: boolean): V[] {
+    const r = this.r!;
+    const { space, f, t, y, h, thetas } = this;
+    let extra = 0;
+    let outs = NO_OUTPUTS as unknown as V[];
+    if (keep && thetas.length > 0) {
+      outs = [];
+      for (let i = 0; i < thetas.length; i++) {
+        const th = thetas[i];
+        if (r.interpolate) outs.push(r.interpolate(th));
+        else {
+          if (!this.f0) {
+            this.f0 = f(t, y);
+            extra++;
+          }
+          if (!this.f1) {
+            this.f1 = f(t + h, r.y1);
+            extra++;
+          }
+          outs.push(space.hermite(y, this.f0, r.y1, this.f1, h, th));
+        }
       }
-      if (!f1) {
-        f1 = f(t + h, r.y1);
-        nfev++;
-      }
-      outs.push(space.hermite(y, f0u, r.y1, f1, h, th));
     }
+    if (r.temporaries && space.release) {
+      for (const v of r.temporaries) if (v !== r.y1 && v !== this.f0 && v !== this.f1 && v !== r.f0) space.release(v);
+    }
+    // (read after the outputs: a continuous extension with extra stages counts them in r.nfev)
+    this.nfev = r.nfev + extra;
+    this.r = null;
+    return outs;
   }
-  if (r.temporaries && space.release) {
-    for (const v of r.temporaries) if (v !== r.y1 && v !== f0u && v !== f1 && v !== r.f0) space.release(v);
-  }
-  out.y1 = r.y1;
-  out.err = r.err;
-  out.f0 = f0u;
-  out.f1 = f1;
-  out.outs = outs;
-  out.nfev = nfev;
-  out.njev = r.njev ?? 0;
-  out.nlu = r.nlu ?? 0;
-  return out;
 }
 
-/** attemptStep wrapped in autograd `checkpoint` (tensor states): the step's intermediates are recomputed in the backward pass. */
+function reusedAttempt<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step: CoreStep<V>): AttemptFn<V> {
+  const a = new ReusedAttempt(space, f, step);
+  return (t, y, h, f0, thetas, needError) => a.run(t, y, h, f0, thetas, needError);
+}
+
+/**
+ * One attempt wrapped in autograd `checkpoint` (tensor states): the step's intermediates are recomputed in the
+ * backward pass, so the outputs inside the step are computed inside it, on every attempt.
+ */
 function checkpointed<V>(space: VectorSpace<V>, f: (t: number, y: V) => V, step: CoreStep<V>): AttemptFn<V> {
   return (t, y, h, f0, thetas, needError) => {
     let counts = { nfev: 0, njev: 0, nlu: 0 };
     const run = (yl: Tensor[], f0l: Tensor[] | null) => {
-      const a = attemptStep(space, f, step, t, yl as unknown as V, h, f0l as unknown as V | null, thetas, needError, {} as Attempt<V>);
+      const a = new ReusedAttempt(space, f, step).run(t, yl as unknown as V, h, f0l as unknown as V | null, thetas, needError);
+      const outs = a.finish(true);
       counts = { nfev: a.nfev, njev: a.njev, nlu: a.nlu };
-      return { y1: a.y1, err: a.err, f0: a.f0, f1: a.f1, outs: a.outs } as unknown as Record<string, Tensor[] | Tensor[][] | null>;
+      return { y1: a.y1, err: a.err, err2: a.err2, f0: a.f0, f1: a.f1, outs } as unknown as Record<string, Tensor[] | Tensor[][] | null>;
     };
-    const res = checkpoint(run)([...(y as unknown as Tensor[])], f0 ? [...(f0 as unknown as Tensor[])] : null) as unknown as Attempt<V>;
-    return { y1: res.y1, err: res.err, f0: res.f0, f1: res.f1, outs: res.outs, ...counts };
+    const res = checkpoint(run)([...(y as unknown as Tensor[])], f0 ? [...(f0 as unknown as Tensor[])] : null) as unknown as {
+      y1: V;
+      err: V | null;
+      err2: V | null;
+      f0: V | null;
+      f1: V | null;
+      outs: V[];
+    };
+    const outs = res.outs;
+    return { y1: res.y1, err: res.err, err2: res.err2 ?? null, f0: res.f0, f1: res.f1, ...counts, finish: () => outs };
   };
 }
 
@@ -187,6 +230,7 @@ function fixedSteps<V>(
         );
       }
       const r = attempt(t, y, h, f0, NO_OUTPUTS, false);
+      r.finish(true);
       total++;
       count(stats, r);
       stats.accepted++;
@@ -279,26 +323,35 @@ function adaptiveSteps<V>(
       thetas = th;
     }
     const r = attempt(t, y, hs, f0, thetas, true);
-    count(stats, r);
     if (!r.err)
       throw new Error(
         `${fn}: adaptive solver '${solver.name}' returned no error estimate at t = ${t}; expected err from step() when needError is true`,
       );
-    const ratio = space.errorRatio(r.err, y, r.y1, rtol, atol);
+    let ratio = space.errorRatio(r.err, y, r.y1, rtol, atol);
     space.release?.(r.err);
+    if (r.err2) {
+      // two estimates (DOP853): ε₁² / √(ε₁² + 0.01·ε₂²)
+      const e2 = space.errorRatio(r.err2, y, r.y1, rtol, atol);
+      space.release?.(r.err2);
+      const d = ratio * ratio + 0.01 * e2 * e2;
+      ratio = d === 0 ? 0 : (ratio * ratio) / Math.sqrt(d);
+    }
     lastRatio = ratio;
     const d = ctrl.adapt({ t, h: Math.abs(hs), ratio }, cstate);
     if (d.failure !== undefined) {
+      count(stats, r);
       throw new Error(
         `${fn}: the ${ctrl.name} stopped at t = ${t} before reaching t = ${tEnd}: ${d.failure} (${stats.accepted} accepted, ${stats.rejected + 1} rejected steps)`,
       );
     }
     // a step with a non-finite error is never kept, whatever the controller says
     if (d.accept && Number.isFinite(ratio)) {
+      const outs = r.finish(true);
+      count(stats, r);
       stats.accepted++;
       nonFiniteRun = 0;
       let o = 0;
-      while (next < N && dir * (ts[next] - t1) < 0) ys[next++] = r.outs[o++];
+      while (next < N && dir * (ts[next] - t1) < 0) ys[next++] = outs[o++];
       let kept = false;
       while (next < N && ts[next] === t1) {
         ys[next++] = r.y1;
@@ -314,6 +367,8 @@ function adaptiveSteps<V>(
       y = r.y1;
       f0 = r.f1;
     } else {
+      r.finish(false);
+      count(stats, r);
       stats.rejected++;
       if (space.release) {
         space.release(r.y1);

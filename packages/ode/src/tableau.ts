@@ -23,13 +23,26 @@ export interface ButcherTableau {
    * the local error estimate is h·Σ bErr_i k_i. Present → the method is adaptive.
    */
   readonly bErr?: readonly number[];
-  /** Order of the embedded solution b̂ (default order − 1). */
+  /**
+   * A second error estimate h·Σ bErr2_i k_i (from an embedded solution of lower order), combined with the first
+   * as in Hairer's DOP853: with ε₁, ε₂ the two scaled RMS norms, the error ratio is ε₁² / √(ε₁² + 0.01·ε₂²), which
+   * keeps the estimate of order `errorOrder` from being too optimistic on large steps. Needs bErr.
+   */
+  readonly bErr2?: readonly number[];
+  /** Order of the embedded solution b̂ (default order − 1): the controller's exponent is 1 / (errorOrder + 1). */
   readonly errorOrder?: number;
   /**
    * Continuous extension: interp[i] lists the coefficients of b_i(θ) = Σ_p interp[i][p]·θ^(p+1), so the
-   * state at t + θh is y + h·Σ b_i(θ) k_i, with b_i(1) = b_i.
+   * state at t + θh is y + h·Σ b_i(θ) k_i, with b_i(1) = b_i. With `denseStages`, one polynomial per stage and
+   * per extra stage (b_i(1) = 0 for the extra ones).
    */
   readonly interp?: readonly (readonly number[])[];
+  /**
+   * Extra stages the continuous extension needs (DOP853's three): evaluated only on steps with an output inside,
+   * after the step, at t + c[m]·h on y + h·Σ_j a[m][j] k_j over all stages before it (the method's stages, then
+   * the extra ones in order). Counted in the step's f evaluations.
+   */
+  readonly denseStages?: { readonly c: readonly number[]; readonly a: readonly (readonly number[])[] };
 }
 
 /** A tableau after validation, with strictly lower-triangular rows and derived flags. */
@@ -42,7 +55,12 @@ export interface NormalizedTableau {
   readonly a: readonly (readonly number[])[];
   readonly b: readonly number[];
   readonly bErr: readonly number[] | null;
+  /** The second error estimate's weights (DOP853's combination), or null. */
+  readonly bErr2: readonly number[] | null;
+  /** One polynomial per stage, then per extra dense stage (full coefficient lists start at θ¹), or null. */
   readonly interp: readonly (readonly number[])[] | null;
+  /** Extra stages of the continuous extension: rows padded to their full length (stages + m), or null. */
+  readonly denseStages: { readonly c: readonly number[]; readonly a: readonly (readonly number[])[] } | null;
   /** The last stage is evaluated at t + h on the solution itself (first same as last). */
   readonly fsal: boolean;
 }
@@ -105,20 +123,57 @@ export function validateTableau(t: ButcherTableau, fn = "explicitRK"): Normalize
   const errorOrder = t.errorOrder ?? t.order - 1;
   if (!Number.isInteger(errorOrder) || errorOrder < 0)
     throw new Error(`${ctx}: errorOrder ${errorOrder} is invalid; expected a non-negative integer`);
+  let bErr2: number[] | null = null;
+  if (t.bErr2 !== undefined) {
+    if (!bErr) throw new Error(`${ctx}: bErr2 is given without bErr; expected the first error estimate too (bErr2 only refines it)`);
+    bErr2 = finiteArray(ctx, "bErr2", t.bErr2, s);
+    const es = bErr2.reduce((p, v) => p + v, 0);
+    if (Math.abs(es) > TOL)
+      throw new Error(`${ctx}: the error weights bErr2 sum to ${es}; expected 0 (a difference of two consistent solutions)`);
+  }
+  let denseStages: { c: number[]; a: number[][] } | null = null;
+  if (t.denseStages !== undefined) {
+    const ds = t.denseStages;
+    if (ds === null || typeof ds !== "object") throw new Error(`${ctx}: denseStages is ${String(ds)}; expected { c, a }`);
+    const dc = finiteArray(ctx, "denseStages.c", ds.c);
+    if (!Array.isArray(ds.a) || ds.a.length !== dc.length)
+      throw new Error(
+        `${ctx}: denseStages.a has ${Array.isArray(ds.a) ? ds.a.length : "no"} rows; expected ${dc.length} (one per extra stage)`,
+      );
+    const da: number[][] = [];
+    for (let m = 0; m < dc.length; m++) {
+      const row = finiteArray(ctx, `denseStages.a[${m}]`, ds.a[m]);
+      if (row.length > s + m)
+        throw new Error(`${ctx}: denseStages.a[${m}] has ${row.length} entries; expected at most ${s + m} (the stages before it)`);
+      while (row.length < s + m) row.push(0);
+      const sum = row.reduce((p, v) => p + v, 0);
+      if (Math.abs(sum - dc[m]) > TOL * Math.max(1, Math.abs(dc[m])))
+        throw new Error(`${ctx}: row ${m} of denseStages.a sums to ${sum}; expected denseStages.c[${m}] = ${dc[m]}`);
+      da.push(row);
+    }
+    if (t.interp === undefined) throw new Error(`${ctx}: denseStages is given without interp; expected the polynomials that use them`);
+    denseStages = { c: dc, a: da };
+  }
+  const nPoly = s + (denseStages ? denseStages.c.length : 0);
   let interp: number[][] | null = null;
   if (t.interp !== undefined) {
-    if (!Array.isArray(t.interp) || t.interp.length !== s)
-      throw new Error(`${ctx}: interp has ${Array.isArray(t.interp) ? t.interp.length : "no"} polynomials; expected ${s} (one per stage)`);
+    if (!Array.isArray(t.interp) || t.interp.length !== nPoly)
+      throw new Error(
+        `${ctx}: interp has ${Array.isArray(t.interp) ? t.interp.length : "no"} polynomials; expected ${nPoly} (one per stage${denseStages ? " and extra dense stage" : ""})`,
+      );
     interp = t.interp.map((p, i) => finiteArray(ctx, `interp[${i}]`, p));
-    for (let i = 0; i < s; i++) {
+    for (let i = 0; i < nPoly; i++) {
       const at1 = interp[i].reduce((p, v) => p + v, 0);
-      if (Math.abs(at1 - b[i]) > 1e-9 * Math.max(1, Math.abs(b[i])))
-        throw new Error(`${ctx}: interp[${i}] evaluates to ${at1} at θ = 1; expected b[${i}] = ${b[i]}`);
+      const want = i < s ? b[i] : 0;
+      if (Math.abs(at1 - want) > 1e-9 * Math.max(1, Math.abs(want)))
+        throw new Error(
+          `${ctx}: interp[${i}] evaluates to ${at1} at θ = 1; expected ${i < s ? `b[${i}] = ${want}` : "0 (an extra dense stage)"}`,
+        );
     }
   }
   let fsal = s > 1 && c[s - 1] === 1 && b[s - 1] === 0;
   if (fsal) for (let j = 0; j < s - 1; j++) if (Math.abs(a[s - 1][j] - b[j]) > 1e-15 * Math.max(1, Math.abs(b[j]))) fsal = false;
-  return { name: t.name, order: t.order, errorOrder, stages: s, c, a, b, bErr, interp, fsal };
+  return { name: t.name, order: t.order, errorOrder, stages: s, c, a, b, bErr, bErr2, interp, denseStages, fsal };
 }
 
 /** A polynomial as coefficients in increasing powers: p[0] + p[1]·x + p[2]·x² + … */

@@ -18,6 +18,11 @@ export interface StepResult<V = Tensor[]> {
    * caller did not ask for it. It only feeds the step-size controller, so compute it without gradient.
    */
   err: V | null;
+  /**
+   * A second error estimate (lower order), or null/absent: the driver then takes ε₁² / √(ε₁² + 0.01·ε₂²) of the
+   * two scaled norms as the error ratio (Hairer's DOP853).
+   */
+  err2?: V | null;
   /** The derivative f(t, y) the step used (reused by the driver after a rejected step), or null. */
   f0: V | null;
   /** f(t + h, y1) when the method computed it (first same as last), or null. */
@@ -27,7 +32,10 @@ export interface StepResult<V = Tensor[]> {
    * interpolates with a cubic Hermite polynomial through (y, f0) and (y1, f1).
    */
   interpolate?: (theta: number) => V;
-  /** Vector-field evaluations this step made (including those of a finite-difference Jacobian). */
+  /**
+   * Vector-field evaluations this step made (including those of a finite-difference Jacobian); read after the
+   * step's outputs are interpolated, so a continuous extension with extra stages may add to it.
+   */
   nfev: number;
   /** Jacobian evaluations this step made (implicit methods). */
   njev?: number;

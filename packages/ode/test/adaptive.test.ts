@@ -18,6 +18,7 @@ const tolerances: Record<string, number[]> = {
   bosh3: [1e-4, 1e-6, 1e-8],
   dopri5: [1e-4, 1e-6, 1e-8, 1e-10],
   tsit5: [1e-4, 1e-6, 1e-8, 1e-10],
+  dop853: [1e-4, 1e-6, 1e-8, 1e-10],
 };
 
 for (const method of Object.keys(tolerances)) {
@@ -52,11 +53,11 @@ test("adaptive integration backwards in time returns to the initial state", () =
   assert.ok(r.stats.accepted > 10);
 });
 
-test("Arenstorf orbit: after one period the state returns to its start (dopri5, tsit5)", () => {
+test("Arenstorf orbit: after one period the state returns to its start (dopri5, tsit5, dop853)", () => {
   const y0: Body = { x: f64([ARENSTORF_Y0[0]]), y: f64([ARENSTORF_Y0[1]]), vx: f64([ARENSTORF_Y0[2]]), vy: f64([ARENSTORF_Y0[3]]) };
   console.log(`Arenstorf orbit, one period T = ${ARENSTORF_T}`);
   console.log("  method  rtol=atol  |y(T)-y0|   nfev  accepted  rejected");
-  for (const method of ["dopri5", "tsit5"]) {
+  for (const method of ["dopri5", "tsit5", "dop853"]) {
     const errs: number[] = [];
     for (const tol of [1e-6, 1e-8, 1e-10]) {
       const r = odeintWithStats(arenstorf, y0, [0, ARENSTORF_T], { method, rtol: tol, atol: tol });

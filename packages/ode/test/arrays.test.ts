@@ -101,6 +101,12 @@ const configs: { method: string; options: () => OdeintOptions; tol: number; bitw
     bitwise: true,
   },
   {
+    method: "dop853",
+    options: () => ({ stepSizeController: new PIDController({ rtol: 1e-9, atol: 1e-9 }) }),
+    tol: 1e-4,
+    bitwise: true,
+  },
+  {
     method: "rodas3",
     options: () => ({ stepSizeController: new PIDController({ rtol: 1e-6, atol: 1e-8, maxSteps: 1e5 }) }),
     tol: 2e-3,
@@ -111,8 +117,8 @@ const configs: { method: string; options: () => OdeintOptions; tol: number; bitw
 for (const p of problems) {
   test(`both state kinds, one table: ${p.name}`, () => {
     for (const c of configs) {
-      // Arenstorf: only the fifth-order methods (the others need thousands of tensor steps)
-      if (p.name.startsWith("Arenstorf") && !["dopri5", "tsit5"].includes(c.method)) continue;
+      // Arenstorf: only the fifth- and eighth-order methods (the others need thousands of tensor steps)
+      if (p.name.startsWith("Arenstorf") && !["dopri5", "tsit5", "dop853"].includes(c.method)) continue;
       const label = `${p.name}, ${c.method}`;
       const plain = odeintWithStats(p.plain, Float64Array.from(p.y0), p.t, { method: c.method, ...c.options() });
       const asNumbers = odeint(p.plain, p.y0, p.t, { method: c.method, ...c.options() });
@@ -183,6 +189,58 @@ test("dopri5 on plain arrays reproduces scipy's RK45 counts on Arenstorf (1e-6 a
     // the same method and steps, arithmetic equal up to rounding: the error agrees to 4 digits and is not larger
     assert.ok(err <= errScipy * (1 + 1e-5), `tol ${tol}: error ${err}, scipy's ${errScipy}`);
     assert.ok(Math.abs(err - errScipy) <= 1e-4 * errScipy, `tol ${tol}: error ${err}, scipy's ${errScipy}`);
+  }
+});
+
+test("dop853 on plain arrays reproduces scipy's DOP853 counts and dense output on Arenstorf (1e-6 and 1e-9)", () => {
+  // scipy 1.17.1 solve_ivp(method='DOP853', rtol=atol=tol), from bench/ode-scipy-reference.py: counts, y(T), and the
+  // dense output at t = 3T/10, T/2, 7T/10 (t_eval = linspace(0, T, 11))
+  const scipy: Record<string, { nfev: number; accepted: number; rejected: number; y: number[]; dense: number[][] }> = {
+    "1e-6": {
+      nfev: 1070,
+      accepted: 66,
+      rejected: 23,
+      y: [0.9940190779180692, 4.206066690988844e-5, 0.00690889775288317, -1.998587552905581],
+      dense: [
+        [0.0022770012244801748, 0.8145545139194244, -0.22448395731674892, -0.44799569921890225],
+        [-1.244816942228139, -7.506479058200233e-6, 1.7934812024666957e-6, 0.5539824275972538],
+        [0.0023145969958572182, -0.8145702057414488, 0.22446617378075553, -0.4479778802267014],
+      ],
+    },
+    "1e-9": {
+      nfev: 2234,
+      accepted: 136,
+      rejected: 50,
+      y: [0.9940000133020114, 4.486647421766748e-8, 7.281852516062559e-6, -2.001583034235351],
+      dense: [
+        [0.0022854870457362387, 0.8145591306887644, -0.22447760377967035, -0.44799365931658],
+        [-1.2448220498895157, -4.904926978466229e-9, -6.832455434757634e-10, 0.5539903047632992],
+        [0.0022855032900637416, -0.8145591348829232, 0.22447760154079688, -0.4479936511640082],
+      ],
+    },
+  };
+  for (const tol of [1e-6, 1e-9]) {
+    const ref = scipy[tol.toExponential(0)];
+    const opts = () => ({ method: "dop853", stepSizeController: new PIDController({ rtol: tol, atol: tol }) });
+    const r = odeintWithStats((t, y) => arenstorfPlain(t, y as unknown as number[]), ARENSTORF_Y0, [0, ARENSTORF_T], opts());
+    assert.deepEqual(r.stats, { nfev: ref.nfev, accepted: ref.accepted, rejected: ref.rejected }, `tol ${tol}`);
+    // the same steps, arithmetic equal up to rounding (amplified along the orbit: 1.5e-9 seen at 1e-6)
+    for (let k = 0; k < 4; k++)
+      assert.ok(Math.abs(r.ys[1][k] - ref.y[k]) <= 1e-8, `tol ${tol}: y[${k}](T) = ${r.ys[1][k]}, scipy ${ref.y[k]}`);
+    const ts = Array.from({ length: 11 }, (_, i) => (i * ARENSTORF_T) / 10);
+    const d = odeintWithStats((t, y) => arenstorfPlain(t, y as unknown as number[]), ARENSTORF_Y0, ts, opts());
+    [3, 5, 7].forEach((i, j) => {
+      for (let k = 0; k < 4; k++)
+        assert.ok(
+          Math.abs(d.ys[i][k] - ref.dense[j][k]) <= 1e-10,
+          `tol ${tol}: dense y[${k}](${i}T/10) = ${d.ys[i][k]}, scipy ${ref.dense[j][k]}`,
+        );
+    });
+    // outputs do not change the steps; each step with outputs inside costs the three extra stages, once
+    assert.equal(d.stats.accepted, ref.accepted);
+    assert.equal(d.stats.rejected, ref.rejected);
+    const extra = d.stats.nfev - ref.nfev;
+    assert.ok(extra > 0 && extra <= 27 && extra % 3 === 0, `tol ${tol}: ${extra} extra evaluations for 9 interior outputs`);
   }
 });
 

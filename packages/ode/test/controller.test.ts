@@ -87,7 +87,7 @@ function referencePI(pcoeff: number, icoeff: number): AdaptiveStepSizeController
 }
 
 test("the default step control is the classic I controller: PIDController() and PIDController with zero pcoeff/dcoeff match an independent I controller bit for bit", () => {
-  for (const method of ["bosh3", "dopri5", "tsit5"]) {
+  for (const method of ["bosh3", "dopri5", "tsit5", "dop853"]) {
     for (const tol of [1e-3, 1e-6]) {
       const ref = run(method, { stepSizeController: Object.assign(referenceI(), { rtol: tol, atol: tol }) });
       assert.ok(ref.stats.accepted > 5, `${method}: too few steps to compare`);

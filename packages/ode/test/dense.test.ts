@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mul, type Tensor } from "@qkvflow/autograd";
-import { DOPRI5, TSIT5, explicitRK, odeintWithStats, registerSolver, unregisterSolver, type ButcherTableau } from "../src/index.js";
+import { DOP853, DOPRI5, TSIT5, explicitRK, odeintWithStats, registerSolver, unregisterSolver, type ButcherTableau } from "../src/index.js";
 import { f64, loglogSlope, oscillator } from "./helpers.js";
 
 const OMEGA = 3,
@@ -63,6 +63,52 @@ test("the continuous extensions of dopri5 and tsit5 have local error O(h^5) (fou
     assert.ok(Math.abs(r.interpolate!(1)[0].item() - r.y1[0].item()) < 1e-13);
     assert.ok(Math.abs(r.interpolate!(0)[0].item() - 1.2) < 1e-15);
   }
+});
+
+test("dop853: dense output matches the closed form between steps; the three extra stages are evaluated once per step with outputs", () => {
+  const opts = { method: "dop853", rtol: 1e-10, atol: 1e-10 };
+  const coarse = odeintWithStats(oscillator.f(OMEGA), y0(), [0, T], opts);
+  const ts = grid(N_OUT);
+  const fine = odeintWithStats(oscillator.f(OMEGA), y0(), ts, opts);
+  assert.equal(fine.stats.accepted, coarse.stats.accepted);
+  assert.equal(fine.stats.rejected, coarse.stats.rejected);
+  // every accepted step has outputs inside (many more outputs than steps): 3 extra evaluations each, not per output
+  assert.ok(ts.length > 10 * coarse.stats.accepted, "the test needs many outputs per step");
+  assert.ok(
+    fine.stats.nfev >= coarse.stats.nfev + 3 * (coarse.stats.accepted - 1) &&
+      fine.stats.nfev <= coarse.stats.nfev + 3 * coarse.stats.accepted,
+    `nfev ${fine.stats.nfev} with ${N_OUT} outputs, ${coarse.stats.nfev} without, ${coarse.stats.accepted} steps`,
+  );
+  let worst = 0;
+  fine.ys.forEach((s, i) => {
+    const ex = oscillator.exact(OMEGA, X0, V0, ts[i]);
+    worst = Math.max(worst, Math.abs(s.x.item() - ex.x), Math.abs(s.v.item() - ex.v));
+  });
+  console.log(`dop853: ${coarse.stats.accepted} steps, ${N_OUT} outputs, max |error| ${worst.toExponential(2)}`);
+  assert.ok(worst < 200 * 1e-10, `dop853: max interpolation error ${worst}`);
+  assert.equal(fine.ys[ts.length - 1].x.item(), coarse.ys[1].x.item());
+});
+
+test("the continuous extension of dop853 has local error O(h^8) (a seventh-order interpolant)", () => {
+  // y' = y cos t, y = exp(sin t)
+  const f = (t: number, y: readonly Tensor[]) => [mul(y[0], Math.cos(t))];
+  const s = explicitRK(DOP853);
+  for (const theta of [0.3, 0.5, 0.8]) {
+    const hs = [0.4, 0.3, 0.2, 0.15];
+    const errs = hs.map((h) => {
+      const t0 = 0.3;
+      const r = s.step(f, t0, [f64([Math.exp(Math.sin(t0))])], h, null);
+      return Math.abs(r.interpolate!(theta)[0].item() - Math.exp(Math.sin(t0 + theta * h)));
+    });
+    const slope = loglogSlope(hs, errs);
+    console.log(`dop853 θ=${theta}: errors ${errs.map((e) => e.toExponential(2)).join(", ")}, slope ${slope.toFixed(3)}`);
+    assert.ok(slope > 7.5 && slope < 8.6, `dop853 θ=${theta}: slope ${slope.toFixed(3)}; expected ≈ 8`);
+  }
+  const r = s.step(f, 0.3, [f64([1.2])], 0.1, null);
+  assert.ok(Math.abs(r.interpolate!(1)[0].item() - r.y1[0].item()) < 1e-14);
+  assert.ok(Math.abs(r.interpolate!(0)[0].item() - 1.2) < 1e-15);
+  // 13 stages without f0 given, then the three extra stages, counted once, on the first interpolation
+  assert.equal(r.nfev, 13 + 3);
 });
 
 /** Cash–Karp 5(4): adaptive, neither first-same-as-last nor dense, so outputs use Hermite interpolation. */

@@ -144,6 +144,19 @@ test("bad tableaux and registrations are rejected", () => {
     () => validateTableau({ name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5], interp: [[0.5], [0.4]] }),
     /interp\[1\] evaluates to 0\.4 at θ = 1; expected b\[1\] = 0\.5/,
   );
+  const heun = { name: "x", order: 2, c: [0, 1], a: [[], [1]], b: [0.5, 0.5] };
+  assert.throws(() => validateTableau({ ...heun, bErr2: [0.5, -0.5] }), /bErr2 is given without bErr/);
+  assert.throws(() => validateTableau({ ...heun, bErr: [0.5, -0.5], bErr2: [0.5, -0.25] }), /error weights bErr2 sum to 0\.25/);
+  assert.throws(() => validateTableau({ ...heun, denseStages: { c: [0.5], a: [[0.25, 0.2]] } }), /row 0 of denseStages\.a sums to 0\.45/);
+  assert.throws(() => validateTableau({ ...heun, denseStages: { c: [0.5], a: [[0.25, 0.25]] } }), /denseStages is given without interp/);
+  assert.throws(
+    () => validateTableau({ ...heun, denseStages: { c: [0.5], a: [[0.25, 0.25]] }, interp: [[0.5], [0.5]] }),
+    /interp has 2 polynomials; expected 3 \(one per stage and extra dense stage\)/,
+  );
+  assert.throws(
+    () => validateTableau({ ...heun, denseStages: { c: [0.5], a: [[0.25, 0.25]] }, interp: [[0.5], [0.5], [0.1]] }),
+    /interp\[2\] evaluates to 0\.1 at θ = 1; expected 0 \(an extra dense stage\)/,
+  );
   assert.throws(() => explicitRK({ name: "", order: 1, c: [0], a: [[]], b: [1] }), /tableau name is ""/);
   assert.throws(
     () => registerSolver("rk4", { name: "rk4", order: 1, c: [0], a: [[]], b: [1] }),

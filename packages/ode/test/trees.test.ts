@@ -27,7 +27,7 @@ const exact = (t: number) => [
 ];
 const flat = (s: Tree) => [s.osc.x.item(), s.osc.v.item(), s.decay[0].item()];
 
-const builtins = ["euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5"];
+const builtins = ["euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dop853"];
 
 test("every built-in method is registered", () => {
   for (const m of builtins) assert.ok(listSolvers().includes(m), `${m} missing from ${listSolvers().join(", ")}`);
