@@ -3,7 +3,7 @@
  * - non-stiff: qkvflow's adaptive solvers on plain arrays (Float64Array, f(t, y, dydt)) and on tensor trees against
  *   the `odex` package (Hairer's Gragg–Bulirsch–Stoer extrapolation code on number arrays) at the same tolerances,
  *   with the error at the end of each solve and the ratios qkvflow dopri5 and dop853 (plain) / odex;
- * - stiff: Rodas3 (plain arrays, user Jacobian and finite differences) on Robertson's kinetics and Van der Pol
+ * - stiff: Rodas3 and Rodas4 (plain arrays, user Jacobian and finite differences) on Robertson's kinetics and Van der Pol
  *   with μ = 1000 against scipy's Radau and BDF (through `python3 bench/ode-scipy-reference.py --bench`, when python3
  *   with scipy is present), errors against tight-tolerance Radau references, and what an explicit method needs there;
  * - the fixed-step solvers on a DiffEqFormer-shaped float32 state against a hand-written Euler loop.
@@ -317,16 +317,18 @@ export async function run(filter?: string): Promise<void> {
       atol: Array.isArray(sp.atol) ? sp.atol.map((a) => a / 100) : (sp.atol as number) / 100,
       maxSteps: 1e6,
     });
-    for (const [label, jac, ctrl, tol] of [
-      ["user Jacobian", sp.jac, c, `${sp.rtol}`],
-      ["finite-difference Jacobian", undefined, c, `${sp.rtol}`],
-      ["user Jacobian, tolerances / 100", sp.jac, tight, `${sp.rtol / 100}`],
+    for (const [method, label, jac, ctrl, tol] of [
+      ["rodas3", "user Jacobian", sp.jac, c, `${sp.rtol}`],
+      ["rodas3", "finite-difference Jacobian", undefined, c, `${sp.rtol}`],
+      ["rodas3", "user Jacobian, tolerances / 100", sp.jac, tight, `${sp.rtol / 100}`],
+      ["rodas4", "user Jacobian", sp.jac, c, `${sp.rtol}`],
+      ["rodas4", "finite-difference Jacobian", undefined, c, `${sp.rtol}`],
     ] as const) {
-      const solve = () => odeintWithStats(sp.f, sp.y0, sp.ts, { method: "rodas3", stepSizeController: ctrl, jac, denseOutput: false });
+      const solve = () => odeintWithStats(sp.f, sp.y0, sp.ts, { method, stepSizeController: ctrl, jac, denseOutput: false });
       const probe = solve();
       const row: Row = {
         name: sp.name,
-        solver: `qkvflow rodas3, ${label}`,
+        solver: `qkvflow ${method}, ${label}`,
         tol,
         error: sp.error(probe.ys.map((y) => Float64Array.from(y))).toExponential(2),
         steps: probe.stats.accepted,
@@ -335,7 +337,7 @@ export async function run(filter?: string): Promise<void> {
         msPerSolve: NaN,
       };
       stiffRows.push(row);
-      timed(`ode: stiff ${sp.name} rodas3 ${label}`, row, solve);
+      timed(`ode: stiff ${sp.name} ${method} ${label}`, row, solve);
     }
     // an explicit method: dopri5 with a budget of 1e6 step attempts, run once
     const t0 = performance.now();

@@ -22,7 +22,7 @@ export type {
 export { odeint, odeintWithStats, isArrayState, type ArrayState } from "./odeint.js";
 export type { ArrayField, ArrayJacobian, VectorSpace } from "./types.js";
 export { tensorSpace, arraySpace, type ArraySpace } from "./space.js";
-export { rosenbrock, validateRosenbrock, RODAS3, BUILTIN_ROSENBROCK, type RosenbrockTableau } from "./rosenbrock.js";
+export { rosenbrock, validateRosenbrock, RODAS3, RODAS4, BUILTIN_ROSENBROCK, type RosenbrockTableau } from "./rosenbrock.js";
 export { luFactor, luSolve, luSolveTransposed, type LU } from "./lu.js";
 export {
   ConstantStepSize,

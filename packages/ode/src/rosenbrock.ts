@@ -55,8 +55,43 @@ export const RODAS3: RosenbrockTableau = {
   e: [0, 0, 0, 1],
 };
 
+const RODAS4_A5 = [1.221224509226641, 6.019134481288629, 12.53708332932087, -0.687886036105895];
+
+/**
+ * Rodas4 (Hairer & Wanner 1996, Section IV.7: the coefficients of their RODAS code): order 4 with an embedded
+ * order-3 solution, 6 stages, L-stable and stiffly accurate (the last two stages' arguments are the embedded and
+ * the final solution, so the error estimate is K₆), γ = 1/4.
+ */
+export const RODAS4: RosenbrockTableau = {
+  kind: "rosenbrock",
+  name: "rodas4",
+  order: 4,
+  errorOrder: 3,
+  gamma: 0.25,
+  a: [
+    [],
+    [1.544],
+    [0.9466785280815826, 0.2557011698983284],
+    [3.314825187068521, 2.896124015972201, 0.9986419139977817],
+    RODAS4_A5,
+    [...RODAS4_A5, 1],
+  ],
+  c: [
+    [],
+    [-5.6688],
+    [-2.430093356833875, -0.2063599157091915],
+    [-0.1073529058151375, -9.594562251023355, -20.47028614809616],
+    [7.496443313967647, -10.24680431464352, -33.99990352819905, 11.7089089320616],
+    [8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136, -6.058818238834054],
+  ],
+  alpha: [0, 0.386, 0.21, 0.63, 1, 1],
+  gammaSum: [0.25, -0.1043, 0.1035, -0.03620000000000023, 0, 0],
+  m: [...RODAS4_A5, 1, 1],
+  e: [0, 0, 0, 0, 0, 1],
+};
+
 /** All built-in Rosenbrock tableaux. */
-export const BUILTIN_ROSENBROCK: readonly RosenbrockTableau[] = [RODAS3];
+export const BUILTIN_ROSENBROCK: readonly RosenbrockTableau[] = [RODAS3, RODAS4];
 
 /** Whether x is a Rosenbrock tableau (by its `kind`). */
 export function isRosenbrockTableau(x: unknown): x is RosenbrockTableau {

@@ -107,46 +107,58 @@ const stiffPlain: ArrayField = (_t, y, dy) => {
   dy[1] = STIFF.d * y[1];
 };
 
-test("Rodas3 converges with order 3 (±0.25) on a stiff linear system (closed form) and on a nonlinear non-autonomous problem", () => {
-  const T = 1,
-    y0 = [1, 2];
-  const E = expmUpper(STIFF.a, STIFF.b, STIFF.d, T);
-  const exact = [E[0] * y0[0] + E[1] * y0[1], E[3] * y0[1]];
-  const hs: number[] = [],
-    errs: number[] = [];
-  for (const n of [8, 16, 32, 64]) {
-    const y = odeint(stiffPlain, y0, [0, T], { method: "rodas3", stepSizeController: new ConstantStepSize({ steps: n }) })[1];
-    hs.push(T / n);
-    errs.push(Math.hypot(y[0] - exact[0], y[1] - exact[1]));
-  }
-  const slope = loglogSlope(hs, errs);
-  console.log(
-    `Rodas3, stiff linear system (eigenvalues ${STIFF.a}, ${STIFF.d}, h·|λ| up to ${(1000 * hs[0]).toFixed(0)}): errors ${errs.map((e) => e.toExponential(2)).join(", ")}, slope ${slope.toFixed(3)}`,
-  );
-  assert.ok(Math.abs(slope - 3) <= 0.25, `slope ${slope}`);
-  // y' = −2t·y² + (cos t − sin t stays out): y = 1/(1 + t²), with f depending on t (the f_t term matters)
-  const ric: ArrayField = (t, y) => [-2 * t * y[0] * y[0]];
-  const hs2: number[] = [],
-    errs2: number[] = [];
-  for (const n of [10, 20, 40, 80]) {
-    const y = odeint(ric, [1], [0, 2], { method: "rodas3", stepSizeController: new ConstantStepSize({ steps: n }) })[1];
-    hs2.push(2 / n);
-    errs2.push(Math.abs(y[0] - 0.2));
-  }
-  const slope2 = loglogSlope(hs2, errs2);
-  console.log(`Rodas3, Riccati: errors ${errs2.map((e) => e.toExponential(2)).join(", ")}, slope ${slope2.toFixed(3)}`);
-  assert.ok(Math.abs(slope2 - 3) <= 0.25, `slope ${slope2}`);
-});
+for (const { method, order, counts2 } of [
+  { method: "rodas3", order: 3, counts2: [10, 20, 40, 80] },
+  // (Rodas4 on the Riccati problem: 4.36 on 10…80 steps, 4.24 on 20…160; below ~1e-12 rounding takes over)
+  { method: "rodas4", order: 4, counts2: [20, 40, 80, 160] },
+])
+  test(`${method} converges with order ${order} (±0.25) on a stiff linear system (closed form) and on a nonlinear non-autonomous problem`, () => {
+    const T = 1,
+      y0 = [1, 2];
+    const E = expmUpper(STIFF.a, STIFF.b, STIFF.d, T);
+    const exact = [E[0] * y0[0] + E[1] * y0[1], E[3] * y0[1]];
+    const hs: number[] = [],
+      errs: number[] = [];
+    for (const n of [8, 16, 32, 64]) {
+      const y = odeint(stiffPlain, y0, [0, T], { method, stepSizeController: new ConstantStepSize({ steps: n }) })[1];
+      hs.push(T / n);
+      errs.push(Math.hypot(y[0] - exact[0], y[1] - exact[1]));
+    }
+    const slope = loglogSlope(hs, errs);
+    console.log(
+      `${method}, stiff linear system (eigenvalues ${STIFF.a}, ${STIFF.d}, h·|λ| up to ${(1000 * hs[0]).toFixed(0)}): errors ${errs.map((e) => e.toExponential(2)).join(", ")}, slope ${slope.toFixed(3)}`,
+    );
+    assert.ok(Math.abs(slope - order) <= 0.25, `slope ${slope}`);
+    // y' = −2t·y² + (cos t − sin t stays out): y = 1/(1 + t²), with f depending on t (the f_t term matters)
+    const ric: ArrayField = (t, y) => [-2 * t * y[0] * y[0]];
+    const hs2: number[] = [],
+      errs2: number[] = [];
+    for (const n of counts2) {
+      const y = odeint(ric, [1], [0, 2], { method, stepSizeController: new ConstantStepSize({ steps: n }) })[1];
+      hs2.push(2 / n);
+      errs2.push(Math.abs(y[0] - 0.2));
+    }
+    const slope2 = loglogSlope(hs2, errs2);
+    console.log(`${method}, Riccati: errors ${errs2.map((e) => e.toExponential(2)).join(", ")}, slope ${slope2.toFixed(3)}`);
+    assert.ok(Math.abs(slope2 - order) <= 0.25, `slope ${slope2}`);
+  });
 
-test("Rodas3 is L-stable: one step on y' = λy damps to R(hλ) → 0 as hλ → −∞, |R| < 1 on the left half-plane, R(z) = eᶻ + O(z⁴)", () => {
-  const R = (z: number) =>
-    odeint((_t, y) => [z * y[0]], [1], [0, 1], { method: "rodas3", stepSizeController: new ConstantStepSize({ steps: 1 }) })[1][0];
-  for (const z of [-1e3, -1e6, -1e10]) assert.ok(Math.abs(R(z)) < 10 / Math.abs(z), `R(${z}) = ${R(z)}`);
-  for (const z of [-0.5, -2, -10, -100]) assert.ok(Math.abs(R(z)) < 1, `R(${z}) = ${R(z)}`);
-  const e1 = Math.abs(R(-0.1) - Math.exp(-0.1)),
-    e2 = Math.abs(R(-0.05) - Math.exp(-0.05));
-  assert.ok(Math.abs(Math.log2(e1 / e2) - 4) < 0.3, `local error order ${Math.log2(e1 / e2)}; expected 4 (order 3)`);
-});
+for (const { method, order } of [
+  { method: "rodas3", order: 3 },
+  { method: "rodas4", order: 4 },
+])
+  test(`${method} is L-stable: one step on y' = λy damps to R(hλ) → 0 as hλ → −∞, |R| < 1 on the left half-plane, R(z) = eᶻ + O(z^${order + 1})`, () => {
+    const R = (z: number) =>
+      odeint((_t, y) => [z * y[0]], [1], [0, 1], { method, stepSizeController: new ConstantStepSize({ steps: 1 }) })[1][0];
+    for (const z of [-1e3, -1e6, -1e10]) assert.ok(Math.abs(R(z)) < 10 / Math.abs(z), `R(${z}) = ${R(z)}`);
+    for (const z of [-0.5, -2, -10, -100]) assert.ok(Math.abs(R(z)) < 1, `R(${z}) = ${R(z)}`);
+    const e1 = Math.abs(R(-0.1) - Math.exp(-0.1)),
+      e2 = Math.abs(R(-0.05) - Math.exp(-0.05));
+    assert.ok(
+      Math.abs(Math.log2(e1 / e2) - (order + 1)) < 0.3,
+      `local error order ${Math.log2(e1 / e2)}; expected ${order + 1} (order ${order})`,
+    );
+  });
 
 test("Robertson's kinetics to t = 1e11 (rtol 1e-6, small atol on y₂) against scipy's Radau at rtol 1e-12", () => {
   // scipy 1.17.1 Radau, rtol 1e-12, atol [1e-14, 1e-20, 1e-14], analytic Jacobian (bench/ode-scipy-reference.py)
@@ -220,77 +232,128 @@ test("Van der Pol with μ = 1000 on [0, 3000] against scipy's Radau at rtol 1e-1
   assert.ok(b.stats.nfev >= a.stats.nfev + 2 * (b.stats.njev ?? 0), "finite differences cost n evaluations per Jacobian");
 });
 
-test("gradients through Rodas3 on a tensor state: backprop and the adjoint method against expm's closed-form derivatives", () => {
-  // y' = A y, A = [[a, b], [0, d]] stiff; L = w·y(T); ∂L/∂y0 = expm(AT)ᵀw, ∂L/∂(a, b, d) from the closed form
-  const T = 1,
-    a = -200,
-    b = 3,
-    d = -1,
-    y0v = [1, 2],
-    w = [0.7, -1.3];
-  const L = (p: number[], y: number[]) => {
-    const E = expmUpper(p[0], p[1], p[2], T);
-    return w[0] * (E[0] * y[0] + E[1] * y[1]) + w[1] * (E[3] * y[1]);
+test("Rodas4 on Robertson's kinetics and Van der Pol μ = 1000: within the tolerances of scipy Radau references, in fewer steps than Rodas3", () => {
+  const ts = [0, 40, 4e5, 1e11];
+  const ref = [
+    [1, 0, 0],
+    [0.7158270687193865, 9.185534764556822e-6, 0.28416374574584735],
+    [0.004938274520980869, 1.984994087954802e-8, 0.9950617056290774],
+    [2.0833401438845025e-8, 8.333360747067619e-14, 0.9999999791665148],
+  ];
+  const rob: ArrayField = (_t, y, d) => {
+    d[0] = -0.04 * y[0] + 1e4 * y[1] * y[2];
+    d[1] = 0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] * y[1];
+    d[2] = 3e7 * y[1] * y[1];
   };
-  const E = expmUpper(a, b, d, T);
-  const gy0 = [w[0] * E[0], w[0] * E[1] + w[1] * E[3]];
-  const gp = [0, 1, 2].map((k) => {
-    const h = 1e-6 * Math.max(1, Math.abs([a, b, d][k]));
-    const p = [a, b, d],
-      m = [a, b, d];
-    p[k] += h;
-    m[k] -= h;
-    return (L(p, y0v) - L(m, y0v)) / (2 * h);
-  });
-  const A = (p: Tensor) => reshape(mul(p, f64([1, 1, 0, 1])), [2, 2]); // p = [a, b, 0·, d] laid out row-major
-  const field = (_t: number, y: Tensor, p: Tensor) => reshape(matmul(A(p), reshape(y, [2, 1])), [2]);
-  const ctrl = new PIDController({ rtol: 1e-7, atol: 1e-9 });
-  const P = f64([a, b, 0, d]);
-  const loss = (y0: Tensor, p: Tensor) =>
-    sum(mul(odeint((t: number, y: Tensor) => field(t, y, p), y0, [0, T], { method: "rodas3", stepSizeController: ctrl })[1], f64(w)));
-  const [g0, g1] = grad(loss, { argnums: [0, 1] })(f64(y0v), P) as Tensor[];
-  const want = [...gy0, gp[0], gp[1], gp[2]];
-  // the adjoint's backward solve reconstructs y backwards in time, through the stiff mode that grows like
-  // e^(−a·(T − t)) in reverse time: its step count grows with the stiffness, so a milder a = −20 there
-  const ad = -20;
-  const Ead = expmUpper(ad, b, d, T);
-  const wantAdj = [
-    w[0] * Ead[0],
-    w[0] * Ead[1] + w[1] * Ead[3],
-    ...[0, 1, 2].map((k) => {
-      const h = 1e-6 * Math.max(1, Math.abs([ad, b, d][k]));
-      const p = [ad, b, d],
-        m = [ad, b, d];
+  const rtol = 1e-6,
+    atol = [1e-10, 1e-14, 1e-10];
+  const run = (method: string) =>
+    odeintWithStats(rob, [1, 0, 0], ts, {
+      method,
+      stepSizeController: new PIDController({ rtol, atol, maxSteps: 20000 }),
+      denseOutput: false,
+    });
+  const r4 = run("rodas4"),
+    r3 = run("rodas3");
+  // each species within 10·(atol + rtol·|y|) of the reference (y₁ ≈ 2e-8 at t = 1e11 sits near its atol of 1e-10)
+  for (let i = 1; i < ts.length; i++)
+    for (let k = 0; k < 3; k++) {
+      const e = Math.abs(r4.ys[i][k] - ref[i][k]);
+      assert.ok(e <= 10 * (atol[k] + rtol * Math.abs(ref[i][k])), `Robertson t = ${ts[i]}, y${k + 1}: error ${e}`);
+    }
+  for (const y of r4.ys) assert.ok(Math.abs(y[0] + y[1] + y[2] - 1) < 1e-12);
+  console.log(`Robertson: rodas4 ${JSON.stringify(r4.stats)}, rodas3 ${JSON.stringify(r3.stats)}`);
+  assert.ok(r4.stats.accepted < r3.stats.accepted, "Rodas4 takes fewer steps");
+  const MU = 1000;
+  const vdp: ArrayField = (_t, y, d) => {
+    d[0] = y[1];
+    d[1] = MU * (1 - y[0] * y[0]) * y[1] - y[0];
+  };
+  const vref = [-1.8636462548108763, -1.5106069367599941];
+  const c = () => new PIDController({ rtol: 1e-6, atol: 1e-6, maxSteps: 20000 });
+  const v4 = odeintWithStats(vdp, [2, 0], [0, 1000, 3000], { method: "rodas4", stepSizeController: c() });
+  const v3 = odeintWithStats(vdp, [2, 0], [0, 1000, 3000], { method: "rodas3", stepSizeController: c() });
+  const err4 = [1, 2].map((i) => Math.abs(v4.ys[i][0] - vref[i - 1])),
+    err3 = [1, 2].map((i) => Math.abs(v3.ys[i][0] - vref[i - 1]));
+  console.log(
+    `Van der Pol: rodas4 ${JSON.stringify(v4.stats)} errors ${err4.map((e) => e.toExponential(2)).join(", ")}; rodas3 ${JSON.stringify(v3.stats)} errors ${err3.map((e) => e.toExponential(2)).join(", ")}`,
+  );
+  for (const e of err4) assert.ok(e < 1e-4, `Van der Pol error ${e}`);
+  assert.ok(v4.stats.nfev < v3.stats.nfev, "Rodas4 needs fewer evaluations");
+});
+
+for (const method of ["rodas3", "rodas4"])
+  test(`gradients through ${method} on a tensor state: backprop and the adjoint method against expm's closed-form derivatives`, () => {
+    // y' = A y, A = [[a, b], [0, d]] stiff; L = w·y(T); ∂L/∂y0 = expm(AT)ᵀw, ∂L/∂(a, b, d) from the closed form
+    const T = 1,
+      a = -200,
+      b = 3,
+      d = -1,
+      y0v = [1, 2],
+      w = [0.7, -1.3];
+    const L = (p: number[], y: number[]) => {
+      const E = expmUpper(p[0], p[1], p[2], T);
+      return w[0] * (E[0] * y[0] + E[1] * y[1]) + w[1] * (E[3] * y[1]);
+    };
+    const E = expmUpper(a, b, d, T);
+    const gy0 = [w[0] * E[0], w[0] * E[1] + w[1] * E[3]];
+    const gp = [0, 1, 2].map((k) => {
+      const h = 1e-6 * Math.max(1, Math.abs([a, b, d][k]));
+      const p = [a, b, d],
+        m = [a, b, d];
       p[k] += h;
       m[k] -= h;
       return (L(p, y0v) - L(m, y0v)) / (2 * h);
-    }),
-  ];
-  let backStats: { njev?: number } = {};
-  const adjCtrl = new PIDController({ rtol: 1e-6, atol: 1e-8 });
-  const lossAdj = (y0: Tensor, p: Tensor) =>
-    sum(
-      mul(
-        odeintAdjoint(field, y0, [0, T], p, {
-          method: "rodas3",
-          stepSizeController: adjCtrl,
-          onStats: (ph, s) => ph === "backward" && (backStats = s),
-        })[1],
-        f64(w),
-      ),
-    );
-  const [h0, h1] = grad(lossAdj, { argnums: [0, 1] })(f64(y0v), f64([ad, b, 0, d])) as Tensor[];
-  assert.ok((backStats.njev ?? 0) > 0, "the backward solve is implicit too");
-  for (const [label, got, ref] of [
-    ["backprop", [...g0.data(), g1.data()[0], g1.data()[1], g1.data()[3]], want],
-    ["adjoint", [...h0.data(), h1.data()[0], h1.data()[1], h1.data()[3]], wantAdj],
-  ] as const) {
-    console.log(
-      `${label}: ${Array.from(got, (v) => v.toExponential(6)).join(", ")}; closed form ${ref.map((v) => v.toExponential(6)).join(", ")}`,
-    );
-    got.forEach((v, k) => assert.ok(Math.abs(v - ref[k]) <= 1e-5 * (Math.abs(ref[k]) + 1e-3), `${label} [${k}]: ${v} vs ${ref[k]}`));
-  }
-});
+    });
+    const A = (p: Tensor) => reshape(mul(p, f64([1, 1, 0, 1])), [2, 2]); // p = [a, b, 0·, d] laid out row-major
+    const field = (_t: number, y: Tensor, p: Tensor) => reshape(matmul(A(p), reshape(y, [2, 1])), [2]);
+    const ctrl = new PIDController({ rtol: 1e-7, atol: 1e-9 });
+    const P = f64([a, b, 0, d]);
+    const loss = (y0: Tensor, p: Tensor) =>
+      sum(mul(odeint((t: number, y: Tensor) => field(t, y, p), y0, [0, T], { method, stepSizeController: ctrl })[1], f64(w)));
+    const [g0, g1] = grad(loss, { argnums: [0, 1] })(f64(y0v), P) as Tensor[];
+    const want = [...gy0, gp[0], gp[1], gp[2]];
+    // the adjoint's backward solve reconstructs y backwards in time, through the stiff mode that grows like
+    // e^(−a·(T − t)) in reverse time: its step count grows with the stiffness, so a milder a = −20 there
+    const ad = -20;
+    const Ead = expmUpper(ad, b, d, T);
+    const wantAdj = [
+      w[0] * Ead[0],
+      w[0] * Ead[1] + w[1] * Ead[3],
+      ...[0, 1, 2].map((k) => {
+        const h = 1e-6 * Math.max(1, Math.abs([ad, b, d][k]));
+        const p = [ad, b, d],
+          m = [ad, b, d];
+        p[k] += h;
+        m[k] -= h;
+        return (L(p, y0v) - L(m, y0v)) / (2 * h);
+      }),
+    ];
+    let backStats: { njev?: number } = {};
+    const adjCtrl = new PIDController({ rtol: 1e-6, atol: 1e-8 });
+    const lossAdj = (y0: Tensor, p: Tensor) =>
+      sum(
+        mul(
+          odeintAdjoint(field, y0, [0, T], p, {
+            method,
+            stepSizeController: adjCtrl,
+            onStats: (ph, s) => ph === "backward" && (backStats = s),
+          })[1],
+          f64(w),
+        ),
+      );
+    const [h0, h1] = grad(lossAdj, { argnums: [0, 1] })(f64(y0v), f64([ad, b, 0, d])) as Tensor[];
+    assert.ok((backStats.njev ?? 0) > 0, "the backward solve is implicit too");
+    for (const [label, got, ref] of [
+      ["backprop", [...g0.data(), g1.data()[0], g1.data()[1], g1.data()[3]], want],
+      ["adjoint", [...h0.data(), h1.data()[0], h1.data()[1], h1.data()[3]], wantAdj],
+    ] as const) {
+      console.log(
+        `${label}: ${Array.from(got, (v) => v.toExponential(6)).join(", ")}; closed form ${ref.map((v) => v.toExponential(6)).join(", ")}`,
+      );
+      got.forEach((v, k) => assert.ok(Math.abs(v - ref[k]) <= 1e-5 * (Math.abs(ref[k]) + 1e-3), `${label} [${k}]: ${v} vs ${ref[k]}`));
+    }
+  });
 
 test("backprop through fixed Rodas3 steps is the exact derivative of the discrete map (nonlinear Van der Pol, central differences)", () => {
   const field = (mu: Tensor) => (_t: number, s: { x: Tensor; v: Tensor }) => ({
