@@ -19,7 +19,7 @@ const [a31, a32] = A[2];
 const [a41, a42, a43] = A[3];
 const [a51, a52, a53, a54] = A[4];
 const [a61, a62, a63, a64, a65] = A[5];
-const [a71, a72, a73, a74, a75, a76] = A[6];
+const [a71, , a73, a74, a75, a76] = A[6];
 const [e1, e2, e3, e4, e5, e6, e7] = bErr;
 if (A[6][1] !== 0 || e2 !== 0) throw new Error("dopri5 loop: expected a₇₂ = 0 and bErr₂ = 0 (dopri5's tableau)");
 
