@@ -2,7 +2,9 @@
  * ODE solver benchmarks, peers in the same run:
  * - non-stiff: qkvflow's adaptive solvers on plain arrays (Float64Array, f(t, y, dydt)) and on tensor trees against
  *   the `odex` package (Hairer's Gragg–Bulirsch–Stoer extrapolation code on number arrays) at the same tolerances,
- *   with the error at the end of each solve and the ratios qkvflow dopri5 and dop853 (plain) / odex;
+ *   with the error at the end of each solve and the ratios qkvflow dopri5 and dop853 (plain) / odex, and a
+ *   hand-written dopri5 loop on Float64Array taking the same steps (bench/dopri5-loop.ts), the floor of odeint's
+ *   per-step cost;
  * - stiff: Rodas3 and Rodas4 (plain arrays, user Jacobian and finite differences) on Robertson's kinetics and Van der Pol
  *   with μ = 1000 against scipy's Radau and BDF (through `python3 bench/ode-scipy-reference.py --bench`, when python3
  *   with scipy is present), errors against tight-tolerance Radau references, and what an explicit method needs there;
@@ -17,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { add, matmul, mul, neg, pow, random, square, sub, div, tanh, tensor, type Tensor } from "@qkvflow/autograd";
 import { ConstantStepSize, PIDController, odeintWithStats, type ArrayField, type OdeStats } from "@qkvflow/ode";
 import { runIfMain } from "./common.js";
+import { dopri5Loop } from "./dopri5-loop.js";
 
 interface OdexResult {
   y: number[];
@@ -245,7 +248,7 @@ export async function run(filter?: string): Promise<void> {
       },
     });
   };
-  const ratios: { label: string; odex: Row; ours: Row; method: string }[] = [];
+  const ratios: { label: string; odex: Row; ours: Row; method: string; bare: Row | null }[] = [];
 
   for (const p of problems) {
     for (const tol of [1e-6, 1e-9]) {
@@ -286,7 +289,26 @@ export async function run(filter?: string): Promise<void> {
         };
         rows.push(row);
         timed(qname, row, solve);
-        if (method !== "tsit5" && odexRow) ratios.push({ label: `${p.short} ${tolS}`, odex: odexRow, ours: row, method });
+        if (method !== "tsit5" && odexRow) ratios.push({ label: `${p.short} ${tolS}`, odex: odexRow, ours: row, method, bare: null });
+      }
+      // the floor: a hand-written dopri5 loop taking the same steps (bench/dopri5-loop.ts)
+      const bname = `ode: ${p.name} hand-written dopri5 loop plain tol ${tolS}`;
+      if (want(bname)) {
+        const y0 = Float64Array.from(p.y0);
+        const probe = dopri5Loop(p.into, y0, 0, p.T, tol);
+        const row: Row = {
+          name: p.name,
+          solver: "hand-written dopri5 loop, Float64Array",
+          tol: tolS,
+          error: dist(probe.y, p.exact).toExponential(2),
+          steps: probe.stats.accepted,
+          nfev: probe.stats.nfev,
+          msPerSolve: NaN,
+        };
+        rows.push(row);
+        timed(bname, row, () => dopri5Loop(p.into, y0, 0, p.T, tol));
+        const r = ratios.find((x) => x.label === `${p.short} ${tolS}` && x.method === "dopri5");
+        if (r) r.bare = row;
       }
       const tname = `ode: ${p.name} qkvflow dopri5 tensor tree tol ${tolS}`;
       if (want(tname)) {
@@ -444,13 +466,17 @@ export async function run(filter?: string): Promise<void> {
     console.log(`| ${r.name} | ${r.solver} | ${r.tol} | ${r.error} | ${r.steps} | ${r.nfev} | ${fmtMs(r.msPerSolve)} |`);
   if (ratios.length > 0) {
     console.log(
-      "\n| problem, tol | qkvflow method (Float64Array) | odex ms | qkvflow ms | ratio qkvflow / odex | error odex | error qkvflow | f evals odex | f evals qkvflow |",
+      "\n| problem, tol | qkvflow method (Float64Array) | odex ms | qkvflow ms | ratio qkvflow / odex | error odex | error qkvflow | f evals odex | f evals qkvflow | hand-written dopri5 loop ms | ratio qkvflow / loop |",
     );
-    console.log("|---|---|---|---|---|---|---|---|---|");
-    for (const r of ratios)
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const r of ratios) {
+      // the loop's ratio is per step only when it took odeint's steps (it should: same tableau, order and controller)
+      const same = r.bare && r.bare.nfev === r.ours.nfev && r.bare.steps === r.ours.steps;
+      const loop = r.bare ? `${fmtMs(r.bare.msPerSolve)}${same ? "" : ` (other steps: ${r.bare.steps} / ${r.bare.nfev} f evals)`}` : "-";
       console.log(
-        `| ${r.label} | ${r.method} | ${fmtMs(r.odex.msPerSolve)} | ${fmtMs(r.ours.msPerSolve)} | ${(r.ours.msPerSolve / r.odex.msPerSolve).toFixed(2)} | ${r.odex.error} | ${r.ours.error} | ${r.odex.nfev} | ${r.ours.nfev} |`,
+        `| ${r.label} | ${r.method} | ${fmtMs(r.odex.msPerSolve)} | ${fmtMs(r.ours.msPerSolve)} | ${(r.ours.msPerSolve / r.odex.msPerSolve).toFixed(2)} | ${r.odex.error} | ${r.ours.error} | ${r.odex.nfev} | ${r.ours.nfev} | ${loop} | ${r.bare ? (r.ours.msPerSolve / r.bare.msPerSolve).toFixed(2) : "-"} |`,
       );
+    }
   }
   if (stiffRows.length > 0) {
     for (const sp of stiffWanted) {

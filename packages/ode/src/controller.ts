@@ -197,23 +197,27 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
   }
 
   adapt(step: StepAttempt, state: PIDState): StepDecision<PIDState> {
-    const { h, ratio } = step;
-    const { k } = state;
-    const { safety, factorMin, factorMax } = this;
+    const h = step.h,
+      ratio = step.ratio,
+      k = state.k;
     if (Number.isFinite(ratio) && ratio <= 1) {
       const p = this.pcoeff,
-        i = this.icoeff,
         d = this.dcoeff;
-      let factor = ratio === 0 ? factorMax : safety * Math.pow(ratio, -(p + i + d) / k);
-      // (the I controller skips the powers of the error memory: x^0 = 1 exactly)
-      if (ratio !== 0 && p + 2 * d !== 0) factor *= Math.pow(state.prev, (p + 2 * d) / k);
-      if (ratio !== 0 && d !== 0) factor *= Math.pow(state.prevPrev, -d / k);
-      factor = Math.min(factorMax, Math.max(factorMin, factor));
+      let factor: number;
+      if (ratio === 0) factor = this.factorMax;
+      else {
+        factor = this.safety * Math.pow(ratio, -(p + this.icoeff + d) / k);
+        // (the I controller skips the powers of the error memory: x^0 = 1 exactly)
+        if (p + 2 * d !== 0) factor *= Math.pow(state.prev, (p + 2 * d) / k);
+        if (d !== 0) factor *= Math.pow(state.prevPrev, -d / k);
+      }
+      factor = Math.min(this.factorMax, Math.max(this.factorMin, factor));
       if (state.rejected && !this.growAfterReject) factor = Math.min(1, factor);
       const next = Math.max(this.dtmin, Math.min(h * factor, this.dtmax));
       return { accept: true, h: next, state: { k, prev: Math.max(ratio, 1e-4), prevPrev: state.prev, rejected: false } };
     }
-    const factor = Number.isFinite(ratio) ? Math.min(safety, Math.max(factorMin, safety * Math.pow(ratio, -1 / k))) : factorMin;
+    const safety = this.safety;
+    const factor = Number.isFinite(ratio) ? Math.min(safety, Math.max(this.factorMin, safety * Math.pow(ratio, -1 / k))) : this.factorMin;
     let next = h * factor;
     if (next < this.dtmin) {
       if (h <= this.dtmin) {
@@ -226,7 +230,7 @@ export class PIDController implements AdaptiveStepSizeController<PIDState> {
       }
       next = this.dtmin;
     }
-    return { accept: false, h: next, state: state.rejected ? state : { ...state, rejected: true } };
+    return { accept: false, h: next, state: state.rejected ? state : { k, prev: state.prev, prevPrev: state.prevPrev, rejected: true } };
   }
 }
 

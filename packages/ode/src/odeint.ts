@@ -7,7 +7,7 @@ import { treeFlatten } from "@qkvflow/autograd";
 import { controllerFromOptions, toleranceOptions } from "./controller.js";
 import { resolveSolver } from "./registry.js";
 import { solveCore, solveFlat } from "./solve.js";
-import { arraySpace } from "./space.js";
+import { arraySpace, type ArraySpace } from "./space.js";
 import type { ArrayField, OdeintOptions, OdeSolution, Solver, Tolerance } from "./types.js";
 import { checkOptions, checkState, checkTimes, defaultAtol, defaultRtol, flattenField, resolveTolerances } from "./validate.js";
 
@@ -88,21 +88,44 @@ export function isArrayState(y0: unknown): y0 is ArrayState {
   return Array.isArray(y0) && y0.length > 0 && y0.every((v) => typeof v === "number");
 }
 
+/** A tolerance value: a finite number >= 0 (`where` locates it in the option). */
+function checkArrayTolerance(fn: string, what: string, v: unknown, where: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    throw new Error(`${fn}: ${what}${where} is ${String(v)}; expected a finite number >= 0`);
+  return v;
+}
+
 /** One tolerance per element of an n-element plain state: a number, or an array of n numbers (each >= 0). */
 function arrayTolerance(fn: string, what: string, tol: Tolerance | undefined, fallback: number, n: number): number[] {
   if (tol === undefined) return new Array<number>(n).fill(fallback);
-  const check = (v: unknown, where: string): number => {
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
-      throw new Error(`${fn}: ${what}${where} is ${String(v)}; expected a finite number >= 0`);
-    return v;
-  };
-  if (typeof tol === "number") return new Array<number>(n).fill(check(tol, ""));
+  if (typeof tol === "number") return new Array<number>(n).fill(checkArrayTolerance(fn, what, tol, ""));
   if (Array.isArray(tol) || ArrayBuffer.isView(tol)) {
     const a = tol as ArrayLike<unknown>;
     if (a.length !== n) throw new Error(`${fn}: ${what} has ${a.length} entries; expected a number or ${n} numbers, one per state element`);
-    return Array.from(a, (v, i) => check(v, `[${i}]`));
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = checkArrayTolerance(fn, what, a[i], `[${i}]`);
+    return out;
   }
   throw new Error(`${fn}: ${what} is ${typeof tol}; expected a number or an array of ${n} numbers for a plain-array state`);
+}
+
+/**
+ * The user's f(t, y, dydt) as the solver core calls it, f(t, y) → dy/dt, with dydt a buffer of the space (reused
+ * once the solver is done with a value): a returned array is copied into it. (Made here rather than as a named
+ * closure inside solveArray: a solve creates it once, and nothing else.)
+ */
+function spaceField(fn: string, f: ArrayField, space: ArraySpace): (t: number, y: Float64Array) => Float64Array {
+  const n = space.n;
+  return (t, y) => {
+    const out = space.alloc();
+    const r = f(t, y, out);
+    if (r === undefined || r === null) return out;
+    if (typeof r !== "object" || typeof (r as ArrayLike<number>).length !== "number")
+      throw new Error(`${fn}: f returned ${typeof r} at t = ${t}; expected nothing (dydt filled in) or an array of ${n} numbers`);
+    if (r.length !== n) throw new Error(`${fn}: f returned ${r.length} numbers at t = ${t}; expected ${n}, one per state element`);
+    for (let i = 0; i < n; i++) out[i] = r[i];
+    return out;
+  };
 }
 
 function solveArray(
@@ -136,17 +159,7 @@ function solveArray(
     fn,
     atol.map((a) => (a > 0 ? a : 1e-5)),
   );
-  // dydt is a solver buffer (reused once the solver is done with a value): the result is always copied into it
-  const field = (t: number, y: Float64Array): Float64Array => {
-    const out = space.alloc();
-    const r = f(t, y, out);
-    if (r === undefined || r === null) return out;
-    if (typeof r !== "object" || typeof (r as ArrayLike<number>).length !== "number")
-      throw new Error(`${fn}: f returned ${typeof r} at t = ${t}; expected nothing (dydt filled in) or an array of ${n} numbers`);
-    if (r.length !== n) throw new Error(`${fn}: f returned ${r.length} numbers at t = ${t}; expected ${n}, one per state element`);
-    for (let i = 0; i < n; i++) out[i] = r[i];
-    return out;
-  };
+  const field = spaceField(fn, f, space);
   for (let i = 0; i < n; i++) {
     if (rtol[i] === 0 && atol[i] === 0)
       throw new Error(`${fn}: rtol and atol are both 0 for state element ${i}; expected at least one of them > 0`);

@@ -129,6 +129,10 @@ export class ArraySpace implements VectorSpace<Float64Array> {
   // fixed-size stack (push/pop on a growing array would resize its backing store back and forth)
   private readonly pool: (Float64Array | undefined)[] = new Array<Float64Array | undefined>(POOL_SIZE).fill(undefined);
   private top = 0;
+  // indices of the terms of the sum being formed (sumInto)
+  private idx = new Int32Array(16);
+  // n zeros (the base of hostIncrement's sums; never written)
+  private readonly zeros: Float64Array;
 
   constructor(
     readonly n: number,
@@ -137,6 +141,7 @@ export class ArraySpace implements VectorSpace<Float64Array> {
     private readonly scale: readonly number[] | undefined,
   ) {
     this.scratch = new Float64Array(n);
+    this.zeros = new Float64Array(n);
   }
 
   alloc(): Float64Array {
@@ -148,35 +153,159 @@ export class ArraySpace implements VectorSpace<Float64Array> {
     return b;
   }
 
+  /** A buffer for a value its taker overwrites completely (so not zeroed, unlike `alloc`). */
+  private take(): Float64Array {
+    if (this.top === 0) return new Float64Array(this.n);
+    const b = this.pool[--this.top]!;
+    this.pool[this.top] = undefined;
+    return b;
+  }
+
   release(v: Float64Array): void {
     if (this.top < POOL_SIZE) this.pool[this.top++] = v;
   }
 
-  /** out = ((y + k₀·hc₀) + k₁·hc₁) + … over the nonzero cⱼ: the same operations in the same order as the tensor space. */
-  private combineInto(out: Float64Array, y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    const n = this.n,
-      m = c.length;
-    // one pass per nonzero coefficient (each element sees its terms in order j = 0, 1, …, as the tensor space)
-    let first = true;
+  /**
+   * out = ((base + k_j₀·w_j₀) + k_j₁·w_j₁) + … with w_j = h·c[j], over the j with c[j] ≠ 0 (`skipZeroWeight`: with
+   * w_j ≠ 0), in increasing j: per element the operations, in the order, of the tensor space's sums. Up to 7 terms
+   * in one pass over the elements with the terms' arrays and weights in locals (on the small states of plain-array
+   * problems, a loop over the terms costs more than the arithmetic); more terms, in passes of up to 7.
+   */
+  private sumInto(
+    out: Float64Array,
+    base: Float64Array,
+    h: number,
+    c: readonly number[],
+    ks: readonly Float64Array[],
+    skipZeroWeight: boolean,
+  ): Float64Array {
+    const m = c.length;
+    if (m > this.idx.length) this.idx = new Int32Array(m);
+    const idx = this.idx;
+    let count = 0;
     for (let j = 0; j < m; j++) {
       const cj = c[j];
-      if (cj === 0) continue;
-      const wj = h * cj,
-        k = ks[j];
-      if (first) for (let i = 0; i < n; i++) out[i] = y[i] + k[i] * wj;
-      else for (let i = 0; i < n; i++) out[i] = out[i] + k[i] * wj;
-      first = false;
+      if (cj === 0 || (skipZeroWeight && h * cj === 0)) continue;
+      idx[count++] = j;
     }
-    if (first) for (let i = 0; i < n; i++) out[i] = y[i];
+    // more than 7 terms (DOP853's rows): passes of up to 7, each continuing from the last (the same order per element)
+    if (count <= 7) return this.fusedPass(out, base, h, c, ks, 0, count);
+    this.fusedPass(out, base, h, c, ks, 0, 7);
+    for (let o = 7; o < count; o += 7) this.fusedPass(out, out, h, c, ks, o, Math.min(7, count - o));
     return out;
   }
 
+  /** out = base + terms idx[o … o + count) of the sum, count ≤ 7, in one pass (see sumInto). */
+  private fusedPass(
+    out: Float64Array,
+    base: Float64Array,
+    h: number,
+    c: readonly number[],
+    ks: readonly Float64Array[],
+    o: number,
+    count: number,
+  ): Float64Array {
+    const n = this.n,
+      idx = this.idx;
+    switch (count) {
+      case 0:
+        for (let i = 0; i < n; i++) out[i] = base[i];
+        return out;
+      case 1: {
+        const k0 = ks[idx[o + 0]];
+        const w0 = h * c[idx[o + 0]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0;
+        return out;
+      }
+      case 2: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0 + k1[i] * w1;
+        return out;
+      }
+      case 3: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2;
+        return out;
+      }
+      case 4: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3;
+        return out;
+      }
+      case 5: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]],
+          k4 = ks[idx[o + 4]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]],
+          w4 = h * c[idx[o + 4]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4;
+        return out;
+      }
+      case 6: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]],
+          k4 = ks[idx[o + 4]],
+          k5 = ks[idx[o + 5]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]],
+          w4 = h * c[idx[o + 4]],
+          w5 = h * c[idx[o + 5]];
+        for (let i = 0; i < n; i++) out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4 + k5[i] * w5;
+        return out;
+      }
+      case 7: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]],
+          k4 = ks[idx[o + 4]],
+          k5 = ks[idx[o + 5]],
+          k6 = ks[idx[o + 6]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]],
+          w4 = h * c[idx[o + 4]],
+          w5 = h * c[idx[o + 5]],
+          w6 = h * c[idx[o + 6]];
+        for (let i = 0; i < n; i++)
+          out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4 + k5[i] * w5 + k6[i] * w6;
+        return out;
+      }
+    }
+    throw new Error(`fusedPass: ${count} terms; expected at most 7`);
+  }
+
   combine(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    return this.combineInto(this.alloc(), y, h, c, ks);
+    return this.sumInto(this.take(), y, h, c, ks, false);
   }
 
   stage(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    return this.combineInto(this.scratch, y, h, c, ks);
+    return this.sumInto(this.scratch, y, h, c, ks, false);
   }
 
   increment(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
@@ -195,16 +324,9 @@ export class ArraySpace implements VectorSpace<Float64Array> {
     return out;
   }
 
+  /** ((0 + k_j₀·w_j₀) + k_j₁·w_j₁) + … over the terms with w_j = h·c[j] ≠ 0, as the tensor space's hostIncrement. */
   hostIncrement(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    const n = this.n;
-    const out = this.alloc();
-    for (let j = 0; j < c.length; j++) {
-      const w = h * c[j];
-      if (w === 0) continue;
-      const k = ks[j];
-      for (let i = 0; i < n; i++) out[i] += w * k[i];
-    }
-    return out;
+    return this.sumInto(this.take(), this.zeros, h, c, ks, true);
   }
 
   hermite(y0: Float64Array, f0: Float64Array, y1: Float64Array, f1: Float64Array, h: number, theta: number): Float64Array {

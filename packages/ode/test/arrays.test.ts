@@ -7,8 +7,18 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { add, concat, mul, neg, slice, square, type Tensor } from "@qkvflow/autograd";
-import { ConstantStepSize, PIDController, odeint, odeintWithStats, type ArrayField, type OdeintOptions } from "../src/index.js";
+import { add, concat, mul, neg, slice, square, tensor, type Tensor } from "@qkvflow/autograd";
+import { rng } from "../../../test/helpers/rng.js";
+import {
+  ConstantStepSize,
+  PIDController,
+  arraySpace,
+  odeint,
+  odeintWithStats,
+  tensorSpace,
+  type ArrayField,
+  type OdeintOptions,
+} from "../src/index.js";
 import { ARENSTORF_T, ARENSTORF_Y0, arenstorf, arenstorfPlain, f64, type Body } from "./helpers.js";
 
 interface Problem {
@@ -241,6 +251,39 @@ test("dop853 on plain arrays reproduces scipy's DOP853 counts and dense output o
     assert.equal(d.stats.rejected, ref.rejected);
     const extra = d.stats.nfev - ref.nfev;
     assert.ok(extra > 0 && extra <= 27 && extra % 3 === 0, `tol ${tol}: ${extra} extra evaluations for 9 interior outputs`);
+  }
+});
+
+test("arraySpace's sums (combine, stage, hostIncrement) equal tensorSpace's bit for bit, for 0 to 10 terms", () => {
+  // the plain-array space forms up to 7 terms in one fused pass and more term by term; the tensor space adds one
+  // term after another: per element the same operations in the same order, so the results are identical
+  const rand = rng(7);
+  const n = 5;
+  const vec = () => Float64Array.from({ length: n }, () => (rand() - 0.5) * 10 ** Math.floor(rand() * 6 - 3));
+  const asTensors = (v: Float64Array) => [tensor(Float64Array.from(v), { dtype: "float64", shape: [n] })];
+  for (let m = 0; m <= 10; m++) {
+    for (let trial = 0; trial < 4; trial++) {
+      const space = arraySpace(n);
+      const y = vec();
+      const ks = Array.from({ length: m }, vec);
+      // zero coefficients are skipped; trial 3 also has a coefficient whose weight h·c underflows to 0
+      const c = Array.from({ length: m }, (_, j) => (trial > 0 && j % 3 === 1 ? 0 : (rand() - 0.5) * 4));
+      const h = trial === 3 ? 1e-300 : 0.1 + rand();
+      if (trial === 3 && m > 0) c[m - 1] = 1e-30;
+      const tks = ks.map(asTensors);
+      const ref = tensorSpace.combine(asTensors(y), h, c, tks)[0].data();
+      const what = `${m} terms, trial ${trial}`;
+      assert.deepEqual(Array.from(space.combine(y, h, c, ks)), Array.from(ref), `combine: ${what}`);
+      assert.deepEqual(Array.from(space.stage(y, h, c, ks)), Array.from(ref), `stage: ${what}`);
+      if (c.some((v) => v !== 0)) {
+        const inc = tensorSpace.hostIncrement(h, c, tks)[0].data();
+        assert.deepEqual(Array.from(space.hostIncrement(h, c, ks)), Array.from(inc), `hostIncrement: ${what}`);
+      }
+      // a buffer handed back is reused by the next sum, which overwrites it completely
+      const again = space.combine(y, h, c, ks);
+      space.release(again);
+      assert.deepEqual(Array.from(space.combine(y, h, c, ks)), Array.from(ref), `combine into a reused buffer: ${what}`);
+    }
   }
 });
 
