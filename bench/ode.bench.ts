@@ -5,6 +5,8 @@
  *   with the error at the end of each solve and the ratios qkvflow dopri5 and dop853 (plain) / odex, and a
  *   hand-written dopri5 loop on Float64Array taking the same steps (bench/dopri5-loop.ts), the floor of odeint's
  *   per-step cost;
+ * - work against precision on the two non-stiff problems: odex, dopri5 and dop853 over tolerances 1e-4 … 1e-12, and
+ *   qkvflow's time at an error no larger than odex's at 1e-6 and 1e-9;
  * - stiff: Rodas3 and Rodas4 (plain arrays, user Jacobian and finite differences) on Robertson's kinetics and Van der Pol
  *   with μ = 1000 against scipy's Radau and BDF (through `python3 bench/ode-scipy-reference.py --bench`, when python3
  *   with scipy is present), errors against tight-tolerance Radau references, and what an explicit method needs there;
@@ -232,6 +234,89 @@ function runSuite(suite: Benchmark.Suite): Promise<void> {
 
 const fmtMs = (ms: number) => ms.toFixed(ms < 1 ? 3 : 1);
 
+/** One point of a work-precision sweep: a solver at one tolerance, its error at the end and its best ms per solve. */
+interface WorkPoint {
+  solver: string;
+  tol: number;
+  error: number;
+  nfev: number;
+  ms: number;
+  solve: () => unknown;
+}
+
+/**
+ * Work against precision (how codes are compared in Hairer, Nørsett & Wanner's books): each solver over tolerances
+ * 1e-4 … 1e-12 in half decades, timed in interleaved rounds (best of 15 rounds of ≥ 2 ms each, so every point sees
+ * the same machine state). For odex at 1e-6 and 1e-9, qkvflow's time at the loosest swept tolerance whose error is no
+ * larger than odex's: the comparison at comparable (here: no worse) error.
+ */
+function workPrecision(p: Problem): void {
+  const tols = Array.from({ length: 17 }, (_, i) => 10 ** (-4 - i / 2));
+  const points: WorkPoint[] = [];
+  for (const tol of tols) {
+    const s = new odex.Solver(p.y0.length);
+    s.absoluteTolerance = s.relativeTolerance = tol;
+    s.maxSteps = 1e6;
+    const r = s.solve(p.plain, 0, p.y0, p.T);
+    points.push({
+      solver: "odex",
+      tol,
+      error: dist(r.y, p.exact),
+      nfev: r.nEval,
+      ms: Infinity,
+      solve: () => s.solve(p.plain, 0, p.y0, p.T),
+    });
+    for (const method of ["dopri5", "dop853"]) {
+      const y0 = Float64Array.from(p.y0);
+      const c = pid(tol);
+      const solve = () => odeintWithStats(p.into, y0, [0, p.T], { method, stepSizeController: c });
+      const q = solve();
+      points.push({ solver: method, tol, error: dist(q.ys[1], p.exact), nfev: q.stats.nfev, ms: Infinity, solve });
+    }
+  }
+  const reps = points.map((pt) => {
+    const t0 = performance.now();
+    pt.solve();
+    return Math.max(1, Math.ceil(2 / Math.max(1e-3, performance.now() - t0)));
+  });
+  for (let round = 0; round < 15; round++) {
+    points.forEach((pt, i) => {
+      const t0 = performance.now();
+      for (let k = 0; k < reps[i]; k++) pt.solve();
+      pt.ms = Math.min(pt.ms, (performance.now() - t0) / reps[i]);
+    });
+  }
+  console.log(`\nwork-precision, ${p.name}: error at the end and ms per solve (best of 15 interleaved rounds)`);
+  console.log("| rtol = atol | odex error | odex ms | dopri5 error | dopri5 ms | dop853 error | dop853 ms |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const tol of tols) {
+    const at = (solver: string) => points.find((pt) => pt.solver === solver && pt.tol === tol)!;
+    const cells = ["odex", "dopri5", "dop853"].map((sv) => `${at(sv).error.toExponential(2)} | ${fmtMs(at(sv).ms)}`);
+    console.log(`| ${tol.toExponential(1)} | ${cells.join(" | ")} |`);
+  }
+  console.log(`\n${p.short}: qkvflow at an error no larger than odex's`);
+  console.log(
+    "| odex rtol = atol | odex error | odex ms | method | qkvflow rtol = atol | qkvflow error | qkvflow ms | ratio qkvflow / odex |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const tol of [1e-6, 1e-9]) {
+    const o = points.find((pt) => pt.solver === "odex" && Math.abs(pt.tol / tol - 1) < 1e-9)!;
+    for (const method of ["dopri5", "dop853"]) {
+      // the loosest tolerance (tols descend) whose error is ≤ odex's
+      const q = points.find((pt) => pt.solver === method && pt.error <= o.error);
+      if (!q) {
+        console.log(
+          `| ${tol.toExponential(0)} | ${o.error.toExponential(2)} | ${fmtMs(o.ms)} | ${method} | none down to 1e-12 | - | - | - |`,
+        );
+        continue;
+      }
+      console.log(
+        `| ${tol.toExponential(0)} | ${o.error.toExponential(2)} | ${fmtMs(o.ms)} | ${method} | ${q.tol.toExponential(1)} | ${q.error.toExponential(2)} | ${fmtMs(q.ms)} | ${(q.ms / o.ms).toFixed(2)} |`,
+      );
+    }
+  }
+}
+
 /** Runs the ODE benchmarks whose names contain `filter` (case-insensitive; `a|b`: either); prints markdown tables. */
 export async function run(filter?: string): Promise<void> {
   const alternatives = filter ? filter.toLowerCase().split("|") : [];
@@ -452,12 +537,13 @@ export async function run(filter?: string): Promise<void> {
     timed(name, row, c.fn);
   }
 
-  if (suite.length === 0) {
+  const workPrecisionWanted = problems.filter((p) => want(`ode: work-precision ${p.name}`));
+  if (suite.length === 0 && workPrecisionWanted.length === 0) {
     console.log(`ode: no benchmark matches '${filter}'`);
     return;
   }
   suite.on("cycle", (e: { target: Benchmark }) => console.log(String(e.target)));
-  await runSuite(suite);
+  if (suite.length > 0) await runSuite(suite);
   const scipy = stiffWanted.length > 0 ? scipyPeers() : null;
 
   console.log("\n| problem | solver | rtol = atol | error at end | accepted steps | f evals | ms / solve |");
@@ -494,6 +580,7 @@ export async function run(filter?: string): Promise<void> {
         );
     }
   }
+  for (const p of workPrecisionWanted) workPrecision(p);
 }
 
 runIfMain(import.meta.url, run);

@@ -54,6 +54,7 @@ class DenseRKStep<V> implements StepResult<V> {
 export function explicitRK(tableau: ButcherTableau): Solver {
   const T = validateTableau(tableau, "explicitRK");
   const s = T.stages;
+  const NZ = T.nonzero;
   const interpPolys = T.interp ? T.interp.map((p) => [0, ...p]) : null;
   const stepOn = <V>(
     space: VectorSpace<V>,
@@ -75,16 +76,16 @@ export function explicitRK(tableau: ButcherTableau): Solver {
     for (let i = 1; i < s; i++) {
       const last = T.fsal && i === s - 1;
       // a stage argument is only read by f (a reusable buffer on plain arrays); the FSAL one is y1 itself
-      const yi = last || !space.stage ? space.combine(y, h, T.a[i], ks) : space.stage(y, h, T.a[i], ks);
+      const yi = last || !space.stage ? space.combine(y, h, T.a[i], ks, NZ.a[i]) : space.stage(y, h, T.a[i], ks, NZ.a[i]);
       if (last) y1 = yi;
       ks[i] = f(t + T.c[i] * h, yi);
       nfev++;
     }
-    if (!y1) y1 = space.combine(y, h, T.b, ks);
+    if (!y1) y1 = space.combine(y, h, T.b, ks, NZ.b);
     const bErr = T.bErr;
     // the error estimate only feeds the controller: computed from the values, outside autodiff
-    const err = needError && bErr ? space.hostIncrement(h, bErr, ks) : null;
-    const err2 = needError && T.bErr2 ? space.hostIncrement(h, T.bErr2, ks) : null;
+    const err = needError && bErr ? space.hostIncrement(h, bErr, ks, NZ.bErr ?? undefined) : null;
+    const err2 = needError && T.bErr2 ? space.hostIncrement(h, T.bErr2, ks, NZ.bErr2 ?? undefined) : null;
     // the stage derivatives other than f0 and the FSAL one are not kept after the step
     const temporaries = space.release ? ks : undefined;
     const f1 = T.fsal ? ks[s - 1] : null;

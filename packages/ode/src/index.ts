@@ -44,6 +44,7 @@ export { customVjp } from "./custom-vjp.js";
 export { explicitRK } from "./explicit-rk.js";
 export {
   validateTableau,
+  nonzeroIndices,
   polyMul,
   polyAdd,
   polyEval,

@@ -120,6 +120,12 @@ const U = Number.EPSILON;
 /** Buffers an ArraySpace keeps for reuse. */
 const POOL_SIZE = 64;
 
+/** Whether some listed coefficient's weight h·c[j] underflows to 0 (then the sum skips that term, as the tensor space). */
+function anyZeroWeight(h: number, c: readonly number[], nonzero: Int32Array): boolean {
+  for (let j = 0; j < nonzero.length; j++) if (h * c[nonzero[j]] === 0) return true;
+  return false;
+}
+
 /** The plain-array vector space (see `arraySpace`). */
 export class ArraySpace implements VectorSpace<Float64Array> {
   readonly kind = "array";
@@ -167,9 +173,9 @@ export class ArraySpace implements VectorSpace<Float64Array> {
 
   /**
    * out = ((base + k_j₀·w_j₀) + k_j₁·w_j₁) + … with w_j = h·c[j], over the j with c[j] ≠ 0 (`skipZeroWeight`: with
-   * w_j ≠ 0), in increasing j: per element the operations, in the order, of the tensor space's sums. Up to 7 terms
+   * w_j ≠ 0), in increasing j: per element the operations, in the order, of the tensor space's sums. Up to 9 terms
    * in one pass over the elements with the terms' arrays and weights in locals (on the small states of plain-array
-   * problems, a loop over the terms costs more than the arithmetic); more terms, in passes of up to 7.
+   * problems, a loop over the terms costs more than the arithmetic); more terms, in passes of up to 9.
    */
   private sumInto(
     out: Float64Array,
@@ -178,35 +184,43 @@ export class ArraySpace implements VectorSpace<Float64Array> {
     c: readonly number[],
     ks: readonly Float64Array[],
     skipZeroWeight: boolean,
+    nonzero: Int32Array | undefined,
   ): Float64Array {
-    const m = c.length;
-    if (m > this.idx.length) this.idx = new Int32Array(m);
-    const idx = this.idx;
+    let idx: Int32Array;
     let count = 0;
-    for (let j = 0; j < m; j++) {
-      const cj = c[j];
-      if (cj === 0 || (skipZeroWeight && h * cj === 0)) continue;
-      idx[count++] = j;
+    if (nonzero !== undefined && !(skipZeroWeight && anyZeroWeight(h, c, nonzero))) {
+      // the caller's list of the nonzero coefficients (a tableau row's, computed once)
+      idx = nonzero;
+      count = nonzero.length;
+    } else {
+      const m = c.length;
+      if (m > this.idx.length) this.idx = new Int32Array(m);
+      idx = this.idx;
+      for (let j = 0; j < m; j++) {
+        const cj = c[j];
+        if (cj === 0 || (skipZeroWeight && h * cj === 0)) continue;
+        idx[count++] = j;
+      }
     }
-    // more than 7 terms (DOP853's rows): passes of up to 7, each continuing from the last (the same order per element)
-    if (count <= 7) return this.fusedPass(out, base, h, c, ks, 0, count);
-    this.fusedPass(out, base, h, c, ks, 0, 7);
-    for (let o = 7; o < count; o += 7) this.fusedPass(out, out, h, c, ks, o, Math.min(7, count - o));
+    // more than 9 terms (DOP853's longest rows): passes of up to 9, each continuing from the last (the same order per element)
+    if (count <= 9) return this.fusedPass(out, base, h, c, ks, idx, 0, count);
+    this.fusedPass(out, base, h, c, ks, idx, 0, 9);
+    for (let o = 9; o < count; o += 9) this.fusedPass(out, out, h, c, ks, idx, o, Math.min(9, count - o));
     return out;
   }
 
-  /** out = base + terms idx[o … o + count) of the sum, count ≤ 7, in one pass (see sumInto). */
+  /** out = base + terms idx[o … o + count) of the sum, count ≤ 9, in one pass (see sumInto). */
   private fusedPass(
     out: Float64Array,
     base: Float64Array,
     h: number,
     c: readonly number[],
     ks: readonly Float64Array[],
+    idx: Int32Array,
     o: number,
     count: number,
   ): Float64Array {
-    const n = this.n,
-      idx = this.idx;
+    const n = this.n;
     switch (count) {
       case 0:
         for (let i = 0; i < n; i++) out[i] = base[i];
@@ -296,16 +310,61 @@ export class ArraySpace implements VectorSpace<Float64Array> {
           out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4 + k5[i] * w5 + k6[i] * w6;
         return out;
       }
+      case 8: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]],
+          k4 = ks[idx[o + 4]],
+          k5 = ks[idx[o + 5]],
+          k6 = ks[idx[o + 6]],
+          k7 = ks[idx[o + 7]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]],
+          w4 = h * c[idx[o + 4]],
+          w5 = h * c[idx[o + 5]],
+          w6 = h * c[idx[o + 6]],
+          w7 = h * c[idx[o + 7]];
+        for (let i = 0; i < n; i++)
+          out[i] = base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4 + k5[i] * w5 + k6[i] * w6 + k7[i] * w7;
+        return out;
+      }
+      case 9: {
+        const k0 = ks[idx[o + 0]],
+          k1 = ks[idx[o + 1]],
+          k2 = ks[idx[o + 2]],
+          k3 = ks[idx[o + 3]],
+          k4 = ks[idx[o + 4]],
+          k5 = ks[idx[o + 5]],
+          k6 = ks[idx[o + 6]],
+          k7 = ks[idx[o + 7]],
+          k8 = ks[idx[o + 8]];
+        const w0 = h * c[idx[o + 0]],
+          w1 = h * c[idx[o + 1]],
+          w2 = h * c[idx[o + 2]],
+          w3 = h * c[idx[o + 3]],
+          w4 = h * c[idx[o + 4]],
+          w5 = h * c[idx[o + 5]],
+          w6 = h * c[idx[o + 6]],
+          w7 = h * c[idx[o + 7]],
+          w8 = h * c[idx[o + 8]];
+        for (let i = 0; i < n; i++)
+          out[i] =
+            base[i] + k0[i] * w0 + k1[i] * w1 + k2[i] * w2 + k3[i] * w3 + k4[i] * w4 + k5[i] * w5 + k6[i] * w6 + k7[i] * w7 + k8[i] * w8;
+        return out;
+      }
     }
-    throw new Error(`fusedPass: ${count} terms; expected at most 7`);
+    throw new Error(`fusedPass: ${count} terms; expected at most 9`);
   }
 
-  combine(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    return this.sumInto(this.take(), y, h, c, ks, false);
+  combine(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[], nonzero?: Int32Array): Float64Array {
+    return this.sumInto(this.take(), y, h, c, ks, false, nonzero);
   }
 
-  stage(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    return this.sumInto(this.scratch, y, h, c, ks, false);
+  stage(y: Float64Array, h: number, c: readonly number[], ks: readonly Float64Array[], nonzero?: Int32Array): Float64Array {
+    return this.sumInto(this.scratch, y, h, c, ks, false, nonzero);
   }
 
   increment(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
@@ -325,8 +384,8 @@ export class ArraySpace implements VectorSpace<Float64Array> {
   }
 
   /** ((0 + k_j₀·w_j₀) + k_j₁·w_j₁) + … over the terms with w_j = h·c[j] ≠ 0, as the tensor space's hostIncrement. */
-  hostIncrement(h: number, c: readonly number[], ks: readonly Float64Array[]): Float64Array {
-    return this.sumInto(this.take(), this.zeros, h, c, ks, true);
+  hostIncrement(h: number, c: readonly number[], ks: readonly Float64Array[], nonzero?: Int32Array): Float64Array {
+    return this.sumInto(this.take(), this.zeros, h, c, ks, true, nonzero);
   }
 
   hermite(y0: Float64Array, f0: Float64Array, y1: Float64Array, f1: Float64Array, h: number, theta: number): Float64Array {

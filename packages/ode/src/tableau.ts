@@ -63,6 +63,20 @@ export interface NormalizedTableau {
   readonly denseStages: { readonly c: readonly number[]; readonly a: readonly (readonly number[])[] } | null;
   /** The last stage is evaluated at t + h on the solution itself (first same as last). */
   readonly fsal: boolean;
+  /** Indices of the nonzero entries of each row of a, of b, bErr and bErr2 (increasing): the sums' terms. */
+  readonly nonzero: {
+    readonly a: readonly Int32Array[];
+    readonly b: Int32Array;
+    readonly bErr: Int32Array | null;
+    readonly bErr2: Int32Array | null;
+  };
+}
+
+/** The indices j with row[j] ≠ 0, increasing. */
+export function nonzeroIndices(row: readonly number[]): Int32Array {
+  const nz: number[] = [];
+  for (let j = 0; j < row.length; j++) if (row[j] !== 0) nz.push(j);
+  return Int32Array.from(nz);
 }
 
 const TOL = 1e-10;
@@ -173,7 +187,13 @@ export function validateTableau(t: ButcherTableau, fn = "explicitRK"): Normalize
   }
   let fsal = s > 1 && c[s - 1] === 1 && b[s - 1] === 0;
   if (fsal) for (let j = 0; j < s - 1; j++) if (Math.abs(a[s - 1][j] - b[j]) > 1e-15 * Math.max(1, Math.abs(b[j]))) fsal = false;
-  return { name: t.name, order: t.order, errorOrder, stages: s, c, a, b, bErr, bErr2, interp, denseStages, fsal };
+  const nonzero = {
+    a: a.map(nonzeroIndices),
+    b: nonzeroIndices(b),
+    bErr: bErr ? nonzeroIndices(bErr) : null,
+    bErr2: bErr2 ? nonzeroIndices(bErr2) : null,
+  };
+  return { name: t.name, order: t.order, errorOrder, stages: s, c, a, b, bErr, bErr2, interp, denseStages, fsal, nonzero };
 }
 
 /** A polynomial as coefficients in increasing powers: p[0] + p[1]·x + p[2]·x² + … */

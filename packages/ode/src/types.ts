@@ -56,17 +56,20 @@ export interface StepResult<V = Tensor[]> {
 export interface VectorSpace<V> {
   /** 'tensor' for tensor leaves, 'array' for plain Float64Array states. */
   readonly kind: string;
-  /** y + h·Σ_j coeffs[j]·k_j (terms with a zero coefficient skipped). */
-  combine(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  /**
+   * y + h·Σ_j coeffs[j]·k_j (terms with a zero coefficient skipped). `nonzero`, when given, lists the j with
+   * coeffs[j] ≠ 0 in increasing order (a tableau row's, computed once), so the space need not look for them.
+   */
+  combine(y: V, h: number, coeffs: readonly number[], ks: readonly V[], nonzero?: Int32Array): V;
   /**
    * combine for the argument of a single f evaluation: the result may be overwritten by the next `stage` call
    * (plain arrays reuse one buffer). Absent: combine.
    */
-  stage?(y: V, h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  stage?(y: V, h: number, coeffs: readonly number[], ks: readonly V[], nonzero?: Int32Array): V;
   /** h·Σ_j coeffs[j]·k_j (at least one coefficient nonzero). */
   increment(h: number, coeffs: readonly number[], ks: readonly V[]): V;
   /** h·Σ_j coeffs[j]·k_j from the values, outside autodiff (error estimates). */
-  hostIncrement(h: number, coeffs: readonly number[], ks: readonly V[]): V;
+  hostIncrement(h: number, coeffs: readonly number[], ks: readonly V[], nonzero?: Int32Array): V;
   /** Cubic Hermite interpolation at θ on a step of size h through (y0, f0), (y1, f1). */
   hermite(y0: V, f0: V, y1: V, f1: V, h: number, theta: number): V;
   /** y + a·x from the values, outside autodiff. */

@@ -13,6 +13,7 @@ import {
   ConstantStepSize,
   PIDController,
   arraySpace,
+  nonzeroIndices,
   odeint,
   odeintWithStats,
   tensorSpace,
@@ -255,7 +256,7 @@ test("dop853 on plain arrays reproduces scipy's DOP853 counts and dense output o
 });
 
 test("arraySpace's sums (combine, stage, hostIncrement) equal tensorSpace's bit for bit, for 0 to 10 terms", () => {
-  // the plain-array space forms up to 7 terms in one fused pass and more term by term; the tensor space adds one
+  // the plain-array space forms up to 9 terms in one fused pass and more in passes of 9; the tensor space adds one
   // term after another: per element the same operations in the same order, so the results are identical
   const rand = rng(7);
   const n = 5;
@@ -273,11 +274,16 @@ test("arraySpace's sums (combine, stage, hostIncrement) equal tensorSpace's bit 
       const tks = ks.map(asTensors);
       const ref = tensorSpace.combine(asTensors(y), h, c, tks)[0].data();
       const what = `${m} terms, trial ${trial}`;
+      // with and without the list of nonzero coefficients (what the Runge–Kutta step passes for a tableau row)
+      const nz = nonzeroIndices(c);
       assert.deepEqual(Array.from(space.combine(y, h, c, ks)), Array.from(ref), `combine: ${what}`);
+      assert.deepEqual(Array.from(space.combine(y, h, c, ks, nz)), Array.from(ref), `combine with nonzero: ${what}`);
       assert.deepEqual(Array.from(space.stage(y, h, c, ks)), Array.from(ref), `stage: ${what}`);
+      assert.deepEqual(Array.from(space.stage(y, h, c, ks, nz)), Array.from(ref), `stage with nonzero: ${what}`);
       if (c.some((v) => v !== 0)) {
         const inc = tensorSpace.hostIncrement(h, c, tks)[0].data();
         assert.deepEqual(Array.from(space.hostIncrement(h, c, ks)), Array.from(inc), `hostIncrement: ${what}`);
+        assert.deepEqual(Array.from(space.hostIncrement(h, c, ks, nz)), Array.from(inc), `hostIncrement with nonzero: ${what}`);
       }
       // a buffer handed back is reused by the next sum, which overwrites it completely
       const again = space.combine(y, h, c, ks);
