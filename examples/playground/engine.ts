@@ -5,7 +5,6 @@
  * (`setBackend`), in Node as in a browser; the page (app.ts) only schedules it and draws the results.
  */
 import { noGrad, random, tensor, tidy, valueAndGrad, type Tensor } from "../../packages/autograd/src/index.js";
-import { uniformRaw } from "../../packages/autograd/src/random/raw.js";
 import { PAPER_EULER, validateConfig, type DiffEqFormerConfig, type ModelConfig } from "../../packages/models/src/config.js";
 import { createEmptyModel, createModel, type AnyModel } from "../../packages/models/src/factory.js";
 import { decodeModelFile, encodeModelFile } from "../../packages/models/src/io.js";
@@ -233,8 +232,7 @@ export function nextToken(model: AnyModel, context: readonly number[], i: number
     return best;
   }
   const p = nextTokenProbs(row, s.temperature, s.topK > 0 ? s.topK : null);
-  // the number random.uniform(foldIn(key(seed), i), [1], float64) gives, as sampleTokens draws it, taken on the host
-  // (a float64 tensor cannot live on the gpu backend)
-  const u = uniformRaw(random.foldIn(random.key(s.seed), i).words, 1, "float64")[0]!;
+  // the number sampleTokens draws, on the host (a float64 tensor cannot live on the gpu backend)
+  const u = random.uniformValues(random.foldIn(random.key(s.seed), i), 1, { dtype: "float64" })[0]!;
   return drawIndex(p, u);
 }

@@ -60,6 +60,19 @@ export function uniform(k: Key, shape: readonly number[], opts: { dtype?: FloatD
   return mk(raw.uniformRaw(k.words, sizeOf(s), dtype, opts.low ?? 0, opts.high ?? 1), s, dtype);
 }
 
+/**
+ * The numbers `uniform(k, [n], opts)` holds, as a host array instead of a tensor: no backend is involved, so a
+ * float64 draw works whatever the backend (the gpu backend has no float64 tensors), e.g. for sampling on the host.
+ */
+export function uniformValues(
+  k: Key,
+  n: number,
+  opts: { dtype?: FloatDType; low?: number; high?: number } = {},
+): Float32Array | Float64Array {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`random.uniformValues: n is ${n}; expected a non-negative integer`);
+  return raw.uniformRaw(k.words, n, opts.dtype ?? "float32", opts.low ?? 0, opts.high ?? 1);
+}
+
 /** Standard normal values (times `std`, plus `mean`). */
 export function normal(k: Key, shape: readonly number[], opts: { dtype?: FloatDType; mean?: number; std?: number } = {}): Tensor {
   const s = checkShape("random.normal", shape);

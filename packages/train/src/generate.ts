@@ -93,7 +93,8 @@ export function sampleTokens(model: TrainableModel, prompt: readonly number[], o
       for (let v = 1; v < V; v++) if (row[v]! > row[next]!) next = v;
     } else {
       const p = nextTokenProbs(row, temperature, topK);
-      const u = random.uniform(random.foldIn(key, i), [1], { dtype: "float64" }).item();
+      // drawn on the host (the numbers random.uniform gives): a float64 tensor cannot live on the gpu backend
+      const u = random.uniformValues(random.foldIn(key, i), 1, { dtype: "float64" })[0]!;
       next = drawIndex(p, u);
     }
     seq.push(next);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { random, tensor } from "@qkvflow/autograd";
+import { random, setBackend, tensor } from "@qkvflow/autograd";
+import { createGpuBackend } from "@qkvflow/autograd/gpu";
 import { drawIndex, nextTokenProbs, sampleTokens } from "../src/index.js";
 import { TinyLM, tinyConfig } from "../../../test/helpers/tiny-model.js";
 
@@ -66,3 +67,22 @@ test("sampleTokens: greedy follows the argmax chain; sampling is seeded and matc
 function greedyFirst(m: TinyLM): number {
   return sampleTokens(m, [7], { maxNewTokens: 1, temperature: 0 })[0]!;
 }
+
+test("sampleTokens runs on the gpu backend (gpu.js cpu mode) and draws the same tokens as on the cpu backend", () => {
+  const cfg = tinyConfig({ vocabSize: 12, dropout: 0 });
+  const opts = { maxNewTokens: 6, temperature: 1, topK: 5, key: random.key(11) };
+  const onCpu = sampleTokens(new TinyLM(cfg, random.key(4)), [1, 2], opts);
+  // the draws themselves: random.uniformValues holds what random.uniform's tensor holds
+  const k = random.foldIn(random.key(11), 3);
+  assert.deepEqual(
+    Array.from(random.uniformValues(k, 5, { dtype: "float64" })),
+    Array.from(random.uniform(k, [5], { dtype: "float64" }).data()),
+  );
+  setBackend(createGpuBackend({ mode: "cpu", name: "generate-gpu-cpu-mode" }));
+  try {
+    const onGpu = sampleTokens(new TinyLM(cfg, random.key(4)), [1, 2], opts);
+    assert.deepEqual(onGpu, onCpu);
+  } finally {
+    setBackend("cpu");
+  }
+});
