@@ -6,6 +6,8 @@ import { readFileSync } from "node:fs";
 import { decodeSafetensors, type Tensor } from "@qkvflow/autograd";
 import {
   CONFIG_METADATA_KEY,
+  MODEL_FILE,
+  checkpointFallbackNote,
   createEmptyModel,
   modelFromSafetensors,
   rawToParameter,
@@ -219,6 +221,9 @@ export async function analyzeCommand(argv: readonly string[], deps: AnalyzeCliDe
   if (args.corpus) texts.push(...splitSentences(readFileSync(args.corpus, "utf8")).slice(0, args.maxSentences));
   const results: AnalysisResult[] = [];
   for (const [i, ck] of args.checkpoints.entries()) {
+    // a run folder whose latest.json names a missing or incomplete checkpoint: an older model is read, and said so
+    const fallback = checkpointFallbackNote(ck, [MODEL_FILE]);
+    if (fallback !== null) log(`analyze: note: ${fallback}`);
     const model = await (deps.loadModel ?? loadAnalyzableModel)(ck);
     if (noInputs && i === 0 && deps.defaultInputs !== undefined) {
       const d = await deps.defaultInputs(ck, model);

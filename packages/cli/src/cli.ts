@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { random } from "@qkvflow/autograd";
 import { AnalyzeUsageError, analyzeCommand } from "@qkvflow/analysis";
 import { studyCommand } from "./study/command.js";
-import { CONFIG_FILE } from "@qkvflow/models";
+import { CONFIG_FILE, checkpointFallbackNote } from "@qkvflow/models";
 import {
   GPT2_EOS_ID,
   NonFiniteLossError,
@@ -272,6 +272,8 @@ async function cmdEval(p: ParsedArgs): Promise<number> {
   if (ck === undefined) throw new UsageError("eval needs --checkpoint PATH (a run folder, checkpoint folder or model .safetensors)");
   const cfg = configFor(p);
   const split = str(p.flags, "split");
+  const fallback = checkpointFallbackNote(ck);
+  if (fallback !== null) console.error(`eval: note: ${fallback}`);
   const bar = evalProgress();
   const r = await runEval(cfg, ck, {
     ...(split !== undefined ? { split } : {}),
@@ -304,7 +306,8 @@ async function cmdGenerate(p: ParsedArgs): Promise<number> {
   const temperature = numFlag(p.flags, "temperature", 0) ?? 0.8;
   const topK = intFlag(p.flags, "top-k", 0) ?? 40;
   const seed = intFlag(p.flags, "seed", 0) ?? 0;
-  const { model } = loadModelFrom(ck);
+  const { model, fallback } = loadModelFrom(ck);
+  if (fallback !== null) console.error(`generate: note: ${fallback}`);
   const ids = encode(prompt);
   if (ids.length === 0) throw new UsageError("--prompt encodes to no tokens; give some text");
   const block = (model.config as { blockSize: number }).blockSize;

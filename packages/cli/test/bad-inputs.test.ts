@@ -297,6 +297,30 @@ test("bad inputs: every case gives a clear message and exit status; docs/bad-inp
     0,
     /--max-tokens 100000 is more than fits in the model's context \(blockSize 16 − 1 prompt tokens = 15\); generating 15/,
   );
+  // a run whose latest.json names a checkpoint without its model file (a write that stopped half way): eval and
+  // generate read the newest complete one, and say so
+  const torn = copy("rtorn");
+  const tornRoot = path.join(torn, "checkpoints");
+  const complete = fs
+    .readdirSync(tornRoot)
+    .filter((d) => d.startsWith("step-"))
+    .sort()
+    .at(-1)!;
+  fs.cpSync(path.join(tornRoot, complete), path.join(tornRoot, "step-99999999"), { recursive: true });
+  fs.rmSync(path.join(tornRoot, "step-99999999", "model.safetensors"));
+  fs.writeFileSync(path.join(tornRoot, "latest.json"), JSON.stringify({ step: 99999999, dir: "step-99999999" }));
+  await viaCli(
+    "eval of a run whose latest checkpoint is incomplete",
+    ["eval", "--checkpoint", torn],
+    0,
+    /eval: note: \S*latest\.json names step-99999999, which is incomplete \(no model\.safetensors\); using step-\d+, the newest complete one/,
+  );
+  await viaCli(
+    "generate from a run whose latest checkpoint is incomplete",
+    ["generate", "--checkpoint", torn, "--prompt", "The", "--max-tokens", "2"],
+    0,
+    /generate: note: \S*latest\.json names step-99999999, which is incomplete \(no model\.safetensors\); using step-\d+, the newest complete one/,
+  );
   const hfDir = path.join(scratch, "hf");
   fs.mkdirSync(hfDir);
   const hfT: Record<string, ag.Tensor> = {};

@@ -91,6 +91,33 @@ export function latestCheckpointDir(root: string, files: readonly string[] = CHE
 }
 
 /**
+ * Why `resolveCheckpointDir(p, files)` did not take the checkpoint `latest.json` names, or null when it did (or `p`
+ * is a checkpoint folder or a file itself): `latest.json` names a folder that is missing or incomplete, or cannot be
+ * read. For tools that read a run (eval, generate, analyze), so that a fallback to an older checkpoint is said.
+ */
+export function checkpointFallbackNote(p: string, files: readonly string[] = CHECKPOINT_FILES): string | null {
+  const abs = path.resolve(p);
+  if (!fs.existsSync(abs) || fs.statSync(abs).isFile() || isCheckpointDir(abs, files)) return null;
+  const root = checkpointsRoot(abs);
+  const latest = path.join(root, LATEST_FILE);
+  if (!fs.existsSync(latest)) return null;
+  const chosen = latestCheckpointDir(root, files);
+  const using = chosen === null ? "no complete checkpoint is left" : `using ${path.basename(chosen)}, the newest complete one`;
+  let named: unknown;
+  try {
+    named = (JSON.parse(fs.readFileSync(latest, "utf8")) as { dir?: unknown }).dir;
+  } catch (e) {
+    return `${latest} cannot be read (${(e as Error).message}); ${using}`;
+  }
+  if (typeof named !== "string") return `${latest} names no checkpoint folder ('dir'); ${using}`;
+  const d = path.join(root, named);
+  if (isCheckpointDir(d, files)) return null;
+  if (!fs.existsSync(d)) return `${latest} names ${named}, which does not exist; ${using}`;
+  const missing = files.filter((f) => !fs.existsSync(path.join(d, f)));
+  return `${latest} names ${named}, which is incomplete (no ${missing.join(", ")}); ${using}`;
+}
+
+/**
  * A checkpoint folder from a path that is one (holds every file of `files`), a run folder (its latest checkpoint)
  * or a checkpoints folder; null when it holds no checkpoint yet. Throws when `p` does not exist.
  */

@@ -91,5 +91,6 @@ export {
   listCheckpointDirs,
   latestCheckpointDir,
   resolveCheckpointDir,
+  checkpointFallbackNote,
   resolveModelFile,
 } from "./checkpoint-layout.js";

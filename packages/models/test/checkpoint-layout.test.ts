@@ -11,6 +11,7 @@ import {
   latestCheckpointDir,
   listCheckpointDirs,
   resolveCheckpointDir,
+  checkpointFallbackNote,
   resolveModelFile,
 } from "../src/index.js";
 
@@ -57,9 +58,22 @@ test("listing and resolving: complete folders only, ascending by step (numerical
     assert.equal(resolveCheckpointDir(a), a, "a checkpoint folder is itself");
     writeFileSync(join(root, "latest.json"), JSON.stringify({ step: 200_000_000, dir: checkpointDirName(200_000_000) }));
     assert.equal(resolveCheckpointDir(run), b, "latest.json naming an incomplete folder falls back to the newest complete one");
+    // … and the fallback is said, naming what is missing and what is used instead
+    const note = checkpointFallbackNote(run);
+    assert.match(
+      note ?? "",
+      /latest\.json names step-200000000, which is incomplete \(no optimizer\.safetensors, state\.json, config\.json\); using step-100000000, the newest complete one/,
+    );
+    assert.equal(checkpointFallbackNote(run, [MODEL_FILE]), null, "complete enough for a model file: no fallback");
+    assert.equal(checkpointFallbackNote(a), null, "a checkpoint folder itself: nothing to say");
     assert.equal(resolveCheckpointDir(run, [MODEL_FILE]), join(root, checkpointDirName(200_000_000)), "complete enough for a model file");
     writeFileSync(join(root, "latest.json"), "{torn");
     assert.equal(latestCheckpointDir(root), b, "an unreadable latest.json falls back too");
+    assert.match(checkpointFallbackNote(run) ?? "", /latest\.json cannot be read \(.*\); using step-100000000, the newest complete one/);
+    writeFileSync(join(root, "latest.json"), JSON.stringify({ step: 5, dir: checkpointDirName(5) }));
+    assert.match(checkpointFallbackNote(root) ?? "", /latest\.json names step-00000005, which does not exist; using step-100000000/);
+    writeFileSync(join(root, "latest.json"), JSON.stringify({ step: 100_000_000, dir: checkpointDirName(100_000_000) }));
+    assert.equal(checkpointFallbackNote(run), null, "latest.json names a complete folder");
     assert.throws(() => resolveCheckpointDir(join(run, "nope")), /resolveCheckpointDir: '.*nope' does not exist; expected a run folder/);
   });
 });

@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { random } from "@qkvflow/autograd";
-import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE } from "@qkvflow/models";
+import { CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, checkpointFallbackNote } from "@qkvflow/models";
 import { decodeModelFile, loadCheckpoint, resolveCheckpointDir, writeFileAtomicSync } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { countEvalWindows, unigramPerplexity, type TokenArray } from "./data/index.js";
@@ -191,18 +191,20 @@ export async function runTrain(cfg: TrainConfig, opts: RunOptions = {}): Promise
 export function loadModelFrom(
   p: string,
   backend: ModelBackend = qkvflowModels,
-): { model: TrainableModel; source: string; step: number | null } {
+): { model: TrainableModel; source: string; step: number | null; fallback: string | null } {
   const abs = path.resolve(p);
   if (fs.existsSync(abs) && fs.statSync(abs).isFile()) {
     const b = fs.readFileSync(abs);
     const bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     const hf = huggingFaceGpt2(bytes, abs, backend === qkvflowModels);
-    if (hf !== null) return { model: hf, source: `${abs} (Hugging Face GPT-2)`, step: null };
+    if (hf !== null) return { model: hf, source: `${abs} (Hugging Face GPT-2)`, step: null, fallback: null };
     const { model, modelConfig } = decodeModelFile(bytes, abs);
-    return { model: backend.fromState(modelConfig, model), source: abs, step: null };
+    return { model: backend.fromState(modelConfig, model), source: abs, step: null, fallback: null };
   }
   const ck = loadCheckpoint(abs);
-  return { model: backend.fromState(ck.modelConfig, ck.model), source: ck.dir, step: ck.step };
+  // a run folder whose latest.json names a missing or incomplete checkpoint: an older one is read, and said so
+  const fallback = checkpointFallbackNote(abs);
+  return { model: backend.fromState(ck.modelConfig, ck.model), source: ck.dir, step: ck.step, fallback };
 }
 
 /** Fine-tunes a pretrained checkpoint (`finetune.checkpoint`), discretised to `finetune.layers`, fully or with LoRA. */
@@ -269,9 +271,17 @@ export async function runEval(
   cfg: TrainConfig,
   from: string,
   opts: RunOptions & { split?: string; onBatch?: (done: number, total: number) => void; onStart?: (plan: EvalPlan) => void } = {},
-): Promise<{ eval: EvalResult; split: string; splitTokens: number; unigram: number | null; source: string; note: string | null }> {
+): Promise<{
+  eval: EvalResult;
+  split: string;
+  splitTokens: number;
+  unigram: number | null;
+  source: string;
+  note: string | null;
+  fallback: string | null;
+}> {
   const log = opts.log ?? ((m: string) => console.log(m));
-  const { model, source } = loadModelFrom(from, opts.backend);
+  const { model, source, fallback } = loadModelFrom(from, opts.backend);
   const data = await dataFor(cfg, opts, log);
   let split = data.eval;
   if (opts.split !== undefined) {
@@ -291,5 +301,5 @@ export async function runEval(
     ...(opts.onBatch !== undefined ? { onBatch: opts.onBatch } : {}),
   });
   const uni = data.train.name !== split.name ? unigramPerplexity(data.train.tokens, split.tokens).perplexity : null;
-  return { eval: r, split: split.name, splitTokens: split.tokens.length, unigram: uni, source, note: data.note };
+  return { eval: r, split: split.name, splitTokens: split.tokens.length, unigram: uni, source, note: data.note, fallback };
 }
